@@ -1,0 +1,5 @@
+"""``python -m fakedriver serve ...``"""
+
+from ._cli import main
+
+raise SystemExit(main())
