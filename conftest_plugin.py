@@ -1,5 +1,140 @@
-"""pytest plugin for fakedriver (registered through the ``pytest11`` entry point).
+"""pytest plugin for fakedriver, registered through the ``pytest11`` entry point.
 
-The ``fake_netdriver`` fixture and its routing, journal helpers and leak audit come with
-the testing-kit work; until then this module only registers the plugin.
+Fixtures:
+
+* ``fake_netdriver``: a :class:`fakedriver.FakeNetDriver` for one test, with ``requests``
+  calls to ``fake_netdriver.url`` routed to it in-process (see :class:`fakedriver.Route`).
+* ``fake_netdriver_factory``: call it for more fakes, or ones with another persona:
+  ``fake_netdriver_factory(scope="global", url="http://overlay")``.
+
+Marker ``@pytest.mark.fake_netdriver(**options)`` sets persona options (``scope``,
+``ipam``, ``strict``, ...) and the plugin's own: ``audit`` (run ``assert_clean()`` at
+teardown), ``url`` and ``socket``. ini options give the defaults: ``fake_netdriver_strict``,
+``fake_netdriver_audit``, ``fake_netdriver_seed`` and ``fake_netdriver_url``.
+
+When a test that used a fake fails, its report gets a "fake_netdriver journal" section.
 """
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from typing import Any
+
+import pytest
+
+from fakedriver import FakeNetDriver, Persona, Route
+
+_PLUGIN_OPTIONS = ("audit", "url", "socket")
+_factories = pytest.StashKey["FakeNetDriverFactory"]()
+_failed = pytest.StashKey[bool]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        "fake_netdriver_strict",
+        "refuse lifecycle violations (default true)",
+        type="bool",
+        default=True,
+    )
+    parser.addini(
+        "fake_netdriver_audit",
+        "assert_clean() every fake at teardown (default false)",
+        type="bool",
+        default=False,
+    )
+    parser.addini("fake_netdriver_seed", "seed for generated values (default 0)", default="0")
+    parser.addini(
+        "fake_netdriver_url",
+        "base URL of the first fake (default http://fake-netdriver)",
+        default="http://fake-netdriver",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "fake_netdriver(**options): persona options for the fake_netdriver fixtures, plus "
+        "audit=True/False, url=..., socket=...",
+    )
+
+
+class FakeNetDriverFactory:
+    """Makes routed fakes for one test and takes them down after it."""
+
+    def __init__(self, config: pytest.Config, marker: pytest.Mark | None) -> None:
+        self._defaults: dict[str, Any] = {
+            "strict": config.getini("fake_netdriver_strict"),
+            "seed": int(config.getini("fake_netdriver_seed")),
+            "audit": config.getini("fake_netdriver_audit"),
+        }
+        self._url = str(config.getini("fake_netdriver_url")).rstrip("/")
+        if marker is not None:
+            self._defaults.update(marker.kwargs)
+        self._routes: list[tuple[Route, bool]] = []
+
+    @property
+    def fakes(self) -> list[FakeNetDriver]:
+        return [route.fake for route, _ in self._routes]
+
+    def __call__(self, persona: Persona | None = None, **options: Any) -> FakeNetDriver:
+        """A new fake, routed and active until the test ends.
+
+        :param persona: a base persona; ``options`` override its fields.
+        :param options: persona fields, and ``audit``, ``url``, ``socket``.
+        """
+        merged = {**self._defaults, **options}
+        audit = bool(merged.pop("audit", False))
+        default_url = self._url if not self._routes else f"{self._url}-{len(self._routes) + 1}"
+        url = merged.pop("url", default_url)
+        socket = merged.pop("socket", None)
+        fake = FakeNetDriver(persona, **merged)
+        route = Route(fake, url, socket)
+        route.start()
+        self._routes.append((route, audit))
+        return fake
+
+    def close(self, audit: bool) -> None:
+        for route, _ in reversed(self._routes):
+            route.stop()
+        if audit:
+            for route, wanted in self._routes:
+                if wanted:
+                    route.fake.assert_clean()
+
+    def report(self) -> str:
+        parts = []
+        for fake in self.fakes:
+            head = f"fake at {fake.url} (seed {fake.persona.seed}, strict={fake.persona.strict})"
+            violations = "".join(f"  ~ {v}\n" for v in fake.violations)
+            parts.append(f"{head}\n{fake.calls.format()}{violations}")
+        return "\n".join(parts)
+
+
+@pytest.fixture
+def fake_netdriver_factory(request: pytest.FixtureRequest) -> Iterator[FakeNetDriverFactory]:
+    """A factory of routed ``FakeNetDriver`` instances for this test."""
+    factory = FakeNetDriverFactory(
+        request.config, request.node.get_closest_marker("fake_netdriver")
+    )
+    request.node.stash[_factories] = factory
+    yield factory
+    factory.close(audit=not request.node.stash.get(_failed, False))
+
+
+@pytest.fixture
+def fake_netdriver(fake_netdriver_factory: FakeNetDriverFactory) -> FakeNetDriver:
+    """A ``FakeNetDriver`` routed at ``fake_netdriver.url`` for this test."""
+    return fake_netdriver_factory()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if report.when == "call" and report.failed:
+        item.stash[_failed] = True
+    factory = item.stash.get(_factories, None)
+    if report.failed and factory is not None and factory.fakes:
+        report.sections.append(("fake_netdriver journal", factory.report()))

@@ -9,7 +9,8 @@
 
 from __future__ import annotations
 
-from ._app import METHODS, FakeNetDriver
+from ._app import FakeNetDriver
+from ._audit import LeakError
 from ._errors import (
     BadRequest,
     Conflict,
@@ -19,9 +20,11 @@ from ._errors import (
     ResourceError,
     UnknownMethod,
 )
-from ._journal import Call
+from ._journal import Call, Journal
+from ._methods import METHODS
 from ._persona import Persona
 from ._pool import Lease, Pool
+from ._routing import Route, routed
 from ._state import Allocation, Endpoint, Join, Network, Node, State, Violation
 
 __version__ = "0.1.0"
@@ -36,6 +39,8 @@ __all__ = [
     "Endpoint",
     "FakeNetDriver",
     "Join",
+    "Journal",
+    "LeakError",
     "Lease",
     "Network",
     "Node",
@@ -44,8 +49,10 @@ __all__ = [
     "Pool",
     "ProtocolViolation",
     "ResourceError",
+    "Route",
     "State",
     "UnknownMethod",
     "Violation",
     "__version__",
+    "routed",
 ]

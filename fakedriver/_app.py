@@ -12,50 +12,20 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.wrappers import Request, Response
 
 from . import _wire
+from ._audit import LeakError, leaks
 from ._errors import DriverError, UnknownMethod
 from ._ipam import IpamModel
-from ._journal import Call
+from ._journal import Call, Journal
+from ._methods import IPAM_CALLS, NETWORK_CALLS
 from ._netdriver import NetworkModel
 from ._persona import Persona
 from ._state import State, Violation
 
 if TYPE_CHECKING:
+    import httpx
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 CONTENT_TYPE = "application/vnd.docker.plugins.v1.2+json"
-
-# Wire name -> (model method, takes no arguments). Subsystem decides the model.
-_NETWORK_CALLS = {
-    "GetCapabilities": ("get_capabilities", True),
-    "GwAllocCheck": ("gw_alloc_check", False),
-    "CreateNetwork": ("create_network", False),
-    "DeleteNetwork": ("delete_network", False),
-    "AllocateNetwork": ("allocate_network", False),
-    "FreeNetwork": ("free_network", False),
-    "CreateEndpoint": ("create_endpoint", False),
-    "DeleteEndpoint": ("delete_endpoint", False),
-    "EndpointOperInfo": ("endpoint_oper_info", False),
-    "Join": ("join", False),
-    "Leave": ("leave", False),
-    "ProgramExternalConnectivity": ("program_external_connectivity", False),
-    "RevokeExternalConnectivity": ("revoke_external_connectivity", False),
-    "DiscoverNew": ("discover_new", False),
-    "DiscoverDelete": ("discover_delete", False),
-}
-_IPAM_CALLS = {
-    "GetCapabilities": ("get_capabilities", True),
-    "GetDefaultAddressSpaces": ("get_default_address_spaces", True),
-    "RequestPool": ("request_pool", False),
-    "ReleasePool": ("release_pool", False),
-    "RequestAddress": ("request_address", False),
-    "ReleaseAddress": ("release_address", False),
-}
-#: Every method of both protocols, as ``Subsystem.Method``.
-METHODS = (
-    "Plugin.Activate",
-    *(f"NetworkDriver.{name}" for name in _NETWORK_CALLS),
-    *(f"IpamDriver.{name}" for name in _IPAM_CALLS),
-)
 
 
 class FakeNetDriver:
@@ -76,16 +46,38 @@ class FakeNetDriver:
         base = persona or Persona()
         self.persona = dataclasses.replace(base, **options) if options else base
         self._lock = threading.RLock()
+        #: Where the fake is reachable while routed (see :func:`fakedriver.routed`).
+        self.url: str | None = None
+        self.socket_path: str | None = None
         self.reset()
 
     def reset(self) -> None:
         """Forget all state, calls and violations, and reseed; the persona stays."""
         with self._lock:
             self.state = State()
-            self.calls: list[Call] = []
+            self.calls = Journal()
             rng = random.Random(self.persona.seed)
             self._network = NetworkModel(self.state, self.persona, rng)
             self._ipam = IpamModel(self.state, self.persona, rng)
+
+    def httpx_client(self, **kwargs: Any) -> httpx.Client:
+        """An ``httpx.Client`` served by this fake in-process (needs ``httpx`` installed)."""
+        from ._routing import httpx_client
+
+        return httpx_client(self, **kwargs)
+
+    def leaks(self) -> list[str]:
+        """What is still held (networks, endpoints, joins, allocations, pools, addresses)
+        and every recorded violation, each with the call that made it."""
+        with self._lock:
+            return leaks(self.state, self.calls)
+
+    def assert_clean(self) -> None:
+        """Fail with :class:`LeakError` when :meth:`leaks` finds anything."""
+        __tracebackhide__ = True
+        found = self.leaks()
+        if found:
+            raise LeakError(found)
 
     @property
     def violations(self) -> list[Violation]:
@@ -143,8 +135,8 @@ class FakeNetDriver:
         if subsystem == "Plugin" and name == "Activate":
             return self._activate, True
         table, model, on = {
-            "NetworkDriver": (_NETWORK_CALLS, self._network, self.persona.network),
-            "IpamDriver": (_IPAM_CALLS, self._ipam, self.persona.ipam),
+            "NetworkDriver": (NETWORK_CALLS, self._network, self.persona.network),
+            "IpamDriver": (IPAM_CALLS, self._ipam, self.persona.ipam),
         }.get(subsystem, ({}, None, False))
         if name not in table:
             raise UnknownMethod(f"unknown method {subsystem}.{name}")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
+
+from ._methods import resolve
 
 
 @dataclass(frozen=True)
@@ -39,3 +42,160 @@ class Call:
     def __str__(self) -> str:
         mark = "ok" if self.ok else f"ERROR {self.status}: {self.error}"
         return f"#{self.index} {self.method} -> {mark}"
+
+
+Matcher = Any  # a value to compare with ==, a dict matched as a subset, or a predicate
+
+
+class Journal(list[Call]):
+    """The ordered list of served calls, with helpers to assert on it.
+
+    Methods are named in full (``"NetworkDriver.Join"``) or short (``"Join"``) when only
+    one protocol has that name. Request fields are matched by keyword: a plain value is
+    compared with ``==``, a dict matches as a subset (``Interface={"Address": ...}``), a
+    callable is a predicate.
+    """
+
+    @property
+    def methods(self) -> list[str]:
+        return [call.method for call in self]
+
+    def of(self, method: str, **fields: Matcher) -> list[Call]:
+        """The calls of ``method`` whose request matches ``fields``."""
+        name = resolve(method)
+        return [c for c in self if c.method == name and not _mismatches(c.request, fields)]
+
+    def count_of(self, method: str, **fields: Matcher) -> int:
+        return len(self.of(method, **fields))
+
+    def assert_called(
+        self, method: str, *, times: int | None = None, **fields: Matcher
+    ) -> list[Call]:
+        """Assert ``method`` was called (exactly ``times`` times, if given); return the calls."""
+        __tracebackhide__ = True
+        found = self.of(method, **fields)
+        if (times is None and found) or len(found) == times:
+            return found
+        wanted = "at least once" if times is None else f"{times} time(s)"
+        raise AssertionError(
+            f"expected {_describe(method, fields)} to be called {wanted}, "
+            f"it was called {len(found)} time(s)\n{self._miss(method, fields)}{self.format()}"
+        )
+
+    def assert_not_called(self, method: str, **fields: Matcher) -> None:
+        __tracebackhide__ = True
+        found = self.of(method, **fields)
+        if found:
+            raise AssertionError(
+                f"expected {_describe(method, fields)} not to be called, it was called "
+                f"{len(found)} time(s): {', '.join(f'#{c.index}' for c in found)}\n{self.format()}"
+            )
+
+    def assert_sequence(
+        self, *steps: str | tuple[str, dict[str, Matcher]], contiguous: bool = False
+    ) -> list[Call]:
+        """Assert the steps happened in this order (a subsequence of the journal, or a
+        contiguous run of it when ``contiguous``). A step is a method name or
+        ``(method, {field: matcher})``. Returns the matching calls."""
+        __tracebackhide__ = True
+        wanted = [(s, {}) if isinstance(s, str) else s for s in steps]
+        starts = range(len(self)) if contiguous else range(1)
+        for start in starts:
+            got = self._match_from(start, wanted, contiguous)
+            if len(got) == len(wanted):
+                return got
+        best = self._match_from(0, wanted, False)
+        method, fields = wanted[len(best)]
+        after = f" after call #{best[-1].index}" if best else ""
+        kind = "contiguous sequence" if contiguous else "sequence"
+        raise AssertionError(
+            f"expected the {kind} {' -> '.join(_describe(m, f) for m, f in wanted)}\n"
+            f"matched {len(best)} step(s); then no {_describe(method, fields)}{after}\n"
+            f"{self._miss(method, fields)}{self.format()}"
+        )
+
+    def _match_from(
+        self, start: int, wanted: list[tuple[str, dict[str, Matcher]]], contiguous: bool
+    ) -> list[Call]:
+        got: list[Call] = []
+        calls = iter(self[start:])
+        for method, fields in wanted:
+            name = resolve(method)
+            for call in calls:
+                if call.method == name and not _mismatches(call.request, fields):
+                    got.append(call)
+                    break
+                if contiguous:
+                    return got
+            else:
+                return got
+        return got
+
+    def _miss(self, method: str, fields: dict[str, Matcher]) -> str:
+        """The nearest miss: the call of ``method`` differing in the fewest fields."""
+        name = resolve(method)
+        same = [(len(_mismatches(c.request, fields)), c) for c in self if c.method == name]
+        if not same:
+            close = difflib.get_close_matches(name, set(self.methods), n=1)
+            return f"no call of {name} at all{f'; did you mean {close[0]}?' if close else ''}\n"
+        _, nearest = min(same, key=lambda pair: pair[0])
+        problems = "; ".join(_mismatches(nearest.request, fields)) or "its request matched"
+        return f"nearest miss: #{nearest.index} {nearest.method}: {problems}\n"
+
+    def format(self) -> str:
+        """One line per call, errors marked: the journal as shown in failure reports."""
+        if not self:
+            return "calls: (none)\n"
+        return "calls:\n" + "".join(f"  {_line(call)}\n" for call in self)
+
+
+def _describe(method: str, fields: dict[str, Matcher]) -> str:
+    name = resolve(method)
+    if not fields:
+        return name
+    return f"{name} with " + ", ".join(f"{k}={v!r}" for k, v in fields.items())
+
+
+def _mismatches(
+    request: dict[str, Any] | None, fields: dict[str, Matcher], where: str = ""
+) -> list[str]:
+    """Why ``request`` does not match ``fields`` (empty when it does)."""
+    problems = []
+    for key, expected in fields.items():
+        path = f"{where}{key}"
+        if request is None or key not in request:
+            problems.append(f"{path} is missing, wanted {expected!r}")
+            continue
+        value = request[key]
+        if callable(expected):
+            if not expected(value):
+                problems.append(f"{path} is {value!r}, which the predicate refused")
+        elif isinstance(expected, dict) and isinstance(value, dict):
+            problems.extend(_mismatches(value, expected, f"{path}."))
+        elif value != expected:
+            problems.append(f"{path} is {value!r}, wanted {expected!r}")
+    return problems
+
+
+_SHOWN = ("NetworkID", "EndpointID", "PoolID", "Pool", "Address", "SandboxKey")
+
+
+def _line(call: Call) -> str:
+    request = call.request or {}
+    shown = " ".join(
+        f"{key}={_short(request[key])}"
+        for key in _SHOWN
+        if isinstance(request.get(key), str) and request[key]
+    )
+    head = f"#{call.index} {call.method}{' ' + shown if shown else ''}"
+    if call.fault:
+        head += f" [fault: {call.fault}]"
+    if not call.ok:
+        return f"{head}  !! {call.status} {call.error}"
+    if call.violations:
+        return f"{head}  ~ violation: {'; '.join(call.violations)}"
+    return head
+
+
+def _short(value: str) -> str:
+    return value[:12] if len(value) == 64 and all(c in "0123456789abcdef" for c in value) else value

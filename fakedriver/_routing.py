@@ -1,0 +1,138 @@
+"""Routing ``requests`` calls to a fake in-process, through ``responses``.
+
+While a :class:`Route` is active, every ``requests`` call (including the
+``http+unix://`` URLs of requests-unixsocket) to the fake's base URL or socket is served by
+the fake; every other URL goes on to whatever would have handled it otherwise: the
+network, or the user's own ``responses`` setup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from contextlib import ContextDecorator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import requests.adapters
+import responses
+
+from ._wire import encode
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ._app import FakeNetDriver
+
+DEFAULT_URL = "http://fake-netdriver"
+CONTENT_TYPE = "application/vnd.docker.plugins.v1.2+json"
+_VERBS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+class Route(ContextDecorator):
+    """Serve ``requests`` calls to ``url`` (and to ``socket`` over ``http+unix://``) from
+    ``fake``. Use as a context manager (it returns the fake) or a decorator.
+
+    :param fake: the driver to route to.
+    :param url: its base URL; calls go to ``<url>/NetworkDriver.Join`` and so on.
+    :param socket: also route ``http+unix://<quoted socket path>/...``, the URL form that
+        requests-unixsocket users write for ``/run/docker/plugins/NAME.sock``.
+    """
+
+    def __init__(self, fake: FakeNetDriver, url: str = DEFAULT_URL, socket: str | None = None):
+        self.fake = fake
+        self.url = url.rstrip("/")
+        self.socket = socket
+        bases = [re.escape(self.url)]
+        if socket:
+            bases.append(re.escape("http+unix://" + quote(socket, safe="")))
+        self.pattern = re.compile(rf"^(?:{'|'.join(bases)})/(?P<method>[^/?#]*)", re.IGNORECASE)
+        self._mock: responses.RequestsMock | None = None
+        self._joined: list[responses.BaseResponse] = []
+
+    def start(self) -> None:
+        if self._mock is not None:
+            raise RuntimeError("this route is already active")
+        # Unmatched URLs go to whatever handled them before: the network, or a
+        # responses mock the user started earlier.
+        earlier: Any = requests.adapters.HTTPAdapter.send
+        mock = responses.RequestsMock(
+            assert_all_requests_are_fired=False, real_adapter_send=earlier
+        )
+        for verb in _VERBS:
+            mock.add_callback(verb, self.pattern, self._serve)
+        mock.add_passthru(re.compile(".*"))
+        mock.start()
+        self._mock = mock
+        # A mock the user starts later (``@responses.activate``) would hide this one, so
+        # the fake is also registered on responses' default mock, which that uses.
+        self._joined = [
+            responses.mock.add_callback(verb, self.pattern, self._serve) for verb in _VERBS
+        ]
+        self.fake.url, self.fake.socket_path = self.url, self.socket
+
+    def stop(self) -> None:
+        if self._mock is None:
+            return
+        self._mock.stop()
+        self._mock = None
+        for registered in self._joined:
+            with contextlib.suppress(ValueError):  # the user may have reset responses.mock
+                responses.mock.remove(registered)
+        self._joined = []
+
+    def __enter__(self) -> FakeNetDriver:
+        self.start()
+        return self.fake
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _serve(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], bytes]:
+        if request.method != "POST":
+            answer = {"Err": f"method {request.method} not allowed; use POST"}
+            return 405, {"Content-Type": CONTENT_TYPE}, encode(answer)
+        match = self.pattern.match(request.url or "")
+        method = match.group("method") if match else ""
+        status, answer = self.fake.handle(f"/{method}", _body(request.body))
+        return status, {"Content-Type": CONTENT_TYPE}, encode(answer)
+
+
+def _body(body: Any) -> bytes:
+    if body is None:
+        return b""
+    if isinstance(body, str):
+        return body.encode()
+    if isinstance(body, bytes):
+        return body
+    if hasattr(body, "read"):
+        return bytes(body.read())
+    return b"".join(body)  # an iterable of chunks
+
+
+def routed(
+    fake: FakeNetDriver | None = None,
+    url: str = DEFAULT_URL,
+    socket: str | None = None,
+    **persona: Any,
+) -> Route:
+    """A :class:`Route` to ``fake`` (a new ``FakeNetDriver(**persona)`` when omitted)::
+
+    with fakedriver.routed(url="http://plugin") as fake:
+        requests.post("http://plugin/Plugin.Activate")
+    """
+    if fake is None:
+        from ._app import FakeNetDriver
+
+        fake = FakeNetDriver(**persona)
+    elif persona:
+        raise TypeError("pass persona options or a fake, not both")
+    return Route(fake, url, socket)
+
+
+def httpx_client(fake: FakeNetDriver, **kwargs: Any) -> httpx.Client:
+    """An ``httpx.Client`` whose requests are served by ``fake`` in-process."""
+    import httpx
+
+    kwargs.setdefault("base_url", fake.url or DEFAULT_URL)
+    return httpx.Client(transport=httpx.WSGITransport(app=fake), **kwargs)
