@@ -16,6 +16,7 @@ from ._audit import LeakError, leaks
 from ._errors import DriverError, UnknownMethod
 from ._ipam import IpamModel
 from ._journal import Call, Journal
+from ._links import Links
 from ._methods import IPAM_CALLS, NETWORK_CALLS
 from ._netdriver import NetworkModel
 from ._persona import Persona
@@ -42,9 +43,14 @@ class FakeNetDriver:
     The instance is thread-safe: calls are served one at a time under one lock.
     """
 
-    def __init__(self, persona: Persona | None = None, **options: Any) -> None:
+    def __init__(
+        self, persona: Persona | None = None, *, links: Links | None = None, **options: Any
+    ) -> None:
         base = persona or Persona()
         self.persona = dataclasses.replace(base, **options) if options else base
+        self.links = links
+        #: Called with each :class:`Call` once it is journaled, under the driver's lock.
+        self.listeners: list[Callable[[Call], None]] = []
         self._lock = threading.RLock()
         #: Where the fake is reachable while routed (see :func:`fakedriver.routed`).
         self.url: str | None = None
@@ -54,10 +60,16 @@ class FakeNetDriver:
     def reset(self) -> None:
         """Forget all state, calls and violations, and reseed; the persona stays."""
         with self._lock:
-            self.state = State()
             self.calls = Journal()
+            self.restore(State())
+
+    def restore(self, state: State) -> None:
+        """Take ``state`` (e.g. loaded from a file) as the driver's state, and reseed."""
+        with self._lock:
+            self.state = state
             rng = random.Random(self.persona.seed)
             self._network = NetworkModel(self.state, self.persona, rng)
+            self._network.links = self.links
             self._ipam = IpamModel(self.state, self.persona, rng)
 
     def httpx_client(self, **kwargs: Any) -> httpx.Client:
@@ -116,19 +128,20 @@ class FakeNetDriver:
             except Exception as exc:  # a bug in the fake: still answer in the protocol
                 status, error = 500, f"internal error in fakedriver: {exc!r}"
                 answer = {error_key: error}
-            self.calls.append(
-                Call(
-                    len(self.calls),
-                    method,
-                    request,
-                    answer,
-                    status,
-                    error,
-                    violations,
-                    None,
-                    time.time(),
-                )
+            call = Call(
+                len(self.calls),
+                method,
+                request,
+                answer,
+                status,
+                error,
+                violations,
+                None,
+                time.time(),
             )
+            self.calls.append(call)
+            for listener in self.listeners:
+                listener(call)
         return status, answer
 
     def _route(self, subsystem: str, name: str) -> tuple[Callable[[Any], dict[str, Any]], bool]:

@@ -1,85 +1,187 @@
-"""``fakedriver serve``: run the fake as a plugin that a real dockerd can load."""
+"""``fakedriver serve``: run the fake as a plugin that a real dockerd loads."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from werkzeug.serving import make_server
-
 from ._app import FakeNetDriver
+from ._journal import Call
+from ._links import VethLinks
+from ._persist import StateFileError, load, save
 from ._persona import Persona
+from ._server import PLUGIN_DIR, SPEC_DIR, PluginServer, ServeError
 
-PLUGIN_DIR = "/run/docker/plugins"
+#: Calls that change nothing, so a state file need not be written after them.
+READ_ONLY = frozenset(
+    {
+        "NetworkDriver.GetCapabilities",
+        "NetworkDriver.EndpointOperInfo",
+        "NetworkDriver.GwAllocCheck",
+        "IpamDriver.GetCapabilities",
+        "IpamDriver.GetDefaultAddressSpaces",
+    }
+)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fakedriver", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve the fake driver on a unix socket")
-    where = serve.add_mutually_exclusive_group()
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve",
+        help="serve the fake driver to dockerd",
+        description="Serve the fake driver as a legacy (v1) plugin: dockerd finds it as "
+        "`docker network create -d NAME` (and `--ipam-driver NAME`).",
+    )
+    where = serve.add_argument_group("where to listen")
     where.add_argument(
         "--name",
         default="fake",
         help=f"plugin name: listen on {PLUGIN_DIR}/NAME.sock (default: fake)",
     )
-    where.add_argument("--socket", help="listen on this unix socket path instead")
-    serve.add_argument(
+    where.add_argument("--socket", metavar="PATH", help="listen on this unix socket instead")
+    where.add_argument(
+        "--tcp",
+        metavar="HOST:PORT",
+        help=f"listen on TCP and write {SPEC_DIR}/NAME.spec (port 0: any free)",
+    )
+    where.add_argument(
+        "--spec-dir", default=SPEC_DIR, help=f"where to write NAME.spec (default: {SPEC_DIR})"
+    )
+
+    persona = serve.add_argument_group("persona (what the driver announces)")
+    persona.add_argument(
         "--scope",
         choices=("local", "global"),
         default="local",
-        help="Scope announced in GetCapabilities (default: local)",
+        help="Scope in GetCapabilities (default: local)",
     )
-    serve.add_argument("--no-ipam", action="store_true", help="do not implement IpamDriver")
-    serve.add_argument(
+    persona.add_argument(
+        "--connectivity-scope",
+        choices=("", "local", "global"),
+        default="",
+        help="ConnectivityScope in GetCapabilities (default: same as scope)",
+    )
+    persona.add_argument("--gw-alloc-checker", action="store_true", help="announce GwAllocChecker")
+    persona.add_argument("--no-ipam", action="store_true", help="do not implement IpamDriver")
+    persona.add_argument(
+        "--requires-mac-address",
+        action="store_true",
+        help="IPAM capability: endpoint addresses are requested with their MAC",
+    )
+    persona.add_argument(
+        "--requires-request-replay",
+        action="store_true",
+        help="IPAM capability: dockerd replays pools and addresses at restart",
+    )
+    persona.add_argument(
+        "--local-address-space",
+        default="LocalDefault",
+        metavar="NAME",
+        help="IPAM local default address space (default: LocalDefault)",
+    )
+    persona.add_argument(
+        "--global-address-space",
+        default="GlobalDefault",
+        metavar="NAME",
+        help="IPAM global default address space (default: GlobalDefault)",
+    )
+    persona.add_argument(
         "--lenient",
         action="store_true",
         help="record lifecycle violations instead of refusing the call",
     )
-    serve.add_argument("--seed", type=int, default=0, help="seed for generated values")
+    persona.add_argument("--seed", type=int, default=0, help="seed for generated MACs (default 0)")
+
+    behaviour = serve.add_argument_group("behaviour")
+    behaviour.add_argument(
+        "--links",
+        choices=("none", "veth"),
+        default="none",
+        help="veth: make a veth pair per Join so containers get a real interface with the "
+        "fake's address (needs root); none (default): Join answers no interface and "
+        "no gateway, and dockerd routes the container through docker_gwbridge",
+    )
+    behaviour.add_argument(
+        "--state",
+        metavar="FILE",
+        help="keep the state in FILE: loaded at start, saved after each change",
+    )
+    behaviour.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="one line per call on stderr, as text or JSON lines",
+    )
+    behaviour.add_argument("--quiet", action="store_true", help="no per-call log")
     return parser
 
 
-def socket_path(args: argparse.Namespace) -> str:
-    return str(args.socket or os.path.join(PLUGIN_DIR, f"{args.name}.sock"))
+def build(args: argparse.Namespace) -> FakeNetDriver:
+    """The driver ``fakedriver serve`` runs, from its parsed arguments."""
+    veth = args.links == "veth"
+    persona = Persona(
+        scope=args.scope,
+        connectivity_scope=args.connectivity_scope,
+        gw_alloc_checker=args.gw_alloc_checker,
+        ipam=not args.no_ipam,
+        requires_mac_address=args.requires_mac_address,
+        requires_request_replay=args.requires_request_replay,
+        local_address_space=args.local_address_space,
+        global_address_space=args.global_address_space,
+        strict=not args.lenient,
+        seed=args.seed,
+        join_gateway=veth,  # a gateway with no interface makes dockerd fail the start
+    )
+    app = FakeNetDriver(persona, links=VethLinks() if veth else None)
+    if args.state:
+        app.restore(load(args.state))
+        path = args.state
+
+        def persist(call: Call) -> None:
+            if call.ok and call.method not in READ_ONLY:
+                save(app.state, path)
+
+        app.listeners.append(persist)
+    return app
 
 
 def serve(args: argparse.Namespace) -> int:
-    persona = Persona(
-        scope=args.scope, ipam=not args.no_ipam, strict=not args.lenient, seed=args.seed
-    )
-    app = FakeNetDriver(persona)
-    path = socket_path(args)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    if os.path.exists(path):
-        os.unlink(path)
-    server = make_server(f"unix://{path}", 0, app, threaded=True)
-    os.chmod(path, 0o660)
+    app = build(args)
+    log = None if args.quiet else sys.stderr
+    if args.tcp:
+        host, _, port = args.tcp.rpartition(":")
+        spec = os.path.join(args.spec_dir, f"{args.name}.spec")
+        server = PluginServer(
+            app,
+            tcp=(host or "127.0.0.1", int(port)),
+            spec=spec,
+            log=log,
+            log_format=args.log_format,
+        )
+    else:
+        path = args.socket or os.path.join(PLUGIN_DIR, f"{args.name}.sock")
+        server = PluginServer(app, socket_path=path, log=log, log_format=args.log_format)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    print(f"fakedriver: serving on unix://{path}", file=sys.stderr, flush=True)
-    try:
+    print(f"fakedriver: serving on {server.address}", file=sys.stderr, flush=True)
+    with server, contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        if os.path.exists(path):
-            os.unlink(path)
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return serve(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        return serve(args)
+    except (ServeError, StateFileError) as exc:
+        print(f"fakedriver: {exc}", file=sys.stderr)
+        return 2

@@ -10,12 +10,16 @@ from typing import Any
 
 from . import _wire as w
 from ._errors import BadRequest, Conflict, NotFound, ProtocolViolation
+from ._links import Links
 from ._rules import Model
 from ._state import Allocation, Endpoint, Join, Network, Node
 from ._wire import Body, IPAMData, IPInterface
 
 
 class NetworkModel(Model):
+    #: Makes the host interfaces handed out by Join; ``None``: no interface (``SrcName`` "").
+    links: Links | None = None
+
     # -- capabilities -------------------------------------------------------------------
     def get_capabilities(self, body: Body) -> dict[str, Any]:
         p = self.persona
@@ -150,6 +154,7 @@ class NetworkModel(Model):
                     f"endpoint {endpoint.id} is still joined to sandbox {endpoint.join.sandbox_key}"
                 )
             )
+        self._unlink(endpoint)
         network = self.state.networks[endpoint.network_id]
         del self.state.endpoints[endpoint.id], network.endpoints[endpoint.id]
         for address in (endpoint.address, endpoint.address_v6):
@@ -185,6 +190,8 @@ class NetworkModel(Model):
             old = endpoint.join.sandbox_key
             self.violate(Conflict(f"endpoint {endpoint.id} is already joined to sandbox {old}"))
         answer = self._join_answer(endpoint)
+        if self.links is not None:  # last: a failure here must leave nothing behind
+            answer["InterfaceName"]["SrcName"] = self.links.create(endpoint.id)
         endpoint.join = Join(key, options, answer, self.call)
         return answer
 
@@ -212,9 +219,14 @@ class NetworkModel(Model):
             return {}
         if endpoint.join is None:
             self.violate(Conflict(f"endpoint {endpoint.id} is not joined to any sandbox"))
-        endpoint.join = None
+        self._unlink(endpoint)
         endpoint.connectivity = None
         return {}
+
+    def _unlink(self, endpoint: Endpoint) -> None:
+        if endpoint.join is not None and endpoint.join.src_name and self.links is not None:
+            self.links.delete(endpoint.id)
+        endpoint.join = None
 
     def program_external_connectivity(self, body: Body) -> dict[str, Any]:
         ids = _ids(body)

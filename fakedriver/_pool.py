@@ -119,11 +119,13 @@ class Pool:
             "sub_pool": str(self.sub_pool) if self.sub_pool else "",
             "options": dict(self.options),
             "call": self.call,
+            "epoch": self.epoch,
             "leases": {
                 str(self.address_of(value)): {
                     "kind": lease.kind,
                     "mac": lease.mac,
                     "call": lease.call,
+                    "epoch": lease.epoch,
                 }
                 for value, lease in sorted(self.leases.items())
             },

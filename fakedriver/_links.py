@@ -1,0 +1,63 @@
+"""Real host interfaces for joins (``fakedriver serve --links veth``).
+
+Docker moves the interface named in Join's ``SrcName`` into the container and configures
+on it the address the endpoint was created with. With :class:`VethLinks` the driver makes
+a veth pair per join (``fdv<id>`` for the container, ``fdp<id>`` left on the host) and
+removes it on Leave. Without links Join answers an empty ``SrcName``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from ._errors import DriverError
+
+Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
+
+
+class Links(Protocol):
+    """Makes and removes the host interface handed to Docker in a Join answer."""
+
+    def create(self, endpoint_id: str) -> str:
+        """Make the interface for ``endpoint_id``; return its name. Raise DriverError."""
+
+    def delete(self, endpoint_id: str) -> None:
+        """Remove what :meth:`create` made, if it still exists."""
+
+
+def _run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), capture_output=True, text=True, check=False)
+
+
+class VethLinks:
+    """veth pairs made with iproute2's ``ip`` (needs root, as a real driver does)."""
+
+    def __init__(self, run: Runner = _run) -> None:
+        self.run = run
+
+    @staticmethod
+    def names(endpoint_id: str) -> tuple[str, str]:
+        """The container-side and host-side names (15 characters at most, as Linux wants)."""
+        return f"fdv{endpoint_id[:12]}", f"fdp{endpoint_id[:12]}"
+
+    def create(self, endpoint_id: str) -> str:
+        inner, outer = self.names(endpoint_id)
+        self.delete(endpoint_id)  # a leftover of an earlier run would make `add` fail
+        for argv in (
+            ("ip", "link", "add", inner, "type", "veth", "peer", "name", outer),
+            ("ip", "link", "set", outer, "up"),
+        ):
+            done = self.run(argv)
+            if done.returncode != 0:
+                self.delete(endpoint_id)
+                detail = (done.stderr or done.stdout).strip()
+                raise DriverError(f"failed to create veth pair {inner}/{outer}: {detail}")
+        return inner
+
+    def delete(self, endpoint_id: str) -> None:
+        # Deleting either end removes both; the container end may be gone already.
+        for name in self.names(endpoint_id):
+            if self.run(("ip", "link", "del", name)).returncode == 0:
+                return

@@ -1,0 +1,121 @@
+"""Saving the state to a file and loading it back (``fakedriver serve --state FILE``).
+
+Docker never replays CreateNetwork after it restarts, so a plugin must keep what it was
+told. The file is the JSON of :meth:`State.snapshot`; it is written atomically (a temporary
+file, fsync, rename), so a crash leaves either the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import tempfile
+from typing import Any
+
+from . import _wire as w
+from ._pool import Lease, Pool
+from ._state import Allocation, Endpoint, Join, Network, Node, State, Violation
+
+
+class StateFileError(Exception):
+    """The state file cannot be read back; the message names the file and the reason."""
+
+
+def save(state: State, path: str) -> None:
+    data = json.dumps(state.snapshot(), sort_keys=True)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".fakedriver-state-")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load(path: str) -> State:
+    """Read a state file; a missing file is an empty state, a corrupt one an error."""
+    if not os.path.exists(path):
+        return State()
+    try:
+        with open(path) as source:
+            return restore(json.load(source))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise StateFileError(f"cannot load state file {path}: {exc!r}") from exc
+
+
+def restore(data: dict[str, Any]) -> State:
+    """The inverse of :meth:`State.snapshot`."""
+    state = State(epoch=int(data["epoch"]))
+    for nid, n in data["networks"].items():
+        state.networks[nid] = Network(
+            nid,
+            n["options"],
+            w.ipam_data(n, "ipv4_data", 4),
+            w.ipam_data(n, "ipv6_data", 6),
+            n["call"],
+        )
+    for eid, e in data["endpoints"].items():
+        network = state.networks[e["network_id"]]
+        join = e["join"]
+        endpoint = Endpoint(
+            eid,
+            network.id,
+            _interface(e["address"]),
+            _interface(e["address_v6"]),
+            e["mac"],
+            e["options"],
+            e["call"],
+            e["mac_assigned"],
+            None
+            if join is None
+            else Join(join["sandbox_key"], join["options"], join["answer"], join["call"]),
+            e["connectivity"],
+        )
+        state.endpoints[eid] = network.endpoints[eid] = endpoint
+        for address in (endpoint.address, endpoint.address_v6):
+            if address is not None:
+                network.addresses[address.ip] = eid
+        if endpoint.mac:
+            network.macs[endpoint.mac] = eid
+    for nid, a in data["allocations"].items():
+        state.allocations[nid] = Allocation(
+            nid,
+            a["options"],
+            w.ipam_data(a, "ipv4_data", 4),
+            w.ipam_data(a, "ipv6_data", 6),
+            a["call"],
+        )
+    for address, n in data["nodes"].items():
+        state.nodes[address] = Node(address, n["bind_address"], n["self"], n["call"])
+    for pid, p in data["pools"].items():
+        sub = p["sub_pool"]
+        pool = Pool(
+            pid,
+            p["address_space"],
+            ipaddress.ip_network(p["pool"]),
+            ipaddress.ip_network(sub) if sub else None,
+            p["options"],
+            p["call"],
+            p["epoch"],
+        )
+        for ip, lease in p["leases"].items():
+            pool.lease(
+                int(ipaddress.ip_address(ip)),
+                Lease(lease["kind"], lease["mac"], lease["call"], lease["epoch"]),
+            )
+        state.pools[pid] = pool
+    for text in data["violations"]:
+        head, _, message = text.partition(": ")
+        call, _, method = head.removeprefix("call #").partition(" ")
+        state.violations.append(Violation(int(call), method, message))
+    return state
+
+
+def _interface(value: str) -> w.IPInterface | None:
+    return ipaddress.ip_interface(value) if value else None
