@@ -8,10 +8,12 @@ real driver makes on its own (pools handed out, MACs, routes), lives here.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 _SCOPES = ("local", "global")
+_GO_CIDR = re.compile(r"^[0-9A-Fa-f:.]+/[0-9]{1,3}$")
 
 
 @dataclass(frozen=True)
@@ -94,11 +96,19 @@ class Persona:
 
 
 def _check_route(route: dict[str, Any]) -> None:
-    """A static route as Docker parses it from Join (protocol.md §2.9, §3.3)."""
-    ipaddress.ip_interface(route["Destination"])  # CIDR, never empty: Docker would panic
-    if "/" not in route["Destination"]:
-        raise ValueError(f"static route Destination must be CIDR: {route['Destination']!r}")
-    if not isinstance(route.get("RouteType", 0), int):
+    """A static route as Docker (Go's net package) parses it from Join (protocol.md §2.9,
+    §3.3): Python's ipaddress is kinder (netmasks, zones, integers), so check the text."""
+    destination, hop, kind = (
+        route.get("Destination"),
+        route.get("NextHop", ""),
+        route.get("RouteType", 0),
+    )
+    if not isinstance(destination, str) or not _GO_CIDR.match(destination):
+        raise ValueError(f"static route Destination must be CIDR (ADDR/LEN): {destination!r}")
+    ipaddress.ip_interface(destination)
+    if not isinstance(kind, int) or isinstance(kind, bool):
         raise ValueError("static route RouteType must be an integer (0 next hop, 1 connected)")
-    if route.get("NextHop"):
-        ipaddress.ip_address(route["NextHop"])
+    if not isinstance(hop, str) or "%" in hop:
+        raise ValueError(f"static route NextHop must be an IP address or '': {hop!r}")
+    if hop:
+        ipaddress.ip_address(hop)

@@ -8,6 +8,7 @@ switched on and its access log replaced by one line per call from the journal.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import socket
@@ -94,17 +95,7 @@ class PluginServer:
         if self.log is None:
             return
         if self.log_format == "json":
-            line = json.dumps(
-                {
-                    "index": call.index,
-                    "time": call.timestamp,
-                    "method": call.method,
-                    "status": call.status,
-                    "error": call.error,
-                    "violations": list(call.violations),
-                    "fault": call.fault,
-                }
-            )
+            line = json.dumps(dataclasses.asdict(call))  # the whole journal entry
         else:
             line = str(call) + "".join(f" (violation: {v})" for v in call.violations)
         print(line, file=self.log, flush=True)

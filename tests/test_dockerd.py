@@ -1,0 +1,168 @@
+"""fakedriver under a real dockerd: the recorded scenario, re-run, and what it must survive.
+
+These start an isolated dockerd (Debian's docker.io) and ``fakedriver serve --links veth
+--state FILE``. Where dockerd cannot run they skip with the reason; with
+``FAKEDRIVER_REQUIRE_DOCKERD=1`` (set by ``.ci/run``) they fail instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dockerd_env import IMAGE, Dockerd, Plugin, Unavailable
+
+pytestmark = pytest.mark.dockerd
+
+CAPTURE = Path(__file__).resolve().parents[2] / "shared" / "dockerd" / "scenario-rec.jsonl"
+NAME = "fdtest"
+
+
+@pytest.fixture(scope="module")
+def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
+    if os.geteuid() != 0:
+        _unavailable("dockerd needs root")
+    daemon = Dockerd(tmp_path_factory.mktemp("dockerd"))
+    try:
+        daemon.start()
+        daemon.import_busybox()
+    except Unavailable as exc:
+        daemon.stop()
+        _unavailable(str(exc))
+    yield daemon
+    daemon.stop()
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("FAKEDRIVER_REQUIRE_DOCKERD") == "1":
+        pytest.fail(f"dockerd is required here but cannot run: {reason}")
+    pytest.skip(f"SKIPPED LOUDLY: no real dockerd here: {reason}")
+
+
+@pytest.fixture(scope="module")
+def plugin(dockerd: Dockerd) -> Iterator[Plugin]:
+    served = Plugin(NAME, dockerd.base)
+    served.start()
+    yield served
+    served.stop()
+
+
+# -- the recorded scenario, re-run -------------------------------------------------------
+def _capture_steps() -> list[dict[str, Any]]:
+    """The capture's steps: argv, expectation, and the plugin calls each one caused."""
+    steps: dict[int, dict[str, Any]] = {}
+    current = None
+    for line in CAPTURE.read_text().splitlines():
+        record = json.loads(line)
+        if record.get("marker") == "begin":
+            current = steps[record["step"]] = {**record, "calls": []}
+        elif record.get("marker") == "end" and current is not None:
+            current["rc"], current["stdout"] = record["rc"], record["stdout"]
+        elif "path" in record and current is not None:
+            current["calls"].append(record)
+    return [steps[n] for n in sorted(steps)]
+
+
+def _argv(step: dict[str, Any]) -> list[str]:
+    return [
+        NAME if word == "rec" else word.replace("driver=rec", f"driver={NAME}")
+        for word in step["argv"]
+    ]
+
+
+def _shape(body: Any) -> Any:
+    """The keys of a request, recursively into objects (values left out)."""
+    if isinstance(body, dict):
+        return {key: _shape(value) for key, value in body.items()}
+    return type(body).__name__ if body is not None else None
+
+
+def _global_addresses(text: str) -> set[str]:
+    found = re.findall(r"inet6? (\S+)", text)
+    return {a for a in found if not a.startswith(("127.", "::1", "fe80"))}
+
+
+@pytest.mark.skipif(not CAPTURE.exists(), reason=f"SKIPPED LOUDLY: no capture at {CAPTURE}")
+def test_the_recorded_scenario_gives_the_same_calls(dockerd: Dockerd, plugin: Plugin) -> None:
+    """Every docker command of the capture, against the fake: the same outcome, and the
+    same plugin calls in the same order (as a multiset where the capture marks the order
+    as random), with requests of the same shape."""
+    for step in _capture_steps():
+        before = len(plugin.calls())
+        if step["argv"][0] == "harness/dockerd-down.sh":
+            dockerd.stop()
+        elif step["argv"][0] == "harness/dockerd-up.sh":
+            dockerd.start()
+        else:
+            done = dockerd.run(_argv(step))
+            if step["expect"] != "any":
+                assert (done.returncode == 0) == (step["rc"] == 0), (step["cmd"], done.stderr)
+            if step["argv"][1:2] == ["exec"]:
+                assert _global_addresses(done.stdout) == _global_addresses(step["stdout"])
+        ours = plugin.calls()[before:]
+        assert all(call["error"] is None for call in ours), (step["cmd"], ours)
+        expected = [c["path"].lstrip("/") for c in step["calls"]]
+        got = [c["method"] for c in ours]
+        if step["nondet"] == "1":
+            assert Counter(got) == Counter(expected), step["cmd"]
+        else:
+            assert got == expected, step["cmd"]
+            for theirs, mine in zip(step["calls"], ours):
+                assert _shape(mine["request"]) == _shape(theirs["body"] or {}), theirs["path"]
+
+
+# -- what the scenario does not cover ----------------------------------------------------
+def test_a_container_gets_the_fakes_address(dockerd: Dockerd, plugin: Plugin) -> None:
+    dockerd.docker("network", "create", "-d", NAME, "--ipam-driver", NAME, "fdt-addr")
+    try:
+        out = dockerd.docker("run", "--rm", "--network", "fdt-addr", IMAGE, "ip", "-o", "addr")
+        calls = plugin.calls()
+        handed = [c for c in calls if c["method"] == "IpamDriver.RequestAddress"][-1]
+        created = [c for c in calls if c["method"] == "NetworkDriver.CreateEndpoint"][-1]
+        address = created["request"]["Interface"]["Address"]
+        assert handed["response"]["Address"] == address
+        assert f"inet {address}" in out.stdout
+    finally:
+        dockerd.docker("network", "rm", "fdt-addr")
+
+
+def test_a_refusal_reaches_the_docker_user(dockerd: Dockerd, plugin: Plugin) -> None:
+    # a /30 holds two addresses: the gateway and one container
+    dockerd.docker("network", "create", "-d", NAME, "--ipam-driver", NAME,
+                   "--subnet", "10.66.0.0/30", "fdt-tiny")
+    try:
+        dockerd.docker("run", "-d", "--name", "fdt-one", "--network", "fdt-tiny", IMAGE,
+                       "sleep", "600")
+        second = dockerd.docker("run", "--rm", "--network", "fdt-tiny", IMAGE, "true",
+                                check=False)
+        assert second.returncode != 0
+        assert "no available addresses in pool LocalDefault/10.66.0.0/30" in second.stderr
+    finally:
+        dockerd.docker("rm", "-f", "fdt-one", check=False)
+        dockerd.docker("network", "rm", "fdt-tiny")
+
+
+def test_killing_the_plugin_loses_nothing(dockerd: Dockerd, plugin: Plugin) -> None:
+    """SIGKILL mid-run, restart with the same --state: dockerd carries on as if nothing
+    happened, because nothing was lost."""
+    dockerd.docker("network", "create", "-d", NAME, "--ipam-driver", NAME, "fdt-kill")
+    dockerd.docker("run", "-d", "--name", "fdt-k", "--network", "fdt-kill", IMAGE, "sleep", "600")
+    plugin.stop(signal.SIGKILL)
+    plugin.start()
+    before = len(plugin.calls())
+    dockerd.docker("stop", "-t", "1", "fdt-k")  # Revoke, Leave, DeleteEndpoint, ReleaseAddress
+    dockerd.docker("rm", "fdt-k")
+    dockerd.docker("network", "rm", "fdt-kill")  # ReleaseAddress, ReleasePool, DeleteNetwork
+    after = plugin.calls()[before:]
+    assert [c["method"] for c in after if c["error"]] == []
+    assert {"NetworkDriver.Leave", "NetworkDriver.DeleteEndpoint", "IpamDriver.ReleasePool",
+            "NetworkDriver.DeleteNetwork"} <= {c["method"] for c in after}
+    state = json.loads(plugin.state.read_text())
+    assert state["networks"] == {} and state["endpoints"] == {} and state["pools"] == {}
