@@ -26,7 +26,7 @@ from fakedriver import FakeNetDriver, Persona, Route
 
 _PLUGIN_OPTIONS = ("audit", "url", "socket")
 _factories = pytest.StashKey["FakeNetDriverFactory"]()
-_failed = pytest.StashKey[bool]()
+_passed = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -70,6 +70,8 @@ class FakeNetDriverFactory:
         self._url = str(config.getini("fake_netdriver_url")).rstrip("/")
         if marker is not None:
             self._defaults.update(marker.kwargs)
+            self._url = str(self._defaults.pop("url", self._url)).rstrip("/")
+        self._socket = self._defaults.pop("socket", None)
         self._routes: list[tuple[Route, bool]] = []
 
     @property
@@ -84,9 +86,9 @@ class FakeNetDriverFactory:
         """
         merged = {**self._defaults, **options}
         audit = bool(merged.pop("audit", False))
-        default_url = self._url if not self._routes else f"{self._url}-{len(self._routes) + 1}"
-        url = merged.pop("url", default_url)
-        socket = merged.pop("socket", None)
+        first = not self._routes
+        url = merged.pop("url", self._url if first else f"{self._url}-{len(self._routes) + 1}")
+        socket = merged.pop("socket", self._socket if first else None)
         fake = FakeNetDriver(persona, **merged)
         route = Route(fake, url, socket)
         route.start()
@@ -94,6 +96,7 @@ class FakeNetDriverFactory:
         return fake
 
     def close(self, audit: bool) -> None:
+        __tracebackhide__ = True
         for route, _ in reversed(self._routes):
             route.stop()
         if audit:
@@ -118,7 +121,7 @@ def fake_netdriver_factory(request: pytest.FixtureRequest) -> Iterator[FakeNetDr
     )
     request.node.stash[_factories] = factory
     yield factory
-    factory.close(audit=not request.node.stash.get(_failed, False))
+    factory.close(audit=request.node.stash.get(_passed, False))
 
 
 @pytest.fixture
@@ -133,8 +136,8 @@ def pytest_runtest_makereport(
 ) -> Generator[None, Any, None]:
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
-    if report.when == "call" and report.failed:
-        item.stash[_failed] = True
+    if report.when == "call":  # the audit runs only after a test that passed
+        item.stash[_passed] = report.passed and not hasattr(report, "wasxfail")
     factory = item.stash.get(_factories, None)
     if report.failed and factory is not None and factory.fakes:
         report.sections.append(("fake_netdriver journal", factory.report()))

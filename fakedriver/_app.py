@@ -13,13 +13,16 @@ from werkzeug.wrappers import Request, Response
 
 from . import _wire
 from ._audit import LeakError, leaks
+from ._clock import Clock, VirtualClock
 from ._errors import DriverError, UnknownMethod
+from ._faults import Faults, Rule
 from ._ipam import IpamModel
 from ._journal import Call, Journal
 from ._links import Links
 from ._methods import IPAM_CALLS, NETWORK_CALLS
 from ._netdriver import NetworkModel
 from ._persona import Persona
+from ._respond import Reply, respond, serve_wsgi
 from ._state import State, Violation
 
 if TYPE_CHECKING:
@@ -44,11 +47,18 @@ class FakeNetDriver:
     """
 
     def __init__(
-        self, persona: Persona | None = None, *, links: Links | None = None, **options: Any
+        self,
+        persona: Persona | None = None,
+        *,
+        links: Links | None = None,
+        clock: Clock | None = None,
+        **options: Any,
     ) -> None:
         base = persona or Persona()
         self.persona = dataclasses.replace(base, **options) if options else base
         self.links = links
+        #: The clock latency and hangs run on: virtual (no waiting) unless given.
+        self.clock: Clock = clock or VirtualClock()
         #: Called with each :class:`Call` once it is journaled, under the driver's lock.
         self.listeners: list[Callable[[Call], None]] = []
         self._lock = threading.RLock()
@@ -58,9 +68,11 @@ class FakeNetDriver:
         self.reset()
 
     def reset(self) -> None:
-        """Forget all state, calls and violations, and reseed; the persona stays."""
+        """Forget all state, calls, violations and fault rules, and reseed; the persona
+        stays."""
         with self._lock:
             self.calls = Journal()
+            self.faults = Faults(self.persona.seed, self.clock)
             self.restore(State())
 
     def restore(self, state: State) -> None:
@@ -96,53 +108,112 @@ class FakeNetDriver:
         """Lifecycle violations recorded in non-strict mode, oldest first."""
         return self.state.violations
 
+    # -- faults -------------------------------------------------------------------------
+    def fail(
+        self,
+        method: str = "*",
+        err: str = "injected fault",
+        *,
+        kind: str | None = None,
+        status: int | None = None,
+        **schedule: Any,
+    ) -> Rule:
+        """Add a fault rule: ``fake.fail("Join", err="boom", times=1)``.
+
+        The kind defaults to ``"error"`` (HTTP 200 with ``Err``/``Error``), or ``"status"``
+        when ``status`` is given. ``schedule`` takes the other :class:`Rule` fields
+        (``match``, ``nth``, ``times``, ``every``, ``probability``, ``phase``, ...).
+        """
+        kind = kind or ("status" if status is not None else "error")
+        if status is not None:
+            schedule["status"] = status
+        with self._lock:
+            return self.faults.add(Rule(method, kind, err, **schedule))
+
+    def hold(self, method: str = "*", **match: Any) -> Rule:
+        """Hold matching calls until ``rule.release()``; ``rule.wait_held()`` tells when
+        one has arrived. For forcing races deterministically."""
+        with self._lock:
+            return self.faults.add(Rule(method, "hold", match=match))
+
+    def respond(
+        self,
+        path: str,
+        body: bytes,
+        *,
+        timeout: float | None = None,
+        gone: Callable[[], bool] | None = None,
+    ) -> Reply:
+        """Serve one call with the fault rules applied; see :class:`Reply`.
+
+        :param timeout: how long the client waits for an answer (for ``hang``).
+        :param gone: tells whether the client has gone away (for ``hang``/``hold``).
+        """
+        return respond(self, path, body, timeout=timeout, gone=gone)
+
     # -- WSGI ---------------------------------------------------------------------------
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
         if request.method != "POST":
-            status, answer = 405, {"Err": f"method {request.method} not allowed; use POST"}
-        else:
-            status, answer = self.handle(request.path, request.get_data())
-        response = Response(_wire.encode(answer), status, content_type=CONTENT_TYPE)
-        return response(environ, start_response)
+            answer = {"Err": f"method {request.method} not allowed; use POST"}
+            return Response(_wire.encode(answer), 405, content_type=CONTENT_TYPE)(
+                environ, start_response
+            )
+        return serve_wsgi(self, request, environ, start_response)
 
     # -- the protocol without HTTP --------------------------------------------------------
     def handle(self, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
-        """Serve one call: ``path`` such as ``/NetworkDriver.Join``, ``body`` the raw request.
+        """Serve one call, with no faults: ``path`` such as ``/NetworkDriver.Join``,
+        ``body`` the raw request. Returns the HTTP status and the answer object; never
+        raises for bad input."""
+        with self._lock:
+            call = self._journal(path.lstrip("/"), body)
+            self._notify(call)
+        return call.status, call.response
 
-        Returns the HTTP status and the answer object. Never raises for bad input.
-        """
-        method = path.lstrip("/")
+    def _journal(self, method: str, body: bytes, fault: str | None = None) -> Call:
+        """Serve ``method`` on the model and journal it (the caller holds the lock)."""
         subsystem, _, name = method.partition(".")
         error_key = "Error" if subsystem == "IpamDriver" else "Err"
         request: dict[str, Any] | None = None
         violations: tuple[str, ...] = ()
-        with self._lock:
-            try:
-                target, no_arguments = self._route(subsystem, name)
-                request = _wire.decode(body, no_arguments=no_arguments)
-                answer, violations = self._serve(method, target, request)
-                status, error = 200, None
-            except DriverError as exc:
-                status, error, answer = exc.status, exc.message, {error_key: exc.message}
-            except Exception as exc:  # a bug in the fake: still answer in the protocol
-                status, error = 500, f"internal error in fakedriver: {exc!r}"
-                answer = {error_key: error}
-            call = Call(
-                len(self.calls),
-                method,
-                request,
-                answer,
-                status,
-                error,
-                violations,
-                None,
-                time.time(),
-            )
-            self.calls.append(call)
-            for listener in self.listeners:
-                listener(call)
-        return status, answer
+        try:
+            target, no_arguments = self._route(subsystem, name)
+            request = _wire.decode(body, no_arguments=no_arguments)
+            answer, violations = self._serve(method, target, request)
+            status, error = 200, None
+        except DriverError as exc:
+            status, error, answer = exc.status, exc.message, {error_key: exc.message}
+        except Exception as exc:  # a bug in the fake: still answer in the protocol
+            status, error = 500, f"internal error in fakedriver: {exc!r}"
+            answer = {error_key: error}
+        return self.record(method, request, answer, status, error, violations, fault)
+
+    def record(
+        self,
+        method: str,
+        request: dict[str, Any] | None,
+        answer: dict[str, Any],
+        status: int,
+        error: str | None,
+        violations: tuple[str, ...] = (),
+        fault: str | None = None,
+    ) -> Call:
+        """Append a journal entry (the caller holds the lock)."""
+        index, now = len(self.calls), time.time()
+        call = Call(index, method, request, answer, status, error, violations, fault, now)
+        self.calls.append(call)
+        return call
+
+    def amend(self, call: Call, **changes: Any) -> Call:
+        """Replace a journal entry's fields, e.g. the answer a fault sent instead."""
+        call = dataclasses.replace(call, **changes)
+        self.calls[call.index] = call
+        return call
+
+    def _notify(self, call: Call) -> None:
+        for listener in self.listeners:
+            listener(call)
 
     def _route(self, subsystem: str, name: str) -> tuple[Callable[[Any], dict[str, Any]], bool]:
         if subsystem == "Plugin" and name == "Activate":

@@ -7,10 +7,14 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
+from functools import partial
 from types import FrameType
 
 from ._app import FakeNetDriver
+from ._clock import RealClock
+from ._control import control
 from ._journal import Call
 from ._links import VethLinks
 from ._persist import StateFileError, load, save
@@ -108,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
         "no gateway, and dockerd routes the container through docker_gwbridge",
     )
     behaviour.add_argument(
+        "--faults", metavar="FILE", help="load fault rules from a TOML scenario file at start"
+    )
+    behaviour.add_argument(
         "--state",
         metavar="FILE",
         help="keep the state in FILE: loaded at start, saved after each change",
@@ -119,6 +126,16 @@ def _parser() -> argparse.ArgumentParser:
         help="one line per call on stderr, as text or JSON lines",
     )
     behaviour.add_argument("--quiet", action="store_true", help="no per-call log")
+
+    api = serve.add_argument_group("control API (faults, journal, state over HTTP)")
+    api.add_argument(
+        "--control-socket",
+        metavar="PATH",
+        help="serve the control API on its own unix socket, and only the plugin "
+        "protocol on the plugin socket (default: both on the plugin socket, "
+        "the control API under /fakedriver/)",
+    )
+    api.add_argument("--no-control", action="store_true", help="serve no control API at all")
     return parser
 
 
@@ -138,7 +155,9 @@ def build(args: argparse.Namespace) -> FakeNetDriver:
         seed=args.seed,
         join_gateway=veth,  # a gateway with no interface makes dockerd fail the start
     )
-    app = FakeNetDriver(persona, links=VethLinks() if veth else None)
+    app = FakeNetDriver(persona, links=VethLinks() if veth else None, clock=RealClock())
+    if args.faults:
+        app.faults.load(args.faults)
     if args.state:
         app.restore(load(args.state))
         path = args.state
@@ -154,27 +173,36 @@ def build(args: argparse.Namespace) -> FakeNetDriver:
 def serve(args: argparse.Namespace) -> int:
     app = build(args)
     log = None if args.quiet else sys.stderr
+    api = None if args.no_control else partial(control, app)
+    shared = dict(log=log, log_format=args.log_format, control=None if args.control_socket else api)
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")
         spec = os.path.join(args.spec_dir, f"{args.name}.spec")
-        server = PluginServer(
-            app,
-            tcp=(host or "127.0.0.1", int(port)),
-            spec=spec,
-            log=log,
-            log_format=args.log_format,
-        )
+        server = PluginServer(app, tcp=(host or "127.0.0.1", int(port)), spec=spec, **shared)
     else:
         path = args.socket or os.path.join(PLUGIN_DIR, f"{args.name}.sock")
-        server = PluginServer(app, socket_path=path, log=log, log_format=args.log_format)
+        server = PluginServer(app, socket_path=path, **shared)
+    servers = [server]
+    if args.control_socket and api is not None:
+        servers.append(
+            PluginServer(app, socket_path=args.control_socket, control=api, protocol=False)
+        )
+        threading.Thread(target=servers[1].serve_forever, daemon=True).start()
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    print(f"fakedriver: serving on {server.address}", file=sys.stderr, flush=True)
-    with server, contextlib.suppress(KeyboardInterrupt):
-        server.serve_forever()
+    where = " and control API on " + servers[1].address if len(servers) > 1 else ""
+    print(f"fakedriver: serving on {server.address}{where}", file=sys.stderr, flush=True)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()
+    finally:
+        for each in servers[1:]:
+            each.shutdown()
+        for each in servers:
+            each.close()
     return 0
 
 
@@ -182,6 +210,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return serve(args)
-    except (ServeError, StateFileError) as exc:
+    except (ServeError, StateFileError, ValueError) as exc:
         print(f"fakedriver: {exc}", file=sys.stderr)
         return 2

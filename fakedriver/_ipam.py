@@ -100,7 +100,7 @@ class IpamModel(Model):
     def request_address(self, body: Body) -> dict[str, Any]:
         pid = w.text(body, "PoolID", required=True)
         wanted = w.text(body, "Address")
-        options = w.mapping(body, "Options")
+        options = w.string_map(body, "Options")
         pool = self.state.pools.get(pid)
         if pool is None:
             raise NotFound(f"pool {pid} not found")

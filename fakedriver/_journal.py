@@ -99,12 +99,15 @@ class Journal(list[Call]):
         ``(method, {field: matcher})``. Returns the matching calls."""
         __tracebackhide__ = True
         wanted = [(s, {}) if isinstance(s, str) else s for s in steps]
+        if not wanted:
+            return []
         starts = range(len(self)) if contiguous else range(1)
+        best: list[Call] = []
         for start in starts:
             got = self._match_from(start, wanted, contiguous)
             if len(got) == len(wanted):
                 return got
-        best = self._match_from(0, wanted, False)
+            best = max(best, got, key=len)
         method, fields = wanted[len(best)]
         after = f" after call #{best[-1].index}" if best else ""
         kind = "contiguous sequence" if contiguous else "sequence"

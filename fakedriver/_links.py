@@ -2,12 +2,13 @@
 
 Docker moves the interface named in Join's ``SrcName`` into the container and configures
 on it the address the endpoint was created with. With :class:`VethLinks` the driver makes
-a veth pair per join (``fdv<id>`` for the container, ``fdp<id>`` left on the host) and
+a veth pair per join (``fdv…`` for the container, ``fdp…`` left on the host) and
 removes it on Leave. Without links Join answers an empty ``SrcName``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -39,8 +40,11 @@ class VethLinks:
 
     @staticmethod
     def names(endpoint_id: str) -> tuple[str, str]:
-        """The container-side and host-side names (15 characters at most, as Linux wants)."""
-        return f"fdv{endpoint_id[:12]}", f"fdp{endpoint_id[:12]}"
+        """The container-side and host-side names (15 characters at most, as Linux wants):
+        the id's first 6 characters, for reading, and 6 of its hash, for telling apart
+        ids that share a prefix."""
+        tag = endpoint_id[:6] + hashlib.sha256(endpoint_id.encode()).hexdigest()[:6]
+        return f"fdv{tag}", f"fdp{tag}"
 
     def create(self, endpoint_id: str) -> str:
         inner, outer = self.names(endpoint_id)

@@ -25,6 +25,7 @@ class StateFileError(Exception):
 def save(state: State, path: str) -> None:
     data = json.dumps(state.snapshot(), sort_keys=True)
     folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".fakedriver-state-")
     try:
         with os.fdopen(fd, "w") as out:

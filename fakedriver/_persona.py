@@ -103,7 +103,7 @@ def _check_route(route: dict[str, Any]) -> None:
         route.get("NextHop", ""),
         route.get("RouteType", 0),
     )
-    if not isinstance(destination, str) or not _GO_CIDR.match(destination):
+    if not isinstance(destination, str) or not _GO_CIDR.fullmatch(destination):
         raise ValueError(f"static route Destination must be CIDR (ADDR/LEN): {destination!r}")
     ipaddress.ip_interface(destination)
     if not isinstance(kind, int) or isinstance(kind, bool):

@@ -19,7 +19,7 @@ from ._wire import IPAddress, IPNetwork
 class Lease:
     """An allocated address: what it is for, the MAC it was asked with, and its origin."""
 
-    kind: str  # "gateway", "endpoint" or "address"
+    kind: str  # "gateway" (asked for with the gateway option) or "address"
     mac: str
     call: int
     epoch: int

@@ -48,7 +48,7 @@ class Route(ContextDecorator):
             bases.append(re.escape("http+unix://" + quote(socket, safe="")))
         self.pattern = re.compile(rf"^(?:{'|'.join(bases)})/(?P<method>[^/?#]*)", re.IGNORECASE)
         self._mock: responses.RequestsMock | None = None
-        self._joined: list[responses.BaseResponse] = []
+        self._joined: list[tuple[responses.RequestsMock, list[responses.BaseResponse]]] = []
 
     def start(self) -> None:
         if self._mock is not None:
@@ -59,27 +59,57 @@ class Route(ContextDecorator):
         mock = responses.RequestsMock(
             assert_all_requests_are_fired=False, real_adapter_send=earlier
         )
-        for verb in _VERBS:
-            mock.add_callback(verb, self.pattern, self._serve)
+        self._register(mock)
         mock.add_passthru(re.compile(".*"))
         mock.start()
         self._mock = mock
-        # A mock the user starts later (``@responses.activate``) would hide this one, so
-        # the fake is also registered on responses' default mock, which that uses.
-        self._joined = [
-            responses.mock.add_callback(verb, self.pattern, self._serve) for verb in _VERBS
-        ]
+        # A mock the user starts later (``@responses.activate``, ``RequestsMock()``)
+        # patches over this one, so while the route is active every mock that starts
+        # learns the fake's URL too, and forgets it before it stops (so that its
+        # assert_all_requests_are_fired does not count the fake's entries).
+        original_start, original_stop = responses.RequestsMock.start, responses.RequestsMock.stop
+        route = self
+
+        def start(mock: responses.RequestsMock) -> None:
+            original_start(mock)
+            route._register(mock)
+
+        def stop(mock: responses.RequestsMock, allow_assert: bool = True) -> None:
+            route._unregister(mock)
+            original_stop(mock, allow_assert)
+
+        self._originals = (original_start, original_stop)
+        self._patches = (start, stop)
+        responses.RequestsMock.start, responses.RequestsMock.stop = start, stop  # type: ignore[method-assign,assignment]
+        if responses.mock._patcher is not None:  # responses.mock already active
+            self._register(responses.mock)
         self.fake.url, self.fake.socket_path = self.url, self.socket
+
+    def _register(self, mock: responses.RequestsMock) -> None:
+        registered = mock.registered()
+        if any(getattr(r, "callback", None) == self._serve for r in registered):
+            return
+        added = [mock.add_callback(verb, self.pattern, self._serve) for verb in _VERBS]
+        if mock is not self._mock:
+            self._joined.append((mock, added))
+
+    def _unregister(self, mock: responses.RequestsMock) -> None:
+        for joined, added in self._joined:
+            if joined is mock:
+                for registered in added:
+                    with contextlib.suppress(ValueError):  # the user may have reset it
+                        mock.remove(registered)
+        self._joined = [(m, added) for m, added in self._joined if m is not mock]
 
     def stop(self) -> None:
         if self._mock is None:
             return
+        if (responses.RequestsMock.start, responses.RequestsMock.stop) == self._patches:
+            responses.RequestsMock.start, responses.RequestsMock.stop = self._originals  # type: ignore[method-assign]
         self._mock.stop()
         self._mock = None
-        for registered in self._joined:
-            with contextlib.suppress(ValueError):  # the user may have reset responses.mock
-                responses.mock.remove(registered)
-        self._joined = []
+        for mock, _ in list(self._joined):
+            self._unregister(mock)
 
     def __enter__(self) -> FakeNetDriver:
         self.start()
@@ -88,14 +118,34 @@ class Route(ContextDecorator):
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _serve(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], bytes]:
+    def _serve(
+        self, request: requests.PreparedRequest
+    ) -> tuple[int, dict[str, str], bytes] | Exception:
         if request.method != "POST":
             answer = {"Err": f"method {request.method} not allowed; use POST"}
-            return 405, {"Content-Type": CONTENT_TYPE}, encode(answer)
+            body = b"" if request.method == "HEAD" else encode(answer)
+            return 405, {"Content-Type": CONTENT_TYPE}, body
         match = self.pattern.match(request.url or "")
         method = match.group("method") if match else ""
-        status, answer = self.fake.handle(f"/{method}", _body(request.body))
-        return status, {"Content-Type": CONTENT_TYPE}, encode(answer)
+        timeout = _read_timeout(getattr(request, "req_kwargs", {}).get("timeout"))
+        reply = self.fake.respond(f"/{method}", _body(request.body), timeout=timeout)
+        fault = f"fakedriver fault ({reply.call.fault})"
+        if reply.timed_out:
+            return requests.ReadTimeout(f"{fault}: no answer within {timeout} s")
+        if reply.drop == "before":
+            return requests.ConnectionError(f"{fault}: connection closed before the answer")
+        if reply.drop == "mid_body":
+            return requests.exceptions.ChunkedEncodingError(
+                f"{fault}: connection closed in the middle of the answer"
+            )
+        return reply.status, {"Content-Type": CONTENT_TYPE}, reply.body
+
+
+def _read_timeout(timeout: Any) -> float | None:
+    """The read part of a requests ``timeout`` (a number or a (connect, read) pair)."""
+    if isinstance(timeout, tuple):
+        timeout = timeout[1]
+    return None if timeout is None else float(timeout)
 
 
 def _body(body: Any) -> bytes:

@@ -1,8 +1,10 @@
 """Serving a fake to a real dockerd: on a unix socket, or on TCP with a ``.spec`` file.
 
 dockerd speaks HTTP/1.1 with keep-alive, sends calls concurrently, an empty ``Host:``
-header and no ``Content-Type``. The server is werkzeug's threaded one with HTTP/1.1
-switched on and its access log replaced by one line per call from the journal.
+header and no ``Content-Type``. werkzeug's development server closes every connection,
+so the plugin socket has its own small HTTP/1.1 handler (threads, keep-alive) that calls
+:meth:`FakeNetDriver.respond` directly; owning the socket is also what lets a fault close
+it before or in the middle of an answer, or notice that the client gave up on a hang.
 """
 
 from __future__ import annotations
@@ -11,28 +13,126 @@ import contextlib
 import dataclasses
 import json
 import os
+import select
 import socket
+import socketserver
 import stat
+import sys
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from typing import IO, Any
-
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from ._app import FakeNetDriver
 from ._journal import Call
 
 PLUGIN_DIR = "/run/docker/plugins"
 SPEC_DIR = "/etc/docker/plugins"
+CONTENT_TYPE = "application/vnd.docker.plugins.v1.2+json"
+#: Serves ``(verb, path, body) -> (status, answer)`` for paths under ``/fakedriver/``.
+Control = Callable[[str, str, bytes], tuple[int, Any]]
 
 
 class ServeError(Exception):
     """The server cannot start; the message says why."""
 
 
-class _Handler(WSGIRequestHandler):
+class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as dockerd expects
+    server: _Server
 
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+    def do_POST(self) -> None:
+        body = self._body()
+        if body is None:
+            return
+        if self.path.startswith("/fakedriver/") or not self.server.protocol:
+            self._control("POST", body)
+            return
+        reply = self.server.fake.respond(self.path, body, gone=self._gone)
+        if reply.drop == "before":
+            self._close()
+            return
+        self._send(reply.status, reply.body, half=reply.drop == "mid_body")
+
+    def do_GET(self) -> None:
+        self._other("GET")
+
+    def do_PUT(self) -> None:
+        self._other("PUT")
+
+    def do_DELETE(self) -> None:
+        self._other("DELETE")
+
+    def _other(self, verb: str) -> None:
+        body = self._body()
+        if body is None:
+            return
+        if self.path.startswith("/fakedriver/"):
+            self._control(verb, body)
+        else:
+            self._json(405, {"Err": f"method {verb} not allowed; use POST"})
+
+    def _control(self, verb: str, body: bytes) -> None:
+        if self.server.control is None:
+            self._json(404, {"Err": "the control API is not served on this socket"})
+            return
+        status, answer = self.server.control(verb, self.path, body)
+        self._json(status, answer)
+
+    def _body(self) -> bytes | None:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            self.close_connection = True
+            self._json(411, {"Err": "send a Content-Length (chunked bodies are not read)"})
+            return None
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _json(self, status: int, answer: Any) -> None:
+        self._send(status, json.dumps(answer, separators=(",", ":")).encode() + b"\n")
+
+    def _send(self, status: int, body: bytes, half: bool = False) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", CONTENT_TYPE)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2] if half else body)
+        if half:
+            self.wfile.flush()
+            self._close()
+
+    def _close(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _gone(self) -> bool:
+        """Whether the client closed the connection (readable, with nothing to read)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # the journal logs calls; see PluginServer.log_call
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.BaseServer):
+    daemon_threads = True
+    fake: FakeNetDriver
+    control: Control | None
+    protocol = True  # serve the plugin protocol (a control-only socket does not)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client hanging up is fine
+            super().handle_error(request, client_address)
+
+
+class _UnixServer(_Server, socketserver.UnixStreamServer):
+    pass
+
+
+class _TCPServer(_Server, socketserver.TCPServer):
+    allow_reuse_address = True
 
 
 def claim_socket(path: str) -> None:
@@ -58,8 +158,10 @@ class PluginServer:
 
     :param spec: for TCP, where to write the ``.spec`` file dockerd looks for
         (``/etc/docker/plugins/NAME.spec``).
+    :param control: serves the control API under ``/fakedriver/`` on this socket.
+    :param protocol: serve the plugin protocol (false for a control-only socket).
     :param log: where one line per call goes (``None``: nowhere); ``log_format`` is
-        ``"text"`` or ``"json"`` (JSON lines).
+        ``"text"`` or ``"json"`` (JSON lines, each a whole journal entry).
     """
 
     def __init__(
@@ -69,6 +171,8 @@ class PluginServer:
         socket_path: str | None = None,
         tcp: tuple[str, int] | None = None,
         spec: str | None = None,
+        control: Control | None = None,
+        protocol: bool = True,
         log: IO[str] | None = None,
         log_format: str = "text",
     ) -> None:
@@ -78,30 +182,34 @@ class PluginServer:
         self.log, self.log_format = log, log_format
         if socket_path is not None:
             claim_socket(socket_path)
-            self.server: BaseWSGIServer = make_server(
-                f"unix://{socket_path}", 0, app, threaded=True, request_handler=_Handler
-            )
+            self.server: _Server = _UnixServer(socket_path, _Handler)
             os.chmod(socket_path, 0o660)
             self.address = f"unix://{socket_path}"
         else:
             host, port = tcp  # type: ignore[misc]
-            self.server = make_server(host, port, app, threaded=True, request_handler=_Handler)
-            self.address = f"tcp://{host}:{self.server.server_port}"
+            self.server = _TCPServer((host, port), _Handler)
+            self.address = f"tcp://{host}:{self.server.server_address[1]}"
             if spec:
                 _write_spec(spec, self.address)
-        app.listeners.append(self.log_call)
+        self.server.fake, self.server.control = app, control
+        self.server.protocol = protocol
+        if log is not None:
+            app.listeners.append(self.log_call)
 
     def log_call(self, call: Call) -> None:
-        if self.log is None:
-            return
         if self.log_format == "json":
             line = json.dumps(dataclasses.asdict(call))  # the whole journal entry
         else:
             line = str(call) + "".join(f" (violation: {v})" for v in call.violations)
+            line += f" [fault: {call.fault}]" if call.fault else ""
         print(line, file=self.log, flush=True)
 
     def serve_forever(self) -> None:
-        self.server.serve_forever()
+        self.server.serve_forever(poll_interval=0.1)
+
+    def shutdown(self) -> None:
+        """Stop :meth:`serve_forever` (from another thread)."""
+        self.server.shutdown()
 
     def close(self) -> None:
         """Stop listening and remove the socket and spec file."""

@@ -40,6 +40,8 @@ def decode(raw: bytes, *, no_arguments: bool) -> dict[str, Any]:
         value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"invalid request: body is not JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("invalid request: body is nested too deeply") from None
     if value is None and no_arguments:
         return {}
     if not isinstance(value, dict):
@@ -106,7 +108,7 @@ def _version(value: IPAddress | IPInterface | IPNetwork, where: str, version: in
 
 def cidr(value: object, where: str, version: int | None = None) -> IPInterface:
     """An address with its prefix length, ``172.18.0.2/16``."""
-    if not isinstance(value, str) or "/" not in value:
+    if not isinstance(value, str) or "/" not in value or "%" in value:
         raise BadRequest(f"invalid request: {where}: invalid CIDR address {value!r}")
     try:
         parsed = ipaddress.ip_interface(value)
@@ -118,7 +120,7 @@ def cidr(value: object, where: str, version: int | None = None) -> IPInterface:
 
 def subnet(value: object, where: str, version: int | None = None) -> IPNetwork:
     """A network in CIDR form with no host bits set, ``172.18.0.0/16``."""
-    if not isinstance(value, str) or "/" not in value:
+    if not isinstance(value, str) or "/" not in value or "%" in value:
         raise BadRequest(f"invalid request: {where}: invalid CIDR network {value!r}")
     try:
         parsed = ipaddress.ip_network(value)
@@ -131,7 +133,7 @@ def subnet(value: object, where: str, version: int | None = None) -> IPNetwork:
 def address(value: object, where: str, version: int | None = None) -> IPAddress:
     """A bare IP address, ``172.18.0.1`` (no prefix length)."""
     try:
-        if not isinstance(value, str):
+        if not isinstance(value, str) or "%" in value:  # Go's parser refuses IPv6 zones
             raise ValueError
         parsed = ipaddress.ip_address(value)
     except ValueError:
@@ -142,7 +144,7 @@ def address(value: object, where: str, version: int | None = None) -> IPAddress:
 
 def mac(value: object, where: str) -> str:
     """A MAC address in colon form, returned in lower case."""
-    if not isinstance(value, str) or not _MAC.match(value):
+    if not isinstance(value, str) or not _MAC.fullmatch(value):
         raise BadRequest(f"invalid request: {where}: invalid MAC address {value!r}")
     return value.lower()
 
@@ -182,7 +184,7 @@ def _ipam_entry(item: object, where: str, version: int) -> IPAMData:
         raise BadRequest(f"invalid request: {where} must be an object, got {_kind(item)}")
     pool = subnet(item.get("Pool"), f"{where}.Pool", version)
     gateway = None
-    if item.get("Gateway"):
+    if text(item, "Gateway"):
         gateway = cidr(item["Gateway"], f"{where}.Gateway", version)
         _inside(gateway, pool, f"{where}.Gateway")
     aux: dict[str, IPInterface | None] = {}

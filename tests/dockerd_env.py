@@ -70,7 +70,9 @@ class Dockerd:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def docker(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def docker(
+        self, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(["docker", *args], env=self.env, capture_output=True, text=True,
                               timeout=timeout, check=False)
         if check and done.returncode != 0:

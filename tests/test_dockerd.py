@@ -114,7 +114,7 @@ def test_the_recorded_scenario_gives_the_same_calls(dockerd: Dockerd, plugin: Pl
             assert Counter(got) == Counter(expected), step["cmd"]
         else:
             assert got == expected, step["cmd"]
-            for theirs, mine in zip(step["calls"], ours):
+            for theirs, mine in zip(step["calls"], ours, strict=True):
                 assert _shape(mine["request"]) == _shape(theirs["body"] or {}), theirs["path"]
 
 

@@ -1,0 +1,49 @@
+"""Clocks for latency and hangs: real time, or virtual time that passes without waiting.
+
+A test of an orchestrator's 30-second retry window runs in milliseconds on a
+:class:`VirtualClock`: ``sleep`` moves the clock forward and returns at once. The socket
+server uses :class:`RealClock` by default; everything in-process uses a virtual one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds, from an arbitrary start."""
+
+    def sleep(self, seconds: float) -> None:
+        """Let ``seconds`` pass."""
+
+
+class RealClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class VirtualClock:
+    """Time that passes only when something sleeps or the test calls :meth:`advance`."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        with self._lock:
+            return self._now
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("time does not run backwards")
+        with self._lock:
+            self._now += seconds

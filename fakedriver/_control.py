@@ -1,0 +1,110 @@
+"""The control API: the fault engine, journal and state over HTTP, for tests in another
+process than ``fakedriver serve``. Paths live under ``/fakedriver/``; every body is JSON.
+
+=======  ==========================  ==================================================
+verb     path                        does
+=======  ==========================  ==================================================
+GET      /fakedriver/faults          the rules (with how often each fired), phase, seed
+POST     /fakedriver/faults          add a rule (an object) or several (``{"faults": []}``)
+DELETE   /fakedriver/faults          remove every rule (releasing held calls)
+POST     /fakedriver/faults/release  release every held or hung call
+PUT      /fakedriver/phase           ``{"phase": "name"}`` (or ``null``) for phase rules
+GET      /fakedriver/calls           the journal; ``?since=N`` for entries from index N
+GET      /fakedriver/state           the state snapshot
+GET      /fakedriver/leaks           what is still held, with the call that made it
+POST     /fakedriver/reset           forget state, journal and rules
+=======  ==========================  ==================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+from ._faults import rule_from_dict
+
+if TYPE_CHECKING:
+    from ._app import FakeNetDriver
+
+
+def control(fake: FakeNetDriver, verb: str, target: str, body: bytes) -> tuple[int, Any]:
+    """Serve one control request; returns the HTTP status and the JSON answer."""
+    url = urlsplit(target)
+    try:
+        data = json.loads(body) if body.strip() else {}
+        route = _ROUTES.get((verb, url.path))
+        if route is None:
+            return 404, {"Err": f"no control endpoint {verb} {url.path}"}
+        return 200, route(fake, data, parse_qs(url.query))
+    except (ValueError, TypeError) as exc:
+        return 400, {"Err": f"bad control request: {exc}"}
+
+
+def _faults(fake: FakeNetDriver, data: Any, query: Any) -> Any:
+    rules = [rule.to_dict() for rule in fake.faults.rules]
+    return {"faults": rules, "phase": fake.faults.phase, "seed": fake.faults.seed}
+
+
+def _add(fake: FakeNetDriver, data: Any, query: Any) -> Any:
+    items = data["faults"] if isinstance(data, dict) and "faults" in data else [data]
+    rules = [rule_from_dict(item) for item in items]  # all or nothing
+    with fake._lock:
+        start = len(fake.faults.rules)
+        for rule in rules:
+            fake.faults.add(rule)
+    return {"added": list(range(start, start + len(rules)))}
+
+
+def _clear(fake: FakeNetDriver, data: Any, query: Any) -> Any:
+    with fake._lock:
+        fake.faults.clear()
+    return {}
+
+
+def _release(fake: FakeNetDriver, data: Any, query: Any) -> Any:
+    for rule in list(fake.faults.rules):
+        rule.release()
+    return {}
+
+
+def _phase(fake: FakeNetDriver, data: Any, query: Any) -> Any:
+    phase = data.get("phase")
+    if phase is not None and not isinstance(phase, str):
+        raise ValueError("phase must be a string or null")
+    fake.faults.phase = phase
+    return {"phase": phase}
+
+
+def _calls(fake: FakeNetDriver, data: Any, query: Any) -> Any:
+    since = int(query.get("since", ["0"])[0])
+    with fake._lock:
+        return {"calls": [dataclasses.asdict(call) for call in fake.calls[since:]]}
+
+
+def _state(fake: FakeNetDriver, data: Any, query: Any) -> Any:
+    with fake._lock:
+        return fake.state.snapshot()
+
+
+def _leaks(fake: FakeNetDriver, data: Any, query: Any) -> Any:
+    return {"leaks": fake.leaks()}
+
+
+def _reset(fake: FakeNetDriver, data: Any, query: Any) -> Any:
+    fake.reset()
+    return {}
+
+
+_ROUTES = {
+    ("GET", "/fakedriver/faults"): _faults,
+    ("POST", "/fakedriver/faults"): _add,
+    ("DELETE", "/fakedriver/faults"): _clear,
+    ("POST", "/fakedriver/faults/release"): _release,
+    ("PUT", "/fakedriver/phase"): _phase,
+    ("GET", "/fakedriver/calls"): _calls,
+    ("GET", "/fakedriver/state"): _state,
+    ("GET", "/fakedriver/leaks"): _leaks,
+    ("POST", "/fakedriver/reset"): _reset,
+}

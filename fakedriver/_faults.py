@@ -1,0 +1,210 @@
+"""Fault injection in the plugin protocol's own terms.
+
+A :class:`Rule` says *what* goes wrong (its ``kind``) and *when* (method, request fields,
+nth call, first N calls, every k-th, a seeded probability, a named phase). Rules are
+checked in order for every call; every firing ``latency`` adds its delay, a firing
+``hold``/``hang`` holds the call, and the first firing rule of any other kind decides the
+answer. The journal entry of the call names the rules that fired.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import tomllib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclass_fields
+from typing import Any
+
+from ._clock import Clock
+from ._journal import _mismatches
+from ._methods import resolve
+
+#: kind -> what it does, as Docker's client sees it (protocol.md §1.4, §8).
+KINDS = {
+    "error": "HTTP 200 with the error under the subsystem's key (Err or Error)",
+    "status": "a non-200 status, with {'Err': message} or the raw `body`",
+    "not_found": "HTTP 404 '404 page not found' (Docker tolerates it only for "
+    "Program/RevokeExternalConnectivity)",
+    "empty_body": "HTTP 200 with an empty body (Docker: EOF)",
+    "invalid_json": "HTTP 200 with a body that is not JSON",
+    "truncated": "the call is served, but the answer is cut in the middle",
+    "wrong_key": "HTTP 200 with the error under the other subsystem's key (Docker: success)",
+    "answer": "the call is served, and `answer` is merged into the answer (e.g. a field "
+    "Docker must reject)",
+    "lost_reply": "the call is served (state changes), but the answer is an error",
+    "latency": "the answer comes `seconds` later (on the driver's clock)",
+    "hang": "no answer until released or the client gives up",
+    "hold": "the call waits until released, then is served (for forcing interleavings)",
+    "drop": "the connection is closed before answering (the call is not served)",
+    "drop_mid_body": "the call is served; the connection is closed in the middle of the answer",
+}
+#: Kinds that change only the timing; any number of them apply to one call.
+TIMING = frozenset({"latency", "hang", "hold"})
+
+
+@dataclass
+class Rule:
+    """One fault and its schedule. All the given conditions must hold for it to fire.
+
+    :param method: ``"Join"``, ``"IpamDriver.RequestPool"`` or ``"*"`` for every call.
+    :param kind: one of :data:`KINDS`.
+    :param match: request fields the call must match (as in the journal helpers).
+    :param nth: fire on the nth matching call only (from 1).
+    :param times: fire on the first ``times`` matching calls, then recover.
+    :param every: fire on every ``every``-th matching call.
+    :param probability: fire with this probability, from the driver's seeded RNG.
+    :param phase: fire only while the driver's fault phase is this name.
+    """
+
+    method: str = "*"
+    kind: str = "error"
+    message: str = "injected fault"
+    status: int = 500
+    body: str | None = None
+    seconds: float = 0.0
+    answer: dict[str, Any] | None = None
+    match: dict[str, Any] = field(default_factory=dict)
+    nth: int | None = None
+    times: int | None = None
+    every: int | None = None
+    probability: float | None = None
+    phase: str | None = None
+    name: str = ""
+    #: matching calls seen, and how many times the rule fired
+    seen: int = field(default=0, compare=False)
+    fired: int = field(default=0, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; known: {', '.join(KINDS)}")
+        if self.method != "*":
+            self.method = resolve(self.method)
+        for key in ("nth", "times", "every"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{key} must be a whole number from 1, not {value!r}")
+        if self.probability is not None and not 0 <= self.probability <= 1:
+            raise ValueError(f"probability must be between 0 and 1, not {self.probability}")
+        if self.kind == "status" and not 100 <= self.status <= 599:
+            raise ValueError(f"status must be an HTTP status code, not {self.status}")
+        self.name = self.name or f"{self.kind} on {self.method}"
+        self._release = threading.Event()
+        self._waiting = threading.Semaphore(0)
+
+    def applies(self, method: str, request: dict[str, Any] | None, phase: str | None) -> bool:
+        if self.method not in ("*", method) or (self.phase is not None and self.phase != phase):
+            return False
+        return not (self.match and _mismatches(request, self.match))
+
+    def fires(self, rng: random.Random) -> bool:
+        """Count a matching call and say whether the rule fires on it."""
+        self.seen += 1
+        if self.nth is not None and self.seen != self.nth:
+            return False
+        if self.times is not None and self.fired >= self.times:
+            return False
+        if self.every is not None and self.seen % self.every:
+            return False
+        if self.probability is not None and rng.random() >= self.probability:
+            return False
+        self.fired += 1
+        return True
+
+    # -- holding ------------------------------------------------------------------------
+    def release(self) -> None:
+        """Let held (and hung) calls go on, now and from now on."""
+        self._release.set()
+
+    def wait_held(self, count: int = 1, timeout: float = 5.0) -> bool:
+        """Wait (in real time) until ``count`` calls are held by this rule."""
+        return all(self._waiting.acquire(timeout=timeout) for _ in range(count))
+
+    def hold(self, gone: Callable[[], bool] | None = None) -> bool:
+        """Block the calling request; True once released, False if the client went away."""
+        self._waiting.release()
+        while not self._release.wait(0.02):
+            if gone is not None and gone():
+                return False
+        return True
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {key: value for key, value in data.items() if value not in (None, {}, "")}
+
+
+class Faults:
+    """The fault rules of one driver, with the seeded RNG and the current phase."""
+
+    def __init__(self, seed: int, clock: Clock) -> None:
+        self.seed = seed
+        self.clock = clock
+        self.rules: list[Rule] = []
+        self.phase: str | None = None
+        self._rng = random.Random(seed)
+
+    def add(self, rule: Rule | None = None, **fields: Any) -> Rule:
+        """Add ``rule`` (or ``Rule(**fields)``) after the existing ones; return it."""
+        rule = rule or Rule(**fields)
+        self.rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        for rule in self.rules:
+            rule.release()
+        self.rules = []
+        self.phase = None
+        self._rng = random.Random(self.seed)
+
+    def load(self, path: str) -> list[Rule]:
+        """Add the rules of a TOML scenario file (its ``seed`` and ``phase`` too)."""
+        rules, seed, phase = load_scenario(path)
+        if seed is not None:
+            self.seed, self._rng = int(seed), random.Random(int(seed))
+        if phase is not None:
+            self.phase = str(phase)
+        self.rules.extend(rules)
+        return rules
+
+    def select(self, method: str, request: dict[str, Any] | None) -> list[Rule]:
+        """The rules firing on this call: every timing rule, then at most one outcome."""
+        fired: list[Rule] = []
+        outcome = False
+        for rule in self.rules:
+            if (outcome and rule.kind not in TIMING) or not rule.applies(
+                method, request, self.phase
+            ):
+                continue
+            if rule.fires(self._rng):
+                fired.append(rule)
+                outcome = outcome or rule.kind not in TIMING
+        return fired
+
+
+_SETTABLE = {f.name for f in dataclass_fields(Rule)} - {"seen", "fired"}
+
+
+def rule_from_dict(data: Any) -> Rule:
+    """A rule from a scenario file's ``[[fault]]`` table or a control API body."""
+    if not isinstance(data, dict):
+        raise ValueError(f"a fault must be an object, not {type(data).__name__}")
+    unknown = set(data) - _SETTABLE
+    if unknown:
+        raise ValueError(f"unknown fault field(s) {sorted(unknown)}; known: {sorted(_SETTABLE)}")
+    return Rule(**data)
+
+
+def load_scenario(path: str) -> tuple[list[Rule], int | None, str | None]:
+    """Read a TOML scenario file: ``[[fault]]`` tables, and optional top-level ``seed`` (for
+    the probabilities) and ``phase``. Errors name the file."""
+    try:
+        with open(path, "rb") as source:
+            data = tomllib.load(source)
+        rules = [rule_from_dict(item) for item in data.get("fault", [])]
+    except (OSError, ValueError, TypeError) as exc:
+        raise ValueError(f"fault scenario {path}: {exc}") from exc
+    unknown = set(data) - {"fault", "seed", "phase"}
+    if unknown:
+        raise ValueError(f"fault scenario {path}: unknown key(s) {sorted(unknown)}")
+    return rules, data.get("seed"), data.get("phase")

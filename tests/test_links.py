@@ -1,0 +1,236 @@
+"""Host interfaces for joins: VethLinks with a recording fake of ``ip``, through the driver,
+and once with the real ``ip`` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+from collections.abc import Sequence
+
+import pytest
+from conftest import EP, NET, Wire, ids
+
+from fakedriver import DriverError, FakeNetDriver
+from fakedriver._links import VethLinks
+
+EID = "0123456789abcdef" * 4
+INNER, OUTER = VethLinks.names(EID)
+
+
+class FakeIp:
+    """``ip link`` as VethLinks runs it: records every argv and keeps a tiny model of the
+    host's links, so leftovers and clean-up can be checked. ``fail`` maps a verb (``add``,
+    ``set``, ``del``) to the stderr that verb fails with."""
+
+    def __init__(self, fail: dict[str, str] | None = None) -> None:
+        self.argv: list[tuple[str, ...]] = []
+        self.links: dict[str, str] = {}  # name -> peer
+        self.fail = dict(fail or {})
+
+    def __call__(self, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        args = tuple(argv)
+        self.argv.append(args)
+        assert args[:2] == ("ip", "link"), args
+        verb, name = args[2], args[3]
+        if verb in self.fail:
+            return self._done(args, 2, self.fail[verb])
+        if verb == "add":
+            assert args[4:8] == ("type", "veth", "peer", "name"), args
+            peer = args[8]
+            if name in self.links or peer in self.links:
+                return self._done(args, 2, "RTNETLINK answers: File exists\n")
+            self.links.update({name: peer, peer: name})
+        elif name not in self.links:
+            return self._done(args, 1, f'Cannot find device "{name}"\n')
+        elif verb == "del":
+            del self.links[self.links.pop(name)]
+        else:
+            assert args[3:] == (name, "up"), args
+        return self._done(args, 0, "")
+
+    @staticmethod
+    def _done(args: tuple[str, ...], code: int, stderr: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(list(args), code, "", stderr)
+
+
+ADD = ("ip", "link", "add", INNER, "type", "veth", "peer", "name", OUTER)
+SET_UP = ("ip", "link", "set", OUTER, "up")
+
+
+# -- VethLinks -------------------------------------------------------------------------------
+def test_names_are_fdv_and_fdp_and_12_characters_from_the_id() -> None:
+    assert re.fullmatch(r"fdv[0-9a-f]{12}", INNER), INNER
+    assert OUTER == "fdp" + INNER[3:]
+    assert all(len(name) <= 15 for name in (INNER, OUTER))  # IFNAMSIZ - 1
+    assert VethLinks.names(EID) == (INNER, OUTER)  # the same id, the same names
+    assert VethLinks.names("fe" * 32) != (INNER, OUTER)
+
+
+def test_create_adds_the_pair_and_brings_the_host_end_up() -> None:
+    ip = FakeIp()
+    assert VethLinks(run=ip).create(EID) == INNER
+    assert ip.argv[-2:] == [ADD, SET_UP]
+    assert all(argv[2] == "del" for argv in ip.argv[:-2])  # only a clean-up before
+    assert ip.links == {INNER: OUTER, OUTER: INNER}
+
+
+def test_create_replaces_a_leftover_pair() -> None:
+    ip = FakeIp()
+    ip.links = {INNER: OUTER, OUTER: INNER}  # left by an earlier run that was killed
+    assert VethLinks(run=ip).create(EID) == INNER
+    assert ip.argv[-2:] == [ADD, SET_UP]
+    assert ip.links == {INNER: OUTER, OUTER: INNER}
+
+
+def test_a_failing_add_is_a_driver_error_with_ips_stderr() -> None:
+    ip = FakeIp(fail={"add": "RTNETLINK answers: Operation not permitted\n"})
+    with pytest.raises(DriverError) as caught:
+        VethLinks(run=ip).create(EID)
+    assert caught.value.message == (
+        f"failed to create veth pair {INNER}/{OUTER}: RTNETLINK answers: Operation not permitted"
+    )
+    assert ip.links == {}
+
+
+def test_a_failing_set_up_removes_the_pair_it_made() -> None:
+    ip = FakeIp(fail={"set": "RTNETLINK answers: No buffer space available\n"})
+    with pytest.raises(DriverError, match="No buffer space available"):
+        VethLinks(run=ip).create(EID)
+    assert ip.argv[ip.argv.index(SET_UP) + 1][:3] == ("ip", "link", "del")
+    assert ip.links == {}
+
+
+def test_delete_removes_the_pair_and_tolerates_its_absence() -> None:
+    ip = FakeIp()
+    links = VethLinks(run=ip)
+    links.create(EID)
+    links.delete(EID)
+    assert ip.links == {}
+    links.delete(EID)  # nothing left: no error
+    assert ip.links == {}
+
+
+# -- through the driver ----------------------------------------------------------------------
+def _driver(ip: FakeIp, **options: object) -> tuple[FakeNetDriver, Wire]:
+    fake = FakeNetDriver(links=VethLinks(run=ip), **options)
+    wire = Wire(fake)
+    wire.network(v6=("fd00:1::/64", "fd00:1::1/64"))
+    wire.endpoint(v6="fd00:1::2/64")
+    return fake, wire
+
+
+def test_join_answers_the_link_and_the_networks_gateways() -> None:
+    ip = FakeIp()
+    fake, wire = _driver(ip)
+    inner, outer = VethLinks.names(EP)
+    assert wire.join() == {
+        "InterfaceName": {"SrcName": inner, "DstPrefix": "eth"},
+        "Gateway": "10.0.0.1",
+        "GatewayIPv6": "fd00:1::1",
+    }
+    assert ip.links == {inner: outer, outer: inner}
+    assert fake.state.joins[EP].src_name == inner
+
+
+def test_leave_deletes_the_link() -> None:
+    ip = FakeIp()
+    _, wire = _driver(ip)
+    wire.join()
+    wire.ok("NetworkDriver.Leave", ids())
+    assert ip.links == {}
+
+
+def test_lenient_delete_endpoint_while_joined_deletes_the_link() -> None:
+    ip = FakeIp()
+    fake, wire = _driver(ip, strict=False)
+    wire.join()
+    wire.ok("NetworkDriver.DeleteEndpoint", ids())
+    assert ip.links == {}
+    assert [v.message for v in fake.violations] == [
+        f"endpoint {EP} is still joined to sandbox /var/run/docker/netns/abc"
+    ]
+    assert EP not in fake.state.endpoints
+
+
+def test_a_failing_link_refuses_join_and_changes_nothing() -> None:
+    ip = FakeIp(fail={"add": "RTNETLINK answers: Operation not permitted\n"})
+    fake, wire = _driver(ip)
+    before = json.dumps(fake.state.snapshot(), sort_keys=True)
+    status, answer = wire(
+        "NetworkDriver.Join", {**ids(), "SandboxKey": "/var/run/docker/netns/abc", "Options": {}}
+    )
+    inner, outer = VethLinks.names(EP)
+    assert (status, answer) == (
+        200,
+        {
+            "Err": f"failed to create veth pair {inner}/{outer}: "
+            "RTNETLINK answers: Operation not permitted"
+        },
+    )
+    assert json.dumps(fake.state.snapshot(), sort_keys=True) == before
+    assert fake.state.joins == {}
+    assert ip.links == {}
+    ip.fail.clear()  # the host recovers: the same Join now works
+    assert wire.join()["InterfaceName"]["SrcName"] == inner
+
+
+def test_endpoints_whose_ids_share_12_characters_keep_their_own_links() -> None:
+    """Interface names hold 12 characters at most after fdv/fdp: a second endpoint whose id
+    shares its first 12 characters with a joined one must not take over (or delete) that
+    one's interface."""
+    ip = FakeIp()
+    fake, wire = _driver(ip)
+    twin = EP[:12] + "f" * 52
+    wire.endpoint(twin, "10.0.0.3/24")
+    first = wire.join()["InterfaceName"]["SrcName"]
+    _, answer = wire(
+        "NetworkDriver.Join",
+        {**ids(eid=twin), "SandboxKey": "/var/run/docker/netns/def", "Options": {}},
+    )
+    if "Err" in answer:  # refusing the second Join is fine...
+        assert twin not in fake.state.joins
+    else:  # ...answering it with the first endpoint's interface is not
+        assert answer["InterfaceName"]["SrcName"] != first, (
+            f"both endpoints were given {first}; the second Join deleted and re-made the "
+            "first endpoint's veth pair"
+        )
+    assert ip.links.get(first), f"{first} (joined by endpoint {EP}) is gone"
+
+
+# -- the real `ip` ---------------------------------------------------------------------------
+def _ip_links() -> str:
+    return subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+
+
+def test_a_join_makes_a_real_veth_pair_and_leave_removes_it() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("SKIPPED LOUDLY: a real veth pair needs root (run the tests as root)")
+    if shutil.which("ip") is None:
+        pytest.skip("SKIPPED LOUDLY: iproute2's `ip` is not installed")
+    eid = secrets.token_hex(32)
+    inner, outer = VethLinks.names(eid)
+    fake = FakeNetDriver(links=VethLinks())
+    wire = Wire(fake)
+    try:
+        wire.network()
+        wire.endpoint(eid)
+        status, answer = wire(
+            "NetworkDriver.Join",
+            {**ids(eid=eid), "SandboxKey": "/var/run/docker/netns/abc", "Options": {}},
+        )
+        if "not permitted" in answer.get("Err", ""):
+            pytest.skip(f"SKIPPED LOUDLY: no CAP_NET_ADMIN here: {answer['Err']}")
+        assert (status, answer["InterfaceName"]["SrcName"]) == (200, inner), answer
+        links = _ip_links()
+        assert f": {inner}@{outer}:" in links and f": {outer}@{inner}:" in links, links
+        host_end = next(line for line in links.splitlines() if f": {outer}@" in line)
+        assert re.search(r"<[^>]*\bUP\b", host_end), host_end
+        wire.ok("NetworkDriver.Leave", ids(NET, eid))
+        links = _ip_links()
+        assert inner not in links and outer not in links, links
+    finally:
+        subprocess.run(["ip", "link", "del", inner], capture_output=True, check=False)
