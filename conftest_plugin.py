@@ -9,7 +9,8 @@ Fixtures:
 
 Marker ``@pytest.mark.fake_netdriver(**options)`` sets persona options (``scope``,
 ``ipam``, ``strict``, ...) and the plugin's own: ``audit`` (run ``assert_clean()`` at
-teardown), ``url`` and ``socket``. ini options give the defaults: ``fake_netdriver_strict``,
+teardown), ``url``, ``socket`` and ``faults`` (a TOML fault scenario, relative to the test
+file). ini options give the defaults: ``fake_netdriver_strict``,
 ``fake_netdriver_audit``, ``fake_netdriver_seed`` and ``fake_netdriver_url``.
 
 When a test that used a fake fails, its report gets a "fake_netdriver journal" section.
@@ -18,13 +19,13 @@ When a test that used a fake fails, its report gets a "fake_netdriver journal" s
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fakedriver import FakeNetDriver, Persona, Route
 
-_PLUGIN_OPTIONS = ("audit", "url", "socket")
 _factories = pytest.StashKey["FakeNetDriverFactory"]()
 _passed = pytest.StashKey[bool]()
 
@@ -54,14 +55,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "fake_netdriver(**options): persona options for the fake_netdriver fixtures, plus "
-        "audit=True/False, url=..., socket=...",
+        "audit=True/False, url=..., socket=..., faults='scenario.toml'",
     )
 
 
 class FakeNetDriverFactory:
     """Makes routed fakes for one test and takes them down after it."""
 
-    def __init__(self, config: pytest.Config, marker: pytest.Mark | None) -> None:
+    def __init__(self, config: pytest.Config, marker: pytest.Mark | None, root: Path) -> None:
+        self._root = root  # scenario files are found relative to the test's folder
         self._defaults: dict[str, Any] = {
             "strict": config.getini("fake_netdriver_strict"),
             "seed": int(config.getini("fake_netdriver_seed")),
@@ -82,14 +84,17 @@ class FakeNetDriverFactory:
         """A new fake, routed and active until the test ends.
 
         :param persona: a base persona; ``options`` override its fields.
-        :param options: persona fields, and ``audit``, ``url``, ``socket``.
+        :param options: persona fields, and ``audit``, ``url``, ``socket``, ``faults``.
         """
         merged = {**self._defaults, **options}
         audit = bool(merged.pop("audit", False))
         first = not self._routes
         url = merged.pop("url", self._url if first else f"{self._url}-{len(self._routes) + 1}")
         socket = merged.pop("socket", self._socket if first else None)
+        faults = merged.pop("faults", None)
         fake = FakeNetDriver(persona, **merged)
+        if faults is not None:
+            fake.faults.load(str(self._root / faults))
         route = Route(fake, url, socket)
         route.start()
         self._routes.append((route, audit))
@@ -117,7 +122,7 @@ class FakeNetDriverFactory:
 def fake_netdriver_factory(request: pytest.FixtureRequest) -> Iterator[FakeNetDriverFactory]:
     """A factory of routed ``FakeNetDriver`` instances for this test."""
     factory = FakeNetDriverFactory(
-        request.config, request.node.get_closest_marker("fake_netdriver")
+        request.config, request.node.get_closest_marker("fake_netdriver"), request.path.parent
     )
     request.node.stash[_factories] = factory
     yield factory
