@@ -2,7 +2,8 @@
 
 The fixture routes every ``requests`` call to ``fake_netdriver.url`` to an in-process fake
 plugin, so the orchestrator runs unchanged: real ``requests`` calls, real JSON, no daemon.
-``fake_netdriver.fail(...)`` makes chosen calls fail, the way a flaky plugin would.
+``fake_netdriver.fail(...)`` makes chosen calls fail, the way a flaky plugin would, and
+``@pytest.mark.fake_netdriver(faults="faults/....toml")`` loads a whole fault scenario.
 """
 
 from __future__ import annotations
@@ -28,10 +29,13 @@ def sleeps() -> list[float]:
 @pytest.fixture
 def orchestrator(fake_netdriver: FakeNetDriver, sleeps: list[float]) -> Iterator[Orchestrator]:
     ids = (f"{n:02x}" * 32 for n in itertools.count(1))  # 0101…, 0202…: readable 64-hex ids
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        fake_netdriver.clock.sleep(seconds)  # virtual time: it passes, nothing waits
+
     with requests.Session() as session:
-        yield Orchestrator(
-            session, fake_netdriver.url, sleep=sleeps.append, new_id=lambda: next(ids)
-        )
+        yield Orchestrator(session, fake_netdriver.url, sleep=sleep, new_id=lambda: next(ids))
 
 
 # -- the happy path -------------------------------------------------------------------------
@@ -217,3 +221,76 @@ def test_the_fake_refuses_what_a_real_driver_would(fake_netdriver):
 
     fake_netdriver.calls.assert_called("ReleaseAddress", times=1, Address="10.200.0.3")
     assert fake_netdriver.state.addresses == {net.pool_id: ["10.200.0.1/24", "10.200.0.2/24"]}
+
+
+# -- scenario files: faults/*.toml, loaded by the marker ------------------------------------
+WEB, DB = "02" * 32, "03" * 32  # the endpoint ids of the first and second attach
+
+
+@pytest.mark.fake_netdriver(faults="faults/transient.toml")
+def test_transient_faults_are_retried_until_the_plugin_recovers(
+    orchestrator, fake_netdriver, sleeps
+):
+    net = orchestrator.create_network("backend")
+    web = orchestrator.attach("web", net)
+
+    # The journal names the rule behind every faulted call (status 0: no answer at all).
+    faulted = [call for call in fake_netdriver.calls if call.fault]
+    assert [(call.method, call.status, call.fault) for call in faulted] == [
+        ("IpamDriver.RequestAddress", 200, "slow-ipam"),  # the gateway
+        ("IpamDriver.RequestAddress", 200, "slow-ipam"),  # web's address
+        ("NetworkDriver.CreateEndpoint", 0, "endpoint-connection-lost"),
+        ("NetworkDriver.Join", 503, "join-busy"),
+        ("NetworkDriver.Join", 503, "join-busy"),
+    ]
+    # One retry after the lost connection, two after the 503s (the backoff doubles per call).
+    assert sleeps == [0.5, 0.5, 1.0]
+    # 2 x 2 s of IPAM latency + 2 s of backoff, on the fake's virtual clock: no real waiting.
+    assert fake_netdriver.clock.now() == 6.0
+
+    # Each step took effect once: one endpoint, with web's address, joined and programmed.
+    assert list(fake_netdriver.state.endpoints) == [web.endpoint_id]
+    endpoint = fake_netdriver.state.endpoints[web.endpoint_id]
+    assert str(endpoint.address) == web.address == "10.200.0.2/24"
+    assert endpoint.join.sandbox_key == web.sandbox_key and endpoint.connectivity is not None
+    assert fake_netdriver.state.addresses == {net.pool_id: ["10.200.0.1/24", "10.200.0.2/24"]}
+
+    # The plugin has recovered: the rest of the lifecycle needs no retry.
+    orchestrator.detach(web)
+    orchestrator.delete_network(net)
+    assert sleeps == [0.5, 0.5, 1.0]
+    fake_netdriver.assert_clean()
+
+
+@pytest.mark.fake_netdriver(faults="faults/permanent.toml")
+def test_a_permanent_failure_is_rolled_back_in_dockerds_order(orchestrator, fake_netdriver, sleeps):
+    net = orchestrator.create_network("backend")
+    web = orchestrator.attach("web", net)  # endpoint 0202…: the scenario lets it through
+
+    with pytest.raises(PluginError) as refused:
+        orchestrator.attach("db", net)  # endpoint 0303…: no route to host, every time
+
+    assert type(refused.value) is PluginError  # a refusal, not PluginUnavailable
+    assert str(refused.value) == "NetworkDriver.ProgramExternalConnectivity: no route to host"
+    assert sleeps == []  # an Err answer is not retried
+    db = {"NetworkID": net.id, "EndpointID": DB}
+    fake_netdriver.calls.assert_sequence(
+        ("RequestAddress", {"PoolID": net.pool_id, "Options": None}),
+        ("CreateEndpoint", db),
+        ("Join", db),
+        ("ProgramExternalConnectivity", db),
+        # the rollback, newest step first: dockerd's order
+        ("Leave", db),
+        ("DeleteEndpoint", db),
+        ("ReleaseAddress", {"PoolID": net.pool_id, "Address": "10.200.0.3"}),
+        contiguous=True,
+    )
+    assert [(call.method, call.fault) for call in fake_netdriver.calls if call.fault] == [
+        ("NetworkDriver.ProgramExternalConnectivity", "no-route")
+    ]
+
+    # Only web is left; taking it and the network down leaves the fake clean.
+    assert list(orchestrator.attachments) == [web.endpoint_id] == [WEB]
+    orchestrator.detach(web)
+    orchestrator.delete_network(net)
+    fake_netdriver.assert_clean()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import contextlib
 import os
 import signal
@@ -194,7 +195,10 @@ def serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     where = " and control API on " + servers[1].address if len(servers) > 1 else ""
-    print(f"fakedriver: serving on {server.address}{where}", file=sys.stderr, flush=True)
+    banner = f"fakedriver: serving on {server.address}{where}"
+    if args.log_format == "json":  # keep the stream JSON lines throughout
+        banner = json.dumps({"event": "serving", "message": banner})
+    print(banner, file=sys.stderr, flush=True)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()

@@ -6,6 +6,7 @@ Each method takes the decoded request object and returns the answer object (with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from . import _wire as w
@@ -111,10 +112,10 @@ class NetworkModel(Model):
         endpoint = Endpoint(eid, network.id, v4, v6, mac, options, self.call, assigned)
         self.state.endpoints[eid] = network.endpoints[eid] = endpoint
         for address in (v4, v6):
-            if address is not None:
-                network.addresses[address.ip] = eid
+            if address is not None:  # a tolerated duplicate leaves the first owner indexed
+                network.addresses.setdefault(address.ip, eid)
         if mac:
-            network.macs[mac] = eid
+            network.macs.setdefault(mac, eid)
         return {"Interface": {"MacAddress": mac}} if assigned else {}
 
     def _check_address(self, network: Network, address: IPInterface, data: list[IPAMData]) -> None:
@@ -160,9 +161,26 @@ class NetworkModel(Model):
         for address in (endpoint.address, endpoint.address_v6):
             if address is not None and network.addresses.get(address.ip) == endpoint.id:
                 del network.addresses[address.ip]
+                self._reindex(network, network.addresses, address.ip, _addresses)
         if network.macs.get(endpoint.mac) == endpoint.id:
             del network.macs[endpoint.mac]
+            self._reindex(network, network.macs, endpoint.mac, lambda e: (e.mac,))
         return {}
+
+    def _reindex(
+        self,
+        network: Network,
+        index: dict[Any, str],
+        key: Any,
+        keys_of: Callable[[Endpoint], tuple[Any, ...]],
+    ) -> None:
+        """Give ``key`` to another endpoint holding it too (only possible in lenient mode)."""
+        if self.persona.strict:
+            return
+        for other in network.endpoints.values():
+            if key in keys_of(other):
+                index[key] = other.id
+                return
 
     def endpoint_oper_info(self, body: Body) -> dict[str, Any]:
         endpoint = self._endpoint(*_ids(body))
@@ -291,6 +309,10 @@ class NetworkModel(Model):
         if endpoint is None:
             self.violate(NotFound(f"endpoint {eid} not found in network {network.id}"))
         return endpoint
+
+
+def _addresses(endpoint: Endpoint) -> tuple[Any, ...]:
+    return tuple(a.ip for a in (endpoint.address, endpoint.address_v6) if a is not None)
 
 
 def _ids(body: Body) -> tuple[str, str]:

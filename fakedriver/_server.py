@@ -118,6 +118,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(socketserver.ThreadingMixIn, socketserver.BaseServer):
     daemon_threads = True
+    request_queue_size = 128  # dockerd dials without blocking: a full backlog fails at once
     fake: FakeNetDriver
     control: Control | None
     protocol = True  # serve the plugin protocol (a control-only socket does not)

@@ -22,6 +22,8 @@ IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Body = Mapping[str, Any]
 
+#: ADDR/LEN with a decimal length, as Go's parsers want it (no netmask form, no zones).
+_CIDR = re.compile(r"[^/%]+/(0|[1-9][0-9]{0,2})")
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 _FAMILY = {4: "IPv4", 6: "IPv6"}
 
@@ -108,7 +110,7 @@ def _version(value: IPAddress | IPInterface | IPNetwork, where: str, version: in
 
 def cidr(value: object, where: str, version: int | None = None) -> IPInterface:
     """An address with its prefix length, ``172.18.0.2/16``."""
-    if not isinstance(value, str) or "/" not in value or "%" in value:
+    if not isinstance(value, str) or not _CIDR.fullmatch(value):
         raise BadRequest(f"invalid request: {where}: invalid CIDR address {value!r}")
     try:
         parsed = ipaddress.ip_interface(value)
@@ -120,7 +122,7 @@ def cidr(value: object, where: str, version: int | None = None) -> IPInterface:
 
 def subnet(value: object, where: str, version: int | None = None) -> IPNetwork:
     """A network in CIDR form with no host bits set, ``172.18.0.0/16``."""
-    if not isinstance(value, str) or "/" not in value or "%" in value:
+    if not isinstance(value, str) or not _CIDR.fullmatch(value):
         raise BadRequest(f"invalid request: {where}: invalid CIDR network {value!r}")
     try:
         parsed = ipaddress.ip_network(value)

@@ -7,6 +7,7 @@ The plugin is a v1 plugin on ``/run/docker/plugins/NAME.sock``, where every dock
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -39,9 +40,20 @@ class Dockerd:
         if binary is None or shutil.which("docker") is None:
             raise Unavailable("dockerd/docker not installed (Debian package docker.io)")
         argv = [
-            binary, "--data-root", str(self.base / "data"), "--exec-root", str(self.base / "exec"),
-            "--pidfile", str(self.base / "docker.pid"), "-H", f"unix://{self.sock}",
-            "--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs", "-D",
+            binary,
+            "--data-root",
+            str(self.base / "data"),
+            "--exec-root",
+            str(self.base / "exec"),
+            "--pidfile",
+            str(self.base / "docker.pid"),
+            "-H",
+            f"unix://{self.sock}",
+            "--iptables=false",
+            "--ip6tables=false",
+            "--bridge=none",
+            "--storage-driver=vfs",
+            "-D",
         ]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
@@ -73,17 +85,26 @@ class Dockerd:
     def docker(
         self, *args: str, check: bool = True, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(["docker", *args], env=self.env, capture_output=True, text=True,
-                              timeout=timeout, check=False)
+        done = subprocess.run(
+            ["docker", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         if check and done.returncode != 0:
-            raise AssertionError(f"docker {' '.join(args)} failed ({done.returncode}):\n"
-                                 f"{done.stdout}{done.stderr}\n--- dockerd log ---\n{self.tail()}")
+            raise AssertionError(
+                f"docker {' '.join(args)} failed ({done.returncode}):\n"
+                f"{done.stdout}{done.stderr}\n--- dockerd log ---\n{self.tail()}"
+            )
         return done
 
     def run(self, argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Any command (``docker ...`` or ``bash -c ...``) against this daemon."""
-        return subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout,
-                              check=False)
+        return subprocess.run(
+            argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
 
     def import_busybox(self) -> None:
         """Make the tiny image ``bb:local`` from Debian's busybox-static (no registry needed)."""
@@ -98,26 +119,43 @@ class Dockerd:
                 link.type, link.linkname = tarfile.SYMTYPE, "busybox"
                 tar.addfile(link)
         with open(tar_path, "rb") as source:
-            done = subprocess.run(["docker", "import", "-c", 'CMD ["/bin/sh"]', "-", IMAGE],
-                                  env=self.env, stdin=source, capture_output=True, text=True,
-                                  timeout=120, check=False)
+            done = subprocess.run(
+                ["docker", "import", "-c", 'CMD ["/bin/sh"]', "-", IMAGE],
+                env=self.env,
+                stdin=source,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
         if done.returncode != 0:
             raise Unavailable(f"docker import failed: {done.stderr}")
 
 
 class Plugin:
-    """``fakedriver serve --name NAME --links veth --state FILE --log-format json``."""
+    """``fakedriver serve --name NAME --state FILE --log-format json [EXTRA...]``."""
 
-    def __init__(self, name: str, base: Path) -> None:
-        self.name = name
+    def __init__(self, name: str, base: Path, *extra: str) -> None:
+        self.name, self.extra = name, list(extra)
         self.socket = Path(f"/run/docker/plugins/{name}.sock")
         self.state = base / f"{name}-state.json"
         self.log = base / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        argv = [sys.executable, "-m", "fakedriver", "serve", "--name", self.name, "--links", "veth",
-                "--state", str(self.state), "--log-format", "json"]
+        argv = [
+            sys.executable,
+            "-m",
+            "fakedriver",
+            "serve",
+            "--name",
+            self.name,
+            "--state",
+            str(self.state),
+            "--log-format",
+            "json",
+            *self.extra,
+        ]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(argv, stderr=log, stdout=log)
         deadline = time.monotonic() + 20
@@ -135,10 +173,33 @@ class Plugin:
             self.process.wait(timeout=20)
             self.process = None
 
+    def control(self, verb: str, path: str, body: Any = None) -> Any:
+        """Call the control API, served on the plugin socket under /fakedriver/."""
+        conn = _UnixHTTPConnection(str(self.socket))
+        try:
+            conn.request(verb, path, body=b"" if body is None else json.dumps(body).encode())
+            response = conn.getresponse()
+            answer = json.loads(response.read())
+            assert response.status == 200, answer
+            return answer
+        finally:
+            conn.close()
+
     def calls(self) -> list[dict[str, Any]]:
         """The server's journal: its JSON log lines, oldest first."""
         lines = self.log.read_text().splitlines() if self.log.exists() else []
-        return [json.loads(line) for line in lines if line.startswith("{")]
+        entries = [json.loads(line) for line in lines if line.startswith("{")]
+        return [entry for entry in entries if "method" in entry]
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=30)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(self.path)
 
 
 def _accepts(path: Path) -> bool:

@@ -1250,7 +1250,7 @@ def test_zoned_ipv6_address_is_refused() -> None:
 
 # -- bugs in the fake ------------------------------------------------------------------------
 @pytest.mark.parametrize("shared", ["address", "mac"])
-def test_bug_lenient_duplicate_unindexes_the_first_owner(shared: str) -> None:
+def test_regression_lenient_duplicate_unindexes_the_first_owner(shared: str) -> None:
     """Lenient mode: endpoint B is created with endpoint A's address (or MAC); the violation
     is recorded and B overwrites A in ``Network.addresses`` (``Network.macs``). Deleting B
     then drops the index entry, so A's address is no longer indexed, and endpoint C taking
@@ -1271,3 +1271,20 @@ def test_bug_lenient_duplicate_unindexes_the_first_owner(shared: str) -> None:
     serve(fake, "/NetworkDriver.CreateEndpoint",
           encode(endpoint_request(NET2, c, hosts[c], mac=macs[c])))
     assert fake.calls[-1].violations, f"C's duplicate of A's {shared} is not reported"
+
+
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [
+        ("NetworkDriver.CreateEndpoint", endpoint_request(NET2, EP_NEW, "10.1.0.9/255.255.255.0")),
+        ("IpamDriver.RequestPool", pool_request("10.7.0.0/0.0.0.255")),
+        ("NetworkDriver.CreateNetwork", network_request(NET_UNKNOWN, "10.7.0.0/255.255.255.0", "")),
+    ],
+    ids=["netmask-address", "hostmask-pool", "netmask-pool"],
+)
+def test_regression_netmask_form_is_accepted_as_cidr(method: str, body: Body) -> None:
+    """``_wire.cidr``/``_wire.subnet`` hand the string to ``ipaddress``, which also takes
+    a netmask or hostmask after the slash. The protocol has CIDR prefix lengths there, and
+    Go's ParseCIDR/ParsePrefix refuse ``10.1.0.9/255.255.255.0``; so should the fake (400)."""
+    served = serve(seeded({"strict": True}), f"/{method}", encode(body))
+    assert served.status == 400, served

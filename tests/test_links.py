@@ -64,7 +64,7 @@ SET_UP = ("ip", "link", "set", OUTER, "up")
 # -- VethLinks -------------------------------------------------------------------------------
 def test_names_are_fdv_and_fdp_and_12_characters_from_the_id() -> None:
     assert re.fullmatch(r"fdv[0-9a-f]{12}", INNER), INNER
-    assert OUTER == "fdp" + INNER[3:]
+    assert (INNER[:3], OUTER[:3], INNER[3:]) == ("fdv", "fdp", OUTER[3:])
     assert all(len(name) <= 15 for name in (INNER, OUTER))  # IFNAMSIZ - 1
     assert VethLinks.names(EID) == (INNER, OUTER)  # the same id, the same names
     assert VethLinks.names("fe" * 32) != (INNER, OUTER)

@@ -132,10 +132,24 @@ def _json(state: State) -> str:
 
 
 @pytest.fixture
-def saved(tmp_path: Path) -> tuple[Path, FakeNetDriver, dict[str, str]]:
+def folder() -> Iterator[Path]:
+    """A fresh directory with a short path (AF_UNIX paths are limited to 108 bytes)."""
+    with temporary_short_dir() as path:
+        yield path
+
+
+@pytest.fixture
+def serve(folder: Path) -> Iterator[Launcher]:
+    launcher = Launcher(folder)
+    yield launcher
+    launcher.kill_all()
+
+
+@pytest.fixture
+def saved(folder: Path) -> tuple[Path, FakeNetDriver, dict[str, str]]:
     fake = FakeNetDriver(scope="global", strict=False)
     pools = build_rich_state(fake)
-    path = tmp_path / "state.json"
+    path = folder / "state.json"
     save(fake.state, str(path))
     return path, fake, pools
 
@@ -242,8 +256,8 @@ def test_the_restored_driver_still_detects_conflicts(
 
 
 # -- missing and corrupt files ---------------------------------------------------------------
-def test_a_missing_file_is_an_empty_state(tmp_path: Path) -> None:
-    assert load(str(tmp_path / "nothing.json")).snapshot() == State().snapshot()
+def test_a_missing_file_is_an_empty_state(folder: Path) -> None:
+    assert load(str(folder / "nothing.json")).snapshot() == State().snapshot()
 
 
 def _valid() -> dict[str, Any]:
@@ -299,31 +313,31 @@ CORRUPT = {
 
 
 @pytest.mark.parametrize("content", CORRUPT.values(), ids=CORRUPT.keys())
-def test_a_corrupt_file_raises_naming_the_file(tmp_path: Path, content: str) -> None:
-    path = tmp_path / "state.json"
+def test_a_corrupt_file_raises_naming_the_file(folder: Path, content: str) -> None:
+    path = folder / "state.json"
     path.write_text(content)
     with pytest.raises(StateFileError, match=f"cannot load state file {path}"):
         load(str(path))
 
 
 # -- atomic writes ---------------------------------------------------------------------------
-def test_saving_leaves_no_temporary_file(tmp_path: Path) -> None:
+def test_saving_leaves_no_temporary_file(folder: Path) -> None:
     fake = FakeNetDriver()
     wire = Wire(fake)
-    path = tmp_path / "state.json"
+    path = folder / "state.json"
     for nid in ("n1", "n2", "n3"):
         wire.network(nid)
         save(fake.state, str(path))
-    assert os.listdir(tmp_path) == ["state.json"]
+    assert os.listdir(folder) == ["state.json"]
     assert sorted(json.loads(path.read_text())["networks"]) == ["n1", "n2", "n3"]
 
 
 def test_a_failed_serialization_keeps_the_old_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeNetDriver()
     Wire(fake).network()
-    path = tmp_path / "state.json"
+    path = folder / "state.json"
     save(fake.state, str(path))
     before = path.read_bytes()
     Wire(fake).network("n2")
@@ -336,15 +350,15 @@ def test_a_failed_serialization_keeps_the_old_file(
         save(fake.state, str(path))
     monkeypatch.undo()
     assert path.read_bytes() == before
-    assert os.listdir(tmp_path) == ["state.json"]
+    assert os.listdir(folder) == ["state.json"]
 
 
 def test_a_failed_write_keeps_the_old_file_and_no_temporary_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeNetDriver()
     Wire(fake).network()
-    path = tmp_path / "state.json"
+    path = folder / "state.json"
     save(fake.state, str(path))
     before = path.read_bytes()
     Wire(fake).network("n2")
@@ -357,29 +371,14 @@ def test_a_failed_write_keeps_the_old_file_and_no_temporary_file(
         save(fake.state, str(path))
     monkeypatch.undo()
     assert path.read_bytes() == before
-    assert os.listdir(tmp_path) == ["state.json"]
+    assert os.listdir(folder) == ["state.json"]
 
 
 # -- the CLI ---------------------------------------------------------------------------------
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    with temporary_short_dir() as folder:
-        yield folder
-
-
-@pytest.fixture
-def serve(short_dir: Path) -> Iterator[Launcher]:
-    launcher = Launcher(short_dir)
-    yield launcher
-    launcher.kill_all()
-
-
-def test_serve_with_a_corrupt_state_file_exits_2_naming_it(
-    serve: Launcher, short_dir: Path
-) -> None:
-    state = short_dir / "state.json"
+def test_serve_with_a_corrupt_state_file_exits_2_naming_it(serve: Launcher, folder: Path) -> None:
+    state = folder / "state.json"
     state.write_text('{"networks": ')
-    sock = short_dir / "x.sock"
+    sock = folder / "x.sock"
     served = serve("--socket", str(sock), "--state", str(state))
     assert served.wait() == 2
     lines = served.lines()
@@ -389,11 +388,11 @@ def test_serve_with_a_corrupt_state_file_exits_2_naming_it(
     assert state.read_text() == '{"networks": '  # not overwritten
 
 
-def test_serve_with_a_state_file_in_a_missing_directory(serve: Launcher, short_dir: Path) -> None:
+def test_serve_with_a_state_file_in_a_missing_directory(serve: Launcher, folder: Path) -> None:
     """Either refuse at start (exit 2, naming the file) or create the directory: never
     accept calls it cannot persist."""
-    state = short_dir / "no" / "such" / "state.json"
-    sock = str(short_dir / "x.sock")
+    state = folder / "no" / "such" / "state.json"
+    sock = str(folder / "x.sock")
     served = serve("--socket", sock, "--state", str(state))
     deadline = time.monotonic() + 10
     while BANNER not in served.text():
@@ -412,9 +411,9 @@ def test_serve_with_a_state_file_in_a_missing_directory(serve: Launcher, short_d
     assert NET in json.loads(state.read_text())["networks"]
 
 
-def test_kill_9_and_restart_loses_nothing(serve: Launcher, short_dir: Path) -> None:
-    state = short_dir / "state.json"
-    sock = str(short_dir / "x.sock")
+def test_kill_9_and_restart_loses_nothing(serve: Launcher, folder: Path) -> None:
+    state = folder / "state.json"
+    sock = str(folder / "x.sock")
     args = ("--socket", sock, "--state", str(state), "--quiet")
     first = serve(*args).wait_ready()
     client = Dockerd(sock)
@@ -484,7 +483,7 @@ def test_kill_9_and_restart_loses_nothing(serve: Launcher, short_dir: Path) -> N
     assert address() == "10.200.0.5/24"
     client.close()
     assert second.stop() == 0
-    assert sorted(os.listdir(short_dir)) == sorted(
-        ["state.json", *(p.name for p in short_dir.glob("serve*.log"))]
+    assert sorted(os.listdir(folder)) == sorted(
+        ["state.json", *(p.name for p in folder.glob("serve*.log"))]
     )
     assert json.loads(state.read_text())["epoch"] == 2
