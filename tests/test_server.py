@@ -521,9 +521,8 @@ def test_json_log_has_one_json_object_per_call(serve: Launcher, short_dir: Path)
     served = serve("--socket", path, "--log-format", "json").wait_ready()
     _three_calls(path)
     assert served.stop() == 0
-    banner, *lines = served.lines()
-    assert banner.startswith(BANNER)  # the start-up line is text, before any call
-    records = [json.loads(line) for line in lines]
+    banner, *records = [json.loads(line) for line in served.lines()]  # JSON lines throughout
+    assert banner["event"] == "serving" and banner["message"].startswith(BANNER)
     assert [(r["index"], r["method"], r["status"], r["error"]) for r in records] == [
         (0, "Plugin.Activate", 200, None),
         (1, "NetworkDriver.CreateNetwork", 200, None),
