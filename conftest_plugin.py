@@ -74,6 +74,7 @@ class FakeNetDriverFactory:
             self._defaults.update(marker.kwargs)
             self._url = str(self._defaults.pop("url", self._url)).rstrip("/")
         self._socket = self._defaults.pop("socket", None)
+        self._faults = self._defaults.pop("faults", None)
         self._routes: list[tuple[Route, bool]] = []
 
     @property
@@ -91,7 +92,7 @@ class FakeNetDriverFactory:
         first = not self._routes
         url = merged.pop("url", self._url if first else f"{self._url}-{len(self._routes) + 1}")
         socket = merged.pop("socket", self._socket if first else None)
-        faults = merged.pop("faults", None)
+        faults = merged.pop("faults", self._faults if first else None)
         fake = FakeNetDriver(persona, **merged)
         if faults is not None:
             fake.faults.load(str(self._root / faults))

@@ -53,6 +53,7 @@ class Rule:
     :param match: request fields the call must match (as in the journal helpers).
     :param nth: fire on the nth matching call only (from 1).
     :param times: fire on the first ``times`` matching calls, then recover.
+    :param after: let the first ``after`` matching calls through, then fire.
     :param every: fire on every ``every``-th matching call.
     :param probability: fire with this probability, from the driver's seeded RNG.
     :param phase: fire only while the driver's fault phase is this name.
@@ -68,6 +69,7 @@ class Rule:
     match: dict[str, Any] = field(default_factory=dict)
     nth: int | None = None
     times: int | None = None
+    after: int | None = None
     every: int | None = None
     probability: float | None = None
     phase: str | None = None
@@ -81,10 +83,10 @@ class Rule:
             raise ValueError(f"unknown fault kind {self.kind!r}; known: {', '.join(KINDS)}")
         if self.method != "*":
             self.method = resolve(self.method)
-        for key in ("nth", "times", "every"):
+        for key, least in (("nth", 1), ("times", 1), ("every", 1), ("after", 0)):
             value = getattr(self, key)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{key} must be a whole number from 1, not {value!r}")
+            if value is not None and (not isinstance(value, int) or value < least):
+                raise ValueError(f"{key} must be a whole number from {least}, not {value!r}")
         if self.probability is not None and not 0 <= self.probability <= 1:
             raise ValueError(f"probability must be between 0 and 1, not {self.probability}")
         if self.kind == "status" and not 100 <= self.status <= 599:
@@ -102,6 +104,8 @@ class Rule:
         """Count a matching call and say whether the rule fires on it."""
         self.seen += 1
         if self.nth is not None and self.seen != self.nth:
+            return False
+        if self.after is not None and self.seen <= self.after:
             return False
         if self.times is not None and self.fired >= self.times:
             return False
@@ -192,6 +196,8 @@ def rule_from_dict(data: Any) -> Rule:
     unknown = set(data) - _SETTABLE
     if unknown:
         raise ValueError(f"unknown fault field(s) {sorted(unknown)}; known: {sorted(_SETTABLE)}")
+    if "status" in data and "kind" not in data:  # as fake.fail(status=...) does
+        data = {**data, "kind": "status"}
     return Rule(**data)
 
 

@@ -69,10 +69,20 @@ def respond(
             fake._notify(call)
             return Reply(call.status, encode(call.response), call)
     names = " + ".join(rule.name for rule in fired)
+    delay = sum(rule.seconds for rule in fired if rule.kind == "latency")
+    if timeout is not None and delay > timeout:  # served, but the client stops waiting
+        fake.clock.sleep(timeout)
+        with fake._lock:
+            call = fake._journal(method, body, fault=names)
+            call = fake.amend(
+                call, error=f"no answer: client gave up after {timeout} s (the call was served)"
+            )
+            fake._notify(call)
+        return Reply(0, b"", call, drop="before", timed_out=True)
+    if delay:
+        fake.clock.sleep(delay)
     for rule in fired:
-        if rule.kind == "latency":
-            fake.clock.sleep(rule.seconds)
-        elif rule.kind in ("hold", "hang"):
+        if rule.kind in ("hold", "hang"):
             waited = _wait(fake, rule, timeout, gone)
             if waited is not None:
                 return _unanswered(fake, method, body, names, waited)
