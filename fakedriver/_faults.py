@@ -171,6 +171,12 @@ class Faults:
         self.rules.extend(rules)
         return rules
 
+    def describe(self, rule: Rule) -> str:
+        """The rule's name as journaled; a random rule carries the seed that drew it."""
+        if rule.probability is None:
+            return rule.name
+        return f"{rule.name} (p={rule.probability}, seed {self.seed})"
+
     def select(self, method: str, request: dict[str, Any] | None) -> list[Rule]:
         """The rules firing on this call: every timing rule, then at most one outcome."""
         fired: list[Rule] = []

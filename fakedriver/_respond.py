@@ -68,7 +68,7 @@ def respond(
             call = fake._journal(method, body)
             fake._notify(call)
             return Reply(call.status, encode(call.response), call)
-    names = " + ".join(rule.name for rule in fired)
+    names = " + ".join(fake.faults.describe(rule) for rule in fired)
     delay = sum(rule.seconds for rule in fired if rule.kind == "latency")
     if timeout is not None and delay > timeout:  # served, but the client stops waiting
         fake.clock.sleep(timeout)
