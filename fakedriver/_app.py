@@ -72,6 +72,9 @@ class FakeNetDriver:
         stays."""
         with self._lock:
             self.calls = Journal()
+            old: Faults | None = getattr(self, "faults", None)
+            if old is not None:
+                old.clear()  # releases the calls the old rules hold
             self.faults = Faults(self.persona.seed, self.clock)
             self.restore(State())
 

@@ -38,7 +38,7 @@ def control(fake: FakeNetDriver, verb: str, target: str, body: bytes) -> tuple[i
         if route is None:
             return 404, {"Err": f"no control endpoint {verb} {url.path}"}
         return 200, route(fake, data, parse_qs(url.query))
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
         return 400, {"Err": f"bad control request: {exc}"}
 
 
@@ -70,6 +70,8 @@ def _release(fake: FakeNetDriver, data: Any, query: Any) -> Any:
 
 
 def _phase(fake: FakeNetDriver, data: Any, query: Any) -> Any:
+    if not isinstance(data, dict):
+        raise ValueError('send {"phase": "name"} or {"phase": null}')
     phase = data.get("phase")
     if phase is not None and not isinstance(phase, str):
         raise ValueError("phase must be a string or null")

@@ -89,11 +89,29 @@ class Rule:
                 raise ValueError(f"{key} must be a whole number from {least}, not {value!r}")
         if self.probability is not None and not 0 <= self.probability <= 1:
             raise ValueError(f"probability must be between 0 and 1, not {self.probability}")
+        self._check_types()
         if self.kind == "status" and not 100 <= self.status <= 599:
             raise ValueError(f"status must be an HTTP status code, not {self.status}")
         self.name = self.name or f"{self.kind} on {self.method}"
         self._release = threading.Event()
         self._waiting = threading.Semaphore(0)
+
+    def _check_types(self) -> None:
+        for key, kinds in (
+            ("message", str),
+            ("name", str),
+            ("method", str),
+            ("match", dict),
+            ("body", (str, type(None))),
+            ("answer", (dict, type(None))),
+            ("phase", (str, type(None))),
+            ("seconds", (int, float)),
+        ):
+            value = getattr(self, key)
+            if not isinstance(value, kinds) or isinstance(value, bool):
+                raise ValueError(f"{key} has the wrong type: {value!r}")
+        if self.seconds < 0:
+            raise ValueError(f"seconds must not be negative, not {self.seconds}")
 
     def applies(self, method: str, request: dict[str, Any] | None, phase: str | None) -> bool:
         if self.method not in ("*", method) or (self.phase is not None and self.phase != phase):
@@ -182,9 +200,10 @@ class Faults:
         fired: list[Rule] = []
         outcome = False
         for rule in self.rules:
-            if (outcome and rule.kind not in TIMING) or not rule.applies(
-                method, request, self.phase
-            ):
+            if not rule.applies(method, request, self.phase):
+                continue
+            if outcome and rule.kind not in TIMING:
+                rule.seen += 1  # the call counts for its schedule; another rule decided it
                 continue
             if rule.fires(self._rng):
                 fired.append(rule)

@@ -75,7 +75,7 @@ def respond(
         with fake._lock:
             call = fake._journal(method, body, fault=names)
             call = fake.amend(
-                call, error=f"no answer: client gave up after {timeout} s (the call was served)"
+                call, status=0, error=f"no answer: client gave up after {timeout} s (served)"
             )
             fake._notify(call)
         return Reply(0, b"", call, drop="before", timed_out=True)
@@ -123,7 +123,7 @@ def _served(
         answer = {_error_key(method): outcome.message}
         call = fake.amend(call, status=200, response=answer, error=outcome.message)
     elif outcome.kind == "answer":
-        call = fake.amend(call, response={**call.response, **(outcome.answer or {})})
+        call = fake.amend(call, response=_merge(call.response, outcome.answer or {}))
     payload = encode(call.response)
     if outcome.kind == "truncated":
         return Reply(call.status, payload[: len(payload) // 2], call)
@@ -151,6 +151,16 @@ def _refused(fake: FakeNetDriver, method: str, body: bytes, names: str, outcome:
     error = message if outcome.kind in ("error", "status", "wrong_key") else outcome.kind
     call = fake.record(method, _peek(body), answer, status, error, fault=names)
     return Reply(status, payload, call, drop=drop)
+
+
+def _merge(answer: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` over ``answer``, object fields merged rather than replaced."""
+    merged = dict(answer)
+    for key, value in extra.items():
+        old = merged.get(key)
+        both = isinstance(old, dict) and isinstance(value, dict)
+        merged[key] = _merge(old, value) if both else value  # type: ignore[arg-type]
+    return merged
 
 
 def _error_key(method: str) -> str:

@@ -475,6 +475,13 @@ def test_probability_is_deterministic_for_a_seed() -> None:
     assert 0 < len(first) < 24 and 0 < len(other) < 24  # a mix, not all or nothing
 
 
+def test_a_random_fault_names_its_seed_in_the_journal() -> None:
+    with fakedriver.routed(url=PLUGIN, seed=7) as fake:
+        fake.fail(CAPS, "coin", probability=1.0)
+        post(CAPS)
+    assert fake.calls[0].fault == f"error on {CAPS} (p=1.0, seed 7)"
+
+
 def test_reset_reseeds_the_probabilities(fake: FakeNetDriver) -> None:
     def run() -> list[str | None]:
         fake.fail(CAPS, "coin", probability=0.5)
