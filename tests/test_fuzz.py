@@ -455,13 +455,14 @@ def near_valid(draw: st.DrawFn, method: str) -> tuple[Body | None, int]:
         spots = list(places(body))
         action = draw(st.sampled_from(["replace", "replace", "replace", "delete", "add"]))
         if action == "add" and isinstance(body, dict):
-            body[draw(st.sampled_from(WIRE_KEYS) | st.text(max_size=6))] = draw(junk)
+            # a fresh copy: a shared junk object mutated later could come to hold itself
+            body[draw(st.sampled_from(WIRE_KEYS) | st.text(max_size=6))] = copy.deepcopy(draw(junk))
         elif spots:
             container, key = spots[draw(st.integers(0, len(spots) - 1))]
             if action == "delete":
                 del container[key]
             else:
-                container[key] = draw(junk)
+                container[key] = copy.deepcopy(draw(junk))
     return body, mutations
 
 
