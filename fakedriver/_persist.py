@@ -54,13 +54,7 @@ def restore(data: dict[str, Any]) -> State:
     """The inverse of :meth:`State.snapshot`."""
     state = State(epoch=int(data["epoch"]))
     for nid, n in data["networks"].items():
-        state.networks[nid] = Network(
-            nid,
-            n["options"],
-            w.ipam_data(n, "ipv4_data", 4),
-            w.ipam_data(n, "ipv6_data", 6),
-            n["call"],
-        )
+        state.networks[nid] = Network(nid, n["options"], *_ipam(n), n["call"])
     for eid, e in data["endpoints"].items():
         network = state.networks[e["network_id"]]
         join = e["join"]
@@ -85,13 +79,7 @@ def restore(data: dict[str, Any]) -> State:
         if endpoint.mac:
             network.macs[endpoint.mac] = eid
     for nid, a in data["allocations"].items():
-        state.allocations[nid] = Allocation(
-            nid,
-            a["options"],
-            w.ipam_data(a, "ipv4_data", 4),
-            w.ipam_data(a, "ipv6_data", 6),
-            a["call"],
-        )
+        state.allocations[nid] = Allocation(nid, a["options"], *_ipam(a), a["call"])
     for address, n in data["nodes"].items():
         state.nodes[address] = Node(address, n["bind_address"], n["self"], n["call"])
     for pid, p in data["pools"].items():
@@ -116,6 +104,10 @@ def restore(data: dict[str, Any]) -> State:
         call, _, method = head.removeprefix("call #").partition(" ")
         state.violations.append(Violation(int(call), method, message))
     return state
+
+
+def _ipam(record: dict[str, Any]) -> tuple[list[w.IPAMData], list[w.IPAMData]]:
+    return w.ipam_data(record, "ipv4_data", 4), w.ipam_data(record, "ipv6_data", 6)
 
 
 def _interface(value: str) -> w.IPInterface | None:
