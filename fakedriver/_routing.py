@@ -26,7 +26,15 @@ if TYPE_CHECKING:
 
 DEFAULT_URL = "http://fake-netdriver"
 CONTENT_TYPE = "application/vnd.docker.plugins.v1.2+json"
-_VERBS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+class _AnyVerb(responses.CallbackResponse):
+    """One registration for every HTTP verb: the fake answers them all (405 but for POST)."""
+
+    def matches(self, request: requests.PreparedRequest) -> tuple[bool, str]:
+        if not self._url_matches(self.url, str(request.url)):
+            return False, "URL does not match"
+        return True, ""
 
 
 class Route(ContextDecorator):
@@ -89,7 +97,7 @@ class Route(ContextDecorator):
         registered = mock.registered()
         if any(getattr(r, "callback", None) == self._serve for r in registered):
             return
-        added = [mock.add_callback(verb, self.pattern, self._serve) for verb in _VERBS]
+        added = [mock.add(_AnyVerb("POST", self.pattern, self._serve, content_type=None))]
         if mock is not self._mock:
             self._joined.append((mock, added))
 

@@ -1,0 +1,431 @@
+"""fakedriver's benchmarks: every figure is a ratio against a baseline measured in the same
+run (interleaved, repeated, median), printed with its target and PASS/MISS.
+
+    python benchmarks/run.py            # the full run (a few minutes)
+    python benchmarks/run.py --quick    # smaller sizes, fewer repetitions
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from multiprocessing import get_context
+from pathlib import Path
+
+import requests
+import responses
+from werkzeug.test import Client
+from werkzeug.wrappers import Request, Response
+
+import fakedriver
+from fakedriver import FakeNetDriver
+from fakedriver._pool import Pool
+
+ROWS: list[tuple[str, str, str, str]] = []
+
+
+def row(name: str, value: float, op: str, target: float, detail: str = "") -> None:
+    met = value <= target if op == "<=" else value >= target
+    ROWS.append((name, f"{value:.3f}x", f"{op} {target:g}x", "PASS" if met else "MISS"))
+    print(f"  {name}: {value:.3f}x (target {op} {target:g}x) {detail}", flush=True)
+
+
+def interleaved(subject: Callable[[], float], baseline: Callable[[], float], reps: int) -> float:
+    """Median of subject/baseline over ``reps`` back-to-back pairs, order alternating."""
+    ratios = []
+    for rep in range(reps + 1):
+        if rep % 2:
+            b, s = baseline(), subject()
+        else:
+            s, b = subject(), baseline()
+        if rep:  # the first pair warms up
+            ratios.append(s / b)
+    return statistics.median(ratios)
+
+
+def timed(action: Callable[[], object], n: int) -> Callable[[], float]:
+    def run() -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            action()
+        return (time.perf_counter() - start) / n
+
+    return run
+
+
+# -- shared request bodies ------------------------------------------------------------------
+NET, EP = "n" * 64, "e" * 64
+IDS = json.dumps({"NetworkID": NET, "EndpointID": EP}).encode()
+JOIN = json.dumps(
+    {"NetworkID": NET, "EndpointID": EP, "SandboxKey": "/var/run/docker/netns/x", "Options": {}}
+).encode()
+
+
+def populated(networks: int = 1, per_network: int = 1) -> FakeNetDriver:
+    """A fake holding ``networks`` networks with ``per_network`` endpoints each (EP among
+    them), built through the protocol."""
+    fake = FakeNetDriver()
+    for n in range(networks):
+        nid = NET if n == 0 else f"{n:064x}"
+        pool = ipaddress.ip_network(f"10.{n % 256}.0.0/16")
+        fake.handle(
+            "/NetworkDriver.CreateNetwork",
+            json.dumps(
+                {"NetworkID": nid, "IPv4Data": [{"AddressSpace": "", "Pool": str(pool)}]}
+            ).encode(),
+        )
+        for e in range(per_network):
+            eid = EP if n == e == 0 else f"{n:032x}{e:032x}"
+            address = f"{pool.network_address + e + 2}/16"
+            fake.handle(
+                "/NetworkDriver.CreateEndpoint",
+                json.dumps(
+                    {
+                        "NetworkID": nid,
+                        "EndpointID": eid,
+                        "Interface": {"Address": address, "AddressIPv6": "", "MacAddress": ""},
+                    }
+                ).encode(),
+            )
+    fake.calls.clear()
+    return fake
+
+
+def one_cycle(call: Callable[[str, bytes], object]) -> Callable[[], object]:
+    """The call mix: EndpointOperInfo, Join, EndpointOperInfo, Leave (state stays the same)."""
+
+    def cycle() -> None:
+        call("/NetworkDriver.EndpointOperInfo", IDS)
+        call("/NetworkDriver.Join", JOIN)
+        call("/NetworkDriver.EndpointOperInfo", IDS)
+        call("/NetworkDriver.Leave", IDS)
+
+    return cycle
+
+
+# -- 1. in-process -----------------------------------------------------------------------------
+def bare_app(environ, start_response):  # type: ignore[no-untyped-def]
+    request = Request(environ)
+    json.loads(request.get_data() or b"{}")
+    body = json.dumps({}, separators=(",", ":")).encode() + b"\n"
+    return Response(body, content_type="application/json")(environ, start_response)
+
+
+def in_process(n: int, reps: int) -> None:
+    fake = populated()
+    ours, bare = Client(fake), Client(bare_app)
+    subject = timed(one_cycle(lambda p, b: ours.post(p, data=b)), n)
+    baseline = timed(one_cycle(lambda p, b: bare.post(p, data=b)), n)
+    row(
+        "1 in-process call (werkzeug Client)",
+        interleaved(lambda: (fake.calls.clear(), subject())[1], baseline, reps),
+        "<=",
+        1.3,
+    )
+
+
+# -- 2. through responses ----------------------------------------------------------------------
+def through_responses(n: int, reps: int) -> None:
+    fake = populated()
+    post = requests.post
+
+    def ours() -> float:
+        fake.calls.clear()
+        with fakedriver.routed(fake, url="http://fake"):
+            return timed(one_cycle(lambda p, b: post(f"http://fake{p}", data=b)), n)()
+
+    def bare() -> float:
+        with responses.RequestsMock() as mock:
+            mock.add_callback(
+                responses.POST, re.compile(r"http://bare/.*"), callback=lambda r: (200, {}, "{}\n")
+            )
+            return timed(one_cycle(lambda p, b: post(f"http://bare{p}", data=b)), n)()
+
+    row("2 call through responses", interleaved(ours, bare, reps), "<=", 1.15)
+
+
+# -- 3. fixture cost ---------------------------------------------------------------------------
+def fixture_cost(reps: int) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="fdbench"))
+    with_fixture = "\n".join(
+        f"def test_{i}(fake_netdriver):\n"
+        f"    requests.post(fake_netdriver.url + '/Plugin.Activate')\n"
+        for i in range(500)
+    )
+    without = "\n".join(f"def test_{i}():\n    pass\n" for i in range(500))
+    (folder / "test_with.py").write_text("import requests\n\n" + with_fixture)
+    (folder / "test_without.py").write_text(without)
+
+    def run(name: str) -> Callable[[], float]:
+        def go() -> float:
+            start = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", name],
+                cwd=folder,
+                check=True,
+                capture_output=True,
+            )
+            return time.perf_counter() - start
+
+        return go
+
+    row(
+        "3 fixture: 500 tests with fake_netdriver vs none",
+        interleaved(run("test_with.py"), run("test_without.py"), reps),
+        "<=",
+        1.5,
+    )
+
+
+# -- 4. socket server --------------------------------------------------------------------------
+BARE_SERVER = """
+import json, sys
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+WSGIRequestHandler.protocol_version = "HTTP/1.1"
+def app(environ, start_response):
+    json.loads(Request(environ).get_data() or b"{}")
+    return Response(b'{"Address":"10.0.0.1/8"}\\n', content_type="application/json")(
+        environ, start_response)
+server = make_server("unix://" + sys.argv[1], 0, app, threaded=True)
+print("ready", flush=True)
+server.serve_forever()
+"""
+
+
+def _client(path: str, n: int, body: bytes, out: object) -> None:
+    request = (
+        b"POST /IpamDriver.RequestAddress HTTP/1.1\r\nHost: \r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    sock, stream, latencies, addresses = None, None, [], []
+    for _ in range(n):
+        start = time.perf_counter()
+        if sock is None:
+            sock = socket.socket(socket.AF_UNIX)
+            sock.connect(path)
+            stream = sock.makefile("rb")
+        sock.sendall(request)
+        headers = {}
+        stream.readline()
+        while (line := stream.readline()) not in (b"\r\n", b""):
+            key, _, value = line.decode().partition(":")
+            headers[key.strip().lower()] = value.strip()
+        payload = stream.read(int(headers["content-length"]))
+        latencies.append(time.perf_counter() - start)
+        addresses.append(json.loads(payload).get("Address"))
+        if headers.get("connection", "").lower() == "close":
+            stream.close(), sock.close()
+            sock = None
+    out.send((latencies, addresses))  # type: ignore[attr-defined]
+
+
+def _load(path: str, clients: int, n: int, body: bytes) -> tuple[float, list[float], list[str]]:
+    ctx = get_context("fork")
+    pipes = [ctx.Pipe() for _ in range(clients)]
+    procs = [ctx.Process(target=_client, args=(path, n, body, w)) for _, w in pipes]
+    start = time.perf_counter()
+    for p in procs:
+        p.start()
+    results = [r.recv() for r, _ in pipes]
+    wall = time.perf_counter() - start
+    for p in procs:
+        p.join()
+    latencies = sorted(x for lat, _ in results for x in lat)
+    return clients * n / wall, latencies, [a for _, addrs in results for a in addrs]
+
+
+def _serve(argv: list[str], path: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        if os.path.exists(path):
+            return proc
+        time.sleep(0.05)
+    raise RuntimeError(f"{argv} did not listen")
+
+
+def socket_server(n: int, reps: int) -> None:
+    folder = tempfile.mkdtemp(prefix="fdb", dir="/tmp")
+    ours_path, bare_path = f"{folder}/f.sock", f"{folder}/b.sock"
+    ours = _serve(
+        [sys.executable, "-m", "fakedriver", "serve", "--socket", ours_path, "--quiet"], ours_path
+    )
+    bare = _serve([sys.executable, "-c", BARE_SERVER, bare_path], bare_path)
+    try:
+        session = _control_session(ours_path)
+        pool = session(
+            "POST",
+            "/IpamDriver.RequestPool",
+            {"AddressSpace": "LocalDefault", "Pool": "10.0.0.0/8"},
+        )["PoolID"]
+        body = json.dumps({"PoolID": pool, "Address": "", "Options": None}).encode()
+        figures: dict[str, list[tuple[float, list[float], list[str]]]] = {"ours": [], "bare": []}
+        handed: list[str] = []
+        for rep in range(reps):
+            order = [("ours", ours_path), ("bare", bare_path)]
+            for name, path in order if rep % 2 == 0 else order[::-1]:
+                result = _load(path, 8, n, body)
+                figures[name].append(result)
+                if name == "ours":
+                    handed += result[2]
+        ratio = statistics.median(
+            o[0] / b[0] for o, b in zip(figures["ours"], figures["bare"], strict=True)
+        )
+        lat = {k: sorted(x for f in v for x in f[1]) for k, v in figures.items()}
+        detail = " | ".join(
+            f"{k}: {statistics.median(f[0] for f in figures[k]):,.0f} calls/s, "
+            f"p50 {_ms(lat[k], 0.5)}, p99 {_ms(lat[k], 0.99)}"
+            for k in ("ours", "bare")
+        )
+        row("4 socket server throughput, 8 keep-alive clients", ratio, ">=", 1.5, detail)
+        calls = session("GET", "/fakedriver/calls", None)["calls"]
+        unique = len(set(handed)) == len(handed) == 8 * n * reps
+        complete = len(calls) == 1 + 8 * n * reps
+        print(
+            f"    correctness: {len(handed)} addresses, all distinct: {unique}; "
+            f"journal has every call: {complete}",
+            flush=True,
+        )
+        ROWS.append(
+            (
+                "4b socket server: no address twice, journal complete",
+                "yes" if unique and complete else "NO",
+                "yes",
+                "PASS" if unique and complete else "MISS",
+            )
+        )
+    finally:
+        for proc in (ours, bare):
+            proc.terminate()
+            proc.wait()
+
+
+def _ms(ordered: list[float], q: float) -> str:
+    return f"{ordered[int(len(ordered) * q)] * 1e3:.2f} ms"
+
+
+def _control_session(path: str) -> Callable[[str, str, object], dict]:
+    import http.client
+
+    def call(verb: str, target: str, body: object) -> dict:
+        conn = http.client.HTTPConnection("localhost")
+        conn.sock = socket.socket(socket.AF_UNIX)
+        conn.sock.connect(path)
+        conn.request(verb, target, body=b"" if body is None else json.dumps(body).encode())
+        answer = json.loads(conn.getresponse().read())
+        conn.close()
+        return answer
+
+    return call
+
+
+# -- 5. scale ----------------------------------------------------------------------------------
+def scale(endpoints: int, allocations: int, n: int, reps: int) -> None:
+    per_network = endpoints // 1000
+    print(f"    building {endpoints:,} endpoints across 1,000 networks ...", flush=True)
+    big, small = populated(1000, per_network), populated(1, 10)
+    for fake in (big, small):
+        fake.calls.clear()
+    big_cycle, small_cycle = one_cycle(big.handle), one_cycle(small.handle)
+
+    def measure(fake: FakeNetDriver, cycle: Callable[[], object]) -> Callable[[], float]:
+        run = timed(cycle, n)
+        return lambda: (fake.calls.clear(), run())[1]
+
+    row(
+        f"5a per-call cost, {endpoints:,} endpoints vs 10",
+        interleaved(measure(big, big_cycle), measure(small, small_cycle), reps),
+        "<=",
+        1.5,
+    )
+
+    for label, subnet in (("IPv4 /8", "10.0.0.0/8"), ("IPv6 /64", "fd00:1::/64")):
+        fake = FakeNetDriver()
+        v6 = ":" in subnet
+        pid = fake.handle(
+            "/IpamDriver.RequestPool",
+            json.dumps({"AddressSpace": "LocalDefault", "Pool": subnet, "V6": v6}).encode(),
+        )[1]["PoolID"]
+        request = fake._ipam.request_address  # the IPAM model itself: no journal to grow
+        body = {"PoolID": pid, "Address": "", "Options": None}
+        window, early, late = 1000, 0.0, 0.0
+        start = time.perf_counter()
+        for i in range(allocations + window):
+            if i == 1000 or i == allocations:
+                start = time.perf_counter()
+            request(body)
+            if i == 1000 + window - 1:
+                early = time.perf_counter() - start
+            if i == allocations + window - 1:
+                late = time.perf_counter() - start
+        row(f"5b {label}: allocation #{allocations:,} vs #1,000", late / early, "<=", 2.0)
+
+    def pool_bytes(prefix: str) -> int:
+        """What one untouched pool costs (the least of a few tries: allocator noise)."""
+        network = ipaddress.ip_network(prefix)
+        tries = []
+        for _ in range(5):
+            tracemalloc.start()
+            pool = Pool("p", "LocalDefault", network, None, {}, 0, 0)
+            tries.append(tracemalloc.get_traced_memory()[0])
+            tracemalloc.stop()
+            del pool
+        return min(tries)
+
+    pool_bytes("10.0.0.0/24")  # warm up caches the first construction fills
+    sizes = {prefix: pool_bytes(prefix) for prefix in ("10.0.0.0/30", "10.0.0.0/8", "fd00::/64")}
+    flat = max(sizes.values()) - min(sizes.values()) <= 256
+    ROWS.append(
+        (
+            "5c untouched pool memory /30 vs /8 vs /64",
+            " / ".join(f"{v} B" for v in sizes.values()),
+            "constant",
+            "PASS" if flat else "MISS",
+        )
+    )
+    print(f"  5c untouched pool: {sizes}", flush=True)
+
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    sample = populated(10, 1000)
+    sample.calls.clear()
+    used = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    ROWS.append(("5d bytes per endpoint (state only)", f"{used / 10_000:,.0f} B", "report", "info"))
+    print(f"  5d bytes per endpoint: {used / 10_000:,.0f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    quick = parser.parse_args().quick
+    reps = 5 if quick else 9
+    print(
+        f"fakedriver {fakedriver.__version__}, Python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} cores, {'quick' if quick else 'full'} run",
+        flush=True,
+    )
+    in_process(300 if quick else 1000, reps)
+    through_responses(200 if quick else 600, reps)
+    fixture_cost(3 if quick else 5)
+    socket_server(500 if quick else 1500, 3 if quick else 5)
+    scale(20_000 if quick else 100_000, 100_000 if quick else 1_000_000, 300, reps)
+    width = max(len(r[0]) for r in ROWS)
+    print("\n" + "figure".ljust(width), "measured", "target", "verdict", sep="  ")
+    for name, value, target, verdict in ROWS:
+        print(name.ljust(width), value.ljust(8), target.ljust(8), verdict, sep="  ")
+
+
+if __name__ == "__main__":
+    main()
