@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ._app import FakeNetDriver
 from ._audit import LeakError
+from ._clock import Clock, RealClock, VirtualClock
 from ._errors import (
     BadRequest,
     Conflict,
@@ -20,24 +21,30 @@ from ._errors import (
     ResourceError,
     UnknownMethod,
 )
+from ._faults import KINDS, Faults, Rule
 from ._journal import Call, Journal
 from ._methods import METHODS
 from ._persona import Persona
 from ._pool import Lease, Pool
+from ._respond import ConnectionDropped, Reply
 from ._routing import Route, routed
 from ._state import Allocation, Endpoint, Join, Network, Node, State, Violation
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "KINDS",
     "METHODS",
     "Allocation",
     "BadRequest",
     "Call",
+    "Clock",
     "Conflict",
+    "ConnectionDropped",
     "DriverError",
     "Endpoint",
     "FakeNetDriver",
+    "Faults",
     "Join",
     "Journal",
     "LeakError",
@@ -48,11 +55,15 @@ __all__ = [
     "Persona",
     "Pool",
     "ProtocolViolation",
+    "RealClock",
+    "Reply",
     "ResourceError",
     "Route",
+    "Rule",
     "State",
     "UnknownMethod",
     "Violation",
+    "VirtualClock",
     "__version__",
     "routed",
 ]
