@@ -12,6 +12,7 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -194,6 +195,7 @@ import json, sys
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 WSGIRequestHandler.protocol_version = "HTTP/1.1"
+WSGIRequestHandler.log_request = lambda *args, **kwargs: None  # quiet, as ours runs
 def app(environ, start_response):
     json.loads(Request(environ).get_data() or b"{}")
     return Response(b'{"Address":"10.0.0.1/8"}\\n', content_type="application/json")(
@@ -425,6 +427,10 @@ def main() -> None:
     print("\n" + "figure".ljust(width), "measured", "target", "verdict", sep="  ")
     for name, value, target, verdict in ROWS:
         print(name.ljust(width), value.ljust(8), target.ljust(8), verdict, sep="  ")
+    for folder in Path(tempfile.gettempdir()).glob("fdb*"):
+        shutil.rmtree(folder, ignore_errors=True)  # the sockets and generated tests
+    correct = all(verdict == "PASS" for name, _, _, verdict in ROWS if name.startswith("4b"))
+    sys.exit(0 if correct else 1)  # a MISS is a result; wrong answers under load are not
 
 
 if __name__ == "__main__":
