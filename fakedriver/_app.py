@@ -54,8 +54,10 @@ class FakeNetDriver:
         clock: Clock | None = None,
         **options: Any,
     ) -> None:
-        base = persona or Persona()
-        self.persona = dataclasses.replace(base, **options) if options else base
+        if persona is None:  # one construction, one validation (fixtures make many fakes)
+            self.persona = Persona(**options)
+        else:
+            self.persona = dataclasses.replace(persona, **options) if options else persona
         self.links = links
         #: The clock latency and hangs run on: virtual (no waiting) unless given.
         self.clock: Clock = clock or VirtualClock()
