@@ -4,13 +4,22 @@ Fixtures:
 
 * ``fake_netdriver``: a :class:`fakedriver.FakeNetDriver` for one test, with ``requests``
   calls to ``fake_netdriver.url`` routed to it in-process (see :class:`fakedriver.Route`).
+  Every installed client is routed: ``requests`` (through ``responses``), ``httpx`` sync
+  and async (through respx, with ``fakedriver[httpx]``) and ``aiohttp`` (through
+  aioresponses, with ``fakedriver[aiohttp]``).
+* ``fake_netdriver_server``: a fresh fake served on a real unix socket (and loopback TCP
+  with the marker's ``tcp=True``) in a background thread, through the same server code
+  as ``fakedriver serve``: for a client in another process (curl, a Go binary, dockerd).
+  It is a :class:`fakedriver.Served`: ``.fake``, ``.socket_path``, ``.url``, ``.tcp_url``.
 * ``fake_netdriver_factory``: call it for more fakes, or ones with another persona:
-  ``fake_netdriver_factory(scope="global", url="http://overlay")``.
+  ``fake_netdriver_factory(scope="global", url="http://overlay")``; its ``served()``
+  makes more served fakes.
 
 Marker ``@pytest.mark.fake_netdriver(**options)`` sets persona options (``scope``,
 ``ipam``, ``strict``, ...) and the plugin's own: ``audit`` (run ``assert_clean()`` at
-teardown), ``url``, ``socket`` and ``faults`` (a TOML fault scenario, relative to the test
-file). ini options give the defaults: ``fake_netdriver_strict``,
+teardown), ``url``, ``socket``, ``clients`` (which libraries to route), ``tcp`` (for the
+served fake) and ``faults`` (a TOML fault scenario, relative to the test file). ini
+options give the defaults: ``fake_netdriver_strict``,
 ``fake_netdriver_audit``, ``fake_netdriver_seed`` and ``fake_netdriver_url``.
 
 When a test that used a fake fails, its report gets a "fake_netdriver journal" section.
@@ -18,13 +27,14 @@ When a test that used a fake fails, its report gets a "fake_netdriver journal" s
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fakedriver import FakeNetDriver, Persona, Route
+from fakedriver import FakeNetDriver, Persona, Route, Served, serving
 
 _factories = pytest.StashKey["FakeNetDriverFactory"]()
 _passed = pytest.StashKey[bool]()
@@ -55,7 +65,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "fake_netdriver(**options): persona options for the fake_netdriver fixtures, plus "
-        "audit=True/False, url=..., socket=..., faults='scenario.toml'",
+        "audit=True/False, url=..., socket=..., clients=[...], tcp=True/False, "
+        "faults='scenario.toml'",
     )
 
 
@@ -75,11 +86,23 @@ class FakeNetDriverFactory:
             self._url = str(self._defaults.pop("url", self._url)).rstrip("/")
         self._socket = self._defaults.pop("socket", None)
         self._faults = self._defaults.pop("faults", None)
+        self._clients = self._defaults.pop("clients", None)
+        self._tcp = bool(self._defaults.pop("tcp", False))
         self._routes: list[tuple[Route, bool]] = []
+        self._served: list[tuple[Served, bool]] = []
+        self._stack = contextlib.ExitStack()
 
     @property
     def fakes(self) -> list[FakeNetDriver]:
-        return [route.fake for route, _ in self._routes]
+        routed = [route.fake for route, _ in self._routes]
+        return routed + [served.fake for served, _ in self._served]
+
+    def _make(self, persona: Persona | None, options: dict[str, Any]) -> FakeNetDriver:
+        faults = options.pop("faults", None)
+        fake = FakeNetDriver(persona, **options)
+        if faults is not None:
+            fake.faults.load(str(self._root / faults))
+        return fake
 
     def __call__(self, persona: Persona | None = None, **options: Any) -> FakeNetDriver:
         """A new fake, routed and active until the test ends.
@@ -92,28 +115,42 @@ class FakeNetDriverFactory:
         first = not self._routes
         url = merged.pop("url", self._url if first else f"{self._url}-{len(self._routes) + 1}")
         socket = merged.pop("socket", self._socket if first else None)
-        faults = merged.pop("faults", self._faults if first else None)
-        fake = FakeNetDriver(persona, **merged)
-        if faults is not None:
-            fake.faults.load(str(self._root / faults))
-        route = Route(fake, url, socket)
+        clients = merged.pop("clients", self._clients)
+        merged.setdefault("faults", self._faults if first else None)
+        route = Route(self._make(persona, merged), url, socket, clients)
         route.start()
         self._routes.append((route, audit))
-        return fake
+        return route.fake
+
+    def served(self, persona: Persona | None = None, **options: Any) -> Served:
+        """A new fake served on a real socket until the test ends (see
+        :func:`fakedriver.serving`); ``options`` as for a routed fake, plus ``tcp``."""
+        merged = {**self._defaults, **options}
+        audit = bool(merged.pop("audit", False))
+        tcp = bool(merged.pop("tcp", self._tcp))
+        for key in ("url", "socket", "clients"):
+            merged.pop(key, None)
+        merged.setdefault("faults", self._faults if not self._served else None)
+        served = self._stack.enter_context(serving(self._make(persona, merged), tcp=tcp))
+        self._served.append((served, audit))
+        return served
 
     def close(self, audit: bool) -> None:
         __tracebackhide__ = True
         for route, _ in reversed(self._routes):
             route.stop()
+        self._stack.close()
         if audit:
-            for route, wanted in self._routes:
-                if wanted:
-                    route.fake.assert_clean()
+            wanted = [(r.fake, a) for r, a in self._routes] + [(s.fake, a) for s, a in self._served]
+            for fake, audited in wanted:
+                if audited:
+                    fake.assert_clean()
 
     def report(self) -> str:
         parts = []
         for fake in self.fakes:
-            head = f"fake at {fake.url} (seed {fake.persona.seed}, strict={fake.persona.strict})"
+            where = fake.url or fake.socket_path
+            head = f"fake at {where} (seed {fake.persona.seed}, strict={fake.persona.strict})"
             violations = "".join(f"  ~ {v}\n" for v in fake.violations)
             parts.append(f"{head}\n{fake.calls.format()}{violations}")
         return "\n".join(parts)
@@ -134,6 +171,13 @@ def fake_netdriver_factory(request: pytest.FixtureRequest) -> Iterator[FakeNetDr
 def fake_netdriver(fake_netdriver_factory: FakeNetDriverFactory) -> FakeNetDriver:
     """A ``FakeNetDriver`` routed at ``fake_netdriver.url`` for this test."""
     return fake_netdriver_factory()
+
+
+@pytest.fixture
+def fake_netdriver_server(fake_netdriver_factory: FakeNetDriverFactory) -> Served:
+    """A fresh ``FakeNetDriver`` served on a real unix socket for this test (see
+    :class:`fakedriver.Served`)."""
+    return fake_netdriver_factory.served()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -26,8 +26,9 @@ from ._journal import Call, Journal
 from ._methods import METHODS
 from ._persona import Persona
 from ._pool import Lease, Pool
-from ._respond import ConnectionDropped, Reply
-from ._routing import Route, routed
+from ._reply import ConnectionDropped, Reply
+from ._routing import MissingExtra, Route, routed
+from ._serving import Served, serving
 from ._state import Allocation, Endpoint, Join, Network, Node, State, Violation
 
 __version__ = "0.1.0"
@@ -49,6 +50,7 @@ __all__ = [
     "Journal",
     "LeakError",
     "Lease",
+    "MissingExtra",
     "Network",
     "Node",
     "NotFound",
@@ -60,10 +62,12 @@ __all__ = [
     "ResourceError",
     "Route",
     "Rule",
+    "Served",
     "State",
     "UnknownMethod",
     "Violation",
     "VirtualClock",
     "__version__",
     "routed",
+    "serving",
 ]

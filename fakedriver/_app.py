@@ -1,35 +1,26 @@
-"""``FakeNetDriver``: the fake driver as a WSGI application."""
+"""``FakeNetDriver``: the fake driver, a thin facade over its :class:`Engine`, and a WSGI
+application."""
 
 from __future__ import annotations
 
 import dataclasses
-import random
-import threading
-import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from werkzeug.wrappers import Request, Response
-
-from . import _wire
-from ._audit import LeakError, leaks
+from ._audit import LeakError
 from ._clock import Clock, VirtualClock
-from ._errors import DriverError, UnknownMethod
+from ._engine import Engine, Listener
 from ._faults import Faults, Rule
-from ._ipam import IpamModel
-from ._journal import Call, Journal
+from ._journal import Journal
 from ._links import Links
-from ._methods import IPAM_CALLS, NETWORK_CALLS
-from ._netdriver import NetworkModel
 from ._persona import Persona
-from ._respond import Reply, respond, serve_wsgi
+from ._reply import Reply
 from ._state import State, Violation
+from ._wsgi import serve
 
 if TYPE_CHECKING:
     import httpx
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
-
-CONTENT_TYPE = "application/vnd.docker.plugins.v1.2+json"
 
 
 class FakeNetDriver:
@@ -41,6 +32,8 @@ class FakeNetDriver:
     :attr:`state`, and journals every call in :attr:`calls`.
 
     :param persona: what the driver announces and how it behaves; see :class:`Persona`.
+    :param links: makes a host interface per Join (see ``fakedriver serve --links``).
+    :param clock: what latency and hangs wait on: virtual (no waiting) unless given.
     :param options: shortcuts for persona fields, e.g. ``FakeNetDriver(scope="global")``.
 
     The instance is thread-safe: calls are served one at a time under one lock.
@@ -55,51 +48,67 @@ class FakeNetDriver:
         **options: Any,
     ) -> None:
         if persona is None:  # one construction, one validation (fixtures make many fakes)
-            self.persona = Persona(**options)
-        else:
-            self.persona = dataclasses.replace(persona, **options) if options else persona
-        self.links = links
-        #: The clock latency and hangs run on: virtual (no waiting) unless given.
-        self.clock: Clock = clock or VirtualClock()
-        #: Called with each :class:`Call` once it is journaled, under the driver's lock.
-        self.listeners: list[Callable[[Call], None]] = []
-        self._lock = threading.RLock()
+            persona = Persona(**options)
+        elif options:
+            persona = dataclasses.replace(persona, **options)
+        #: Serves every call; transports talk to it (see :class:`Reply`).
+        self.engine = Engine(persona, links, clock or VirtualClock())
         #: Where the fake is reachable while routed (see :func:`fakedriver.routed`).
         self.url: str | None = None
         self.socket_path: str | None = None
-        self.reset()
+
+    # -- what the engine holds ------------------------------------------------------------
+    @property
+    def persona(self) -> Persona:
+        return self.engine.persona
+
+    @property
+    def links(self) -> Links | None:
+        return self.engine.links
+
+    @property
+    def clock(self) -> Clock:
+        """The clock latency and hangs run on."""
+        return self.engine.clock
+
+    @property
+    def listeners(self) -> list[Listener]:
+        """Called with each :class:`Call` once it is journaled, under the driver's lock."""
+        return self.engine.listeners
+
+    @property
+    def state(self) -> State:
+        """What the driver knows: networks, endpoints, joins, pools, addresses, ..."""
+        return self.engine.state
+
+    @property
+    def calls(self) -> Journal:
+        """The journal of every call, with assertion helpers."""
+        return self.engine.calls
+
+    @property
+    def faults(self) -> Faults:
+        """The fault rules, phase and seed."""
+        return self.engine.faults
+
+    @property
+    def violations(self) -> list[Violation]:
+        """Lifecycle violations recorded in non-strict mode, oldest first."""
+        return self.engine.state.violations
 
     def reset(self) -> None:
         """Forget all state, calls, violations and fault rules, and reseed; the persona
         stays."""
-        with self._lock:
-            self.calls = Journal()
-            old: Faults | None = getattr(self, "faults", None)
-            if old is not None:
-                old.clear()  # releases the calls the old rules hold
-            self.faults = Faults(self.persona.seed, self.clock)
-            self.restore(State())
+        self.engine.reset()
 
     def restore(self, state: State) -> None:
         """Take ``state`` (e.g. loaded from a file) as the driver's state, and reseed."""
-        with self._lock:
-            self.state = state
-            rng = random.Random(self.persona.seed)
-            self._network = NetworkModel(self.state, self.persona, rng)
-            self._network.links = self.links
-            self._ipam = IpamModel(self.state, self.persona, rng)
-
-    def httpx_client(self, **kwargs: Any) -> httpx.Client:
-        """An ``httpx.Client`` served by this fake in-process (needs ``httpx`` installed)."""
-        from ._routing import httpx_client
-
-        return httpx_client(self, **kwargs)
+        self.engine.restore(state)
 
     def leaks(self) -> list[str]:
         """What is still held (networks, endpoints, joins, allocations, pools, addresses)
         and every recorded violation, each with the call that made it."""
-        with self._lock:
-            return leaks(self.state, self.calls)
+        return self.engine.leaks()
 
     def assert_clean(self) -> None:
         """Fail with :class:`LeakError` when :meth:`leaks` finds anything."""
@@ -107,11 +116,6 @@ class FakeNetDriver:
         found = self.leaks()
         if found:
             raise LeakError(found)
-
-    @property
-    def violations(self) -> list[Violation]:
-        """Lifecycle violations recorded in non-strict mode, oldest first."""
-        return self.state.violations
 
     # -- faults -------------------------------------------------------------------------
     def fail(
@@ -132,15 +136,14 @@ class FakeNetDriver:
         kind = kind or ("status" if status is not None else "error")
         if status is not None:
             schedule["status"] = status
-        with self._lock:
-            return self.faults.add(Rule(method, kind, err, **schedule))
+        return self.engine.add_rules([Rule(method, kind, err, **schedule)])[0]
 
     def hold(self, method: str = "*", **match: Any) -> Rule:
         """Hold matching calls until ``rule.release()``; ``rule.wait_held()`` tells when
         one has arrived. For forcing races deterministically."""
-        with self._lock:
-            return self.faults.add(Rule(method, "hold", match=match))
+        return self.engine.add_rules([Rule(method, "hold", match=match)])[0]
 
+    # -- serving --------------------------------------------------------------------------
     def respond(
         self,
         path: str,
@@ -154,97 +157,34 @@ class FakeNetDriver:
         :param timeout: how long the client waits for an answer (for ``hang``).
         :param gone: tells whether the client has gone away (for ``hang``/``hold``).
         """
-        return respond(self, path, body, timeout=timeout, gone=gone)
+        return self.engine.respond(path, body, timeout=timeout, gone=gone)
 
-    # -- WSGI ---------------------------------------------------------------------------
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        request = Request(environ)
-        if request.method != "POST":
-            answer = {"Err": f"method {request.method} not allowed; use POST"}
-            return Response(_wire.encode(answer), 405, content_type=CONTENT_TYPE)(
-                environ, start_response
-            )
-        return serve_wsgi(self, request, environ, start_response)
-
-    # -- the protocol without HTTP --------------------------------------------------------
     def handle(self, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
         """Serve one call, with no faults: ``path`` such as ``/NetworkDriver.Join``,
         ``body`` the raw request. Returns the HTTP status and the answer object; never
         raises for bad input."""
-        with self._lock:
-            call = self._journal(path.lstrip("/"), body)
-            self._notify(call)
+        call = self.engine.serve(path.lstrip("/"), body)
         return call.status, call.response
 
-    def _journal(self, method: str, body: bytes, fault: str | None = None) -> Call:
-        """Serve ``method`` on the model and journal it (the caller holds the lock)."""
-        subsystem, _, name = method.partition(".")
-        error_key = "Error" if subsystem == "IpamDriver" else "Err"
-        request: dict[str, Any] | None = None
-        violations: tuple[str, ...] = ()
-        try:
-            target, no_arguments = self._route(subsystem, name)
-            request = _wire.decode(body, no_arguments=no_arguments)
-            answer, violations = self._serve(method, target, request)
-            status, error = 200, None
-        except DriverError as exc:
-            status, error, answer = exc.status, exc.message, {error_key: exc.message}
-        except Exception as exc:  # a bug in the fake: still answer in the protocol
-            status, error = 500, f"internal error in fakedriver: {exc!r}"
-            answer = {error_key: error}
-        return self.record(method, request, answer, status, error, violations, fault)
+    def httpx_client(self, **kwargs: Any) -> httpx.Client:
+        """An ``httpx.Client`` served by this fake in-process, routed or not, failing as
+        httpx fails (needs ``fakedriver[httpx]``). ``kwargs`` go to ``httpx.Client``."""
+        from ._routing import registry
 
-    def record(
-        self,
-        method: str,
-        request: dict[str, Any] | None,
-        answer: dict[str, Any],
-        status: int,
-        error: str | None,
-        violations: tuple[str, ...] = (),
-        fault: str | None = None,
-    ) -> Call:
-        """Append a journal entry (the caller holds the lock)."""
-        index, now = len(self.calls), time.time()
-        call = Call(index, method, request, answer, status, error, violations, fault, now)
-        self.calls.append(call)
-        return call
+        registry("httpx")  # a clear message when the extra is missing
+        from ._httpx import client
 
-    def amend(self, call: Call, **changes: Any) -> Call:
-        """Replace a journal entry's fields, e.g. the answer a fault sent instead."""
-        call = dataclasses.replace(call, **changes)
-        self.calls[call.index] = call
-        return call
+        return client(self, **kwargs)
 
-    def _notify(self, call: Call) -> None:
-        for listener in self.listeners:
-            listener(call)
+    def httpx_async_client(self, **kwargs: Any) -> httpx.AsyncClient:
+        """An ``httpx.AsyncClient`` served by this fake in-process; see
+        :meth:`httpx_client`."""
+        from ._routing import registry
 
-    def _route(self, subsystem: str, name: str) -> tuple[Callable[[Any], dict[str, Any]], bool]:
-        if subsystem == "Plugin" and name == "Activate":
-            return self._activate, True
-        table, model, on = {
-            "NetworkDriver": (NETWORK_CALLS, self._network, self.persona.network),
-            "IpamDriver": (IPAM_CALLS, self._ipam, self.persona.ipam),
-        }.get(subsystem, ({}, None, False))
-        if name not in table:
-            raise UnknownMethod(f"unknown method {subsystem}.{name}")
-        if not on:
-            raise UnknownMethod(f"this plugin does not implement {subsystem}")
-        attribute, no_arguments = table[name]
-        return getattr(model, attribute), no_arguments
+        registry("httpx")
+        from ._httpx import async_client
 
-    def _activate(self, body: Any) -> dict[str, Any]:
-        self.state.epoch += 1
-        return {"Implements": self.persona.implements}
+        return async_client(self, **kwargs)
 
-    def _serve(
-        self, method: str, target: Callable[[Any], dict[str, Any]], request: Any
-    ) -> tuple[dict[str, Any], tuple[str, ...]]:
-        index = len(self.calls)
-        for model in (self._network, self._ipam):
-            model.call, model.findings = index, []
-        answer = target(request)
-        found = tuple(str(f) for f in self._network.findings + self._ipam.findings)
-        self.state.violations.extend(Violation(index, method, text) for text in found)
-        return answer, found
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        return serve(self.engine, environ, start_response)

@@ -18,20 +18,13 @@ from ._clock import RealClock
 from ._control import control
 from ._journal import Call
 from ._links import VethLinks
+from ._methods import TABLE
 from ._persist import StateFileError, load, save
 from ._persona import Persona
 from ._server import PLUGIN_DIR, SPEC_DIR, PluginServer, ServeError
 
 #: Calls that change nothing, so a state file need not be written after them.
-READ_ONLY = frozenset(
-    {
-        "NetworkDriver.GetCapabilities",
-        "NetworkDriver.EndpointOperInfo",
-        "NetworkDriver.GwAllocCheck",
-        "IpamDriver.GetCapabilities",
-        "IpamDriver.GetDefaultAddressSpaces",
-    }
-)
+READ_ONLY = frozenset(row.name for row in TABLE.values() if row.read_only)
 
 
 def _parser() -> argparse.ArgumentParser:

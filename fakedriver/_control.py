@@ -43,29 +43,25 @@ def control(fake: FakeNetDriver, verb: str, target: str, body: bytes) -> tuple[i
 
 
 def _faults(fake: FakeNetDriver, data: Any, query: Any) -> Any:
-    rules = [rule.to_dict() for rule in fake.faults.rules]
-    return {"faults": rules, "phase": fake.faults.phase, "seed": fake.faults.seed}
+    return fake.engine.fault_report()
 
 
 def _add(fake: FakeNetDriver, data: Any, query: Any) -> Any:
     items = data["faults"] if isinstance(data, dict) and "faults" in data else [data]
     rules = [rule_from_dict(item) for item in items]  # all or nothing
-    with fake._lock:
+    with fake.engine.lock:  # the indexes are the rules' places in the list
         start = len(fake.faults.rules)
-        for rule in rules:
-            fake.faults.add(rule)
+        fake.engine.add_rules(rules)
     return {"added": list(range(start, start + len(rules)))}
 
 
 def _clear(fake: FakeNetDriver, data: Any, query: Any) -> Any:
-    with fake._lock:
-        fake.faults.clear()
+    fake.engine.clear_rules()
     return {}
 
 
 def _release(fake: FakeNetDriver, data: Any, query: Any) -> Any:
-    for rule in list(fake.faults.rules):
-        rule.release()
+    fake.engine.release_rules()
     return {}
 
 
@@ -75,19 +71,17 @@ def _phase(fake: FakeNetDriver, data: Any, query: Any) -> Any:
     phase = data.get("phase")
     if phase is not None and not isinstance(phase, str):
         raise ValueError("phase must be a string or null")
-    fake.faults.phase = phase
+    fake.engine.set_phase(phase)
     return {"phase": phase}
 
 
 def _calls(fake: FakeNetDriver, data: Any, query: Any) -> Any:
     since = int(query.get("since", ["0"])[0])
-    with fake._lock:
-        return {"calls": [dataclasses.asdict(call) for call in fake.calls[since:]]}
+    return {"calls": [dataclasses.asdict(call) for call in fake.engine.calls_since(since)]}
 
 
 def _state(fake: FakeNetDriver, data: Any, query: Any) -> Any:
-    with fake._lock:
-        return fake.state.snapshot()
+    return fake.engine.snapshot()
 
 
 def _leaks(fake: FakeNetDriver, data: Any, query: Any) -> Any:

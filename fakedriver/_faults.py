@@ -18,7 +18,7 @@ from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from ._clock import Clock
-from ._journal import _mismatches
+from ._journal import mismatches
 from ._methods import resolve
 
 #: kind -> what it does, as Docker's client sees it (protocol.md §1.4, §8).
@@ -116,7 +116,7 @@ class Rule:
     def applies(self, method: str, request: dict[str, Any] | None, phase: str | None) -> bool:
         if self.method not in ("*", method) or (self.phase is not None and self.phase != phase):
             return False
-        return not (self.match and _mismatches(request, self.match))
+        return not (self.match and mismatches(request, self.match))
 
     def fires(self, rng: random.Random) -> bool:
         """Count a matching call and say whether the rule fires on it."""
@@ -135,6 +135,11 @@ class Rule:
         return True
 
     # -- holding ------------------------------------------------------------------------
+    @property
+    def released(self) -> bool:
+        """Whether :meth:`release` was called: held and hung calls go on."""
+        return self._release.is_set()
+
     def release(self) -> None:
         """Let held (and hung) calls go on, now and from now on."""
         self._release.set()

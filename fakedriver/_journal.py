@@ -63,7 +63,7 @@ class Journal(list[Call]):
     def of(self, method: str, **fields: Matcher) -> list[Call]:
         """The calls of ``method`` whose request matches ``fields``."""
         name = resolve(method)
-        return [c for c in self if c.method == name and not _mismatches(c.request, fields)]
+        return [c for c in self if c.method == name and not mismatches(c.request, fields)]
 
     def count_of(self, method: str, **fields: Matcher) -> int:
         return len(self.of(method, **fields))
@@ -125,7 +125,7 @@ class Journal(list[Call]):
         for method, fields in wanted:
             name = resolve(method)
             for call in calls:
-                if call.method == name and not _mismatches(call.request, fields):
+                if call.method == name and not mismatches(call.request, fields):
                     got.append(call)
                     break
                 if contiguous:
@@ -137,12 +137,12 @@ class Journal(list[Call]):
     def _miss(self, method: str, fields: dict[str, Matcher]) -> str:
         """The nearest miss: the call of ``method`` differing in the fewest fields."""
         name = resolve(method)
-        same = [(len(_mismatches(c.request, fields)), c) for c in self if c.method == name]
+        same = [(len(mismatches(c.request, fields)), c) for c in self if c.method == name]
         if not same:
             close = difflib.get_close_matches(name, set(self.methods), n=1)
             return f"no call of {name} at all{f'; did you mean {close[0]}?' if close else ''}\n"
         _, nearest = min(same, key=lambda pair: pair[0])
-        problems = "; ".join(_mismatches(nearest.request, fields)) or "its request matched"
+        problems = "; ".join(mismatches(nearest.request, fields)) or "its request matched"
         return f"nearest miss: #{nearest.index} {nearest.method}: {problems}\n"
 
     def format(self) -> str:
@@ -159,7 +159,7 @@ def _describe(method: str, fields: dict[str, Matcher]) -> str:
     return f"{name} with " + ", ".join(f"{k}={v!r}" for k, v in fields.items())
 
 
-def _mismatches(
+def mismatches(
     request: dict[str, Any] | None, fields: dict[str, Matcher], where: str = ""
 ) -> list[str]:
     """Why ``request`` does not match ``fields`` (empty when it does)."""
@@ -174,7 +174,7 @@ def _mismatches(
             if not expected(value):
                 problems.append(f"{path} is {value!r}, which the predicate refused")
         elif isinstance(expected, dict) and isinstance(value, dict):
-            problems.extend(_mismatches(value, expected, f"{path}."))
+            problems.extend(mismatches(value, expected, f"{path}."))
         elif value != expected:
             problems.append(f"{path} is {value!r}, wanted {expected!r}")
     return problems

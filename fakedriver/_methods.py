@@ -1,52 +1,101 @@
-"""The methods of both protocols, and how a short name resolves to one of them."""
+"""The methods of both protocols as data, and how a short name resolves to one of them.
+
+Each :class:`Method` row names the model that serves it and the model's function: adding
+a protocol method is a row here and a function on its model.
+"""
 
 from __future__ import annotations
 
-# Wire name -> (model method, takes no arguments). Subsystem decides the model.
-NETWORK_CALLS = {
-    "GetCapabilities": ("get_capabilities", True),
-    "GwAllocCheck": ("gw_alloc_check", False),
-    "CreateNetwork": ("create_network", False),
-    "DeleteNetwork": ("delete_network", False),
-    "AllocateNetwork": ("allocate_network", False),
-    "FreeNetwork": ("free_network", False),
-    "CreateEndpoint": ("create_endpoint", False),
-    "DeleteEndpoint": ("delete_endpoint", False),
-    "EndpointOperInfo": ("endpoint_oper_info", False),
-    "Join": ("join", False),
-    "Leave": ("leave", False),
-    "ProgramExternalConnectivity": ("program_external_connectivity", False),
-    "RevokeExternalConnectivity": ("revoke_external_connectivity", False),
-    "DiscoverNew": ("discover_new", False),
-    "DiscoverDelete": ("discover_delete", False),
-}
-IPAM_CALLS = {
-    "GetCapabilities": ("get_capabilities", True),
-    "GetDefaultAddressSpaces": ("get_default_address_spaces", True),
-    "RequestPool": ("request_pool", False),
-    "ReleasePool": ("release_pool", False),
-    "RequestAddress": ("request_address", False),
-    "ReleaseAddress": ("release_address", False),
-}
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ._ipam import IpamModel
+from ._netdriver import NetworkModel
+from ._rules import Model
+from ._wire import Body
+
+
+class PluginModel(Model):
+    """``/Plugin.Activate``: the handshake before any other call."""
+
+    def activate(self, body: Body) -> dict[str, Any]:
+        self.state.epoch += 1  # a new daemon session (RequiresRequestReplay counts them)
+        return {"Implements": self.persona.implements}
+
+
+@dataclass(frozen=True)
+class Method:
+    """One method of the plugin protocols.
+
+    :param name: the wire name, ``"NetworkDriver.Join"``.
+    :param model: the model class that serves it (one is made per call).
+    :param handler: the model's function: ``handler(model, request) -> answer``.
+    :param no_arguments: the request may be empty (dockerd sends ``Content-Length: 0``).
+    :param read_only: the call changes no state (nothing to save after it).
+    """
+
+    name: str
+    model: type[Model]
+    handler: Callable[[Any, Body], dict[str, Any]]
+    no_arguments: bool = False
+    read_only: bool = False
+
+    @property
+    def subsystem(self) -> str:
+        return self.name.partition(".")[0]
+
+
+def _rows() -> dict[str, Method]:
+    n, i = NetworkModel, IpamModel
+    rows = [
+        Method("Plugin.Activate", PluginModel, PluginModel.activate, no_arguments=True),
+        Method("NetworkDriver.GetCapabilities", n, n.get_capabilities, True, True),
+        Method("NetworkDriver.GwAllocCheck", n, n.gw_alloc_check, read_only=True),
+        Method("NetworkDriver.CreateNetwork", n, n.create_network),
+        Method("NetworkDriver.DeleteNetwork", n, n.delete_network),
+        Method("NetworkDriver.AllocateNetwork", n, n.allocate_network),
+        Method("NetworkDriver.FreeNetwork", n, n.free_network),
+        Method("NetworkDriver.CreateEndpoint", n, n.create_endpoint),
+        Method("NetworkDriver.DeleteEndpoint", n, n.delete_endpoint),
+        Method("NetworkDriver.EndpointOperInfo", n, n.endpoint_oper_info, read_only=True),
+        Method("NetworkDriver.Join", n, n.join),
+        Method("NetworkDriver.Leave", n, n.leave),
+        Method("NetworkDriver.ProgramExternalConnectivity", n, n.program_external_connectivity),
+        Method("NetworkDriver.RevokeExternalConnectivity", n, n.revoke_external_connectivity),
+        Method("NetworkDriver.DiscoverNew", n, n.discover_new),
+        Method("NetworkDriver.DiscoverDelete", n, n.discover_delete),
+        Method("IpamDriver.GetCapabilities", i, i.get_capabilities, True, True),
+        Method("IpamDriver.GetDefaultAddressSpaces", i, i.get_default_address_spaces, True, True),
+        Method("IpamDriver.RequestPool", i, i.request_pool),
+        Method("IpamDriver.ReleasePool", i, i.release_pool),
+        Method("IpamDriver.RequestAddress", i, i.request_address),
+        Method("IpamDriver.ReleaseAddress", i, i.release_address),
+    ]
+    return {row.name: row for row in rows}
+
+
+#: Every method of both protocols by wire name.
+TABLE = _rows()
 #: Every method of both protocols, as ``Subsystem.Method``.
-METHODS = (
-    "Plugin.Activate",
-    *(f"NetworkDriver.{name}" for name in NETWORK_CALLS),
-    *(f"IpamDriver.{name}" for name in IPAM_CALLS),
-)
+METHODS = tuple(TABLE)
 
 
 def resolve(name: str) -> str:
     """``"Join"`` -> ``"NetworkDriver.Join"``; full names are returned as they are.
 
-    Raises :class:`ValueError` for a name no protocol has, or one both have
-    (``GetCapabilities``).
+    Raises :class:`ValueError` for a name no protocol has (with the nearest names), or
+    one both have (``GetCapabilities``).
     """
-    if name in METHODS:
+    if name in TABLE:
         return name
     found = [m for m in METHODS if m.split(".", 1)[1] == name]
     if len(found) == 1:
         return found[0]
     if found:
         raise ValueError(f"{name!r} is ambiguous: say {' or '.join(found)}")
-    raise ValueError(f"{name!r} is not a method of either protocol")
+    short = {m.split(".", 1)[1] for m in METHODS}
+    close = difflib.get_close_matches(name, [*METHODS, *short], n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"{name!r} is not a method of either protocol{hint}")

@@ -11,16 +11,12 @@ from typing import Any
 
 from . import _wire as w
 from ._errors import BadRequest, Conflict, NotFound, ProtocolViolation
-from ._links import Links
 from ._rules import Model
 from ._state import Allocation, Endpoint, Join, Network, Node
 from ._wire import Body, IPAMData, IPInterface
 
 
 class NetworkModel(Model):
-    #: Makes the host interfaces handed out by Join; ``None``: no interface (``SrcName`` "").
-    links: Links | None = None
-
     # -- capabilities -------------------------------------------------------------------
     def get_capabilities(self, body: Body) -> dict[str, Any]:
         p = self.persona

@@ -1,31 +1,43 @@
-"""What both protocol models share: the state, the persona, the seeded RNG and the
-strict/lenient switch for lifecycle violations."""
+"""What the protocol models share: the state, the persona, the seeded RNG, the index of
+the call being served and the strict/lenient switch for lifecycle violations."""
 
 from __future__ import annotations
 
 import random
 
 from ._errors import ProtocolViolation
+from ._links import Links
 from ._persona import Persona
 from ._state import State
 
 
 class Model:
-    """Base of :class:`NetworkModel` and :class:`IpamModel`.
+    """Base of the protocol models. One is made for each call, so everything about the
+    call (its journal index, the violations it found) lives on an object that dies with it.
 
     A method first reads and checks everything, then changes state, so a refused call
     changes nothing. Lifecycle violations go through :meth:`violate`: in strict mode it
     raises; otherwise it records the finding and the method carries on as a tolerant
     driver would.
+
+    :param call: the journal index of the call being served (records remember it).
+    :param links: makes the host interfaces handed out by Join (``None``: none).
     """
 
-    def __init__(self, state: State, persona: Persona, rng: random.Random) -> None:
+    def __init__(
+        self,
+        state: State,
+        persona: Persona,
+        rng: random.Random,
+        call: int,
+        links: Links | None = None,
+    ) -> None:
         self.state = state
         self.persona = persona
         self.rng = rng
-        #: Index of the call being served; set by the app before each call.
-        self.call = 0
-        #: Violations found in the current call (non-strict mode only).
+        self.call = call
+        self.links = links
+        #: Violations this call found (non-strict mode only).
         self.findings: list[ProtocolViolation] = []
 
     def violate(self, error: ProtocolViolation) -> None:

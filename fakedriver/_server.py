@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import select
 import socket
 import socketserver
 import stat
@@ -23,11 +22,12 @@ from http.server import BaseHTTPRequestHandler
 from typing import IO, Any
 
 from ._app import FakeNetDriver
+from ._http import encode, headers, not_allowed
 from ._journal import Call
+from ._peer import gone, hang_up
 
 PLUGIN_DIR = "/run/docker/plugins"
 SPEC_DIR = "/etc/docker/plugins"
-CONTENT_TYPE = "application/vnd.docker.plugins.v1.2+json"
 #: Serves ``(verb, path, body) -> (status, answer)`` for paths under ``/fakedriver/``.
 Control = Callable[[str, str, bytes], tuple[int, Any]]
 
@@ -47,9 +47,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.startswith("/fakedriver/") or not self.server.protocol:
             self._control("POST", body)
             return
-        reply = self.server.fake.respond(self.path, body, gone=self._gone)
+        reply = self.server.fake.engine.respond(self.path, body, gone=gone(self.connection))
         if reply.drop == "before":
-            self._close()
+            self._hang_up()
             return
         self._send(reply.status, reply.body, half=reply.drop == "mid_body")
 
@@ -69,7 +69,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.startswith("/fakedriver/"):
             self._control(verb, body)
         else:
-            self._json(405, {"Err": f"method {verb} not allowed; use POST"})
+            self._send(*not_allowed(verb))
 
     def _control(self, verb: str, body: bytes) -> None:
         if self.server.control is None:
@@ -87,30 +87,21 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _json(self, status: int, answer: Any) -> None:
-        self._send(status, json.dumps(answer, separators=(",", ":")).encode() + b"\n")
+        self._send(status, encode(answer))
 
     def _send(self, status: int, body: bytes, half: bool = False) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", CONTENT_TYPE)
-        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers(body):
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body[: len(body) // 2] if half else body)
         if half:
             self.wfile.flush()
-            self._close()
+            self._hang_up()
 
-    def _close(self) -> None:
+    def _hang_up(self) -> None:
         self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
-
-    def _gone(self) -> bool:
-        """Whether the client closed the connection (readable, with nothing to read)."""
-        try:
-            readable, _, _ = select.select([self.connection], [], [], 0)
-            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
-        except OSError:
-            return True
+        hang_up(self.connection)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # the journal logs calls; see PluginServer.log_call

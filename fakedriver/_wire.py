@@ -51,6 +51,15 @@ def decode(raw: bytes, *, no_arguments: bool) -> dict[str, Any]:
     return value
 
 
+def peek(raw: bytes) -> dict[str, Any] | None:
+    """The request as a JSON object if it is one, else ``None`` (for matching fault rules
+    and for the journal of a call that was not served)."""
+    try:
+        return decode(raw, no_arguments=True)
+    except BadRequest:
+        return None
+
+
 def _kind(value: object) -> str:
     names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
     return names.get(type(value), "number")
@@ -204,7 +213,3 @@ def _inside(value: IPInterface | None, pool: IPNetwork, where: str) -> None:
     if value is not None and value.ip not in pool:
         raise BadRequest(f"invalid request: {where}: {value} is outside the pool {pool}")
 
-
-def encode(payload: Mapping[str, Any]) -> bytes:
-    """Compact JSON with a trailing newline, as Go's ``json.Encoder`` writes it."""
-    return json.dumps(payload, separators=(",", ":")).encode() + b"\n"

@@ -23,6 +23,9 @@ SOCKET = "/run/docker/plugins/fake.sock"
 SOCKET_URL = "http+unix://%2Frun%2Fdocker%2Fplugins%2Ffake.sock"
 IMPLEMENTS = {"Implements": ["NetworkDriver", "IpamDriver"]}
 CONTENT_TYPE = "application/vnd.docker.plugins.v1.2+json"
+#: What requests and responses look like with no route active.
+GET_ADAPTER = requests.Session.get_adapter
+SEND = requests.adapters.HTTPAdapter.send
 
 
 class _Answer(BaseHTTPRequestHandler):
@@ -58,7 +61,8 @@ def server() -> Iterator[str]:
 def _no_leftovers() -> Iterator[None]:
     """Every test leaves requests unpatched and responses' default mock empty."""
     yield
-    assert requests.adapters.HTTPAdapter.send is responses._real_send
+    assert requests.Session.get_adapter is GET_ADAPTER
+    assert requests.adapters.HTTPAdapter.send is SEND
     assert responses.mock.registered() == []
 
 
@@ -225,17 +229,47 @@ def test_a_user_requests_mock_started_inside_the_route() -> None:
     assert fake.calls.methods == ["Plugin.Activate"]
 
 
+def test_the_fakes_calls_stay_out_of_the_users_responses_calls() -> None:
+    @responses.activate
+    def user_code() -> None:
+        responses.get("http://api.example/v1", json={"from": "user mock"})
+        assert activate() == IMPLEMENTS
+        requests.get("http://api.example/v1")
+        assert [call.request.url for call in responses.calls] == ["http://api.example/v1"]
+        responses.assert_call_count("http://api.example/v1", 1)
+
+    with fakedriver.routed(url=PLUGIN) as fake:
+        user_code()
+    assert fake.calls.methods == ["Plugin.Activate"]
+
+
+def test_a_route_for_a_client_that_is_not_installed_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "respx" else real(name, *a)
+    )
+    with pytest.raises(fakedriver.MissingExtra, match=r"pip install 'fakedriver\[httpx\]'"):
+        fakedriver.routed(url=PLUGIN, clients=["httpx"])
+    with pytest.raises(fakedriver.MissingExtra, match="respx"):
+        FakeNetDriver().httpx_client()
+    route = fakedriver.routed(url=PLUGIN)  # by default: what is installed
+    assert route.clients == ("requests", "aiohttp")
+
+
 # -- lifecycle -----------------------------------------------------------------------------
 
 
 def test_after_stop_nothing_is_routed(server: str) -> None:
-    original = requests.adapters.HTTPAdapter.send
     route = fakedriver.routed(url=f"{server}/plugin")
     route.start()
-    assert requests.adapters.HTTPAdapter.send is not original
+    assert requests.Session.get_adapter is not GET_ADAPTER
     assert requests.post(f"{server}/plugin/Plugin.Activate").json() == IMPLEMENTS
     route.stop()
-    assert requests.adapters.HTTPAdapter.send is original
+    assert requests.Session.get_adapter is GET_ADAPTER
     assert responses.mock.registered() == []
     answer = requests.post(f"{server}/plugin/Plugin.Activate")
     assert answer.text == "the network answered POST /plugin/Plugin.Activate"
@@ -259,7 +293,7 @@ def test_a_route_is_a_decorator() -> None:
 
     @route
     def user_code() -> dict[str, object]:
-        assert requests.adapters.HTTPAdapter.send is not responses._real_send
+        assert requests.Session.get_adapter is not GET_ADAPTER
         return activate()
 
     assert responses.mock.registered() == []

@@ -1,0 +1,230 @@
+"""The call engine: the one place a call is served.
+
+:class:`Engine` owns the lock, the state, the protocol models, the journal, the fault
+rules and the clock. :meth:`Engine.respond` serves one call with the fault rules applied
+and returns the :class:`Reply` that every transport renders in its own way;
+:meth:`Engine.serve` serves it with no faults. Everything else here (the fault and journal
+operations of the control API) runs under the same lock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ._audit import leaks
+from ._clock import Clock
+from ._errors import DriverError, UnknownMethod
+from ._faults import TIMING, Faults, Rule
+from ._http import encode, error_key
+from ._journal import Call, Journal
+from ._links import Links
+from ._methods import TABLE, Method
+from ._persona import Persona
+from ._reply import SERVED, Reply, as_sent, refused, served
+from ._state import State, Violation
+from ._wire import decode, peek
+
+Listener = Callable[[Call], None]
+
+
+class Engine:
+    """Serves calls on one driver's state, one at a time, and journals each.
+
+    :param persona: what the driver announces and how it behaves.
+    :param links: makes host interfaces for joins (``None``: none).
+    :param clock: what latency and hangs wait on.
+    """
+
+    def __init__(self, persona: Persona, links: Links | None, clock: Clock) -> None:
+        self.persona = persona
+        self.links = links
+        self.clock = clock
+        #: Called with each :class:`Call` once it is journaled, under the lock.
+        self.listeners: list[Listener] = []
+        self.lock = threading.RLock()
+        self.calls = Journal()
+        self.faults = Faults(persona.seed, clock)
+        self.state = State()
+        self._rng = random.Random(persona.seed)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget state, journal and fault rules (releasing held calls), and reseed."""
+        with self.lock:
+            self.calls = Journal()
+            self.faults.clear()
+            self.faults = Faults(self.persona.seed, self.clock)
+            self.restore(State())
+
+    def restore(self, state: State) -> None:
+        """Take ``state`` (e.g. loaded from a file) as the driver's state, and reseed."""
+        with self.lock:
+            self.state = state
+            self._rng = random.Random(self.persona.seed)
+
+    # -- serving ----------------------------------------------------------------------------
+    def serve(self, method: str, body: bytes) -> Call:
+        """Serve ``method`` (``"NetworkDriver.Join"``) with no faults; journal it."""
+        with self.lock:
+            return self._append(self._run(method, body))
+
+    def respond(
+        self,
+        path: str,
+        body: bytes,
+        *,
+        timeout: float | None = None,
+        gone: Callable[[], bool] | None = None,
+    ) -> Reply:
+        """Serve one call with the fault rules applied.
+
+        :param path: ``/NetworkDriver.Join`` (the leading slash is optional).
+        :param timeout: how long the client waits for an answer (for ``hang``/``latency``).
+        :param gone: tells whether the client has gone away (for ``hang``/``hold``).
+        """
+        method = path.lstrip("/")
+        with self.lock:
+            fired = self.faults.select(method, peek(body)) if self.faults.rules else []
+            if not fired:
+                call = self._append(self._run(method, body))
+                return Reply(call.status, encode(call.response), call)
+        names = " + ".join(self.faults.describe(rule) for rule in fired)
+        delay = sum(rule.seconds for rule in fired if rule.kind == "latency")
+        if timeout is not None and delay > timeout:  # served, but the client stops waiting
+            self.clock.sleep(timeout)
+            with self.lock:
+                call = self._run(method, body, fault=names)
+                gave_up = f"no answer: client gave up after {timeout} s (served)"
+                call = self._append(dataclasses.replace(call, status=0, error=gave_up))
+            return Reply(0, b"", call, drop="before", timed_out=True)
+        if delay:
+            self.clock.sleep(delay)
+        for rule in fired:
+            if rule.kind in ("hold", "hang"):
+                why = self._wait(rule, timeout, gone)
+                if why is not None:
+                    return self._not_answered(method, body, names, why)
+        outcome = next((rule for rule in fired if rule.kind not in TIMING), None)
+        with self.lock:
+            if outcome is None or outcome.kind in SERVED:
+                call = self._append(as_sent(self._run(method, body, fault=names), outcome))
+                return served(call, outcome)
+            status, payload, drop, error = refused(method, outcome)
+            answer = peek(payload) or {}
+            call = self._append(self._entry(method, peek(body), answer, status, error, fault=names))
+            return Reply(status, payload, call, drop=drop)
+
+    def _wait(
+        self, rule: Rule, timeout: float | None, gone: Callable[[], bool] | None
+    ) -> str | None:
+        """Hold the call; ``None`` once released, else why it ends unanswered."""
+        if rule.kind == "hang" and timeout is not None and not rule.released:
+            self.clock.sleep(timeout)
+            return f"client gave up after {timeout} s"
+        return None if rule.hold(gone) else "client went away"
+
+    def _not_answered(self, method: str, body: bytes, names: str, why: str) -> Reply:
+        with self.lock:
+            entry = self._entry(method, peek(body), {}, 0, f"no answer: {why}", fault=names)
+            call = self._append(entry)
+        return Reply(0, b"", call, drop="before", timed_out=why.startswith("client gave up"))
+
+    def _run(self, method: str, body: bytes, fault: str | None = None) -> Call:
+        """Serve ``method`` on a fresh model (the caller holds the lock); not journaled."""
+        index = len(self.calls)
+        request: dict[str, Any] | None = None
+        found: tuple[str, ...] = ()
+        try:
+            row = self._route(method)
+            request = decode(body, no_arguments=row.no_arguments)
+            links = self.links if row.subsystem == "NetworkDriver" else None
+            model = row.model(self.state, self.persona, self._rng, index, links)
+            answer = row.handler(model, request)
+            found = tuple(str(finding) for finding in model.findings)
+            self.state.violations.extend(Violation(index, method, text) for text in found)
+            status, error = 200, None
+        except DriverError as exc:
+            status, error, answer = exc.status, exc.message, {error_key(method): exc.message}
+        except Exception as exc:  # a bug in the fake: still answer in the protocol
+            status, error = 500, f"internal error in fakedriver: {exc!r}"
+            answer = {error_key(method): error}
+        return self._entry(method, request, answer, status, error, found, fault)
+
+    def _route(self, method: str) -> Method:
+        row = TABLE.get(method)
+        if row is None:
+            raise UnknownMethod(f"unknown method {method}")
+        if (row.subsystem == "NetworkDriver" and not self.persona.network) or (
+            row.subsystem == "IpamDriver" and not self.persona.ipam
+        ):
+            raise UnknownMethod(f"this plugin does not implement {row.subsystem}")
+        return row
+
+    def _entry(
+        self,
+        method: str,
+        request: dict[str, Any] | None,
+        answer: dict[str, Any],
+        status: int,
+        error: str | None,
+        violations: tuple[str, ...] = (),
+        fault: str | None = None,
+    ) -> Call:
+        index, now = len(self.calls), time.time()
+        return Call(index, method, request, answer, status, error, violations, fault, now)
+
+    def _append(self, call: Call) -> Call:
+        """Journal ``call`` and tell the listeners (the caller holds the lock)."""
+        self.calls.append(call)
+        for listener in self.listeners:
+            listener(call)
+        return call
+
+    # -- faults and inspection, under the lock ------------------------------------------------
+    def add_rules(self, rules: Iterable[Rule]) -> list[Rule]:
+        """Append ``rules`` after the existing ones, all together."""
+        rules = list(rules)
+        with self.lock:
+            for rule in rules:
+                self.faults.add(rule)
+        return rules
+
+    def clear_rules(self) -> None:
+        """Remove every rule, releasing the calls they hold."""
+        with self.lock:
+            self.faults.clear()
+
+    def release_rules(self) -> None:
+        """Release every held or hung call (the rules stay)."""
+        with self.lock:
+            rules = list(self.faults.rules)
+        for rule in rules:
+            rule.release()
+
+    def set_phase(self, phase: str | None) -> None:
+        with self.lock:
+            self.faults.phase = phase
+
+    def fault_report(self) -> dict[str, Any]:
+        """The rules (with how often each fired), the phase and the seed."""
+        with self.lock:
+            rules = [rule.to_dict() for rule in self.faults.rules]
+            return {"faults": rules, "phase": self.faults.phase, "seed": self.faults.seed}
+
+    def calls_since(self, index: int) -> list[Call]:
+        with self.lock:
+            return self.calls[index:]
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return self.state.snapshot()
+
+    def leaks(self) -> list[str]:
+        """What is still held, and every recorded violation, each with its call."""
+        with self.lock:
+            return leaks(self.state, self.calls)

@@ -1,0 +1,72 @@
+"""What every in-process route shares: the routes active for one client library, and the
+one patch of that library that serves them, started with the first route and stopped
+with the last."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from ._engine import Engine
+
+
+class Routed(Protocol):
+    """A route as the transports see it (see :class:`fakedriver.Route`)."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    #: Matches this route's URLs; group ``method`` is the protocol method.
+    pattern: re.Pattern[str]
+
+    def method_of(self, url: str) -> str | None:
+        """The protocol method a URL calls, when the URL is this route's; else ``None``."""
+
+
+class Registry:
+    """The active routes of one client library.
+
+    :param patch: starts serving the routes (e.g. starts a ``responses`` mock) and
+        returns what stops it.
+    :param changed: told the active routes after each attach and detach, for a patch
+        that registers each route's URLs with its library.
+    """
+
+    def __init__(
+        self,
+        patch: Callable[[], Callable[[], None]],
+        changed: Callable[[list[Routed]], None] | None = None,
+    ) -> None:
+        self._patch = patch
+        self._changed = changed
+        self._routes: list[Routed] = []
+        self._stop: Callable[[], None] | None = None
+        self._guard = threading.Lock()
+
+    def attach(self, route: Routed) -> None:
+        with self._guard:
+            self._routes.append(route)
+            if self._stop is None:
+                self._stop = self._patch()
+            if self._changed is not None:
+                self._changed(list(self._routes))
+
+    def detach(self, route: Routed) -> None:
+        with self._guard:
+            if route in self._routes:
+                self._routes.remove(route)
+            if self._changed is not None and self._routes:
+                self._changed(list(self._routes))
+            if not self._routes and self._stop is not None:
+                self._stop()
+                self._stop = None
+
+    def find(self, url: str) -> tuple[Routed, str] | None:
+        """The route serving ``url`` and the method it calls, if any route does."""
+        for route in list(self._routes):
+            method = route.method_of(url)
+            if method is not None:
+                return route, method
+        return None

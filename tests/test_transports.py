@@ -1,0 +1,195 @@
+"""The transport contract: every fault kind and a whole lifecycle, through every way a
+client reaches a fake (WSGI, requests, httpx sync and async, aiohttp, a real socket).
+Each row asserts what that client's own code sees; a transport that renders a reply its
+own way, or a fault kind one transport forgets, fails here."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+from conftest import EP, NET
+from transports import TRANSPORTS, Transport
+
+from fakedriver import FakeNetDriver
+
+METHOD = "NetworkDriver.CreateNetwork"
+CREATE = json.dumps(
+    {"NetworkID": NET, "Options": {}, "IPv4Data": [{"Pool": "10.1.0.0/24"}], "IPv6Data": []}
+).encode()
+TIMEOUT = 0.5
+
+#: kind -> (rule fields, what the client gets: (status, body) or "dropped"/"cut"/"timeout",
+#: whether the driver served the call)
+CASES: dict[str, tuple[dict[str, Any], object, bool]] = {
+    "error": ({"message": "boom"}, (200, {"Err": "boom"}), False),
+    "status": ({"status": 503, "message": "boom"}, (503, {"Err": "boom"}), False),
+    "not_found": ({}, (404, b"404 page not found\n"), False),
+    "empty_body": ({}, (200, b""), False),
+    "invalid_json": ({}, (200, b'{"Err": this is not JSON'), False),
+    "wrong_key": ({"message": "boom"}, (200, {"Error": "boom"}), False),
+    "answer": ({"answer": {"Extra": 1}}, (200, {"Extra": 1}), True),
+    "lost_reply": ({"message": "boom"}, (200, {"Err": "boom"}), True),
+    "truncated": ({}, (200, b"{"), True),
+    "drop": ({}, "dropped", False),
+    "drop_mid_body": ({}, "cut", True),
+    "latency": ({"seconds": 0.05}, (200, {}), True),
+    "latency-past-timeout": ({"seconds": 1.0}, "timeout", True),
+    "hang": ({}, "timeout", False),
+}
+
+
+def _expect(transport: Transport, outcome: object) -> type[BaseException] | None:
+    if outcome == "dropped":
+        return transport.dropped
+    if outcome == "cut":
+        return transport.cut
+    if outcome == "timeout":
+        return transport.timeout
+    return None
+
+
+def _served(fake: FakeNetDriver, real_time: bool) -> bool:
+    """Whether CreateNetwork reached the state (on a real clock, a late call may still)."""
+    deadline = time.monotonic() + (3 if real_time else 0)
+    while NET not in fake.state.networks and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return NET in fake.state.networks
+
+
+#: Every transport with every case; a client with no timeout (WSGI's test client) has no
+#: timeout row: its hang is the hold test.
+ROWS = [
+    pytest.param(transport, case, id=f"{transport.name}-{case}")
+    for transport in TRANSPORTS
+    for case, (_, outcome, _) in CASES.items()
+    if outcome != "timeout" or transport.timeout is not None
+]
+
+
+@pytest.mark.parametrize(("transport", "case"), ROWS)
+def test_each_fault_kind_reaches_each_client_as_itself(transport: Transport, case: str) -> None:
+    fields, outcome, served = CASES[case]
+    kind = case.removesuffix("-past-timeout")
+    fake = transport.fake()
+    rule = fake.faults.add(method=METHOD, kind=kind, **fields)
+    with transport.serving(fake) as where:
+        error = _expect(transport, outcome)
+        if error is not None:
+            with pytest.raises(error):
+                transport.send(fake, where, METHOD, CREATE, TIMEOUT)
+        else:
+            status, body = transport.send(fake, where, METHOD, CREATE, TIMEOUT)
+            want_status, want_body = outcome  # type: ignore[misc]
+            assert status == want_status
+            assert (
+                body == want_body if isinstance(want_body, bytes) else json.loads(body) == want_body
+            )
+        assert _served(fake, transport.real_time) is served
+        deadline = time.monotonic() + 3  # a real socket journals a hung call once it sees
+        while not fake.calls and time.monotonic() < deadline:  # the client go
+            time.sleep(0.02)
+        assert rule.fired == 1
+        assert fake.calls[-1].fault == f"{kind} on {METHOD}"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS, ids=lambda t: t.name)
+def test_a_held_call_is_answered_once_released(transport: Transport) -> None:
+    fake = transport.fake()
+    rule = fake.hold(METHOD)
+    got: list[tuple[int, bytes]] = []
+    with transport.serving(fake) as where:
+        caller = threading.Thread(
+            target=lambda: got.append(transport.send(fake, where, METHOD, CREATE, 10)),
+            daemon=True,
+        )
+        caller.start()
+        assert rule.wait_held(timeout=5)
+        time.sleep(0.05)
+        assert got == [] and NET not in fake.state.networks
+        rule.release()
+        caller.join(timeout=10)
+    assert got == [(200, b"{}\n")]
+    assert NET in fake.state.networks
+
+
+@pytest.mark.parametrize(
+    "transport",
+    [t for t in TRANSPORTS if t.name in ("httpx-async", "aiohttp")],
+    ids=lambda t: t.name,
+)
+def test_a_held_call_does_not_block_the_event_loop(transport: Transport) -> None:
+    fake = transport.fake()
+    rule = fake.hold(METHOD)
+    watchdog = threading.Timer(5, rule.release)  # frees a blocked loop, failing the test
+    watchdog.start()
+
+    async def release_from_the_loop() -> str:
+        await asyncio.to_thread(rule.wait_held, 1, 5)
+        rule.release()
+        return "released by the loop"
+
+    async def both(where: str) -> list[Any]:
+        from transports import _send_async
+
+        return await asyncio.gather(
+            _send_async(transport.name, f"{where}/{METHOD}", CREATE, 10), release_from_the_loop()
+        )
+
+    with transport.serving(fake) as where:
+        answer, who = asyncio.run(both(where))
+    alive = watchdog.is_alive()
+    watchdog.cancel()
+    assert alive, "the held call blocked the event loop until the watchdog released it"
+    assert answer == (200, b"{}\n") and who == "released by the loop"
+
+
+def _lifecycle(transport: Transport, fake: FakeNetDriver, where: str) -> None:
+    def call(method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        status, raw = transport.send(fake, where, method, json.dumps(body or {}).encode(), 5)
+        answer: dict[str, Any] = json.loads(raw)
+        assert status == 200 and not {"Err", "Error"} & set(answer), (method, answer)
+        return answer
+
+    ids = {"NetworkID": NET, "EndpointID": EP}
+    call("Plugin.Activate")
+    pool = call("IpamDriver.RequestPool", {"AddressSpace": "LocalDefault", "Pool": ""})
+    pid = pool["PoolID"]
+    gateway = call("IpamDriver.RequestAddress", {"PoolID": pid, "Options": {}})["Address"]
+    data = [{"AddressSpace": "LocalDefault", "Pool": pool["Pool"], "Gateway": gateway}]
+    call(METHOD, {"NetworkID": NET, "Options": {}, "IPv4Data": data, "IPv6Data": []})
+    address = call("IpamDriver.RequestAddress", {"PoolID": pid, "Options": {}})["Address"]
+    call("NetworkDriver.CreateEndpoint", {**ids, "Interface": {"Address": address}})
+    call("NetworkDriver.Join", {**ids, "SandboxKey": "/var/run/docker/netns/x"})
+    call("NetworkDriver.ProgramExternalConnectivity", ids)
+    call("NetworkDriver.RevokeExternalConnectivity", ids)
+    call("NetworkDriver.Leave", ids)
+    call("NetworkDriver.DeleteEndpoint", ids)
+    for ip in (address, gateway):
+        call("IpamDriver.ReleaseAddress", {"PoolID": pid, "Address": ip.split("/")[0]})
+    call("NetworkDriver.DeleteNetwork", {"NetworkID": NET})
+    call("IpamDriver.ReleasePool", {"PoolID": pid})
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS, ids=lambda t: t.name)
+def test_a_whole_lifecycle_through_each_transport(transport: Transport) -> None:
+    fake = transport.fake()
+    with transport.serving(fake) as where:
+        _lifecycle(transport, fake, where)
+    assert len(fake.calls) == 15 and all(call.ok for call in fake.calls)
+    fake.assert_clean()
+
+
+def test_plain_httpx_calls_elsewhere_pass_through_while_routed(
+    fake_netdriver: FakeNetDriver,
+) -> None:
+    # nothing listens on this loopback port: the real transport is what refuses
+    with pytest.raises(httpx.ConnectError):
+        httpx.post("http://127.0.0.1:9/Plugin.Activate", timeout=2)
+    assert httpx.post(f"{fake_netdriver.url}/Plugin.Activate").status_code == 200
+    assert fake_netdriver.calls.methods == ["Plugin.Activate"]
