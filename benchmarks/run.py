@@ -103,14 +103,21 @@ def populated(networks: int = 1, per_network: int = 1) -> FakeNetDriver:
     return fake
 
 
+#: The call mix: EndpointOperInfo, Join, EndpointOperInfo, Leave (state stays the same).
+CYCLE = (
+    ("/NetworkDriver.EndpointOperInfo", IDS),
+    ("/NetworkDriver.Join", JOIN),
+    ("/NetworkDriver.EndpointOperInfo", IDS),
+    ("/NetworkDriver.Leave", IDS),
+)
+
+
 def one_cycle(call: Callable[[str, bytes], object]) -> Callable[[], object]:
-    """The call mix: EndpointOperInfo, Join, EndpointOperInfo, Leave (state stays the same)."""
+    """One round of :data:`CYCLE` through ``call``."""
 
     def cycle() -> None:
-        call("/NetworkDriver.EndpointOperInfo", IDS)
-        call("/NetworkDriver.Join", JOIN)
-        call("/NetworkDriver.EndpointOperInfo", IDS)
-        call("/NetworkDriver.Leave", IDS)
+        for path, body in CYCLE:
+            call(path, body)
 
     return cycle
 
@@ -154,6 +161,44 @@ def through_responses(n: int, reps: int) -> None:
             return timed(one_cycle(lambda p, b: post(f"http://bare{p}", data=b)), n)()
 
     row("2 call through responses", interleaved(ours, bare, reps), "<=", 1.15)
+
+
+# -- 2b. httpx.AsyncClient through respx ------------------------------------------------------
+def through_httpx_async(n: int, reps: int) -> None:
+    """httpx.AsyncClient calls served by the fake vs by a bare async respx side effect."""
+    import asyncio
+
+    import httpx
+    import respx
+
+    fake = populated()
+
+    async def cycles(client: httpx.AsyncClient, base: str) -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            for path, body in CYCLE:
+                await client.post(f"{base}{path}", content=body)
+        return (time.perf_counter() - start) / n
+
+    async def run(base: str) -> float:
+        async with httpx.AsyncClient() as client:
+            return await cycles(client, base)
+
+    def ours() -> float:
+        fake.calls.clear()
+        with fakedriver.routed(fake, url="http://fake", clients=["httpx"]):
+            return asyncio.run(run("http://fake"))
+
+    async def bare_handler(request: httpx.Request) -> httpx.Response:
+        json.loads(request.content or b"{}")
+        return httpx.Response(200, content=b"{}\n")
+
+    def bare() -> float:
+        with respx.mock(using="httpx", assert_all_called=False) as router:
+            router.route(url__startswith="http://bare/").mock(side_effect=bare_handler)
+            return asyncio.run(run("http://bare"))
+
+    row("2b call through httpx.AsyncClient (respx)", interleaved(ours, bare, reps), "<=", 1.3)
 
 
 # -- 3. fixture cost ---------------------------------------------------------------------------
@@ -420,6 +465,7 @@ def main() -> None:
     )
     in_process(300 if quick else 1000, reps)
     through_responses(200 if quick else 600, reps)
+    through_httpx_async(100 if quick else 300, reps)
     fixture_cost(3 if quick else 5)
     socket_server(500 if quick else 1500, 3 if quick else 5)
     scale(20_000 if quick else 100_000, 100_000 if quick else 1_000_000, 300, reps)
