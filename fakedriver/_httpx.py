@@ -22,6 +22,8 @@ from ._engine import Engine
 from ._http import CONTENT_TYPE, not_allowed
 from ._inprocess import Registry
 
+_HEADERS = [(b"Content-Type", CONTENT_TYPE.encode())]
+
 if TYPE_CHECKING:
     from ._app import FakeNetDriver
 
@@ -30,7 +32,7 @@ def serve(engine: Engine, method: str, request: httpx.Request) -> httpx.Response
     """Serve ``request`` on ``engine``; raise what httpx raises for a dropped or hung call."""
     if request.method != "POST":
         status, body = not_allowed(request.method)
-        return httpx.Response(status, content=body, headers={"Content-Type": CONTENT_TYPE})
+        return httpx.Response(status, content=body, headers=_HEADERS)
     timeout = request.extensions.get("timeout", {}).get("read")
     reply = engine.respond(method, request.content, timeout=timeout)
     if reply.timed_out:
@@ -45,8 +47,7 @@ def serve(engine: Engine, method: str, request: httpx.Request) -> httpx.Response
             f"received {len(reply.body) // 2} bytes, expected {len(reply.body)}",
             request=request,
         )
-    headers = {"Content-Type": CONTENT_TYPE}
-    return httpx.Response(reply.status, content=reply.body, headers=headers)
+    return httpx.Response(reply.status, content=reply.body, headers=_HEADERS)
 
 
 async def serve_async(engine: Engine, method: str, request: httpx.Request) -> httpx.Response:
@@ -61,6 +62,8 @@ def _side_effect(request: httpx.Request) -> Any:
     if found is None:
         return request  # respx: pass through to the client's real transport
     route, method = found
+    if not route.engine.faults.rules:  # nothing can hold the call: serve it here
+        return serve(route.engine, method, request)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
