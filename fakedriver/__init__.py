@@ -22,12 +22,13 @@ from ._errors import (
     UnknownMethod,
 )
 from ._faults import KINDS, Faults, Rule
+from ._inprocess import MissingExtra
 from ._journal import Call, Journal
 from ._methods import METHODS
 from ._persona import Persona
 from ._pool import Lease, Pool
 from ._reply import ConnectionDropped, Reply
-from ._routing import MissingExtra, Route, routed
+from ._routing import Route, routed
 from ._serving import Served, serving
 from ._state import Allocation, Endpoint, Join, Network, Node, State, Violation
 

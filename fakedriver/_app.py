@@ -11,6 +11,7 @@ from ._audit import LeakError
 from ._clock import Clock, VirtualClock
 from ._engine import Engine, Listener
 from ._faults import Faults, Rule
+from ._inprocess import registry
 from ._journal import Journal
 from ._links import Links
 from ._persona import Persona
@@ -169,22 +170,18 @@ class FakeNetDriver:
     def httpx_client(self, **kwargs: Any) -> httpx.Client:
         """An ``httpx.Client`` served by this fake in-process, routed or not, failing as
         httpx fails (needs ``fakedriver[httpx]``). ``kwargs`` go to ``httpx.Client``."""
-        from ._routing import registry
-
         registry("httpx")  # a clear message when the extra is missing
         from ._httpx import client
 
-        return client(self, **kwargs)
+        return client(self.engine, self.url, **kwargs)
 
     def httpx_async_client(self, **kwargs: Any) -> httpx.AsyncClient:
         """An ``httpx.AsyncClient`` served by this fake in-process; see
         :meth:`httpx_client`."""
-        from ._routing import registry
-
         registry("httpx")
         from ._httpx import async_client
 
-        return async_client(self, **kwargs)
+        return async_client(self.engine, self.url, **kwargs)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         return serve(self.engine, environ, start_response)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 import respx
@@ -23,9 +23,6 @@ from ._http import CONTENT_TYPE, not_allowed
 from ._inprocess import Registry
 
 _HEADERS = [(b"Content-Type", CONTENT_TYPE.encode())]
-
-if TYPE_CHECKING:
-    from ._app import FakeNetDriver
 
 
 def serve(engine: Engine, method: str, request: httpx.Request) -> httpx.Response:
@@ -86,20 +83,18 @@ def _path_method(request: httpx.Request) -> str:
     return request.url.path.lstrip("/")
 
 
-def client(fake: FakeNetDriver, **kwargs: Any) -> httpx.Client:
-    """An ``httpx.Client`` served by ``fake`` in-process, routed or not."""
-    kwargs.setdefault("base_url", fake.url or "http://fake-netdriver")
-    transport = httpx.MockTransport(
-        lambda request: serve(fake.engine, _path_method(request), request)
-    )
+def client(engine: Engine, url: str | None, **kwargs: Any) -> httpx.Client:
+    """An ``httpx.Client`` served by ``engine`` in-process, at ``url`` if given."""
+    kwargs.setdefault("base_url", url or "http://fake-netdriver")
+    transport = httpx.MockTransport(lambda request: serve(engine, _path_method(request), request))
     return httpx.Client(transport=transport, **kwargs)
 
 
-def async_client(fake: FakeNetDriver, **kwargs: Any) -> httpx.AsyncClient:
-    """An ``httpx.AsyncClient`` served by ``fake`` in-process, routed or not."""
-    kwargs.setdefault("base_url", fake.url or "http://fake-netdriver")
+def async_client(engine: Engine, url: str | None, **kwargs: Any) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` served by ``engine`` in-process, at ``url`` if given."""
+    kwargs.setdefault("base_url", url or "http://fake-netdriver")
 
     async def handler(request: httpx.Request) -> httpx.Response:
-        return await serve_async(fake.engine, _path_method(request), request)
+        return await serve_async(engine, _path_method(request), request)
 
     return httpx.AsyncClient(transport=httpx.MockTransport(handler), **kwargs)

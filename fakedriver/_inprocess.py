@@ -4,6 +4,8 @@ with the last."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import re
 import threading
 from collections.abc import Callable
@@ -70,3 +72,33 @@ class Registry:
             if method is not None:
                 return route, method
         return None
+
+
+#: client -> (transport module, the libraries it needs, the extra that installs them)
+CLIENTS = {
+    "requests": ("_requests", ("requests", "responses"), "fakedriver"),
+    "httpx": ("_httpx", ("httpx", "respx"), "fakedriver[httpx]"),
+    "aiohttp": ("_aiohttp", ("aiohttp", "aioresponses"), "fakedriver[aiohttp]"),
+}
+
+
+class MissingExtra(ImportError):
+    """A client was asked for whose routing library is not installed."""
+
+
+def installed(client: str) -> bool:
+    """Whether ``client`` can be routed here (its libraries are installed)."""
+    return all(importlib.util.find_spec(name) is not None for name in CLIENTS[client][1])
+
+
+def registry(client: str) -> Registry:
+    """The routes of ``client``; raises :class:`MissingExtra` naming what to install."""
+    if client not in CLIENTS:
+        raise ValueError(f"unknown client {client!r}; known: {', '.join(CLIENTS)}")
+    module, needs, extra = CLIENTS[client]
+    if not installed(client):
+        raise MissingExtra(
+            f"routing {client} calls needs {' and '.join(needs)}: pip install '{extra}'"
+        )
+    routes: Registry = importlib.import_module(f"{__package__}.{module}").ROUTES
+    return routes

@@ -9,49 +9,17 @@ otherwise. Each library has its own transport module.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import re
 from collections.abc import Iterable
 from contextlib import ContextDecorator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
+from ._app import FakeNetDriver
 from ._engine import Engine
-from ._inprocess import Registry
-
-if TYPE_CHECKING:
-    from ._app import FakeNetDriver
+from ._inprocess import CLIENTS, installed, registry
 
 DEFAULT_URL = "http://fake-netdriver"
-#: client -> (transport module, the libraries it needs, the extra that installs them)
-CLIENTS = {
-    "requests": ("_requests", ("requests", "responses"), "fakedriver"),
-    "httpx": ("_httpx", ("httpx", "respx"), "fakedriver[httpx]"),
-    "aiohttp": ("_aiohttp", ("aiohttp", "aioresponses"), "fakedriver[aiohttp]"),
-}
-
-
-class MissingExtra(ImportError):
-    """A client was asked for whose routing library is not installed."""
-
-
-def installed(client: str) -> bool:
-    """Whether ``client`` can be routed here (its libraries are installed)."""
-    return all(importlib.util.find_spec(name) is not None for name in CLIENTS[client][1])
-
-
-def registry(client: str) -> Registry:
-    """The routes of ``client``; raises :class:`MissingExtra` naming what to install."""
-    if client not in CLIENTS:
-        raise ValueError(f"unknown client {client!r}; known: {', '.join(CLIENTS)}")
-    module, needs, extra = CLIENTS[client]
-    if not installed(client):
-        raise MissingExtra(
-            f"routing {client} calls needs {' and '.join(needs)}: pip install '{extra}'"
-        )
-    routes: Registry = importlib.import_module(f"fakedriver.{module}").ROUTES
-    return routes
 
 
 class Route(ContextDecorator):
@@ -134,8 +102,6 @@ def routed(
         requests.post("http://plugin/Plugin.Activate")
     """
     if fake is None:
-        from ._app import FakeNetDriver
-
         fake = FakeNetDriver(**persona)
     elif persona:
         raise TypeError("pass persona options or a fake, not both")
