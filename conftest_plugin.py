@@ -55,6 +55,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("fake_netdriver_seed", "seed for generated values (default 0)", default="0")
     parser.addini(
+        "fake_netdriver_clients",
+        "client libraries the fixtures route (default: every one installed); routing "
+        "aiohttp costs about 2 ms a test",
+        type="args",
+        default=[],
+    )
+    parser.addini(
         "fake_netdriver_url",
         "base URL of the first fake (default http://fake-netdriver)",
         default="http://fake-netdriver",
@@ -86,7 +93,8 @@ class FakeNetDriverFactory:
             self._url = str(self._defaults.pop("url", self._url)).rstrip("/")
         self._socket = self._defaults.pop("socket", None)
         self._faults = self._defaults.pop("faults", None)
-        self._clients = self._defaults.pop("clients", None)
+        ini_clients = config.getini("fake_netdriver_clients") or None
+        self._clients = self._defaults.pop("clients", ini_clients)
         self._tcp = bool(self._defaults.pop("tcp", False))
         self._routes: list[tuple[Route, bool]] = []
         self._served: list[tuple[Served, bool]] = []

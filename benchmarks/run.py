@@ -11,6 +11,7 @@ import argparse
 import ipaddress
 import json
 import os
+import random
 import re
 import shutil
 import socket
@@ -31,6 +32,7 @@ from werkzeug.wrappers import Request, Response
 
 import fakedriver
 from fakedriver import FakeNetDriver
+from fakedriver._ipam import IpamModel
 from fakedriver._pool import Pool
 
 ROWS: list[tuple[str, str, str, str]] = []
@@ -404,7 +406,9 @@ def scale(endpoints: int, allocations: int, n: int, reps: int) -> None:
             "/IpamDriver.RequestPool",
             json.dumps({"AddressSpace": "LocalDefault", "Pool": subnet, "V6": v6}).encode(),
         )[1]["PoolID"]
-        request = fake._ipam.request_address  # the IPAM model itself: no journal to grow
+        # the IPAM model itself, as the engine makes it per call: no journal to grow
+        model = IpamModel(fake.state, fake.persona, random.Random(0), call=0)
+        request = model.request_address
         body = {"PoolID": pid, "Address": "", "Options": None}
         window, early, late = 1000, 0.0, 0.0
         start = time.perf_counter()

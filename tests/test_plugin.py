@@ -384,3 +384,35 @@ def test_the_audit_report_carries_the_journal_too(pytester: pytest.Pytester) -> 
     result.stdout.fnmatch_lines(
         ["*- fake_netdriver journal -*", "*", "calls:", "  #0 NetworkDriver.CreateNetwork*"]
     )
+
+
+def test_every_installed_client_is_routed_and_the_ini_option_narrows_them(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio, aiohttp, httpx, pytest, requests
+
+        async def via_aiohttp(url):
+            async with aiohttp.ClientSession() as session:
+                async with session.post(url + "/Plugin.Activate") as response:
+                    return response.status
+
+        def test_every_client(fake_netdriver):
+            assert requests.post(fake_netdriver.url + "/Plugin.Activate").status_code == 200
+            assert httpx.post(fake_netdriver.url + "/Plugin.Activate").status_code == 200
+            assert asyncio.run(via_aiohttp(fake_netdriver.url)) == 200
+            assert len(fake_netdriver.calls) == 3
+
+        @pytest.mark.fake_netdriver(clients=["requests"])
+        def test_only_requests(fake_netdriver):
+            assert requests.post(fake_netdriver.url + "/Plugin.Activate").status_code == 200
+            with pytest.raises(httpx.ConnectError):  # not routed: the network refuses
+                httpx.post(fake_netdriver.url + "/Plugin.Activate", timeout=5)
+        """
+    )
+    run(pytester).assert_outcomes(passed=2)
+    pytester.makeini("[pytest]\nfake_netdriver_clients = requests\n")
+    result = run(pytester)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*httpx.ConnectError*", "FAILED *::test_every_client*"])
