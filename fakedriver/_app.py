@@ -182,17 +182,19 @@ class FakeNetDriver:
         error_key = "Error" if subsystem == "IpamDriver" else "Err"
         request: dict[str, Any] | None = None
         violations: tuple[str, ...] = ()
+        notes: tuple[str, ...] = ()
         try:
             target, no_arguments = self._route(subsystem, name)
             request = _wire.decode(body, no_arguments=no_arguments)
             answer, violations = self._serve(method, target, request)
             status, error = 200, None
+            notes = tuple(self._network.notes + self._ipam.notes)
         except DriverError as exc:
             status, error, answer = exc.status, exc.message, {error_key: exc.message}
         except Exception as exc:  # a bug in the fake: still answer in the protocol
             status, error = 500, f"internal error in fakedriver: {exc!r}"
             answer = {error_key: error}
-        return self.record(method, request, answer, status, error, violations, fault)
+        return self.record(method, request, answer, status, error, violations, fault, notes)
 
     def record(
         self,
@@ -203,10 +205,11 @@ class FakeNetDriver:
         error: str | None,
         violations: tuple[str, ...] = (),
         fault: str | None = None,
+        notes: tuple[str, ...] = (),
     ) -> Call:
         """Append a journal entry (the caller holds the lock)."""
         index, now = len(self.calls), time.time()
-        call = Call(index, method, request, answer, status, error, violations, fault, now)
+        call = Call(index, method, request, answer, status, error, violations, fault, now, notes)
         self.calls.append(call)
         return call
 
@@ -243,7 +246,7 @@ class FakeNetDriver:
     ) -> tuple[dict[str, Any], tuple[str, ...]]:
         index = len(self.calls)
         for model in (self._network, self._ipam):
-            model.call, model.findings = index, []
+            model.call, model.findings, model.notes = index, [], []
         answer = target(request)
         found = tuple(str(f) for f in self._network.findings + self._ipam.findings)
         self.state.violations.extend(Violation(index, method, text) for text in found)

@@ -17,7 +17,7 @@ from ._app import FakeNetDriver
 from ._clock import RealClock
 from ._control import control
 from ._journal import Call
-from ._links import VethLinks
+from ._links import Checkpointed, Links, Reconciled, VethLinks, reconcile
 from ._persist import StateFileError, load, save
 from ._persona import Persona
 from ._server import PLUGIN_DIR, SPEC_DIR, PluginServer, ServeError
@@ -156,11 +156,19 @@ def build(args: argparse.Namespace) -> FakeNetDriver:
         seed=args.seed,
         join_gateway=veth,  # a gateway with no interface makes dockerd fail the start
     )
-    app = FakeNetDriver(persona, links=VethLinks() if veth else None, clock=RealClock())
+    links: Links | None = VethLinks() if veth else None
+    state = load(args.state) if args.state else None
+    if state is not None and links is not None:
+        done = reconcile(state, links)  # before serving: the host agrees with the file
+        if done.removed:
+            save(state, args.state)
+        _report(args, done)
+        links = Checkpointed(links, lambda: save(app.state, args.state))
+    app = FakeNetDriver(persona, links=links, clock=RealClock())
     if args.faults:
         app.faults.load(args.faults)
-    if args.state:
-        app.restore(load(args.state))
+    if state is not None:
+        app.restore(state)
         path = args.state
 
         def persist(call: Call) -> None:
@@ -169,6 +177,21 @@ def build(args: argparse.Namespace) -> FakeNetDriver:
 
         app.listeners.append(persist)
     return app
+
+
+def _report(args: argparse.Namespace, done: Reconciled) -> None:
+    """Say at start which links of the loaded state were removed and which adopted."""
+    if args.quiet or not (done.removed or done.adopted):
+        return
+    if args.log_format == "json":
+        line = json.dumps({"event": "links", "removed": done.removed, "adopted": done.adopted})
+    else:
+        line = (
+            f"fakedriver: links: removed the veth pairs of {len(done.removed)} endpoint(s) no "
+            f"saved join owns, adopted {len(done.adopted)}"
+            + "".join(f"\n  removed: {eid}" for eid in done.removed)
+        )
+    print(line, file=sys.stderr, flush=True)
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -4,6 +4,11 @@ Docker moves the interface named in Join's ``SrcName`` into the container and co
 on it the address the endpoint was created with. With :class:`VethLinks` the driver makes
 a veth pair per join (``fdv…`` for the container, ``fdp…`` left on the host) and
 removes it on Leave. Without links Join answers an empty ``SrcName``.
+
+A server killed while it makes a pair must not leave the pair behind: the driver records
+the intent in :attr:`State.links` before the pair is made, :class:`Checkpointed` has it
+saved before ``ip link add`` runs, and :func:`reconcile`, at the next start, removes the
+pairs no saved join owns and adopts the others.
 """
 
 from __future__ import annotations
@@ -11,9 +16,11 @@ from __future__ import annotations
 import hashlib
 import subprocess
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from ._errors import DriverError
+from ._state import State
 
 Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
 
@@ -65,3 +72,45 @@ class VethLinks:
         for name in self.names(endpoint_id):
             if self.run(("ip", "link", "del", name)).returncode == 0:
                 return
+
+
+class Checkpointed:
+    """``links`` with ``checkpoint()`` called before each link is made: ``fakedriver serve
+    --state`` saves the state there, so the intent the driver recorded is on disk before
+    the pair exists."""
+
+    def __init__(self, links: Links, checkpoint: Callable[[], None]) -> None:
+        self.links, self.checkpoint = links, checkpoint
+
+    def create(self, endpoint_id: str) -> str:
+        self.checkpoint()
+        return self.links.create(endpoint_id)
+
+    def delete(self, endpoint_id: str) -> None:
+        self.links.delete(endpoint_id)
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """What :func:`reconcile` did, by endpoint id."""
+
+    removed: list[str]
+    adopted: list[str]
+
+
+def reconcile(state: State, links: Links) -> Reconciled:
+    """Make the host agree with a state loaded at start: remove the link of every endpoint
+    in ``state.links`` that no saved join owns (the server died between making the pair and
+    saving the join, or between removing it and saving that), adopt the others. Only links
+    this state recorded are touched: other servers' pairs on the host are none of its
+    business."""
+    removed, adopted = [], []
+    for eid in sorted(state.links):
+        endpoint = state.endpoints.get(eid)
+        if endpoint is not None and endpoint.join is not None and endpoint.join.src_name:
+            adopted.append(eid)
+            continue
+        links.delete(eid)
+        state.links.discard(eid)
+        removed.append(eid)
+    return Reconciled(removed, adopted)

@@ -1,5 +1,5 @@
-"""What both protocol models share: the state, the persona, the seeded RNG and the
-strict/lenient switch for lifecycle violations."""
+"""What both protocol models share: the state, the persona, the seeded RNG, the
+strict/lenient switch for lifecycle violations, and the notes a call leaves in the journal."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ class Model:
     A method first reads and checks everything, then changes state, so a refused call
     changes nothing. Lifecycle violations go through :meth:`violate`: in strict mode it
     raises; otherwise it records the finding and the method carries on as a tolerant
-    driver would.
+    driver would. What a call did beyond what its name says (an implicit Leave, say) goes
+    through :meth:`note`, and shows in the call's journal entry.
     """
 
     def __init__(self, state: State, persona: Persona, rng: random.Random) -> None:
@@ -27,8 +28,13 @@ class Model:
         self.call = 0
         #: Violations found in the current call (non-strict mode only).
         self.findings: list[ProtocolViolation] = []
+        #: What the current call did beyond what its name says; set by the app per call.
+        self.notes: list[str] = []
 
     def violate(self, error: ProtocolViolation) -> None:
         if self.persona.strict:
             raise error
         self.findings.append(error)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)

@@ -8,14 +8,24 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
+import time
 from collections.abc import Sequence
 
 import pytest
 from conftest import EP, NET, Wire, ids
+from test_server import (
+    Conn,
+    Dockerd,
+    Launcher,
+    create_network,
+    dockerd_request,
+    temporary_short_dir,
+)
 
 from fakedriver import DriverError, FakeNetDriver
-from fakedriver._links import VethLinks
+from fakedriver._links import Checkpointed, Reconciled, VethLinks, reconcile
 
 EID = "0123456789abcdef" * 4
 INNER, OUTER = VethLinks.names(EID)
@@ -144,16 +154,85 @@ def test_leave_deletes_the_link() -> None:
     assert ip.links == {}
 
 
-def test_lenient_delete_endpoint_while_joined_deletes_the_link() -> None:
+@pytest.mark.parametrize("strict", [True, False], ids=["strict", "lenient"])
+def test_delete_endpoint_while_joined_deletes_the_link(strict: bool) -> None:
+    """dockerd's rollback after a Join whose answer it lost: DeleteEndpoint, no Leave."""
+    ip = FakeIp()
+    fake, wire = _driver(ip, strict=strict)
+    wire.join()
+    assert fake.state.links == {EP}
+    wire.ok("NetworkDriver.DeleteEndpoint", ids())
+    assert ip.links == {} and fake.state.links == set()
+    assert fake.violations == [] and fake.calls[-1].notes
+    assert EP not in fake.state.endpoints
+
+
+def test_lenient_delete_network_takes_its_endpoints_links_too() -> None:
     ip = FakeIp()
     fake, wire = _driver(ip, strict=False)
     wire.join()
-    wire.ok("NetworkDriver.DeleteEndpoint", ids())
-    assert ip.links == {}
-    assert [v.message for v in fake.violations] == [
-        f"endpoint {EP} is still joined to sandbox /var/run/docker/netns/abc"
-    ]
-    assert EP not in fake.state.endpoints
+    wire.ok("NetworkDriver.DeleteNetwork", {"NetworkID": NET})
+    assert ip.links == {} and fake.state.links == set() and fake.state.endpoints == {}
+
+
+# -- link intents: recorded before the pair is made, reconciled at start --------------------
+def test_the_intent_is_recorded_and_saved_before_the_pair_is_made() -> None:
+    """Checkpointed calls its checkpoint (the server saves the state there) before `ip link
+    add` runs, and by then the state already holds the intent."""
+    ip = FakeIp()
+    saved: list[set[str]] = []
+
+    def checkpoint() -> None:
+        saved.append(set(fake.state.links))
+        ip.argv.append(("checkpoint",))
+
+    fake = FakeNetDriver(links=Checkpointed(VethLinks(run=ip), checkpoint))
+    wire = Wire(fake)
+    wire.network()
+    wire.endpoint()
+    wire.join()
+    inner, outer = VethLinks.names(EP)
+    add = ("ip", "link", "add", inner, "type", "veth", "peer", "name", outer)
+    assert ip.argv.index(("checkpoint",)) < ip.argv.index(add)
+    assert saved == [{EP}]
+    wire.ok("NetworkDriver.Leave", ids())
+    assert fake.state.links == set() and ip.links == {}
+    assert saved == [{EP}]  # removing a pair needs no checkpoint: the join still names it
+
+
+def test_a_failing_link_drops_the_intent_it_recorded() -> None:
+    ip = FakeIp(fail={"add": "RTNETLINK answers: Operation not permitted\n"})
+    fake, wire = _driver(ip)
+    wire("NetworkDriver.Join", {**ids(), "SandboxKey": "/k", "Options": {}})
+    assert fake.state.links == set() and fake.state.joins == {}
+
+
+def _joined_state(ip: FakeIp) -> FakeNetDriver:
+    """Two endpoints joined with links; a third whose pair was made but whose join was
+    never saved (the server died in between); a fourth gone altogether."""
+    fake, wire = _driver(ip)
+    wire.join()
+    other = "ab" * 32
+    wire.endpoint(other, "10.0.0.3/24")
+    wire.join(other)
+    made, gone = "cd" * 32, "ef" * 32
+    wire.endpoint(made, "10.0.0.4/24")
+    VethLinks(run=ip).create(made)
+    fake.state.links |= {made, gone}
+    return fake
+
+
+def test_reconcile_removes_the_pairs_no_saved_join_owns_and_adopts_the_others() -> None:
+    ip = FakeIp()
+    fake = _joined_state(ip)
+    foreign = ("fdv000000000000", "fdp000000000000")  # another server's pair on the host
+    ip.links.update({foreign[0]: foreign[1], foreign[1]: foreign[0]})
+    done = reconcile(fake.state, VethLinks(run=ip))
+    assert done == Reconciled(removed=["cd" * 32, "ef" * 32], adopted=["ab" * 32, EP])
+    assert fake.state.links == {EP, "ab" * 32}
+    expected = {*VethLinks.names(EP), *VethLinks.names("ab" * 32), *foreign}
+    assert set(ip.links) == expected  # the orphan is gone, the foreign pair untouched
+    assert reconcile(fake.state, VethLinks(run=ip)).removed == []  # nothing left to do
 
 
 def test_a_failing_link_refuses_join_and_changes_nothing() -> None:
@@ -234,3 +313,78 @@ def test_a_join_makes_a_real_veth_pair_and_leave_removes_it() -> None:
         assert inner not in links and outer not in links, links
     finally:
         subprocess.run(["ip", "link", "del", inner], capture_output=True, check=False)
+
+
+def _real_ip_or_skip() -> str:
+    if os.geteuid() != 0:
+        pytest.skip("SKIPPED LOUDLY: a real veth pair needs root (run the tests as root)")
+    ip = shutil.which("ip")
+    if ip is None:
+        pytest.skip("SKIPPED LOUDLY: iproute2's `ip` is not installed")
+    return ip
+
+
+STALLING_IP = """#!/bin/sh
+# `ip` as the server runs it, except that `ip link set ... up` (right after the pair is
+# made) stalls, so the test can kill the server while a Join is half done.
+if [ "$1 $2" = "link set" ]; then echo $$ > "$FDT_STALLED"; sleep 60; fi
+exec {ip} "$@"
+"""
+
+
+def test_kill_9_while_a_pair_is_made_leaves_no_pair_after_the_restart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pair exists, the Join is not saved, the server dies: its intent was saved
+    first, so the next start removes the pair (it is not in any join)."""
+    real_ip = _real_ip_or_skip()
+    eid = secrets.token_hex(32)
+    inner, outer = VethLinks.names(eid)
+    with temporary_short_dir() as folder:
+        wrapper = folder / "bin"
+        wrapper.mkdir()
+        (wrapper / "ip").write_text(STALLING_IP.format(ip=real_ip))
+        (wrapper / "ip").chmod(0o755)
+        stalled = folder / "stalled"
+        sock, state = str(folder / "x.sock"), folder / "state.json"
+        args = ("--socket", sock, "--state", str(state), "--links", "veth")
+        launcher = Launcher(folder)
+        try:
+            with monkeypatch.context() as env:
+                env.setenv("PATH", f"{wrapper}:{os.environ['PATH']}")
+                env.setenv("FDT_STALLED", str(stalled))
+                first = launcher(*args).wait_ready()
+            client = Dockerd(sock)
+            client.ok("NetworkDriver.CreateNetwork", create_network(NET))
+            interface = {"Address": "10.0.0.2/24", "AddressIPv6": "", "MacAddress": ""}
+            client.ok(
+                "NetworkDriver.CreateEndpoint",
+                {**ids(NET, eid), "Interface": interface, "Options": {}},
+            )
+            join = Conn(sock)  # the Join never gets an answer: send it, do not wait
+            join.sock.sendall(
+                dockerd_request(
+                    "NetworkDriver.Join", {**ids(NET, eid), "SandboxKey": "/k", "Options": {}}
+                )
+            )
+            deadline = time.monotonic() + 10
+            while not stalled.exists() or not stalled.read_text().strip():
+                assert time.monotonic() < deadline, first.text()
+                time.sleep(0.02)
+            assert f": {outer}@{inner}:" in _ip_links()  # made, and the Join not saved
+            saved = json.loads(state.read_text())
+            assert saved["links"] == [eid] and saved["endpoints"][eid]["join"] is None
+            first.proc.kill()  # SIGKILL
+            first.wait()
+            os.kill(int(stalled.read_text()), signal.SIGKILL)  # the stalled `ip` it left
+            join.close()
+            client.close()
+
+            second = launcher(*args).wait_ready()
+            assert inner not in _ip_links() and outer not in _ip_links()
+            assert json.loads(state.read_text())["links"] == []
+            assert "removed the veth pairs of 1 endpoint(s)" in second.text()
+            assert f"removed: {eid}" in second.text()
+        finally:
+            launcher.kill_all()
+            subprocess.run([real_ip, "link", "del", inner], capture_output=True, check=False)
