@@ -54,22 +54,25 @@ class VethLinks:
         return f"fdv{tag}", f"fdp{tag}"
 
     def create(self, endpoint_id: str) -> str:
+        """One ``ip`` run: the pair is made with its host end up (a single netlink request,
+        so there is no half-made pair to clean up). A leftover of an earlier run with the
+        same names is removed, and the pair made again."""
         inner, outer = self.names(endpoint_id)
-        self.delete(endpoint_id)  # a leftover of an earlier run would make `add` fail
-        for argv in (
-            ("ip", "link", "add", inner, "type", "veth", "peer", "name", outer),
-            ("ip", "link", "set", outer, "up"),
-        ):
-            done = self.run(argv)
-            if done.returncode != 0:
-                self.delete(endpoint_id)
-                detail = (done.stderr or done.stdout).strip()
-                raise DriverError(f"failed to create veth pair {inner}/{outer}: {detail}")
+        add = ("ip", "link", "add", outer, "up", "type", "veth", "peer", "name", inner)
+        done = self.run(add)
+        if done.returncode != 0 and "exists" in done.stderr:
+            self.delete(endpoint_id)
+            done = self.run(add)
+        if done.returncode != 0:
+            detail = (done.stderr or done.stdout).strip()
+            raise DriverError(f"failed to create veth pair {inner}/{outer}: {detail}")
         return inner
 
     def delete(self, endpoint_id: str) -> None:
-        # Deleting either end removes both; the container end may be gone already.
-        for name in self.names(endpoint_id):
+        # Deleting either end removes both. The host end first: while joined, the other is
+        # in the container's namespace, out of reach; after a crash it may be the one left.
+        inner, outer = self.names(endpoint_id)
+        for name in (outer, inner):
             if self.run(("ip", "link", "del", name)).returncode == 0:
                 return
 

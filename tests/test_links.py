@@ -3,6 +3,7 @@ and once with the real ``ip`` command."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -33,12 +34,13 @@ INNER, OUTER = VethLinks.names(EID)
 
 class FakeIp:
     """``ip link`` as VethLinks runs it: records every argv and keeps a tiny model of the
-    host's links, so leftovers and clean-up can be checked. ``fail`` maps a verb (``add``,
-    ``set``, ``del``) to the stderr that verb fails with."""
+    host's links (and which are up), so leftovers and clean-up can be checked. ``fail``
+    maps a verb (``add``, ``del``) to the stderr that verb fails with."""
 
     def __init__(self, fail: dict[str, str] | None = None) -> None:
         self.argv: list[tuple[str, ...]] = []
         self.links: dict[str, str] = {}  # name -> peer
+        self.up: set[str] = set()
         self.fail = dict(fail or {})
 
     def __call__(self, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
@@ -49,17 +51,19 @@ class FakeIp:
         if verb in self.fail:
             return self._done(args, 2, self.fail[verb])
         if verb == "add":
-            assert args[4:8] == ("type", "veth", "peer", "name"), args
-            peer = args[8]
+            assert args[4:9] == ("up", "type", "veth", "peer", "name"), args
+            peer = args[9]
             if name in self.links or peer in self.links:
                 return self._done(args, 2, "RTNETLINK answers: File exists\n")
             self.links.update({name: peer, peer: name})
+            self.up.add(name)
         elif name not in self.links:
             return self._done(args, 1, f'Cannot find device "{name}"\n')
-        elif verb == "del":
-            del self.links[self.links.pop(name)]
         else:
-            assert args[3:] == (name, "up"), args
+            assert (verb, args[4:]) == ("del", ()), args
+            peer = self.links.pop(name)
+            del self.links[peer]
+            self.up -= {name, peer}
         return self._done(args, 0, "")
 
     @staticmethod
@@ -67,8 +71,8 @@ class FakeIp:
         return subprocess.CompletedProcess(list(args), code, "", stderr)
 
 
-ADD = ("ip", "link", "add", INNER, "type", "veth", "peer", "name", OUTER)
-SET_UP = ("ip", "link", "set", OUTER, "up")
+ADD = ("ip", "link", "add", OUTER, "up", "type", "veth", "peer", "name", INNER)
+DEL_OUTER, DEL_INNER = (("ip", "link", "del", name) for name in (OUTER, INNER))
 
 
 # -- VethLinks -------------------------------------------------------------------------------
@@ -80,20 +84,19 @@ def test_names_are_fdv_and_fdp_and_12_characters_from_the_id() -> None:
     assert VethLinks.names("fe" * 32) != (INNER, OUTER)
 
 
-def test_create_adds_the_pair_and_brings_the_host_end_up() -> None:
+def test_create_makes_the_pair_with_the_host_end_up_in_one_run() -> None:
     ip = FakeIp()
     assert VethLinks(run=ip).create(EID) == INNER
-    assert ip.argv[-2:] == [ADD, SET_UP]
-    assert all(argv[2] == "del" for argv in ip.argv[:-2])  # only a clean-up before
-    assert ip.links == {INNER: OUTER, OUTER: INNER}
+    assert ip.argv == [ADD]  # one process per Join: the driver holds its lock meanwhile
+    assert ip.links == {INNER: OUTER, OUTER: INNER} and ip.up == {OUTER}
 
 
 def test_create_replaces_a_leftover_pair() -> None:
     ip = FakeIp()
     ip.links = {INNER: OUTER, OUTER: INNER}  # left by an earlier run that was killed
     assert VethLinks(run=ip).create(EID) == INNER
-    assert ip.argv[-2:] == [ADD, SET_UP]
-    assert ip.links == {INNER: OUTER, OUTER: INNER}
+    assert ip.argv == [ADD, DEL_OUTER, ADD]
+    assert ip.links == {INNER: OUTER, OUTER: INNER} and ip.up == {OUTER}
 
 
 def test_a_failing_add_is_a_driver_error_with_ips_stderr() -> None:
@@ -103,24 +106,34 @@ def test_a_failing_add_is_a_driver_error_with_ips_stderr() -> None:
     assert caught.value.message == (
         f"failed to create veth pair {INNER}/{OUTER}: RTNETLINK answers: Operation not permitted"
     )
-    assert ip.links == {}
+    assert ip.links == {} and ip.argv == [ADD]  # no clean-up of what is not there
 
 
-def test_a_failing_set_up_removes_the_pair_it_made() -> None:
-    ip = FakeIp(fail={"set": "RTNETLINK answers: No buffer space available\n"})
-    with pytest.raises(DriverError, match="No buffer space available"):
+def test_a_leftover_that_cannot_be_removed_is_a_driver_error() -> None:
+    ip = FakeIp(fail={"del": "RTNETLINK answers: Operation not permitted\n"})
+    ip.links = {INNER: OUTER, OUTER: INNER}
+    with pytest.raises(DriverError, match="File exists"):
         VethLinks(run=ip).create(EID)
-    assert ip.argv[ip.argv.index(SET_UP) + 1][:3] == ("ip", "link", "del")
-    assert ip.links == {}
+    assert ip.links == {INNER: OUTER, OUTER: INNER}  # not ours to break further
 
 
-def test_delete_removes_the_pair_and_tolerates_its_absence() -> None:
+def test_delete_removes_the_pair_by_its_host_end_and_tolerates_its_absence() -> None:
     ip = FakeIp()
     links = VethLinks(run=ip)
     links.create(EID)
+    ip.argv.clear()
     links.delete(EID)
-    assert ip.links == {}
+    assert ip.links == {} and ip.argv == [DEL_OUTER]  # one process per Leave
     links.delete(EID)  # nothing left: no error
+    assert ip.links == {} and ip.argv[1:] == [DEL_OUTER, DEL_INNER]
+
+
+def test_delete_falls_back_to_the_container_end() -> None:
+    """After a crash only the container end may be left in the host's namespace (dockerd
+    moves it back there when the container goes)."""
+    ip = FakeIp()
+    ip.links = {INNER: "elsewhere", "elsewhere": INNER}
+    VethLinks(run=ip).delete(EID)
     assert ip.links == {}
 
 
@@ -192,7 +205,7 @@ def test_the_intent_is_recorded_and_saved_before_the_pair_is_made() -> None:
     wire.endpoint()
     wire.join()
     inner, outer = VethLinks.names(EP)
-    add = ("ip", "link", "add", inner, "type", "veth", "peer", "name", outer)
+    add = ("ip", "link", "add", outer, "up", "type", "veth", "peer", "name", inner)
     assert ip.argv.index(("checkpoint",)) < ip.argv.index(add)
     assert saved == [{EP}]
     wire.ok("NetworkDriver.Leave", ids())
@@ -325,10 +338,11 @@ def _real_ip_or_skip() -> str:
 
 
 STALLING_IP = """#!/bin/sh
-# `ip` as the server runs it, except that `ip link set ... up` (right after the pair is
-# made) stalls, so the test can kill the server while a Join is half done.
-if [ "$1 $2" = "link set" ]; then echo $$ > "$FDT_STALLED"; sleep 60; fi
-exec {ip} "$@"
+# `ip` as the server runs it, except that it stalls once a pair is made, so the test can
+# kill the server while a Join is half done: the pair exists, the join is not saved.
+{ip} "$@"; done=$?
+if [ "$1 $2" = "link add" ] && [ $done = 0 ]; then echo $$ > "$FDT_STALLED"; exec sleep 60; fi
+exit $done
 """
 
 
@@ -354,31 +368,25 @@ def test_kill_9_while_a_pair_is_made_leaves_no_pair_after_the_restart(
                 env.setenv("PATH", f"{wrapper}:{os.environ['PATH']}")
                 env.setenv("FDT_STALLED", str(stalled))
                 first = launcher(*args).wait_ready()
-            client = Dockerd(sock)
-            client.ok("NetworkDriver.CreateNetwork", create_network(NET))
-            interface = {"Address": "10.0.0.2/24", "AddressIPv6": "", "MacAddress": ""}
-            client.ok(
-                "NetworkDriver.CreateEndpoint",
-                {**ids(NET, eid), "Interface": interface, "Options": {}},
-            )
-            join = Conn(sock)  # the Join never gets an answer: send it, do not wait
-            join.sock.sendall(
-                dockerd_request(
-                    "NetworkDriver.Join", {**ids(NET, eid), "SandboxKey": "/k", "Options": {}}
+            with contextlib.closing(Dockerd(sock)) as client, Conn(sock) as join:
+                client.ok("NetworkDriver.CreateNetwork", create_network(NET))
+                interface = {"Address": "10.0.0.2/24", "AddressIPv6": "", "MacAddress": ""}
+                client.ok(
+                    "NetworkDriver.CreateEndpoint",
+                    {**ids(NET, eid), "Interface": interface, "Options": {}},
                 )
-            )
-            deadline = time.monotonic() + 10
-            while not stalled.exists() or not stalled.read_text().strip():
-                assert time.monotonic() < deadline, first.text()
-                time.sleep(0.02)
-            assert f": {outer}@{inner}:" in _ip_links()  # made, and the Join not saved
-            saved = json.loads(state.read_text())
-            assert saved["links"] == [eid] and saved["endpoints"][eid]["join"] is None
-            first.proc.kill()  # SIGKILL
-            first.wait()
-            os.kill(int(stalled.read_text()), signal.SIGKILL)  # the stalled `ip` it left
-            join.close()
-            client.close()
+                body = {**ids(NET, eid), "SandboxKey": "/k", "Options": {}}
+                join.sock.sendall(dockerd_request("NetworkDriver.Join", body))  # no answer
+                deadline = time.monotonic() + 10
+                while not stalled.exists() or not stalled.read_text().strip():
+                    assert time.monotonic() < deadline, first.text()
+                    time.sleep(0.02)
+                assert f": {outer}@{inner}:" in _ip_links()  # made, and the Join not saved
+                saved = json.loads(state.read_text())
+                assert saved["links"] == [eid] and saved["endpoints"][eid]["join"] is None
+                first.proc.kill()  # SIGKILL
+                first.wait()
+                os.kill(int(stalled.read_text()), signal.SIGKILL)  # the stalled `ip` it left
 
             second = launcher(*args).wait_ready()
             assert inner not in _ip_links() and outer not in _ip_links()
