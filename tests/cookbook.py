@@ -36,6 +36,9 @@ class Recipe:
     :param implicit_leave: dockerd then deletes a joined endpoint without Leave.
     :param held: the call waits until the test releases it (dockerd has no timeout).
     :param shown: a row of the README's table (else a variant tested alongside).
+    :param model: what ``dockerd_rules`` must give as the reason it rejects the last answer
+        dockerd received for the faulted method (dockerd's own words where the rule knows
+        them; decoding errors are Python's words, dockerd says Go's).
     """
 
     kind: str
@@ -52,6 +55,7 @@ class Recipe:
     implicit_leave: bool = False
     held: bool = False
     shown: bool = True
+    model: str = ""
     name: str = field(default="")
 
     @property
@@ -78,6 +82,7 @@ RECIPES = [
         gets='HTTP 200 `{"Err": "boom"}` (`{"Error": ...}` on IpamDriver calls)',
         says="remote: boom",
         then="dockerd deletes the endpoint (no Leave: the Join failed)",
+        model="remote: boom",
     ),
     Recipe(
         "status",
@@ -88,6 +93,7 @@ RECIPES = [
         exit=1,
         says="NetworkDriver.CreateNetwork: boom",
         then="dockerd releases the pool; never retried",
+        model="HTTP 500",
     ),
     Recipe(
         "not_found",
@@ -107,6 +113,7 @@ RECIPES = [
         implicit_leave=True,
         then="dockerd fails the call with `EOF`; a Leave it only logs (`driver error "
         "disconnecting container ...: EOF`), then sends DeleteEndpoint, an implicit Leave",
+        model="EOF",
     ),
     Recipe(
         "invalid_json",
@@ -114,6 +121,7 @@ RECIPES = [
         {"method": "Join", "kind": "invalid_json"},
         gets="HTTP 200, a body that is not JSON",
         says="invalid character 'h' in literal true (expecting 'r')",
+        model="error reading plugin resp",
     ),
     Recipe(
         "truncated",
@@ -124,6 +132,7 @@ RECIPES = [
         says="unexpected EOF",
         implicit_leave=True,
         then="dockerd sends DeleteEndpoint without Leave: an implicit Leave",
+        model="error reading plugin resp",
     ),
     Recipe(
         "wrong_key",
@@ -136,12 +145,25 @@ RECIPES = [
         then="the DeleteEndpoint that follows is an implicit Leave",
     ),
     Recipe(
+        "wrong_key",
+        'fake.fail("RequestPool", kind="wrong_key", err="x")',
+        {"method": "RequestPool", "kind": "wrong_key", "message": "x"},
+        gets='HTTP 200 `{"Err": "x"}` from IPAM: read as success, with no Pool',
+        command=CREATE,
+        exit=1,
+        says="invalid CIDR address:",
+        model="invalid CIDR address: ",
+        shown=False,
+        name="wrong_key-ipam",
+    ),
+    Recipe(
         "answer",
         'fake.fail("Join", kind="answer", answer={"Gateway": "10.0.0.1/24"})',
         {"method": "Join", "kind": "answer", "answer": {"Gateway": "10.0.0.1/24"}},
         gets="the call is served and `answer` merged into its answer: here a CIDR where "
         "dockerd wants a bare IP",
         says='unable to parse Gateway "10.0.0.1/24"',
+        model='unable to parse Gateway "10.0.0.1/24"',
         implicit_leave=True,
         then="dockerd 20.10 sends DeleteEndpoint without Leave (28 sends Leave first)",
     ),
@@ -153,6 +175,7 @@ RECIPES = [
         says="remote: timeout",
         implicit_leave=True,
         then="dockerd sends DeleteEndpoint without Leave: an implicit Leave",
+        model="remote: timeout",
     ),
     Recipe(
         "latency",
@@ -195,6 +218,7 @@ RECIPES = [
         "retries 1 s later, with an empty body (`Content-Length: 0`), which the fake "
         "answers 400, as a real driver would",
         says="NetworkDriver.CreateEndpoint: invalid request: empty body, expected a JSON object",
+        model="HTTP 400",
         seconds=(0.9, 5.0),
         when="after 1 s",
         then="with no `times`, every try is dropped: dockerd gives up after 15 s (tries "
@@ -220,6 +244,7 @@ RECIPES = [
         implicit_leave=True,
         then="dockerd does not retry (it had the headers) and sends DeleteEndpoint without "
         "Leave: an implicit Leave",
+        model="error reading plugin resp",
     ),
 ]
 

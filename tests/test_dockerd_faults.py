@@ -117,6 +117,7 @@ def _check_the_model(recipe: Recipe, exchanges: list[Exchange], rejected: bool) 
         f"dockerd_rules says {why!r}; the daemon {'rejected' if rejected else 'accepted'} "
         f"HTTP {last.status} {last.answer!r}"
     )
+    assert recipe.model in (why or ""), why
 
 
 def _check_drops(recipe: Recipe, exchanges: list[Exchange]) -> None:
