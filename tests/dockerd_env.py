@@ -181,13 +181,16 @@ class Dockerd:
 
 
 class Plugin:
-    """``fakedriver serve --name NAME --state FILE --log-format json [EXTRA...]``.
+    """``fakedriver serve --name NAME --state FILE --log-format json [EXTRA...]`` (no
+    ``--state`` unless ``stateful``).
 
     With ``tapped`` the server listens on a socket of its own and a :class:`Tap` on the
     plugin socket relays dockerd's calls to it (the control API is spoken directly)."""
 
-    def __init__(self, name: str, base: Path, *extra: str, tapped: bool = False) -> None:
-        self.name, self.extra = name, list(extra)
+    def __init__(
+        self, name: str, base: Path, *extra: str, tapped: bool = False, stateful: bool = True
+    ) -> None:
+        self.name, self.extra, self.stateful = name, list(extra), stateful
         self.plugin_socket = PLUGIN_DIR / f"{name}.sock"
         self.socket = base / f"{name}.sock" if tapped else self.plugin_socket
         self.tap = Tap(self.plugin_socket, self.socket) if tapped else None
@@ -203,8 +206,7 @@ class Plugin:
             "fakedriver",
             "serve",
             *where,
-            "--state",
-            str(self.state),
+            *(["--state", str(self.state)] if self.stateful else []),
             "--log-format",
             "json",
             *self.extra,
