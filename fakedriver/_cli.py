@@ -17,7 +17,7 @@ from ._app import FakeNetDriver
 from ._clock import RealClock
 from ._control import control
 from ._journal import Call
-from ._links import Checkpointed, Links, Reconciled, VethLinks, reconcile
+from ._links import Checkpointed, Links, VethLinks, reconcile
 from ._persist import StateFileError, load, save
 from ._persona import Persona
 from ._server import PLUGIN_DIR, SPEC_DIR, PluginServer, ServeError
@@ -157,18 +157,13 @@ def build(args: argparse.Namespace) -> FakeNetDriver:
         join_gateway=veth,  # a gateway with no interface makes dockerd fail the start
     )
     links: Links | None = VethLinks() if veth else None
-    state = load(args.state) if args.state else None
-    if state is not None and links is not None:
-        done = reconcile(state, links)  # before serving: the host agrees with the file
-        if done.removed:
-            save(state, args.state)
-        _report(args, done)
+    if args.state and links is not None:  # the intent to make a pair is saved first
         links = Checkpointed(links, lambda: save(app.state, args.state))
     app = FakeNetDriver(persona, links=links, clock=RealClock())
     if args.faults:
         app.faults.load(args.faults)
-    if state is not None:
-        app.restore(state)
+    if args.state:
+        app.restore(load(args.state))
         path = args.state
 
         def persist(call: Call) -> None:
@@ -179,8 +174,14 @@ def build(args: argparse.Namespace) -> FakeNetDriver:
     return app
 
 
-def _report(args: argparse.Namespace, done: Reconciled) -> None:
-    """Say at start which links of the loaded state were removed and which adopted."""
+def _reconcile(args: argparse.Namespace, app: FakeNetDriver) -> None:
+    """Make the host agree with the loaded state's links, and say so: once the socket is
+    ours (no live server shares them) and before the first call."""
+    if not args.state or app.links is None:
+        return
+    done = reconcile(app.state, app.links)
+    if done.removed:
+        save(app.state, args.state)
     if args.quiet or not (done.removed or done.adopted):
         return
     if args.log_format == "json":
@@ -206,6 +207,7 @@ def serve(args: argparse.Namespace) -> int:
     else:
         path = args.socket or os.path.join(PLUGIN_DIR, f"{args.name}.sock")
         server = PluginServer(app, socket_path=path, **shared)
+    _reconcile(args, app)
     servers = [server]
     if args.control_socket and api is not None:
         servers.append(
