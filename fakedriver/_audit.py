@@ -23,22 +23,35 @@ def leaks(state: State, calls: Sequence[Call]) -> list[str]:
     """Every network, endpoint, join, swarm allocation, pool and address still held, and
     every recorded violation, each with the call that made it."""
 
-    def origin(index: int) -> str:
-        method = calls[index].method if 0 <= index < len(calls) else "?"
-        return f"(call #{index} {method})"
+    def origin(method: str, index: int, run: int) -> str:
+        """The call that made a record. Its index is looked up in ``calls`` only when the
+        record was made in this run of the state and the journal agrees on the method; a
+        record loaded back from storage names its call from the journal of its own run."""
+        here = run == state.run and 0 <= index < len(calls) and calls[index].method == method
+        if here:
+            return f"(call #{index} {method})"
+        return f"(call #{index} {method}, in run {run} of the state, before it was reloaded)"
 
-    found = [f"network {nid} {origin(n.call)}" for nid, n in state.networks.items()]
+    nd, ipam = "NetworkDriver.", "IpamDriver."
+    found = [
+        f"network {nid} {origin(nd + 'CreateNetwork', n.call, n.run)}"
+        for nid, n in state.networks.items()
+    ]
     for eid, ep in state.endpoints.items():
-        found.append(f"endpoint {eid} in network {ep.network_id} {origin(ep.call)}")
+        made = origin(nd + "CreateEndpoint", ep.call, ep.run)
+        found.append(f"endpoint {eid} in network {ep.network_id} {made}")
         if ep.join is not None:
-            found.append(
-                f"join of endpoint {eid} to sandbox {ep.join.sandbox_key} {origin(ep.join.call)}"
-            )
-    found += [f"allocated network {nid} {origin(a.call)}" for nid, a in state.allocations.items()]
+            joined = origin(nd + "Join", ep.join.call, ep.join.run)
+            found.append(f"join of endpoint {eid} to sandbox {ep.join.sandbox_key} {joined}")
+    found += [
+        f"allocated network {nid} {origin(nd + 'AllocateNetwork', a.call, a.run)}"
+        for nid, a in state.allocations.items()
+    ]
     for pid, pool in state.pools.items():
-        found.append(f"pool {pid} {origin(pool.call)}")
+        found.append(f"pool {pid} {origin(ipam + 'RequestPool', pool.call, pool.run)}")
         found += [
-            f"address {pool.address_of(value)} ({lease.kind}) in pool {pid} {origin(lease.call)}"
+            f"address {pool.address_of(value)} ({lease.kind}) in pool {pid} "
+            + origin(ipam + "RequestAddress", lease.call, lease.run)
             for value, lease in sorted(pool.leases.items())
         ]
     found += [f"violation: {v}" for v in state.violations]

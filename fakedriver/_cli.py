@@ -17,7 +17,7 @@ from ._app import FakeNetDriver
 from ._clock import RealClock
 from ._control import control
 from ._journal import Call
-from ._links import VethLinks
+from ._links import Checkpointed, Links, VethLinks, reconcile
 from ._methods import TABLE
 from ._persist import StateFileError, load, save
 from ._persona import Persona
@@ -149,7 +149,10 @@ def build(args: argparse.Namespace) -> FakeNetDriver:
         seed=args.seed,
         join_gateway=veth,  # a gateway with no interface makes dockerd fail the start
     )
-    app = FakeNetDriver(persona, links=VethLinks() if veth else None, clock=RealClock())
+    links: Links | None = VethLinks() if veth else None
+    if args.state and links is not None:  # the intent to make a pair is saved first
+        links = Checkpointed(links, lambda: save(app.state, args.state))
+    app = FakeNetDriver(persona, links=links, clock=RealClock())
     if args.faults:
         app.faults.load(args.faults)
     if args.state:
@@ -164,6 +167,27 @@ def build(args: argparse.Namespace) -> FakeNetDriver:
     return app
 
 
+def _reconcile(args: argparse.Namespace, app: FakeNetDriver) -> None:
+    """Make the host agree with the loaded state's links, and say so: once the socket is
+    ours (no live server shares them) and before the first call."""
+    if not args.state or app.links is None:
+        return
+    done = reconcile(app.state, app.links)
+    if done.removed:
+        save(app.state, args.state)
+    if args.quiet or not (done.removed or done.adopted):
+        return
+    if args.log_format == "json":
+        line = json.dumps({"event": "links", "removed": done.removed, "adopted": done.adopted})
+    else:
+        line = (
+            f"fakedriver: links: removed the veth pairs of {len(done.removed)} endpoint(s) no "
+            f"saved join owns, adopted {len(done.adopted)}"
+            + "".join(f"\n  removed: {eid}" for eid in done.removed)
+        )
+    print(line, file=sys.stderr, flush=True)
+
+
 def serve(args: argparse.Namespace) -> int:
     app = build(args)
     log = None if args.quiet else sys.stderr
@@ -176,6 +200,7 @@ def serve(args: argparse.Namespace) -> int:
     else:
         path = args.socket or os.path.join(PLUGIN_DIR, f"{args.name}.sock")
         server = PluginServer(app, socket_path=path, **shared)
+    _reconcile(args, app)
     servers = [server]
     if args.control_socket and api is not None:
         servers.append(

@@ -139,6 +139,7 @@ class Engine:
         index = len(self.calls)
         request: dict[str, Any] | None = None
         found: tuple[str, ...] = ()
+        notes: tuple[str, ...] = ()
         try:
             row = self._route(method)
             request = decode(body, no_arguments=row.no_arguments)
@@ -146,6 +147,7 @@ class Engine:
             model = row.model(self.state, self.persona, self._rng, index, links)
             answer = row.handler(model, request)
             found = tuple(str(finding) for finding in model.findings)
+            notes = tuple(model.notes)
             self.state.violations.extend(Violation(index, method, text) for text in found)
             status, error = 200, None
         except DriverError as exc:
@@ -153,7 +155,7 @@ class Engine:
         except Exception as exc:  # a bug in the fake: still answer in the protocol
             status, error = 500, f"internal error in fakedriver: {exc!r}"
             answer = {error_key(method): error}
-        return self._entry(method, request, answer, status, error, found, fault)
+        return self._entry(method, request, answer, status, error, found, fault, notes)
 
     def _route(self, method: str) -> Method:
         row = TABLE.get(method)
@@ -174,9 +176,10 @@ class Engine:
         error: str | None,
         violations: tuple[str, ...] = (),
         fault: str | None = None,
+        notes: tuple[str, ...] = (),
     ) -> Call:
         index, now = len(self.calls), time.time()
-        return Call(index, method, request, answer, status, error, violations, fault, now)
+        return Call(index, method, request, answer, status, error, violations, fault, now, notes)
 
     def _append(self, call: Call) -> Call:
         """Journal ``call`` and tell the listeners (the caller holds the lock)."""

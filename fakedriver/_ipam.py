@@ -60,7 +60,9 @@ class IpamModel(Model):
             self.violate(Conflict(f"pool {network} overlaps pool {clash.network} ({clash.id})"))
             if held is not None:
                 return self._pool_answer(held)
-        new = Pool(pid, space, network, sub_pool, options, self.call, self.state.epoch)
+        new = Pool(
+            pid, space, network, sub_pool, options, self.call, self.state.epoch, self.state.run
+        )
         self.state.pools[pid] = new
         return self._pool_answer(new)
 
@@ -123,7 +125,7 @@ class IpamModel(Model):
                 held.epoch = self.state.epoch
                 return self._address_answer(pool, value)
         kind = "gateway" if gateway else "address"
-        pool.lease(value, Lease(kind, mac, self.call, self.state.epoch))
+        pool.lease(value, Lease(kind, mac, self.call, self.state.epoch, self.state.run))
         return self._address_answer(pool, value)
 
     def _address_answer(self, pool: Pool, value: int) -> dict[str, Any]:

@@ -23,6 +23,8 @@ class Call:
     :param violations: lifecycle rules this call broke and that were tolerated (non-strict mode).
     :param fault: the fault applied to this call, if any.
     :param timestamp: ``time.time()`` when the call was served.
+    :param notes: what the call did beyond what its name says, e.g. the implicit Leave of
+        a DeleteEndpoint for an endpoint that was still joined.
     """
 
     index: int
@@ -34,6 +36,7 @@ class Call:
     violations: tuple[str, ...] = field(default_factory=tuple)
     fault: str | None = None
     timestamp: float = 0.0
+    notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def ok(self) -> bool:
@@ -41,7 +44,8 @@ class Call:
 
     def __str__(self) -> str:
         mark = "ok" if self.ok else f"ERROR {self.status}: {self.error}"
-        return f"#{self.index} {self.method} -> {mark}"
+        notes = "".join(f" (note: {note})" for note in self.notes)
+        return f"#{self.index} {self.method} -> {mark}{notes}"
 
 
 Matcher = Any  # a value to compare with ==, a dict matched as a subset, or a predicate
@@ -196,7 +200,9 @@ def _line(call: Call) -> str:
     if not call.ok:
         return f"{head}  !! {call.status} {call.error}"
     if call.violations:
-        return f"{head}  ~ violation: {'; '.join(call.violations)}"
+        head += f"  ~ violation: {'; '.join(call.violations)}"
+    if call.notes:
+        head += f"  (note: {'; '.join(call.notes)})"
     return head
 
 

@@ -4,6 +4,11 @@ Docker moves the interface named in Join's ``SrcName`` into the container and co
 on it the address the endpoint was created with. With :class:`VethLinks` the driver makes
 a veth pair per join (``fdv…`` for the container, ``fdp…`` left on the host) and
 removes it on Leave. Without links Join answers an empty ``SrcName``.
+
+A server killed while it makes a pair must not leave the pair behind: the driver records
+the intent in :attr:`State.links` before the pair is made, :class:`Checkpointed` has it
+saved before ``ip link add`` runs, and :func:`reconcile`, at the next start, removes the
+pairs no saved join owns and adopts the others.
 """
 
 from __future__ import annotations
@@ -11,9 +16,11 @@ from __future__ import annotations
 import hashlib
 import subprocess
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from ._errors import DriverError
+from ._state import State
 
 Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
 
@@ -47,21 +54,66 @@ class VethLinks:
         return f"fdv{tag}", f"fdp{tag}"
 
     def create(self, endpoint_id: str) -> str:
+        """One ``ip`` run: the pair is made with its host end up (a single netlink request,
+        so there is no half-made pair to clean up). A leftover of an earlier run with the
+        same names is removed, and the pair made again."""
         inner, outer = self.names(endpoint_id)
-        self.delete(endpoint_id)  # a leftover of an earlier run would make `add` fail
-        for argv in (
-            ("ip", "link", "add", inner, "type", "veth", "peer", "name", outer),
-            ("ip", "link", "set", outer, "up"),
-        ):
-            done = self.run(argv)
-            if done.returncode != 0:
-                self.delete(endpoint_id)
-                detail = (done.stderr or done.stdout).strip()
-                raise DriverError(f"failed to create veth pair {inner}/{outer}: {detail}")
+        add = ("ip", "link", "add", outer, "up", "type", "veth", "peer", "name", inner)
+        done = self.run(add)
+        if done.returncode != 0 and "exists" in done.stderr:
+            self.delete(endpoint_id)
+            done = self.run(add)
+        if done.returncode != 0:
+            detail = (done.stderr or done.stdout).strip()
+            raise DriverError(f"failed to create veth pair {inner}/{outer}: {detail}")
         return inner
 
     def delete(self, endpoint_id: str) -> None:
-        # Deleting either end removes both; the container end may be gone already.
-        for name in self.names(endpoint_id):
+        # Deleting either end removes both. The host end first: while joined, the other is
+        # in the container's namespace, out of reach; after a crash it may be the one left.
+        inner, outer = self.names(endpoint_id)
+        for name in (outer, inner):
             if self.run(("ip", "link", "del", name)).returncode == 0:
                 return
+
+
+class Checkpointed:
+    """``links`` with ``checkpoint()`` called before each link is made: ``fakedriver serve
+    --state`` saves the state there, so the intent the driver recorded is on disk before
+    the pair exists."""
+
+    def __init__(self, links: Links, checkpoint: Callable[[], None]) -> None:
+        self.links, self.checkpoint = links, checkpoint
+
+    def create(self, endpoint_id: str) -> str:
+        self.checkpoint()
+        return self.links.create(endpoint_id)
+
+    def delete(self, endpoint_id: str) -> None:
+        self.links.delete(endpoint_id)
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """What :func:`reconcile` did, by endpoint id."""
+
+    removed: list[str]
+    adopted: list[str]
+
+
+def reconcile(state: State, links: Links) -> Reconciled:
+    """Make the host agree with a state loaded at start: remove the link of every endpoint
+    in ``state.links`` that no saved join owns (the server died between making the pair and
+    saving the join, or between removing it and saving that), adopt the others. Only links
+    this state recorded are touched: other servers' pairs on the host are none of its
+    business."""
+    removed, adopted = [], []
+    for eid in sorted(state.links):
+        endpoint = state.endpoints.get(eid)
+        if endpoint is not None and endpoint.join is not None and endpoint.join.src_name:
+            adopted.append(eid)
+            continue
+        links.delete(eid)
+        state.links.discard(eid)
+        removed.append(eid)
+    return Reconciled(removed, adopted)

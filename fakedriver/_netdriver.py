@@ -44,7 +44,7 @@ class NetworkModel(Model):
         if nid in self.state.networks:
             self.violate(Conflict(f"network {nid} already exists"))
             return {}
-        self.state.networks[nid] = Network(nid, options, v4, v6, self.call)
+        self.state.networks[nid] = Network(nid, options, v4, v6, self.call, self.state.run)
         return {}
 
     def delete_network(self, body: Body) -> dict[str, Any]:
@@ -54,7 +54,8 @@ class NetworkModel(Model):
         if network.endpoints:
             names = ", ".join(sorted(network.endpoints))
             self.violate(Conflict(f"network {network.id} has active endpoints: {names}"))
-            for eid in network.endpoints:
+            for eid, endpoint in network.endpoints.items():
+                self._leave(endpoint)  # a forgiving driver takes their host links too
                 del self.state.endpoints[eid]
         del self.state.networks[network.id]
         return {}
@@ -70,7 +71,7 @@ class NetworkModel(Model):
         if nid in self.state.allocations:
             self.violate(Conflict(f"network {nid} is already allocated"))
             return {"Options": dict(self.state.allocations[nid].options)}
-        self.state.allocations[nid] = Allocation(nid, options, v4, v6, self.call)
+        self.state.allocations[nid] = Allocation(nid, options, v4, v6, self.call, self.state.run)
         return {"Options": dict(options)}
 
     def free_network(self, body: Body) -> dict[str, Any]:
@@ -105,7 +106,9 @@ class NetworkModel(Model):
         assigned = not mac and self.persona.assign_mac
         if assigned:
             mac = self._new_mac(network)
-        endpoint = Endpoint(eid, network.id, v4, v6, mac, options, self.call, assigned)
+        endpoint = Endpoint(
+            eid, network.id, v4, v6, mac, options, self.call, assigned, run=self.state.run
+        )
         self.state.endpoints[eid] = network.endpoints[eid] = endpoint
         for address in (v4, v6):
             if address is not None:  # a tolerated duplicate leaves the first owner indexed
@@ -146,12 +149,14 @@ class NetworkModel(Model):
         if endpoint is None:
             return {}
         if endpoint.join is not None:
-            self.violate(
-                Conflict(
-                    f"endpoint {endpoint.id} is still joined to sandbox {endpoint.join.sandbox_key}"
-                )
+            # dockerd deletes a joined endpoint without Leave when a Join it sent failed on
+            # its side though the driver served it (the answer was lost, cut or malformed),
+            # and after a Leave that failed: the Leave is implied, as a careful driver has it.
+            self.note(
+                f"implicit Leave: endpoint {endpoint.id} was still joined to sandbox "
+                f"{endpoint.join.sandbox_key}"
             )
-        self._unlink(endpoint)
+        self._leave(endpoint)
         network = self.state.networks[endpoint.network_id]
         del self.state.endpoints[endpoint.id], network.endpoints[endpoint.id]
         for address in (endpoint.address, endpoint.address_v6):
@@ -205,15 +210,27 @@ class NetworkModel(Model):
             self.violate(Conflict(f"endpoint {endpoint.id} is already joined to sandbox {old}"))
         answer = self._join_answer(endpoint)
         if self.links is not None:  # last: a failure here must leave nothing behind
-            answer["InterfaceName"]["SrcName"] = self.links.create(endpoint.id)
-        endpoint.join = Join(key, options, answer, self.call)
+            answer["InterfaceName"]["SrcName"] = self._link(self.links, endpoint.id)
+        endpoint.join = Join(key, options, answer, self.call, self.state.run)
         return answer
+
+    def _link(self, links: Links, eid: str) -> str:
+        """Make the endpoint's host link, its intent recorded in the state first (a crash
+        while it is made leaves the intent behind, for clean-up at the next start)."""
+        held = eid in self.state.links
+        self.state.links.add(eid)
+        try:
+            return links.create(eid)
+        except BaseException:
+            if not held:
+                self.state.links.discard(eid)
+            raise
 
     def _join_answer(self, endpoint: Endpoint) -> dict[str, Any]:
         p = self.persona
         network = self.state.networks[endpoint.network_id]
         answer: dict[str, Any] = {"InterfaceName": {"SrcName": "", "DstPrefix": p.interface_prefix}}
-        if p.join_gateway:
+        if p.join_gateway and not network.internal:  # as dockerd's bridge: no way out
             for key, address, data in (
                 ("Gateway", endpoint.address, network.ipv4_data),
                 ("GatewayIPv6", endpoint.address_v6, network.ipv6_data),
@@ -233,14 +250,16 @@ class NetworkModel(Model):
             return {}
         if endpoint.join is None:
             self.violate(Conflict(f"endpoint {endpoint.id} is not joined to any sandbox"))
-        self._unlink(endpoint)
-        endpoint.connectivity = None
+        self._leave(endpoint)
         return {}
 
-    def _unlink(self, endpoint: Endpoint) -> None:
+    def _leave(self, endpoint: Endpoint) -> None:
+        """End the endpoint's join: its host link and external connectivity go with it."""
         if endpoint.join is not None and endpoint.join.src_name and self.links is not None:
             self.links.delete(endpoint.id)
+            self.state.links.discard(endpoint.id)
         endpoint.join = None
+        endpoint.connectivity = None
 
     def program_external_connectivity(self, body: Body) -> dict[str, Any]:
         ids = _ids(body)
@@ -288,7 +307,7 @@ class NetworkModel(Model):
         bind = w.text(data, "BindAddress")
         if bind:
             w.address(bind, "DiscoveryData.BindAddress")
-        return Node(address, bind, w.flag(data, "Self"), self.call)
+        return Node(address, bind, w.flag(data, "Self"), self.call, self.state.run)
 
     # -- lookups ------------------------------------------------------------------------
     def _network(self, nid: str) -> Network | None:

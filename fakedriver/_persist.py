@@ -3,6 +3,11 @@
 Docker never replays CreateNetwork after it restarts, so a plugin must keep what it was
 told. The file is the JSON of :meth:`State.snapshot`; it is written atomically (a temporary
 file, fsync, rename), so a crash leaves either the old file or the new one.
+
+Loading a state back starts a new run of it (:attr:`State.run`): its records keep the call
+numbers of the journal they were made in, which is gone, and say so in the leak audit.
+Files written before runs and link intents were kept load with run 0 and the links of
+their joins.
 """
 
 from __future__ import annotations
@@ -40,21 +45,24 @@ def save(state: State, path: str) -> None:
 
 
 def load(path: str) -> State:
-    """Read a state file; a missing file is an empty state, a corrupt one an error."""
+    """Read a state file, as a new run of the state; a missing file is an empty state, a
+    corrupt one an error."""
     if not os.path.exists(path):
         return State()
     try:
         with open(path) as source:
-            return restore(json.load(source))
+            state = restore(json.load(source))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise StateFileError(f"cannot load state file {path}: {exc!r}") from exc
+    state.run += 1
+    return state
 
 
 def restore(data: dict[str, Any]) -> State:
     """The inverse of :meth:`State.snapshot`."""
-    state = State(epoch=int(data["epoch"]))
+    state = State(epoch=int(data["epoch"]), run=int(data.get("run", 0)))
     for nid, n in data["networks"].items():
-        state.networks[nid] = Network(nid, n["options"], *_ipam(n), n["call"])
+        state.networks[nid] = Network(nid, n["options"], *_ipam(n), n["call"], _run(n))
     for eid, e in data["endpoints"].items():
         network = state.networks[e["network_id"]]
         join = e["join"]
@@ -69,8 +77,11 @@ def restore(data: dict[str, Any]) -> State:
             e["mac_assigned"],
             None
             if join is None
-            else Join(join["sandbox_key"], join["options"], join["answer"], join["call"]),
+            else Join(
+                join["sandbox_key"], join["options"], join["answer"], join["call"], _run(join)
+            ),
             e["connectivity"],
+            _run(e),
         )
         state.endpoints[eid] = network.endpoints[eid] = endpoint
         for address in (endpoint.address, endpoint.address_v6):
@@ -79,9 +90,9 @@ def restore(data: dict[str, Any]) -> State:
         if endpoint.mac:
             network.macs[endpoint.mac] = eid
     for nid, a in data["allocations"].items():
-        state.allocations[nid] = Allocation(nid, a["options"], *_ipam(a), a["call"])
+        state.allocations[nid] = Allocation(nid, a["options"], *_ipam(a), a["call"], _run(a))
     for address, n in data["nodes"].items():
-        state.nodes[address] = Node(address, n["bind_address"], n["self"], n["call"])
+        state.nodes[address] = Node(address, n["bind_address"], n["self"], n["call"], _run(n))
     for pid, p in data["pools"].items():
         sub = p["sub_pool"]
         pool = Pool(
@@ -92,18 +103,29 @@ def restore(data: dict[str, Any]) -> State:
             p["options"],
             p["call"],
             p["epoch"],
+            _run(p),
         )
         for ip, lease in p["leases"].items():
             pool.lease(
                 int(ipaddress.ip_address(ip)),
-                Lease(lease["kind"], lease["mac"], lease["call"], lease["epoch"]),
+                Lease(lease["kind"], lease["mac"], lease["call"], lease["epoch"], _run(lease)),
             )
         state.pools[pid] = pool
     for text in data["violations"]:
         head, _, message = text.partition(": ")
         call, _, method = head.removeprefix("call #").partition(" ")
         state.violations.append(Violation(int(call), method, message))
+    links = data.get("links")
+    if links is None:  # an older file: the links its joins name
+        links = [eid for eid, join in state.joins.items() if join.src_name]
+    if not isinstance(links, list) or not all(isinstance(eid, str) for eid in links):
+        raise TypeError(f"links must be a list of endpoint ids, not {links!r}")
+    state.links = set(links)
     return state
+
+
+def _run(record: dict[str, Any]) -> int:
+    return int(record.get("run", 0))
 
 
 def _ipam(record: dict[str, Any]) -> tuple[list[w.IPAMData], list[w.IPAMData]]:

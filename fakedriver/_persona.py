@@ -37,7 +37,8 @@ class Persona:
         ``(network, prefix length)`` pairs, IPv4 and IPv6, carved in order.
     :param assign_mac: answer ``CreateEndpoint`` with a generated MAC when the request has none.
     :param interface_prefix: ``DstPrefix`` answered by ``Join`` (the container-side name stem).
-    :param join_gateway: answer ``Join`` with the network's gateways.
+    :param join_gateway: answer ``Join`` with the network's gateways (never on an
+        ``--internal`` network: CreateNetwork said ``com.docker.network.internal: true``).
     :param static_routes: ``StaticRoutes`` answered by every ``Join``: dicts with
         ``Destination`` (CIDR), ``RouteType`` (0 next hop, 1 connected) and ``NextHop``.
     :param disable_gateway_service: ``DisableGatewayService`` answered by ``Join``.

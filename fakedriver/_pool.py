@@ -23,6 +23,7 @@ class Lease:
     mac: str
     call: int
     epoch: int
+    run: int = 0
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Pool:
     options: dict[str, str]
     call: int
     epoch: int
+    run: int = 0
     leases: dict[int, Lease] = field(default_factory=dict)
     _next: int = field(init=False, repr=False)
     _freed: list[int] = field(init=False, repr=False, default_factory=list)
@@ -120,12 +122,14 @@ class Pool:
             "options": dict(self.options),
             "call": self.call,
             "epoch": self.epoch,
+            "run": self.run,
             "leases": {
                 str(self.address_of(value)): {
                     "kind": lease.kind,
                     "mac": lease.mac,
                     "call": lease.call,
                     "epoch": lease.epoch,
+                    "run": lease.run,
                 }
                 for value, lease in sorted(self.leases.items())
             },

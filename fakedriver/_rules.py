@@ -1,5 +1,6 @@
 """What the protocol models share: the state, the persona, the seeded RNG, the index of
-the call being served and the strict/lenient switch for lifecycle violations."""
+the call being served, the strict/lenient switch for lifecycle violations, and the notes
+a call leaves in the journal."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ class Model:
     A method first reads and checks everything, then changes state, so a refused call
     changes nothing. Lifecycle violations go through :meth:`violate`: in strict mode it
     raises; otherwise it records the finding and the method carries on as a tolerant
-    driver would.
+    driver would. What a call did beyond what its name says (an implicit Leave, say) goes
+    through :meth:`note`, and shows in the call's journal entry.
 
     :param call: the journal index of the call being served (records remember it).
     :param links: makes the host interfaces handed out by Join (``None``: none).
@@ -39,8 +41,13 @@ class Model:
         self.links = links
         #: Violations this call found (non-strict mode only).
         self.findings: list[ProtocolViolation] = []
+        #: What this call did beyond what its name says.
+        self.notes: list[str] = []
 
     def violate(self, error: ProtocolViolation) -> None:
         if self.persona.strict:
             raise error
         self.findings.append(error)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)

@@ -3,7 +3,8 @@
 
 ``FakeNetDriver.state`` is a :class:`State`. Read it freely in tests; change it only
 through driver calls. Every record keeps ``call``, the journal index of the call that
-made it, so leaks can be traced to their origin.
+made it, and ``run``, the run of the state it was made in (:attr:`State.run`), so leaks
+can be traced to their origin even after the state was saved and loaded back.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Join:
     options: dict[str, Any]
     answer: dict[str, Any]
     call: int
+    run: int = 0
 
     @property
     def src_name(self) -> str:
@@ -42,6 +44,7 @@ class Endpoint:
     join: Join | None = None
     #: Options of the last ProgramExternalConnectivity, ``None`` when not programmed.
     connectivity: dict[str, Any] | None = None
+    run: int = 0
 
     def snapshot(self) -> dict[str, Any]:
         join = self.join
@@ -53,6 +56,7 @@ class Endpoint:
             "mac_assigned": self.mac_assigned,
             "options": self.options,
             "call": self.call,
+            "run": self.run,
             "join": None
             if join is None
             else {
@@ -60,6 +64,7 @@ class Endpoint:
                 "options": join.options,
                 "answer": join.answer,
                 "call": join.call,
+                "run": join.run,
             },
             "connectivity": self.connectivity,
         }
@@ -72,6 +77,7 @@ class Network:
     ipv4_data: list[IPAMData]
     ipv6_data: list[IPAMData]
     call: int
+    run: int = 0
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
     #: Indexes of the endpoints' addresses and MACs, for conflict checks in O(1).
     addresses: dict[IPAddress, str] = field(default_factory=dict, repr=False)
@@ -87,6 +93,7 @@ class Network:
             "ipv4_data": [d.to_wire() for d in self.ipv4_data],
             "ipv6_data": [d.to_wire() for d in self.ipv6_data],
             "call": self.call,
+            "run": self.run,
             "endpoints": sorted(self.endpoints),
         }
 
@@ -100,6 +107,7 @@ class Allocation:
     ipv4_data: list[IPAMData]
     ipv6_data: list[IPAMData]
     call: int
+    run: int = 0
 
 
 @dataclass
@@ -110,6 +118,7 @@ class Node:
     bind_address: str
     self: bool
     call: int
+    run: int = 0
 
 
 @dataclass(frozen=True)
@@ -136,6 +145,13 @@ class State:
     violations: list[Violation] = field(default_factory=list)
     #: Daemon sessions seen: each ``Plugin.Activate`` starts a new one.
     epoch: int = 0
+    #: Runs of this state: 0 when new, one more each time it is loaded back from storage.
+    #: A record's ``call`` indexes the journal of the run it was made in (its ``run``).
+    run: int = 0
+    #: Endpoints whose host link (veth pair) may exist: recorded *before* the link is made
+    #: and dropped once it is removed, so a crash in between leaves a trace to clean up
+    #: (see :func:`fakedriver._links.reconcile`). A superset of the joins with a link.
+    links: set[str] = field(default_factory=set)
 
     @property
     def joins(self) -> dict[str, Join]:
@@ -161,14 +177,22 @@ class State:
                     "ipv4_data": [d.to_wire() for d in a.ipv4_data],
                     "ipv6_data": [d.to_wire() for d in a.ipv6_data],
                     "call": a.call,
+                    "run": a.run,
                 }
                 for nid, a in sorted(self.allocations.items())
             },
             "nodes": {
-                addr: {"bind_address": n.bind_address, "self": n.self, "call": n.call}
+                addr: {
+                    "bind_address": n.bind_address,
+                    "self": n.self,
+                    "call": n.call,
+                    "run": n.run,
+                }
                 for addr, n in sorted(self.nodes.items())
             },
             "pools": {pid: p.snapshot() for pid, p in sorted(self.pools.items())},
             "violations": [str(v) for v in self.violations],
             "epoch": self.epoch,
+            "run": self.run,
+            "links": sorted(self.links),
         }

@@ -1,11 +1,15 @@
-"""Shared helpers: drive a FakeNetDriver over its WSGI interface, as a client would."""
+"""Shared helpers: drive a FakeNetDriver over its WSGI interface, as a client would; and
+the real dockerd the ``-m dockerd`` tests share."""
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from dockerd_env import Dockerd, Unavailable, unavailable
 from werkzeug.test import Client
 
 from fakedriver import FakeNetDriver
@@ -118,3 +122,19 @@ def wire(fake: FakeNetDriver) -> Wire:
 @pytest.fixture
 def lenient() -> Wire:
     return Wire(FakeNetDriver(strict=False))
+
+
+@pytest.fixture(scope="session")
+def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
+    """An isolated dockerd (see dockerd_env) with the image ``bb:local``, for the session."""
+    if os.geteuid() != 0:
+        unavailable("no real dockerd here: dockerd needs root")
+    daemon = Dockerd(tmp_path_factory.mktemp("dockerd"))
+    try:
+        daemon.start()
+        daemon.import_busybox()
+    except Unavailable as exc:
+        daemon.stop()
+        unavailable(f"no real dockerd here: {exc}")
+    yield daemon
+    daemon.stop()

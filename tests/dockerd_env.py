@@ -2,11 +2,17 @@
 
 The daemon gets its own data root, exec root, pid file and API socket, with iptables off,
 no default bridge and vfs storage, so it touches nothing of a daemon the machine may run.
-The plugin is a v1 plugin on ``/run/docker/plugins/NAME.sock``, where every dockerd looks.
+The plugin is a v1 plugin on ``/run/docker/plugins/NAME.sock``, where every dockerd looks:
+that directory is the host's, so every name a test gives a plugin comes from
+:func:`run_name` (unique to the test run), and what else is one per host
+(``docker_gwbridge``) is used under :func:`host_lock`. :class:`Tap` records the answers
+exactly as dockerd received them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import http.client
 import json
 import os
@@ -16,11 +22,53 @@ import socket
 import subprocess
 import sys
 import tarfile
+import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+import pytest
 
 IMAGE = "bb:local"
+PLUGIN_DIR = Path("/run/docker/plugins")
+
+
+def run_name(stem: str) -> str:
+    """A plugin name no other test run on this host uses at the same time: plugin sockets
+    live in the host's /run/docker/plugins, and a fixed name lets one run's plugin serve
+    another run's daemon."""
+    return f"{stem}{os.getpid()}"
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip loudly, or fail where the real-dockerd tests are required (CI)."""
+    if os.environ.get("FAKEDRIVER_REQUIRE_DOCKERD") == "1":
+        pytest.fail(f"required here (FAKEDRIVER_REQUIRE_DOCKERD=1) but missing: {reason}")
+    pytest.skip(f"SKIPPED LOUDLY: {reason}")
+
+
+@contextlib.contextmanager
+def host_lock(resource: str, timeout: float = 300) -> Iterator[None]:
+    """Hold a host-wide lock on a resource there is one of per host, whichever daemon uses
+    it (``docker_gwbridge``: a Linux bridge of that name)."""
+    path = Path(f"/run/lock/fakedriver-{resource}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{path} is held by another test run") from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class Unavailable(Exception):
@@ -133,25 +181,32 @@ class Dockerd:
 
 
 class Plugin:
-    """``fakedriver serve --name NAME --state FILE --log-format json [EXTRA...]``."""
+    """``fakedriver serve --name NAME --state FILE --log-format json [EXTRA...]`` (no
+    ``--state`` unless ``stateful``).
 
-    def __init__(self, name: str, base: Path, *extra: str) -> None:
-        self.name, self.extra = name, list(extra)
-        self.socket = Path(f"/run/docker/plugins/{name}.sock")
+    With ``tapped`` the server listens on a socket of its own and a :class:`Tap` on the
+    plugin socket relays dockerd's calls to it (the control API is spoken directly)."""
+
+    def __init__(
+        self, name: str, base: Path, *extra: str, tapped: bool = False, stateful: bool = True
+    ) -> None:
+        self.name, self.extra, self.stateful = name, list(extra), stateful
+        self.plugin_socket = PLUGIN_DIR / f"{name}.sock"
+        self.socket = base / f"{name}.sock" if tapped else self.plugin_socket
+        self.tap = Tap(self.plugin_socket, self.socket) if tapped else None
         self.state = base / f"{name}-state.json"
         self.log = base / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        where = ["--socket", str(self.socket)] if self.tap else ["--name", self.name]
         argv = [
             sys.executable,
             "-m",
             "fakedriver",
             "serve",
-            "--name",
-            self.name,
-            "--state",
-            str(self.state),
+            *where,
+            *(["--state", str(self.state)] if self.stateful else []),
             "--log-format",
             "json",
             *self.extra,
@@ -163,6 +218,8 @@ class Plugin:
             if self.process.poll() is not None:
                 raise AssertionError(f"fakedriver serve exited:\n{self.log.read_text()}")
             if _accepts(self.socket):
+                if self.tap is not None and not self.tap.running:
+                    self.tap.start()
                 return
             time.sleep(0.05)
         raise AssertionError("fakedriver serve did not listen within 20 s")
@@ -172,6 +229,8 @@ class Plugin:
             self.process.send_signal(sig)
             self.process.wait(timeout=20)
             self.process = None
+        if self.tap is not None:
+            self.tap.stop()
 
     def control(self, verb: str, path: str, body: Any = None) -> Any:
         """Call the control API, served on the plugin socket under /fakedriver/."""
@@ -211,3 +270,154 @@ def _accepts(path: Path) -> bool:
         return False
     finally:
         probe.close()
+
+
+# -- the wire as dockerd saw it -------------------------------------------------------------
+@dataclass(frozen=True)
+class Exchange:
+    """One plugin call as it crossed the tap: the request, and the answer exactly as
+    dockerd received it (cut short if the plugin closed the connection)."""
+
+    at: float  # time.monotonic() when the request's first byte arrived
+    method: str  # "NetworkDriver.Join"
+    headers: dict[str, str]
+    body: bytes
+    status: int | None  # None: the connection closed before any answer
+    answer: bytes
+    complete: bool  # the whole answer arrived (its Content-Length)
+
+    @property
+    def request(self) -> Any:
+        return json.loads(self.body) if self.body.strip() else None
+
+
+class Tap:
+    """A byte-for-byte relay from ``listen`` (where dockerd connects) to ``upstream`` (the
+    plugin), one upstream connection per dockerd connection, closing each side when the
+    other closes: a plugin that drops a connection, before or in the middle of an answer,
+    drops dockerd's. What crossed is recorded, for :meth:`exchanges`."""
+
+    def __init__(self, listen: Path, upstream: Path) -> None:
+        self.listen, self.upstream = listen, upstream
+        self.running = False
+        self._server: socket.socket | None = None
+        self._lock = threading.Lock()
+        #: per connection: request chunks (time, bytes) and the answer bytes
+        self._streams: list[tuple[list[tuple[float, bytes]], bytearray]] = []
+        self._open: list[socket.socket] = []
+
+    def start(self) -> None:
+        self.listen.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.listen.unlink()
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(self.listen))
+        server.listen(128)
+        self._server, self.running = server, True
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+
+    def stop(self) -> None:
+        self.running = False
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        with contextlib.suppress(FileNotFoundError):
+            self.listen.unlink()
+        with self._lock:
+            for sock in self._open:
+                _shut(sock)
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                down, _ = server.accept()
+            except OSError:
+                return
+            up = socket.socket(socket.AF_UNIX)
+            try:
+                up.connect(str(self.upstream))
+            except OSError:  # the plugin is down: dockerd sees the connection close
+                down.close()
+                up.close()
+                continue
+            requests: list[tuple[float, bytes]] = []
+            answers = bytearray()
+            with self._lock:
+                self._streams.append((requests, answers))
+                self._open += [down, up]
+            threading.Thread(target=self._pump, args=(down, up, requests), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, down, answers), daemon=True).start()
+
+    def _pump(
+        self, src: socket.socket, dst: socket.socket, into: list[tuple[float, bytes]] | bytearray
+    ) -> None:
+        try:
+            while chunk := src.recv(65536):
+                with self._lock:
+                    if isinstance(into, bytearray):
+                        into += chunk
+                    else:
+                        into.append((time.monotonic(), chunk))
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        _shut(dst)
+        _shut(src)
+        with self._lock:  # each socket is the source of one pump: that one closes it
+            if src in self._open:
+                self._open.remove(src)
+        src.close()
+
+    def exchanges(self) -> list[Exchange]:
+        """Every call so far, in the order the requests arrived."""
+        found: list[Exchange] = []
+        with self._lock:
+            streams = [(list(reqs), bytes(ans)) for reqs, ans in self._streams]
+        for chunks, answers in streams:
+            raw = b"".join(chunk for _, chunk in chunks)
+            starts, offset = [], 0
+            for at, chunk in chunks:
+                starts.append((offset, at))
+                offset += len(chunk)
+            replies = _messages(answers)
+            for i, (head, body, end, _) in enumerate(_messages(raw)):
+                begin = end - len(body) - len(head) - 4
+                at = max(t for o, t in starts if o <= begin)
+                line, *fields = head.decode("latin-1").split("\r\n")
+                headers = dict(f.split(": ", 1) for f in fields if ": " in f)
+                status, answer, complete = None, b"", False
+                if i < len(replies):
+                    reply_head, answer, _, complete = replies[i]
+                    status = int(reply_head.split(b" ", 2)[1])
+                method = line.split(" ")[1].lstrip("/")
+                found.append(Exchange(at, method, headers, body, status, answer, complete))
+        return sorted(found, key=lambda e: e.at)
+
+
+def _messages(stream: bytes) -> list[tuple[bytes, bytes, int, bool]]:
+    """HTTP/1.1 messages in a byte stream: (head, body, end offset, whole body)."""
+    found, at = [], 0
+    while (split := stream.find(b"\r\n\r\n", at)) != -1:
+        head = stream[at:split]
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        body = stream[split + 4 : split + 4 + length]
+        at = split + 4 + len(body)
+        found.append((head, body, at, len(body) == length))
+    return found
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def host_links() -> set[str]:
+    """The names of the host's network interfaces (``ip -o link``)."""
+    out = subprocess.run(
+        ["ip", "-o", "link"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+    return {line.split(": ")[1].split("@")[0] for line in out.splitlines() if ": " in line}

@@ -264,18 +264,20 @@ def rule_join(request: Answer, answer: Answer) -> str | None:
 
 
 def rule_request_pool(request: Answer, answer: Answer) -> str | None:
-    """§6: a non-empty ``PoolID`` and a ``Pool`` in strict CIDR network form.
+    """§6: a ``Pool`` in strict CIDR network form and a non-empty ``PoolID``, checked in
+    that order: dockerd 20.10 parses the Pool first (an answer with neither, such as
+    ``{"Err": "x"}``, fails its ``docker network create`` with ``invalid CIDR address: ``).
 
     Stricter than dockerd 20.10's code: it does not check the PoolID, and ``ParseCIDR``
     accepts host bits; both are asked of a good plugin here."""
-    if not go_field(answer, "PoolID"):
-        return "RequestPool: empty PoolID (§6)"
     pool = go_field(answer, "Pool") or ""
     parsed = parse_cidr(pool)
     if parsed is None:
         return f"RequestPool: invalid CIDR address: {pool} (§6)"
     if parsed.ip != parsed.network.network_address:
         return f"RequestPool: Pool {pool} has host bits set; expected {parsed.network} (§6)"
+    if not go_field(answer, "PoolID"):
+        return "RequestPool: empty PoolID (§6)"
     return None
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dockerd_env import unavailable
 from dockerd_rules import dockerd_rejects, go_field
 from werkzeug.test import Client
 
@@ -37,18 +38,21 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "dockerd"
-CAPTURES = sorted(SHARED.glob("*.jsonl")) if SHARED.is_dir() else []
+#: The captures: Debian's dockerd 20.10 (CI's daemon) and dockerd 28.3.3, the same 48 steps.
+D20, D28 = SHARED / "scenario-rec.jsonl", SHARED / "scenario-rec-d28.jsonl"
+CAPTURES = sorted({D20, D28} | (set(SHARED.glob("*.jsonl")) if SHARED.is_dir() else set()))
 ABSENT = (
-    f"!!! {SHARED} is absent: the dockerd capture replay did NOT run. "
+    "!!! {} is absent: the dockerd capture replay did NOT run. "
     "Check out shared/ next to the repository to run it. !!!"
 )
-CAPTURE_PARAMS = [pytest.param(p, id=p.name) for p in CAPTURES] or [
-    pytest.param(None, marks=pytest.mark.skip(reason=ABSENT), id="no-captures")
-]
-DOCKERD_HEADERS = {
-    "User-Agent": "Go-http-client/1.1",
-    "Accept": "application/vnd.docker.plugins.v1.2+json",
-}
+CAPTURE_PARAMS = [pytest.param(p, id=p.name) for p in CAPTURES]
+
+
+def _capture(path: Path) -> Path:
+    """The capture, or a loud skip (a failure where the real-dockerd tests are required)."""
+    if not path.exists():
+        unavailable(ABSENT.format(path))
+    return path
 
 
 # -- reading a capture --------------------------------------------------------------------
@@ -185,7 +189,8 @@ class Replay:
             return
         request = self.rewrite(method, record["body"])
         raw = record["body_raw"].encode() if request == record["body"] else go_json(request)
-        response = self.client.post(record["path"], data=raw, headers=DOCKERD_HEADERS)
+        headers = {k: v for k, v in record["headers"].items() if k != "Content-Length"}
+        response = self.client.post(record["path"], data=raw, headers=headers)
         self.sent += 1
         body, served = response.get_data(), self.fake.calls[-1]
         why = dockerd_rejects(method, request, response.status_code, body)
@@ -320,17 +325,11 @@ def replay(steps: list[Step], fake: FakeNetDriver | None = None) -> Replay:
 # -- the capture tests -------------------------------------------------------------------------
 
 
-def test_captures_are_present() -> None:
-    if not SHARED.is_dir():
-        pytest.skip(ABSENT)
-    assert CAPTURES, f"{SHARED} exists but holds no *.jsonl capture"
-
-
 @pytest.mark.parametrize("capture", CAPTURE_PARAMS)
 def test_capture_is_well_formed(capture: Path) -> None:
     """Steps come in ``seq`` order and re-encoding a body gives dockerd's exact bytes
     (so requests the replay rewrites are sent as dockerd would have sent them)."""
-    steps = load_steps(capture)
+    steps = load_steps(_capture(capture))
     seqs = [record["seq"] for step in steps for record in step.calls]
     assert seqs == sorted(set(seqs)), "requests overlap between steps or repeat a seq"
     for record in (r for step in steps for r in step.calls):
@@ -354,10 +353,17 @@ PERSONAS = {
 @pytest.mark.parametrize("persona", PERSONAS)
 @pytest.mark.parametrize("capture", CAPTURE_PARAMS)
 def test_replay_capture_through_the_fake(capture: Path, persona: str) -> None:
-    steps = load_steps(capture)
+    steps = load_steps(_capture(capture))
     runner = replay(steps, FakeNetDriver(PERSONAS[persona]))
-    assert runner.sent, f"{capture.name}: no request was replayed"
     assert not runner.problems, "\n".join(runner.problems)
+    # All of it: every request dockerd saw succeed was sent (a rejected one changed nothing).
+    succeeded = [
+        r
+        for s in steps
+        for r in s.calls
+        if dockerd_rejects(_method(r), r["body"], r["status"], r["response"]) is None
+    ]
+    assert runner.sent == len(succeeded) > 0, f"{capture.name}: {runner.sent} replayed"
     if any(_method(r) == "NetworkDriver.CreateEndpoint" for s in steps for r in s.calls):
         assert runner.peak_endpoints, "the capture creates endpoints, the check never saw one"
     # The state matched the capture after every step; and explicitly: every network the
@@ -371,15 +377,61 @@ def test_replay_capture_through_the_fake(capture: Path, persona: str) -> None:
     assert not deleted & set(runner.fake.state.networks)
 
 
+# -- what differs by daemon version (README: "dockerd 20.10 and 28") --------------------------
+
+
+def _methods(steps: list[Step]) -> list[str]:
+    return [_method(r) for s in steps for r in s.calls]
+
+
+def _bodies(steps: list[Step], method: str) -> list[Record]:
+    return [r["body"] or {} for s in steps for r in s.calls if _method(r) == method]
+
+
+def test_what_differs_between_dockerd_20_10_and_28() -> None:
+    """The same 48 steps under both daemons: what the README says differs, does, and the
+    fake takes both (the replays above)."""
+    d20, d28 = load_steps(_capture(D20)), load_steps(_capture(D28))
+    spaces, pool = "IpamDriver.GetDefaultAddressSpaces", "IpamDriver.RequestPool"
+    for steps, at_activation in ((d20, True), (d28, False)):
+        methods = _methods(steps)
+        after_activation = [
+            methods[i + 1] == spaces
+            for i, m in enumerate(methods[:-1])
+            if m == "IpamDriver.GetCapabilities"
+        ]
+        assert after_activation and all(after_activation) == at_activation
+        preceded = [methods[i - 1] == spaces for i, m in enumerate(methods) if m == pool]
+        assert preceded and all(preceded) != at_activation
+        if at_activation:  # 20.10: once per activation, never else
+            assert methods.count(spaces) == methods.count("Plugin.Activate")
+        else:  # 28: before each pool, and once more per network create
+            for step in steps:
+                pools = _methods([step]).count(pool)
+                assert _methods([step]).count(spaces) == (pools + 1 if pools else 0), step
+    hosts = {
+        name: {r["headers"].get("Host") for s in steps for r in s.calls}
+        for name, steps in (("20.10", d20), ("28", d28))
+    }
+    assert hosts == {"20.10": {""}, "28": {"plugin.moby.localhost"}}
+    for steps, has in ((d20, False), (d28, True)):
+        networks = _bodies(steps, "NetworkDriver.CreateNetwork")
+        assert {"com.docker.network.enable_ipv4" in b["Options"] for b in networks} == {has}
+        programs = _bodies(steps, "NetworkDriver.ProgramExternalConnectivity")
+        key = "com.docker.network.driver.private.no_proxy_6to4"
+        assert {key in b["Options"] for b in programs} == {has}
+    for steps, per_start in ((d20, 2), (d28, 1)):
+        starts = [s for s in steps if s.number in (14, 29)]  # one network: start, run -d
+        assert [s.desc.split()[0] for s in starts] == ["start", "run"]
+        for step in starts:
+            assert _methods([step]).count("NetworkDriver.EndpointOperInfo") == per_start, step
+
+
 # -- the replay check can fail ------------------------------------------------------------------
 
 
 def _scenario() -> list[Step]:
-    for path in CAPTURES:
-        steps = load_steps(path)
-        if any(_method(r) == "NetworkDriver.Join" for s in steps for r in s.calls):
-            return steps
-    pytest.skip(ABSENT if not CAPTURES else "no capture with a Join to mutate")
+    return load_steps(_capture(D20))
 
 
 def _join_unknown_endpoint(steps: list[Step]) -> list[Step]:
@@ -534,6 +586,7 @@ REJECTED: list[tuple[str, Record | None, int, object, str]] = [
     (JOIN, IDS, 200, {"InterfaceName": "eth0"}, "cannot unmarshal string"),
     # IPAM (§6)
     (POOL, {}, 200, {"PoolID": "", "Pool": "10.0.0.0/24"}, "empty PoolID"),
+    (POOL, {}, 200, {"Err": "x"}, "invalid CIDR address: "),  # as dockerd 20.10 said it
     (POOL, {}, 200, {"PoolID": "p", "Pool": ""}, "invalid CIDR"),
     (POOL, {}, 200, {"PoolID": "p", "Pool": "10.0.0.0"}, "invalid CIDR"),
     (POOL, {}, 200, {"PoolID": "p", "Pool": "10.0.0.1/24"}, "host bits"),
@@ -604,11 +657,9 @@ def test_persona_routes_dockerd_takes(static_route: Record) -> None:
 @pytest.mark.parametrize("static_route", ROUTES_DOCKERD_REFUSES)
 def test_persona_refuses_routes_dockerd_refuses(static_route: Record) -> None:
     """``Persona`` checks static routes "as Docker parses it from Join" (_persona.py): a
-    route dockerd refuses must be refused up front, never answered from Join."""
-    try:
-        fake = FakeNetDriver(static_routes=(static_route,))
-    except (ValueError, TypeError):
-        return
-    status, body = _join_through_wire(fake)
-    why = dockerd_rejects(JOIN, None, status, body)
-    assert why is None, f"Persona accepted {static_route}; dockerd refuses its Join answer: {why}"
+    route dockerd refuses (as dockerd_rules has it) must be refused up front, never
+    answered from Join."""
+    answer = {"InterfaceName": {"SrcName": "", "DstPrefix": "eth"}, "StaticRoutes": [static_route]}
+    assert dockerd_rejects(JOIN, None, 200, go_json(answer)) is not None, "not a refused route"
+    with pytest.raises((ValueError, TypeError)):
+        FakeNetDriver(static_routes=(static_route,))

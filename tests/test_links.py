@@ -3,19 +3,30 @@ and once with the real ``ip`` command."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
+import time
 from collections.abc import Sequence
 
 import pytest
 from conftest import EP, NET, Wire, ids
+from test_server import (
+    Conn,
+    Dockerd,
+    Launcher,
+    create_network,
+    dockerd_request,
+    temporary_short_dir,
+)
 
 from fakedriver import DriverError, FakeNetDriver
-from fakedriver._links import VethLinks
+from fakedriver._links import Checkpointed, Reconciled, VethLinks, reconcile
 
 EID = "0123456789abcdef" * 4
 INNER, OUTER = VethLinks.names(EID)
@@ -23,12 +34,13 @@ INNER, OUTER = VethLinks.names(EID)
 
 class FakeIp:
     """``ip link`` as VethLinks runs it: records every argv and keeps a tiny model of the
-    host's links, so leftovers and clean-up can be checked. ``fail`` maps a verb (``add``,
-    ``set``, ``del``) to the stderr that verb fails with."""
+    host's links (and which are up), so leftovers and clean-up can be checked. ``fail``
+    maps a verb (``add``, ``del``) to the stderr that verb fails with."""
 
     def __init__(self, fail: dict[str, str] | None = None) -> None:
         self.argv: list[tuple[str, ...]] = []
         self.links: dict[str, str] = {}  # name -> peer
+        self.up: set[str] = set()
         self.fail = dict(fail or {})
 
     def __call__(self, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
@@ -39,17 +51,19 @@ class FakeIp:
         if verb in self.fail:
             return self._done(args, 2, self.fail[verb])
         if verb == "add":
-            assert args[4:8] == ("type", "veth", "peer", "name"), args
-            peer = args[8]
+            assert args[4:9] == ("up", "type", "veth", "peer", "name"), args
+            peer = args[9]
             if name in self.links or peer in self.links:
                 return self._done(args, 2, "RTNETLINK answers: File exists\n")
             self.links.update({name: peer, peer: name})
+            self.up.add(name)
         elif name not in self.links:
             return self._done(args, 1, f'Cannot find device "{name}"\n')
-        elif verb == "del":
-            del self.links[self.links.pop(name)]
         else:
-            assert args[3:] == (name, "up"), args
+            assert (verb, args[4:]) == ("del", ()), args
+            peer = self.links.pop(name)
+            del self.links[peer]
+            self.up -= {name, peer}
         return self._done(args, 0, "")
 
     @staticmethod
@@ -57,8 +71,8 @@ class FakeIp:
         return subprocess.CompletedProcess(list(args), code, "", stderr)
 
 
-ADD = ("ip", "link", "add", INNER, "type", "veth", "peer", "name", OUTER)
-SET_UP = ("ip", "link", "set", OUTER, "up")
+ADD = ("ip", "link", "add", OUTER, "up", "type", "veth", "peer", "name", INNER)
+DEL_OUTER, DEL_INNER = (("ip", "link", "del", name) for name in (OUTER, INNER))
 
 
 # -- VethLinks -------------------------------------------------------------------------------
@@ -70,20 +84,19 @@ def test_names_are_fdv_and_fdp_and_12_characters_from_the_id() -> None:
     assert VethLinks.names("fe" * 32) != (INNER, OUTER)
 
 
-def test_create_adds_the_pair_and_brings_the_host_end_up() -> None:
+def test_create_makes_the_pair_with_the_host_end_up_in_one_run() -> None:
     ip = FakeIp()
     assert VethLinks(run=ip).create(EID) == INNER
-    assert ip.argv[-2:] == [ADD, SET_UP]
-    assert all(argv[2] == "del" for argv in ip.argv[:-2])  # only a clean-up before
-    assert ip.links == {INNER: OUTER, OUTER: INNER}
+    assert ip.argv == [ADD]  # one process per Join: the driver holds its lock meanwhile
+    assert ip.links == {INNER: OUTER, OUTER: INNER} and ip.up == {OUTER}
 
 
 def test_create_replaces_a_leftover_pair() -> None:
     ip = FakeIp()
     ip.links = {INNER: OUTER, OUTER: INNER}  # left by an earlier run that was killed
     assert VethLinks(run=ip).create(EID) == INNER
-    assert ip.argv[-2:] == [ADD, SET_UP]
-    assert ip.links == {INNER: OUTER, OUTER: INNER}
+    assert ip.argv == [ADD, DEL_OUTER, ADD]
+    assert ip.links == {INNER: OUTER, OUTER: INNER} and ip.up == {OUTER}
 
 
 def test_a_failing_add_is_a_driver_error_with_ips_stderr() -> None:
@@ -93,24 +106,34 @@ def test_a_failing_add_is_a_driver_error_with_ips_stderr() -> None:
     assert caught.value.message == (
         f"failed to create veth pair {INNER}/{OUTER}: RTNETLINK answers: Operation not permitted"
     )
-    assert ip.links == {}
+    assert ip.links == {} and ip.argv == [ADD]  # no clean-up of what is not there
 
 
-def test_a_failing_set_up_removes_the_pair_it_made() -> None:
-    ip = FakeIp(fail={"set": "RTNETLINK answers: No buffer space available\n"})
-    with pytest.raises(DriverError, match="No buffer space available"):
+def test_a_leftover_that_cannot_be_removed_is_a_driver_error() -> None:
+    ip = FakeIp(fail={"del": "RTNETLINK answers: Operation not permitted\n"})
+    ip.links = {INNER: OUTER, OUTER: INNER}
+    with pytest.raises(DriverError, match="File exists"):
         VethLinks(run=ip).create(EID)
-    assert ip.argv[ip.argv.index(SET_UP) + 1][:3] == ("ip", "link", "del")
-    assert ip.links == {}
+    assert ip.links == {INNER: OUTER, OUTER: INNER}  # not ours to break further
 
 
-def test_delete_removes_the_pair_and_tolerates_its_absence() -> None:
+def test_delete_removes_the_pair_by_its_host_end_and_tolerates_its_absence() -> None:
     ip = FakeIp()
     links = VethLinks(run=ip)
     links.create(EID)
+    ip.argv.clear()
     links.delete(EID)
-    assert ip.links == {}
+    assert ip.links == {} and ip.argv == [DEL_OUTER]  # one process per Leave
     links.delete(EID)  # nothing left: no error
+    assert ip.links == {} and ip.argv[1:] == [DEL_OUTER, DEL_INNER]
+
+
+def test_delete_falls_back_to_the_container_end() -> None:
+    """After a crash only the container end may be left in the host's namespace (dockerd
+    moves it back there when the container goes)."""
+    ip = FakeIp()
+    ip.links = {INNER: "elsewhere", "elsewhere": INNER}
+    VethLinks(run=ip).delete(EID)
     assert ip.links == {}
 
 
@@ -144,16 +167,85 @@ def test_leave_deletes_the_link() -> None:
     assert ip.links == {}
 
 
-def test_lenient_delete_endpoint_while_joined_deletes_the_link() -> None:
+@pytest.mark.parametrize("strict", [True, False], ids=["strict", "lenient"])
+def test_delete_endpoint_while_joined_deletes_the_link(strict: bool) -> None:
+    """dockerd's rollback after a Join whose answer it lost: DeleteEndpoint, no Leave."""
+    ip = FakeIp()
+    fake, wire = _driver(ip, strict=strict)
+    wire.join()
+    assert fake.state.links == {EP}
+    wire.ok("NetworkDriver.DeleteEndpoint", ids())
+    assert ip.links == {} and fake.state.links == set()
+    assert fake.violations == [] and fake.calls[-1].notes
+    assert EP not in fake.state.endpoints
+
+
+def test_lenient_delete_network_takes_its_endpoints_links_too() -> None:
     ip = FakeIp()
     fake, wire = _driver(ip, strict=False)
     wire.join()
-    wire.ok("NetworkDriver.DeleteEndpoint", ids())
-    assert ip.links == {}
-    assert [v.message for v in fake.violations] == [
-        f"endpoint {EP} is still joined to sandbox /var/run/docker/netns/abc"
-    ]
-    assert EP not in fake.state.endpoints
+    wire.ok("NetworkDriver.DeleteNetwork", {"NetworkID": NET})
+    assert ip.links == {} and fake.state.links == set() and fake.state.endpoints == {}
+
+
+# -- link intents: recorded before the pair is made, reconciled at start --------------------
+def test_the_intent_is_recorded_and_saved_before_the_pair_is_made() -> None:
+    """Checkpointed calls its checkpoint (the server saves the state there) before `ip link
+    add` runs, and by then the state already holds the intent."""
+    ip = FakeIp()
+    saved: list[set[str]] = []
+
+    def checkpoint() -> None:
+        saved.append(set(fake.state.links))
+        ip.argv.append(("checkpoint",))
+
+    fake = FakeNetDriver(links=Checkpointed(VethLinks(run=ip), checkpoint))
+    wire = Wire(fake)
+    wire.network()
+    wire.endpoint()
+    wire.join()
+    inner, outer = VethLinks.names(EP)
+    add = ("ip", "link", "add", outer, "up", "type", "veth", "peer", "name", inner)
+    assert ip.argv.index(("checkpoint",)) < ip.argv.index(add)
+    assert saved == [{EP}]
+    wire.ok("NetworkDriver.Leave", ids())
+    assert fake.state.links == set() and ip.links == {}
+    assert saved == [{EP}]  # removing a pair needs no checkpoint: the join still names it
+
+
+def test_a_failing_link_drops_the_intent_it_recorded() -> None:
+    ip = FakeIp(fail={"add": "RTNETLINK answers: Operation not permitted\n"})
+    fake, wire = _driver(ip)
+    wire("NetworkDriver.Join", {**ids(), "SandboxKey": "/k", "Options": {}})
+    assert fake.state.links == set() and fake.state.joins == {}
+
+
+def _joined_state(ip: FakeIp) -> FakeNetDriver:
+    """Two endpoints joined with links; a third whose pair was made but whose join was
+    never saved (the server died in between); a fourth gone altogether."""
+    fake, wire = _driver(ip)
+    wire.join()
+    other = "ab" * 32
+    wire.endpoint(other, "10.0.0.3/24")
+    wire.join(other)
+    made, gone = "cd" * 32, "ef" * 32
+    wire.endpoint(made, "10.0.0.4/24")
+    VethLinks(run=ip).create(made)
+    fake.state.links |= {made, gone}
+    return fake
+
+
+def test_reconcile_removes_the_pairs_no_saved_join_owns_and_adopts_the_others() -> None:
+    ip = FakeIp()
+    fake = _joined_state(ip)
+    foreign = ("fdv000000000000", "fdp000000000000")  # another server's pair on the host
+    ip.links.update({foreign[0]: foreign[1], foreign[1]: foreign[0]})
+    done = reconcile(fake.state, VethLinks(run=ip))
+    assert done == Reconciled(removed=["cd" * 32, "ef" * 32], adopted=["ab" * 32, EP])
+    assert fake.state.links == {EP, "ab" * 32}
+    expected = {*VethLinks.names(EP), *VethLinks.names("ab" * 32), *foreign}
+    assert set(ip.links) == expected  # the orphan is gone, the foreign pair untouched
+    assert reconcile(fake.state, VethLinks(run=ip)).removed == []  # nothing left to do
 
 
 def test_a_failing_link_refuses_join_and_changes_nothing() -> None:
@@ -234,3 +326,73 @@ def test_a_join_makes_a_real_veth_pair_and_leave_removes_it() -> None:
         assert inner not in links and outer not in links, links
     finally:
         subprocess.run(["ip", "link", "del", inner], capture_output=True, check=False)
+
+
+def _real_ip_or_skip() -> str:
+    if os.geteuid() != 0:
+        pytest.skip("SKIPPED LOUDLY: a real veth pair needs root (run the tests as root)")
+    ip = shutil.which("ip")
+    if ip is None:
+        pytest.skip("SKIPPED LOUDLY: iproute2's `ip` is not installed")
+    return ip
+
+
+STALLING_IP = """#!/bin/sh
+# `ip` as the server runs it, except that it stalls once a pair is made, so the test can
+# kill the server while a Join is half done: the pair exists, the join is not saved.
+{ip} "$@"; done=$?
+if [ "$1 $2" = "link add" ] && [ $done = 0 ]; then echo $$ > "$FDT_STALLED"; exec sleep 60; fi
+exit $done
+"""
+
+
+def test_kill_9_while_a_pair_is_made_leaves_no_pair_after_the_restart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pair exists, the Join is not saved, the server dies: its intent was saved
+    first, so the next start removes the pair (it is not in any join)."""
+    real_ip = _real_ip_or_skip()
+    eid = secrets.token_hex(32)
+    inner, outer = VethLinks.names(eid)
+    with temporary_short_dir() as folder:
+        wrapper = folder / "bin"
+        wrapper.mkdir()
+        (wrapper / "ip").write_text(STALLING_IP.format(ip=real_ip))
+        (wrapper / "ip").chmod(0o755)
+        stalled = folder / "stalled"
+        sock, state = str(folder / "x.sock"), folder / "state.json"
+        args = ("--socket", sock, "--state", str(state), "--links", "veth")
+        launcher = Launcher(folder)
+        try:
+            with monkeypatch.context() as env:
+                env.setenv("PATH", f"{wrapper}:{os.environ['PATH']}")
+                env.setenv("FDT_STALLED", str(stalled))
+                first = launcher(*args).wait_ready()
+            with contextlib.closing(Dockerd(sock)) as client, Conn(sock) as join:
+                client.ok("NetworkDriver.CreateNetwork", create_network(NET))
+                interface = {"Address": "10.0.0.2/24", "AddressIPv6": "", "MacAddress": ""}
+                client.ok(
+                    "NetworkDriver.CreateEndpoint",
+                    {**ids(NET, eid), "Interface": interface, "Options": {}},
+                )
+                body = {**ids(NET, eid), "SandboxKey": "/k", "Options": {}}
+                join.sock.sendall(dockerd_request("NetworkDriver.Join", body))  # no answer
+                deadline = time.monotonic() + 10
+                while not stalled.exists() or not stalled.read_text().strip():
+                    assert time.monotonic() < deadline, first.text()
+                    time.sleep(0.02)
+                assert f": {outer}@{inner}:" in _ip_links()  # made, and the Join not saved
+                saved = json.loads(state.read_text())
+                assert saved["links"] == [eid] and saved["endpoints"][eid]["join"] is None
+                first.proc.kill()  # SIGKILL
+                first.wait()
+                os.kill(int(stalled.read_text()), signal.SIGKILL)  # the stalled `ip` it left
+
+            second = launcher(*args).wait_ready()
+            assert inner not in _ip_links() and outer not in _ip_links()
+            assert json.loads(state.read_text())["links"] == []
+            assert "removed the veth pairs of 1 endpoint(s)" in second.text()
+            assert f"removed: {eid}" in second.text()
+        finally:
+            launcher.kill_all()
+            subprocess.run([real_ip, "link", "del", inner], capture_output=True, check=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NET, Wire, ids
+from conftest import EP, NET, Wire, ids
 from test_server import BANNER, Conn, Dockerd, Launcher, create_network, temporary_short_dir
 
 from fakedriver import FakeNetDriver, State
@@ -165,7 +165,7 @@ def test_a_rich_state_round_trips(saved: tuple[Path, FakeNetDriver, dict[str, st
     assert snapshot["pools"]  # and so on: every part of the state is there
 
     loaded = load(str(path))
-    assert loaded.snapshot() == snapshot
+    assert loaded.snapshot() == {**snapshot, "run": 1}  # loading starts the state's next run
     assert json.loads(path.read_text()) == json.loads(_json(fake.state))
     # The indexes the conflict checks use are rebuilt too.
     network = loaded.networks[NET]
@@ -230,9 +230,6 @@ def test_the_restored_driver_still_detects_conflicts(
     assert wire.refused(
         "NetworkDriver.Join", {**ids(NET, EP1), "SandboxKey": "/other", "Options": {}}
     ) == (f"endpoint {EP1} is already joined to sandbox /var/run/docker/netns/5364ee04234e")
-    assert wire.refused("NetworkDriver.DeleteEndpoint", ids(NET, EP1)).startswith(
-        f"endpoint {EP1} is still joined"
-    )
     assert wire.refused(
         "NetworkDriver.AllocateNetwork", {"NetworkID": ALLOCATED, "Options": {}}
     ) == (f"network {ALLOCATED} is already allocated")
@@ -253,6 +250,74 @@ def test_the_restored_driver_still_detects_conflicts(
         "NetworkDriver.DiscoverDelete",
         {"DiscoveryType": 1, "DiscoveryData": {"Address": "192.0.2.1"}},
     )
+
+
+def test_leaks_name_their_call_across_a_reload(folder: Path) -> None:
+    """A record loaded back keeps the number of the call that made it, in the journal of
+    its own run: the new journal is never consulted for it (it would name another call)."""
+    fake = FakeNetDriver()
+    wire = Wire(fake)
+    wire.ok("Plugin.Activate")
+    wire.ok("NetworkDriver.GetCapabilities")
+    wire.network()  # call #2
+    path = folder / "state.json"
+    save(fake.state, str(path))
+
+    again = FakeNetDriver()
+    again.restore(load(str(path)))
+    assert again.state.run == 1
+    Wire(again).ok("Plugin.Activate")  # the new journal: #0 Activate, #1 GetCapabilities, ...
+    Wire(again).ok("NetworkDriver.GetCapabilities")
+    Wire(again).ok("NetworkDriver.GetCapabilities")
+    Wire(again).endpoint()  # call #3 of run 1
+    assert again.leaks() == [
+        f"network {NET} (call #2 NetworkDriver.CreateNetwork, in run 0 of the state, "
+        "before it was reloaded)",
+        f"endpoint {EP} in network {NET} (call #3 NetworkDriver.CreateEndpoint)",
+    ]
+    save(again.state, str(path))
+    third = FakeNetDriver()
+    third.restore(load(str(path)))
+    assert [leak.split(" (")[1] for leak in third.leaks()] == [
+        "call #2 NetworkDriver.CreateNetwork, in run 0 of the state, before it was reloaded)",
+        "call #3 NetworkDriver.CreateEndpoint, in run 1 of the state, before it was reloaded)",
+    ]
+
+
+def test_a_journal_that_disagrees_is_not_trusted_for_provenance() -> None:
+    """A state handed to another fake in-process (no reload): the index would name a call
+    of another method in that fake's journal, so the audit does not resolve it there."""
+    fake = FakeNetDriver()
+    Wire(fake).network()
+    other = FakeNetDriver()
+    Wire(other).ok("Plugin.Activate")
+    other.restore(fake.state)
+    assert other.leaks() == [
+        f"network {NET} (call #0 NetworkDriver.CreateNetwork, in run 0 of the state, "
+        "before it was reloaded)"
+    ]
+
+
+def test_a_file_from_before_runs_and_link_intents_loads(folder: Path) -> None:
+    """Files written by earlier versions have no ``run`` fields and no ``links``: records
+    load as run 0, and the links are those the saved joins name."""
+    fake = FakeNetDriver()
+    wire = Wire(fake)
+    wire.network()
+    wire.endpoint(EP1, "10.0.0.2/24")
+    wire.endpoint(EP2, "10.0.0.3/24")
+    wire.join(EP1)
+    old = fake.state.snapshot()
+    old["endpoints"][EP1]["join"]["answer"]["InterfaceName"]["SrcName"] = "fdv0123456789ab"
+    del old["run"], old["links"]
+    for record in (old["networks"][NET], old["endpoints"][EP1], old["endpoints"][EP2]):
+        del record["run"]
+    del old["endpoints"][EP1]["join"]["run"]
+    path = folder / "state.json"
+    path.write_text(json.dumps(old))
+    loaded = load(str(path))
+    assert (loaded.run, loaded.links) == (1, {EP1})
+    assert loaded.networks[NET].run == loaded.endpoints[EP1].join.run == 0
 
 
 # -- missing and corrupt files ---------------------------------------------------------------
@@ -309,6 +374,8 @@ CORRUPT = {
         }
     ),
     "violations is text": json.dumps({**_valid(), "violations": "oops"}),
+    "links is text": json.dumps({**_valid(), "links": "e1e1"}),
+    "run is text": json.dumps({**_valid(), "run": "one"}),
 }
 
 

@@ -8,8 +8,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from cookbook import RECIPES, markdown
 
-from fakedriver._faults import rule_from_dict
+from fakedriver._faults import KINDS, rule_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -37,3 +38,14 @@ def test_scenarios_in_the_readme_are_valid(code: str) -> None:
     assert data["fault"], "a scenario without faults"
     for table in data["fault"]:
         rule_from_dict(table)
+
+
+def test_the_cookbook_is_the_one_run_on_dockerd() -> None:
+    """The README's cookbook table is generated from cookbook.py, whose recipes
+    test_dockerd_faults.py runs on a real dockerd: one shown row per fault kind."""
+    assert markdown() in README, "regenerate the table: python tests/cookbook.py"
+    shown = [r.kind for r in RECIPES if r.shown]
+    assert sorted(shown) == sorted(KINDS) and len(shown) == len(set(shown))
+    for recipe in RECIPES:
+        rule_from_dict(recipe.rule)  # each is a rule the control API takes
+        assert recipe.rule["kind"] == recipe.kind

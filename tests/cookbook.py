@@ -1,0 +1,263 @@
+"""The README's fault cookbook, one recipe per fault kind, as data.
+
+``test_dockerd_faults.py`` runs every recipe against a real dockerd (Debian's 20.10) and
+checks what it says here: the docker command's exit code, the message its user sees, how
+long it takes, and whether dockerd rejected the faulted call as ``dockerd_rules`` predicts.
+``test_readme.py`` checks that the README's cookbook table is :func:`markdown` of these,
+so the table says what the daemon was seen to do.
+
+Run as a script to print the table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: The docker commands the recipes run; NET and PLUGIN are filled in by the test.
+RUN = ("run", "--rm", "--network", "NET", "bb:local", "true")
+CREATE = ("network", "create", "-d", "PLUGIN", "--ipam-driver", "PLUGIN", "NET")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One fault, its recipe, and what dockerd 20.10 does with it.
+
+    :param python: the recipe as the README shows it.
+    :param rule: the same rule, as the control API takes it.
+    :param command: the docker command it is seen through (:data:`RUN` or :data:`CREATE`).
+    :param exit: that command's exit code.
+    :param says: what its user is told (in stderr); ``""``: nothing.
+    :param seconds: how long the command takes: at least, at most.
+    :param when: the same, in words, for the README.
+    :param then: what follows, in words, for the README.
+    :param fatal: dockerd fails the command when it rejects the answer (for Leave it only
+        logs ``driver error disconnecting container``).
+    :param implicit_leave: dockerd then deletes a joined endpoint without Leave.
+    :param held: the call waits until the test releases it (dockerd has no timeout).
+    :param shown: a row of the README's table (else a variant tested alongside).
+    :param model: what ``dockerd_rules`` must give as the reason it rejects the last answer
+        dockerd received for the faulted method (dockerd's own words where the rule knows
+        them; decoding errors are Python's words, dockerd says Go's).
+    """
+
+    kind: str
+    python: str
+    rule: dict[str, Any]
+    gets: str
+    command: tuple[str, ...] = RUN
+    exit: int = 125
+    says: str = ""
+    seconds: tuple[float, float] = (0.0, 5.0)
+    when: str = "at once"
+    then: str = ""
+    fatal: bool = True
+    implicit_leave: bool = False
+    held: bool = False
+    shown: bool = True
+    model: str = ""
+    name: str = field(default="")
+
+    @property
+    def id(self) -> str:
+        return self.name or self.kind
+
+    @property
+    def method(self) -> str:
+        return str(self.rule["method"])
+
+    def column(self) -> str:
+        """The README's "what dockerd does" cell."""
+        verb = " ".join(self.command[:2]) if self.command[0] == "network" else self.command[0]
+        told = f" with `{self.says}`" if self.says else ""
+        text = f"{self.gets}: `docker {verb}` exits {self.exit} {self.when}{told}"
+        return f"{text}; {self.then}" if self.then else text
+
+
+RECIPES = [
+    Recipe(
+        "error",
+        'fake.fail("Join", err="boom")',
+        {"method": "Join", "kind": "error", "message": "boom"},
+        gets='HTTP 200 `{"Err": "boom"}` (`{"Error": ...}` on IpamDriver calls)',
+        says="remote: boom",
+        then="dockerd deletes the endpoint (no Leave: the Join failed)",
+        model="remote: boom",
+    ),
+    Recipe(
+        "status",
+        'fake.fail("CreateNetwork", status=500, err="boom")',
+        {"method": "CreateNetwork", "kind": "status", "status": 500, "message": "boom"},
+        gets='HTTP 500 `{"Err": "boom"}` (with `body="text"`, the raw text)',
+        command=CREATE,
+        exit=1,
+        says="NetworkDriver.CreateNetwork: boom",
+        then="dockerd releases the pool; never retried",
+        model="HTTP 500",
+    ),
+    Recipe(
+        "not_found",
+        'fake.fail("ProgramExternalConnectivity", kind="not_found")',
+        {"method": "ProgramExternalConnectivity", "kind": "not_found"},
+        gets="HTTP 404 `404 page not found`",
+        exit=0,
+        then="dockerd tolerates a 404 from Program/RevokeExternalConnectivity only",
+    ),
+    Recipe(
+        "empty_body",
+        'fake.fail("Leave", kind="empty_body")',
+        {"method": "Leave", "kind": "empty_body"},
+        gets="HTTP 200, no body",
+        exit=0,
+        fatal=False,
+        implicit_leave=True,
+        then="dockerd fails the call with `EOF`; a Leave it only logs (`driver error "
+        "disconnecting container ...: EOF`), then sends DeleteEndpoint, an implicit Leave",
+        model="EOF",
+    ),
+    Recipe(
+        "invalid_json",
+        'fake.fail("Join", kind="invalid_json")',
+        {"method": "Join", "kind": "invalid_json"},
+        gets="HTTP 200, a body that is not JSON",
+        says="invalid character 'h' in literal true (expecting 'r')",
+        model="error reading plugin resp",
+    ),
+    Recipe(
+        "truncated",
+        'fake.fail("Join", kind="truncated")',
+        {"method": "Join", "kind": "truncated"},
+        gets="the Join is served (state changes, a veth pair is made), the JSON answer cut "
+        "in half",
+        says="unexpected EOF",
+        implicit_leave=True,
+        then="dockerd sends DeleteEndpoint without Leave: an implicit Leave",
+        model="error reading plugin resp",
+    ),
+    Recipe(
+        "wrong_key",
+        'fake.fail("Leave", kind="wrong_key", err="x")',
+        {"method": "Leave", "kind": "wrong_key", "message": "x"},
+        gets='HTTP 200 `{"Error": "x"}`: the other dialect\'s key, which dockerd reads as '
+        "success (the call is not served)",
+        exit=0,
+        implicit_leave=True,
+        then="the DeleteEndpoint that follows is an implicit Leave",
+    ),
+    Recipe(
+        "wrong_key",
+        'fake.fail("RequestPool", kind="wrong_key", err="x")',
+        {"method": "RequestPool", "kind": "wrong_key", "message": "x"},
+        gets='HTTP 200 `{"Err": "x"}` from IPAM: read as success, with no Pool',
+        command=CREATE,
+        exit=1,
+        says="invalid CIDR address:",
+        model="invalid CIDR address: ",
+        shown=False,
+        name="wrong_key-ipam",
+    ),
+    Recipe(
+        "answer",
+        'fake.fail("Join", kind="answer", answer={"Gateway": "10.0.0.1/24"})',
+        {"method": "Join", "kind": "answer", "answer": {"Gateway": "10.0.0.1/24"}},
+        gets="the call is served and `answer` merged into its answer: here a CIDR where "
+        "dockerd wants a bare IP",
+        says='unable to parse Gateway "10.0.0.1/24"',
+        model='unable to parse Gateway "10.0.0.1/24"',
+        implicit_leave=True,
+        then="dockerd 20.10 sends DeleteEndpoint without Leave (28 sends Leave first)",
+    ),
+    Recipe(
+        "lost_reply",
+        'fake.fail("Join", kind="lost_reply", err="timeout")',
+        {"method": "Join", "kind": "lost_reply", "message": "timeout"},
+        gets='the Join is served, the answer is `{"Err": "timeout"}`',
+        says="remote: timeout",
+        implicit_leave=True,
+        then="dockerd sends DeleteEndpoint without Leave: an implicit Leave",
+        model="remote: timeout",
+    ),
+    Recipe(
+        "latency",
+        'fake.fail("Join", kind="latency", seconds=2)',
+        {"method": "Join", "kind": "latency", "seconds": 2},
+        gets="the answer 2 s later (on the fake's clock: virtual in-process, real in `serve`)",
+        exit=0,
+        seconds=(2.0, 10.0),
+        when="after 2 s more",
+    ),
+    Recipe(
+        "hang",
+        'fake.fail("Join", kind="hang")',
+        {"method": "Join", "kind": "hang"},
+        gets="no answer until `rule.release()` or the client hangs up (in-process, a "
+        "`requests` timeout passes on the virtual clock)",
+        exit=0,
+        seconds=(2.0, 30.0),
+        when="once released",
+        then="dockerd has no timeout for a v1 plugin: it waits for ever",
+        held=True,
+    ),
+    Recipe(
+        "hold",
+        'gate = fake.hold("Join")',
+        {"method": "Join", "kind": "hold"},
+        gets="the call waits until `gate.release()`, then is served; `gate.wait_held()` "
+        "tells when one arrived",
+        exit=0,
+        seconds=(2.0, 30.0),
+        when="once released",
+        then="dockerd waits for ever",
+        held=True,
+    ),
+    Recipe(
+        "drop",
+        'fake.fail("CreateEndpoint", kind="drop", times=1)',
+        {"method": "CreateEndpoint", "kind": "drop", "times": 1},
+        gets="the connection closes before any answer; the call is not served. dockerd "
+        "retries 1 s later, with an empty body (`Content-Length: 0`), which the fake "
+        "answers 400, as a real driver would",
+        says="NetworkDriver.CreateEndpoint: invalid request: empty body, expected a JSON object",
+        model="HTTP 400",
+        seconds=(0.9, 5.0),
+        when="after 1 s",
+        then="with no `times`, every try is dropped: dockerd gives up after 15 s (tries "
+        'at 0, 1, 3, 7, 15 s) with `Post "http://...sock/NetworkDriver.CreateEndpoint": EOF`',
+    ),
+    Recipe(
+        "drop",
+        'fake.fail("CreateEndpoint", kind="drop")',
+        {"method": "CreateEndpoint", "kind": "drop"},
+        gets="every try dropped",
+        says='/NetworkDriver.CreateEndpoint": EOF',
+        seconds=(14.0, 25.0),
+        when="after 15 s",
+        shown=False,
+        name="drop-every-try",
+    ),
+    Recipe(
+        "drop_mid_body",
+        'fake.fail("Join", kind="drop_mid_body")',
+        {"method": "Join", "kind": "drop_mid_body"},
+        gets="the Join is served; the connection closes halfway through the answer",
+        says="unexpected EOF",
+        implicit_leave=True,
+        then="dockerd does not retry (it had the headers) and sends DeleteEndpoint without "
+        "Leave: an implicit Leave",
+        model="error reading plugin resp",
+    ),
+]
+
+
+def markdown() -> str:
+    """The README's cookbook table."""
+    rows = [
+        "| kind | recipe | what dockerd 20.10 gets and does (checked on a real daemon) |",
+        "|---|---|---|",
+    ]
+    rows += [f"| `{r.kind}` | `{r.python}` | {r.column()} |" for r in RECIPES if r.shown]
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
