@@ -25,14 +25,18 @@ class Persona:
     :param connectivity_scope: ``ConnectivityScope``; ``""`` means the same as ``scope``.
     :param gw_alloc_checker: announce ``GwAllocChecker`` and answer ``GwAllocCheck`` with
         ``skip_ipv4``/``skip_ipv6``.
+    :param skip_ipv4: ``SkipIPv4`` answered by ``GwAllocCheck``: dockerd allocates no IPv4
+        gateway.
+    :param skip_ipv6: ``SkipIPv6`` answered by ``GwAllocCheck``: no IPv6 gateway.
     :param network: implement ``NetworkDriver``.
     :param ipam: implement ``IpamDriver`` as well.
     :param requires_mac_address: IPAM capability ``RequiresMACAddress``; endpoint address
         requests must then carry the endpoint's MAC in their options.
     :param requires_request_replay: IPAM capability ``RequiresRequestReplay``; pools and
         addresses held from before a daemon restart may be requested again once.
-    :param local_address_space: / :param global_address_space: the names answered by
-        ``GetDefaultAddressSpaces``; pools may be requested in these two spaces only.
+    :param local_address_space: the local name answered by ``GetDefaultAddressSpaces``;
+        pools may be requested in the local and global spaces only.
+    :param global_address_space: the global name answered by ``GetDefaultAddressSpaces``.
     :param default_pools: where pools come from when ``RequestPool`` names none:
         ``(network, prefix length)`` pairs, IPv4 and IPv6, carved in order.
     :param assign_mac: answer ``CreateEndpoint`` with a generated MAC when the request has none.
