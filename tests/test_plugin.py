@@ -416,3 +416,44 @@ def test_every_installed_client_is_routed_and_the_ini_option_narrows_them(
     result = run(pytester)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*httpx.ConnectError*", "FAILED *::test_every_client*"])
+
+
+def test_a_project_with_its_own_conftest_plugin_still_gets_the_fixture(
+    pytester: pytest.Pytester,
+) -> None:
+    """The plugin is ``fakedriver.pytest_plugin``: a project's ``conftest_plugin.py``
+    (once shadowed by ours, installed as a top-level module) changes nothing."""
+    pytester.makepyfile(conftest_plugin="MINE = True\n")
+    pytester.makeconftest('pytest_plugins = ["conftest_plugin"]\n')
+    pytester.makepyfile(
+        """
+        import conftest_plugin
+
+        def test_both(fake_netdriver):
+            assert conftest_plugin.MINE
+            assert fake_netdriver.url == "http://fake-netdriver"
+        """
+    )
+    run(pytester).assert_outcomes(passed=1)
+
+
+def test_the_checkout_shim_loads_the_plugin_once(pytester: pytest.Pytester) -> None:
+    """``pytest_plugins = ["conftest_plugin"]`` from a checkout names the installed plugin;
+    with the entry point active too, the fixture and its report are there once."""
+    from pathlib import Path
+
+    shim = Path(__file__).resolve().parents[1] / "conftest_plugin.py"
+    pytester.makepyfile(conftest_plugin=shim.read_text())
+    pytester.makeconftest('pytest_plugins = ["conftest_plugin"]\n')
+    pytester.makepyfile(
+        """
+        from conftest_plugin import FakeNetDriverFactory
+
+        def test_fails(fake_netdriver, fake_netdriver_factory):
+            assert isinstance(fake_netdriver_factory, FakeNetDriverFactory)
+            assert False
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    assert result.stdout.str().count("fake_netdriver journal") == 1
