@@ -25,7 +25,7 @@ from ._journal import Call, Journal
 from ._links import Links
 from ._methods import TABLE, Method
 from ._persona import Persona
-from ._reply import SERVED, Reply, as_sent, refused, served
+from ._reply import SERVED, NeverAnswered, Reply, as_sent, refused, served
 from ._state import State, Violation
 from ._wire import decode, peek
 
@@ -107,6 +107,9 @@ class Engine:
         for rule in fired:
             if rule.kind in ("hold", "hang"):
                 why = self._wait(rule, timeout, gone)
+                if why == NeverAnswered.WHY:
+                    self._not_answered(method, body, names, why)
+                    raise NeverAnswered(f"{method}: {why} (and the {names!r} rule holds it)")
                 if why is not None:
                     return self._not_answered(method, body, names, why)
         outcome = next((rule for rule in fired if rule.kind not in TIMING), None)
@@ -126,6 +129,8 @@ class Engine:
         if rule.kind == "hang" and timeout is not None and not rule.released:
             self.clock.sleep(timeout)
             return f"client gave up after {timeout} s"
+        if rule.kind == "hang" and gone is None and not rule.released:
+            return NeverAnswered.WHY  # nothing would ever end the wait
         return None if rule.hold(gone) else "client went away"
 
     def _not_answered(self, method: str, body: bytes, names: str, why: str) -> Reply:

@@ -18,10 +18,11 @@ Fixtures:
 
 Marker ``@pytest.mark.fake_netdriver(**options)`` sets persona options (``scope``,
 ``ipam``, ``strict``, ...) and the plugin's own: ``audit`` (run ``assert_clean()`` at
-teardown), ``url``, ``socket``, ``clients`` (which libraries to route), ``tcp`` (for the
-served fake) and ``faults`` (a TOML fault scenario, relative to the test file). ini
-options give the defaults: ``fake_netdriver_strict``,
-``fake_netdriver_audit``, ``fake_netdriver_seed`` and ``fake_netdriver_url``.
+teardown), ``assert_all_fired`` (run ``fake.faults.assert_all_fired()`` at teardown),
+``url``, ``socket``, ``clients`` (which libraries to route), ``tcp`` (for the served
+fake) and ``faults`` (a TOML fault scenario, relative to the test file). ini options give
+the defaults: ``fake_netdriver_strict``, ``fake_netdriver_audit``,
+``fake_netdriver_seed``, ``fake_netdriver_clients`` and ``fake_netdriver_url``.
 
 When a test that used a fake fails, its report gets a "fake_netdriver journal" section.
 """
@@ -73,13 +74,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "fake_netdriver(**options): persona options for the fake_netdriver fixtures, plus "
-        "audit=True/False, url=..., socket=..., clients=[...], tcp=True/False, "
-        "faults='scenario.toml'",
+        "audit=True/False, assert_all_fired=True/False, url=..., socket=..., clients=[...], "
+        "tcp=True/False, faults='scenario.toml'",
     )
 
 
 class FakeNetDriverFactory:
-    """Makes routed fakes for one test and takes them down after it."""
+    """Makes routed fakes for one test and takes them down after it: the
+    ``fake_netdriver_factory`` fixture. Annotate with it::
+
+        from fakedriver.pytest_plugin import FakeNetDriverFactory
+
+        def test_two(fake_netdriver_factory: FakeNetDriverFactory) -> None: ...
+    """
 
     def __init__(self, config: pytest.Config, marker: pytest.Mark | None, root: Path) -> None:
         self._root = root  # scenario files are found relative to the test's folder
@@ -97,12 +104,14 @@ class FakeNetDriverFactory:
         ini_clients = config.getini("fake_netdriver_clients") or None
         self._clients = self._defaults.pop("clients", ini_clients)
         self._tcp = bool(self._defaults.pop("tcp", False))
-        self._routes: list[tuple[Route, bool]] = []
-        self._served: list[tuple[Served, bool]] = []
+        #: each fake's route (or served fake), and its teardown checks (audit, all fired)
+        self._routes: list[tuple[Route, tuple[bool, bool]]] = []
+        self._served: list[tuple[Served, tuple[bool, bool]]] = []
         self._stack = contextlib.ExitStack()
 
     @property
     def fakes(self) -> list[FakeNetDriver]:
+        """Every fake made for this test, routed ones first."""
         routed = [route.fake for route, _ in self._routes]
         return routed + [served.fake for served, _ in self._served]
 
@@ -117,10 +126,11 @@ class FakeNetDriverFactory:
         """A new fake, routed and active until the test ends.
 
         :param persona: a base persona; ``options`` override its fields.
-        :param options: persona fields, and ``audit``, ``url``, ``socket``, ``faults``.
+        :param options: persona fields, and ``audit``, ``assert_all_fired``, ``url``,
+            ``socket``, ``clients``, ``faults``.
         """
         merged = {**self._defaults, **options}
-        audit = bool(merged.pop("audit", False))
+        checks = self._checks(merged)
         first = not self._routes
         url = merged.pop("url", self._url if first else f"{self._url}-{len(self._routes) + 1}")
         socket = merged.pop("socket", self._socket if first else None)
@@ -128,34 +138,44 @@ class FakeNetDriverFactory:
         merged.setdefault("faults", self._faults if first else None)
         route = Route(self._make(persona, merged), url, socket, clients)
         route.start()
-        self._routes.append((route, audit))
+        self._routes.append((route, checks))
         return route.fake
 
     def served(self, persona: Persona | None = None, **options: Any) -> Served:
         """A new fake served on a real socket until the test ends (see
         :func:`fakedriver.serving`); ``options`` as for a routed fake, plus ``tcp``."""
         merged = {**self._defaults, **options}
-        audit = bool(merged.pop("audit", False))
+        checks = self._checks(merged)
         tcp = bool(merged.pop("tcp", self._tcp))
         for key in ("url", "socket", "clients"):
             merged.pop(key, None)
         merged.setdefault("faults", self._faults if not self._served else None)
         served = self._stack.enter_context(serving(self._make(persona, merged), tcp=tcp))
-        self._served.append((served, audit))
+        self._served.append((served, checks))
         return served
 
-    def close(self, audit: bool) -> None:
+    @staticmethod
+    def _checks(options: dict[str, Any]) -> tuple[bool, bool]:
+        """Take the teardown checks out of ``options``: (audit, assert all fired)."""
+        return bool(options.pop("audit", False)), bool(options.pop("assert_all_fired", False))
+
+    def close(self, passed: bool) -> None:
+        """Stop every route and served fake; after a test that ``passed``, run the checks
+        each fake asked for (``audit``, ``assert_all_fired``)."""
         __tracebackhide__ = True
         for route, _ in reversed(self._routes):
             route.stop()
         self._stack.close()
-        if audit:
-            wanted = [(r.fake, a) for r, a in self._routes] + [(s.fake, a) for s, a in self._served]
-            for fake, audited in wanted:
-                if audited:
+        if passed:
+            made = [(r.fake, c) for r, c in self._routes] + [(s.fake, c) for s, c in self._served]
+            for fake, (audit, all_fired) in made:
+                if all_fired:
+                    fake.faults.assert_all_fired()
+                if audit:
                     fake.assert_clean()
 
     def report(self) -> str:
+        """The journal of every fake, for a failing test's report."""
         parts = []
         for fake in self.fakes:
             where = fake.url or fake.socket_path
@@ -173,7 +193,7 @@ def fake_netdriver_factory(request: pytest.FixtureRequest) -> Iterator[FakeNetDr
     )
     request.node.stash[_factories] = factory
     yield factory
-    factory.close(audit=request.node.stash.get(_passed, False))
+    factory.close(passed=request.node.stash.get(_passed, False))
 
 
 @pytest.fixture

@@ -77,7 +77,7 @@ class Recipe:
 RECIPES = [
     Recipe(
         "error",
-        'fake.fail("Join", err="boom")',
+        'fake.fail("Join", message="boom")',
         {"method": "Join", "kind": "error", "message": "boom"},
         gets='HTTP 200 `{"Err": "boom"}` (`{"Error": ...}` on IpamDriver calls)',
         says="remote: boom",
@@ -86,7 +86,7 @@ RECIPES = [
     ),
     Recipe(
         "status",
-        'fake.fail("CreateNetwork", status=500, err="boom")',
+        'fake.fail("CreateNetwork", status=500, message="boom")',
         {"method": "CreateNetwork", "kind": "status", "status": 500, "message": "boom"},
         gets='HTTP 500 `{"Err": "boom"}` (with `body="text"`, the raw text)',
         command=CREATE,
@@ -136,7 +136,7 @@ RECIPES = [
     ),
     Recipe(
         "wrong_key",
-        'fake.fail("Leave", kind="wrong_key", err="x")',
+        'fake.fail("Leave", kind="wrong_key", message="x")',
         {"method": "Leave", "kind": "wrong_key", "message": "x"},
         gets='HTTP 200 `{"Error": "x"}`: the other dialect\'s key, which dockerd reads as '
         "success (the call is not served)",
@@ -146,7 +146,7 @@ RECIPES = [
     ),
     Recipe(
         "wrong_key",
-        'fake.fail("RequestPool", kind="wrong_key", err="x")',
+        'fake.fail("RequestPool", kind="wrong_key", message="x")',
         {"method": "RequestPool", "kind": "wrong_key", "message": "x"},
         gets='HTTP 200 `{"Err": "x"}` from IPAM: read as success, with no Pool',
         command=CREATE,
@@ -169,7 +169,7 @@ RECIPES = [
     ),
     Recipe(
         "lost_reply",
-        'fake.fail("Join", kind="lost_reply", err="timeout")',
+        'fake.fail("Join", kind="lost_reply", message="timeout")',
         {"method": "Join", "kind": "lost_reply", "message": "timeout"},
         gets='the Join is served, the answer is `{"Err": "timeout"}`',
         says="remote: timeout",

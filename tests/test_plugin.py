@@ -457,3 +457,34 @@ def test_the_checkout_shim_loads_the_plugin_once(pytester: pytest.Pytester) -> N
     result = run(pytester)
     result.assert_outcomes(failed=1)
     assert result.stdout.str().count("fake_netdriver journal") == 1
+
+
+def test_assert_all_fired_fails_a_test_whose_fault_never_fired(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        import requests
+
+        @pytest.mark.fake_netdriver(assert_all_fired=True)
+        def test_fired(fake_netdriver):
+            fake_netdriver.fail("Plugin.Activate", "boom")
+            requests.post(f"{fake_netdriver.url}/Plugin.Activate")
+
+        @pytest.mark.fake_netdriver(assert_all_fired=True)
+        def test_typo_in_match(fake_netdriver):
+            fake_netdriver.fail("Plugin.Activate", "boom", match={"Nope": 1})
+            requests.post(f"{fake_netdriver.url}/Plugin.Activate")
+
+        def test_not_asked(fake_netdriver):
+            fake_netdriver.fail("Join", "never")
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_typo_in_match*",
+            "E * 1 fault rule(s) never fired:",
+            "E *error on Plugin.Activate: 0 matching call(s), never fired",
+        ]
+    )
