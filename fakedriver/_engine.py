@@ -86,6 +86,8 @@ class Engine:
         :param path: ``/NetworkDriver.Join`` (the leading slash is optional).
         :param timeout: how long the client waits for an answer (for ``hang``/``latency``).
         :param gone: tells whether the client has gone away (for ``hang``/``hold``).
+        :raises NeverAnswered: a ``hang`` holds the call and neither ``timeout`` nor ``gone``
+            could ever end it.
         """
         method = path.lstrip("/")
         with self.lock:

@@ -10,10 +10,12 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
-from cookbook import RECIPES, markdown
+from cookbook import RECIPES, Recipe, markdown
 
+from fakedriver import FakeNetDriver
 from fakedriver._faults import KINDS, rule_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,6 +74,19 @@ def test_the_cookbook_is_the_one_run_on_dockerd() -> None:
     for recipe in RECIPES:
         rule_from_dict(recipe.rule)  # each is a rule the control API takes
         assert recipe.rule["kind"] == recipe.kind
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda recipe: recipe.id)
+def test_each_cookbook_line_runs_and_makes_the_rule_the_daemon_test_sends(recipe: Recipe) -> None:
+    """The cookbook's recipe column is Python a user pastes: it runs, and the rule it makes
+    is the one test_dockerd_faults.py sends through the control API."""
+    fake = FakeNetDriver()
+    scope: dict[str, Any] = {"fake": fake}
+    exec(recipe.python, scope)  # a statement (gate = fake.hold(...)) or an expression
+    (made,) = fake.faults.rules
+    sent = rule_from_dict(dict(recipe.rule))
+    assert (made.method, made.kind) == (sent.method, sent.kind)
+    assert made.to_dict() == sent.to_dict()
 
 
 def test_the_site_builds_strictly(tmp_path: Path) -> None:
