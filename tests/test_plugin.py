@@ -488,3 +488,31 @@ def test_assert_all_fired_fails_a_test_whose_fault_never_fired(pytester: pytest.
             "E *error on Plugin.Activate: 0 matching call(s), never fired",
         ]
     )
+
+
+def test_the_plugin_loads_without_responses_or_requests(pytester: pytest.Pytester) -> None:
+    """``pip install fakedriver pytest`` (no ``[pytest]`` extra) must not break a user's
+    pytest: routing imports its libraries only for the clients that are installed, and
+    the WSGI app needs none of them."""
+    pytester.makepyfile(
+        """
+        import sys
+        from werkzeug.test import Client
+
+        def test_wsgi(fake_netdriver):
+            assert sys.modules["responses"] is None and sys.modules["requests"] is None
+            assert Client(fake_netdriver).post("/Plugin.Activate").json["Implements"]
+        """
+    )
+    hide = (
+        "import sys\n"
+        "for name in ('responses', 'requests'):\n"
+        "    sys.modules[name] = None  # as if not installed\n"
+        "import pytest\n"
+        "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider']))\n"
+    )
+    import sys
+
+    result = pytester.run(sys.executable, "-c", hide)
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["*1 passed*"])
