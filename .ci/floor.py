@@ -7,7 +7,7 @@ import re
 import sys
 import tomllib
 
-EXTRAS = ("httpx", "aiohttp", "unixsocket", "test")
+EXTRAS = ("pytest", "httpx", "aiohttp", "unixsocket", "test")
 
 
 def main() -> None:

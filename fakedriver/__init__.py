@@ -27,7 +27,7 @@ from ._journal import Call, Journal
 from ._methods import METHODS
 from ._persona import Persona
 from ._pool import Lease, Pool
-from ._reply import ConnectionDropped, Reply
+from ._reply import ConnectionDropped, NeverAnswered, Reply
 from ._routing import Route, routed
 from ._serving import Served, serving
 from ._state import Allocation, Endpoint, Join, Network, Node, State, Violation
@@ -53,6 +53,7 @@ __all__ = [
     "Lease",
     "MissingExtra",
     "Network",
+    "NeverAnswered",
     "Node",
     "NotFound",
     "Persona",

@@ -4,6 +4,7 @@ application."""
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -61,10 +62,12 @@ class FakeNetDriver:
     # -- what the engine holds ------------------------------------------------------------
     @property
     def persona(self) -> Persona:
+        """What the driver announces and how it behaves."""
         return self.engine.persona
 
     @property
     def links(self) -> Links | None:
+        """What makes host interfaces for joins (``None`` in-process: none are made)."""
         return self.engine.links
 
     @property
@@ -122,22 +125,32 @@ class FakeNetDriver:
     def fail(
         self,
         method: str = "*",
-        err: str = "injected fault",
+        message: str | None = None,
         *,
-        kind: str | None = None,
+        kind: str = "",
         status: int | None = None,
+        err: str | None = None,
         **schedule: Any,
     ) -> Rule:
-        """Add a fault rule: ``fake.fail("Join", err="boom", times=1)``.
+        """Add a fault rule: ``fake.fail("Join", message="boom", times=1)``.
 
-        The kind defaults to ``"error"`` (HTTP 200 with ``Err``/``Error``), or ``"status"``
-        when ``status`` is given. ``schedule`` takes the other :class:`Rule` fields
-        (``match``, ``nth``, ``times``, ``every``, ``probability``, ``phase``, ...).
+        The kind, when not given, is ``"status"`` if a ``status`` is, else ``"error"``
+        (HTTP 200 with ``Err``/``Error``); see :class:`Rule`. ``schedule`` takes the other
+        :class:`Rule` fields (``match``, ``nth``, ``times``, ``every``, ``probability``,
+        ``phase``, ``seconds``, ``answer``, ``body``, ``name``).
+
+        :param err: the old name of ``message``: deprecated, it warns.
         """
-        kind = kind or ("status" if status is not None else "error")
-        if status is not None:
-            schedule["status"] = status
-        return self.engine.add_rules([Rule(method, kind, err, **schedule)])[0]
+        if err is not None:
+            if message is not None:
+                raise TypeError("fail() takes message= (err= is its deprecated alias), not both")
+            warnings.warn(
+                "fail(err=...) is deprecated: say message=...", DeprecationWarning, stacklevel=2
+            )
+            message = err
+        if message is not None:
+            schedule["message"] = message
+        return self.engine.add_rules([Rule(method, kind, status=status, **schedule)])[0]
 
     def hold(self, method: str = "*", **match: Any) -> Rule:
         """Hold matching calls until ``rule.release()``; ``rule.wait_held()`` tells when

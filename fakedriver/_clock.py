@@ -13,6 +13,8 @@ from typing import Protocol
 
 
 class Clock(Protocol):
+    """What a fake's latency and hangs wait on: :class:`RealClock` or :class:`VirtualClock`."""
+
     def now(self) -> float:
         """Seconds, from an arbitrary start."""
 
@@ -21,10 +23,14 @@ class Clock(Protocol):
 
 
 class RealClock:
+    """Wall-clock time: ``sleep`` really waits (the socket server's clock)."""
+
     def now(self) -> float:
+        """Seconds on the monotonic clock."""
         return time.monotonic()
 
     def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, really."""
         time.sleep(seconds)
 
 
@@ -36,13 +42,16 @@ class VirtualClock:
         self._lock = threading.Lock()
 
     def now(self) -> float:
+        """Seconds since ``start``, as far as sleeps and :meth:`advance` have moved it."""
         with self._lock:
             return self._now
 
     def sleep(self, seconds: float) -> None:
+        """Move the clock ``seconds`` forward and return at once."""
         self.advance(seconds)
 
     def advance(self, seconds: float) -> None:
+        """Move the clock ``seconds`` forward (never back)."""
         if seconds < 0:
             raise ValueError("time does not run backwards")
         with self._lock:

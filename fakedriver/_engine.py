@@ -25,7 +25,7 @@ from ._journal import Call, Journal
 from ._links import Links
 from ._methods import TABLE, Method
 from ._persona import Persona
-from ._reply import SERVED, Reply, as_sent, refused, served
+from ._reply import SERVED, NeverAnswered, Reply, as_sent, refused, served
 from ._state import State, Violation
 from ._wire import decode, peek
 
@@ -86,6 +86,8 @@ class Engine:
         :param path: ``/NetworkDriver.Join`` (the leading slash is optional).
         :param timeout: how long the client waits for an answer (for ``hang``/``latency``).
         :param gone: tells whether the client has gone away (for ``hang``/``hold``).
+        :raises NeverAnswered: a ``hang`` holds the call and neither ``timeout`` nor ``gone``
+            could ever end it.
         """
         method = path.lstrip("/")
         with self.lock:
@@ -107,6 +109,9 @@ class Engine:
         for rule in fired:
             if rule.kind in ("hold", "hang"):
                 why = self._wait(rule, timeout, gone)
+                if why == NeverAnswered.WHY:
+                    self._not_answered(method, body, names, why)
+                    raise NeverAnswered(f"{method}: {why} (and the {names!r} rule holds it)")
                 if why is not None:
                     return self._not_answered(method, body, names, why)
         outcome = next((rule for rule in fired if rule.kind not in TIMING), None)
@@ -126,6 +131,8 @@ class Engine:
         if rule.kind == "hang" and timeout is not None and not rule.released:
             self.clock.sleep(timeout)
             return f"client gave up after {timeout} s"
+        if rule.kind == "hang" and gone is None and not rule.released:
+            return NeverAnswered.WHY  # nothing would ever end the wait
         return None if rule.hold(gone) else "client went away"
 
     def _not_answered(self, method: str, body: bytes, names: str, why: str) -> Reply:

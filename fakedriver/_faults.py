@@ -44,12 +44,50 @@ KINDS = {
 TIMING = frozenset({"latency", "hang", "hold"})
 
 
+#: The fields that belong to one kind only: giving one to a rule of another kind is refused.
+OWN_FIELDS = {"status": "status", "body": "status", "seconds": "latency", "answer": "answer"}
+#: Each field a rule takes from its caller, and the type it must have.
+TYPES: dict[str, tuple[type, ...]] = {
+    "method": (str,),
+    "kind": (str,),
+    "message": (str,),
+    "status": (int, type(None)),
+    "body": (str, type(None)),
+    "seconds": (int, float),
+    "answer": (dict, type(None)),
+    "match": (dict,),
+    "nth": (int, type(None)),
+    "times": (int, type(None)),
+    "after": (int, type(None)),
+    "every": (int, type(None)),
+    "probability": (int, float, type(None)),
+    "phase": (str, type(None)),
+    "name": (str,),
+}
+
+
+def _type_names(kinds: tuple[type, ...]) -> str:
+    return " or ".join("None" if kind is type(None) else kind.__name__ for kind in kinds)
+
+
 @dataclass
 class Rule:
     """One fault and its schedule. All the given conditions must hold for it to fire.
 
+    The kind is inferred when it is not given: ``"status"`` when a ``status`` is, else
+    ``"error"``. A field that belongs to another kind (``status`` or ``body`` on anything
+    but a ``status`` rule, ``seconds`` on anything but ``latency``, ``answer`` on anything
+    but ``answer``) is refused, as is a field of the wrong type (:class:`TypeError`, naming
+    the field and the type it takes).
+
     :param method: ``"Join"``, ``"IpamDriver.RequestPool"`` or ``"*"`` for every call.
-    :param kind: one of :data:`KINDS`.
+    :param kind: one of :data:`KINDS`; ``""`` (the default): inferred, as above.
+    :param message: the error message the fault answers (``error``, ``status``,
+        ``wrong_key``, ``lost_reply``).
+    :param status: the HTTP status of a ``status`` rule (default 500).
+    :param body: the raw body of a ``status`` rule, instead of ``{"Err": message}``.
+    :param seconds: the delay of a ``latency`` rule.
+    :param answer: what an ``answer`` rule merges into the driver's answer.
     :param match: request fields the call must match (as in the journal helpers).
     :param nth: fire on the nth matching call only (from 1).
     :param times: fire on the first ``times`` matching calls, then recover.
@@ -57,12 +95,13 @@ class Rule:
     :param every: fire on every ``every``-th matching call.
     :param probability: fire with this probability, from the driver's seeded RNG.
     :param phase: fire only while the driver's fault phase is this name.
+    :param name: what the journal shows in ``call.fault`` (default: ``"<kind> on <method>"``).
     """
 
     method: str = "*"
-    kind: str = "error"
+    kind: str = ""
     message: str = "injected fault"
-    status: int = 500
+    status: int | None = None
     body: str | None = None
     seconds: float = 0.0
     answer: dict[str, Any] | None = None
@@ -79,41 +118,45 @@ class Rule:
     fired: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
+        self._check_types()
+        self.kind = self.kind or ("status" if self.status is not None else "error")
         if self.kind not in KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; known: {', '.join(KINDS)}")
+        for key, owner in OWN_FIELDS.items():
+            unset = 0 if key == "seconds" else None
+            if self.kind != owner and getattr(self, key) != unset:
+                raise ValueError(
+                    f"{key}= is for {owner!r} rules, not {self.kind!r} ones: a "
+                    f"{self.kind!r} rule would ignore it (drop the kind, or the {key})"
+                )
         if self.method != "*":
             self.method = resolve(self.method)
         for key, least in (("nth", 1), ("times", 1), ("every", 1), ("after", 0)):
             value = getattr(self, key)
-            if value is not None and (not isinstance(value, int) or value < least):
+            if value is not None and value < least:
                 raise ValueError(f"{key} must be a whole number from {least}, not {value!r}")
         if self.probability is not None and not 0 <= self.probability <= 1:
             raise ValueError(f"probability must be between 0 and 1, not {self.probability}")
-        self._check_types()
-        if self.kind == "status" and not 100 <= self.status <= 599:
-            raise ValueError(f"status must be an HTTP status code, not {self.status}")
+        if self.seconds < 0:
+            raise ValueError(f"seconds must not be negative, not {self.seconds}")
+        if self.kind == "status":
+            self.status = 500 if self.status is None else self.status
+            if not 100 <= self.status <= 599:
+                raise ValueError(f"status must be an HTTP status code, not {self.status}")
         self.name = self.name or f"{self.kind} on {self.method}"
         self._release = threading.Event()
         self._waiting = threading.Semaphore(0)
 
     def _check_types(self) -> None:
-        for key, kinds in (
-            ("message", str),
-            ("name", str),
-            ("method", str),
-            ("match", dict),
-            ("body", (str, type(None))),
-            ("answer", (dict, type(None))),
-            ("phase", (str, type(None))),
-            ("seconds", (int, float)),
-        ):
+        for key, kinds in TYPES.items():
             value = getattr(self, key)
             if not isinstance(value, kinds) or isinstance(value, bool):
-                raise ValueError(f"{key} has the wrong type: {value!r}")
-        if self.seconds < 0:
-            raise ValueError(f"seconds must not be negative, not {self.seconds}")
+                raise TypeError(
+                    f"{key} must be {_type_names(kinds)}, not {type(value).__name__} {value!r}"
+                )
 
     def applies(self, method: str, request: dict[str, Any] | None, phase: str | None) -> bool:
+        """Whether a call of ``method`` with ``request``, in ``phase``, is one this rule watches."""
         if self.method not in ("*", method) or (self.phase is not None and self.phase != phase):
             return False
         return not (self.match and mismatches(request, self.match))
@@ -157,6 +200,7 @@ class Rule:
         return True
 
     def to_dict(self) -> dict[str, Any]:
+        """The rule as the control API lists it: the fields that are set, and its counts."""
         data = asdict(self)
         return {key: value for key, value in data.items() if value not in (None, {}, "")}
 
@@ -178,6 +222,7 @@ class Faults:
         return rule
 
     def clear(self) -> None:
+        """Remove every rule (releasing the calls they hold), the phase, and reseed."""
         for rule in self.rules:
             rule.release()
         self.rules = []
@@ -193,6 +238,18 @@ class Faults:
             self.phase = str(phase)
         self.rules.extend(rules)
         return rules
+
+    def assert_all_fired(self) -> None:
+        """Fail (``AssertionError``) naming every rule that never fired: a fault the test
+        meant to inject but that no call met (a wrong method, ``match`` or phase)."""
+        __tracebackhide__ = True
+        idle = [rule for rule in self.rules if not rule.fired]
+        if idle:
+            lines = "".join(
+                f"\n  {self.describe(rule)}: {rule.seen} matching call(s), never fired"
+                for rule in idle
+            )
+            raise AssertionError(f"{len(idle)} fault rule(s) never fired:{lines}")
 
     def describe(self, rule: Rule) -> str:
         """The rule's name as journaled; a random rule carries the seed that drew it."""
@@ -226,9 +283,7 @@ def rule_from_dict(data: Any) -> Rule:
     unknown = set(data) - _SETTABLE
     if unknown:
         raise ValueError(f"unknown fault field(s) {sorted(unknown)}; known: {sorted(_SETTABLE)}")
-    if "status" in data and "kind" not in data:  # as fake.fail(status=...) does
-        data = {**data, "kind": "status"}
-    return Rule(**data)
+    return Rule(**data)  # the kind, when not given, is inferred there
 
 
 def load_scenario(path: str) -> tuple[list[Rule], int | None, str | None]:

@@ -40,6 +40,7 @@ class Call:
 
     @property
     def ok(self) -> bool:
+        """Whether the call was answered with no error (``error`` is ``None``)."""
         return self.error is None
 
     def __str__(self) -> str:
@@ -62,6 +63,7 @@ class Journal(list[Call]):
 
     @property
     def methods(self) -> list[str]:
+        """The method of every call, in order."""
         return [call.method for call in self]
 
     def of(self, method: str, **fields: Matcher) -> list[Call]:
@@ -70,6 +72,7 @@ class Journal(list[Call]):
         return [c for c in self if c.method == name and not mismatches(c.request, fields)]
 
     def count_of(self, method: str, **fields: Matcher) -> int:
+        """How many calls of ``method`` match ``fields`` (see :meth:`of`)."""
         return len(self.of(method, **fields))
 
     def assert_called(
@@ -87,6 +90,7 @@ class Journal(list[Call]):
         )
 
     def assert_not_called(self, method: str, **fields: Matcher) -> None:
+        """Fail if any call of ``method`` matches ``fields``, naming them."""
         __tracebackhide__ = True
         found = self.of(method, **fields)
         if found:

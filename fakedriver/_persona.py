@@ -97,6 +97,7 @@ class Persona:
 
     @property
     def address_spaces(self) -> tuple[str, str]:
+        """The local and global address spaces, as GetDefaultAddressSpaces answers them."""
         return (self.local_address_space, self.global_address_space)
 
 

@@ -52,6 +52,7 @@ class Pool:
 
     @property
     def v6(self) -> bool:
+        """Whether this is an IPv6 pool."""
         return self.network.version == 6
 
     def _bounds(self, net: IPNetwork) -> tuple[int, int]:
@@ -70,6 +71,7 @@ class Pool:
         return max(self._hi - self._lo + 1, 0)
 
     def address_of(self, value: int) -> IPAddress:
+        """The address whose integer value is ``value``."""
         return self.network.network_address + (value - int(self.network.network_address))
 
     def check_specific(self, ip: IPAddress) -> int:
@@ -107,6 +109,7 @@ class Pool:
                 self._next += 1
 
     def release(self, value: int) -> None:
+        """Free the address whose integer value is ``value``."""
         del self.leases[value]
         if self._lo <= value <= self._hi:
             self._in_range -= 1
@@ -114,6 +117,7 @@ class Pool:
                 heapq.heappush(self._freed, value)
 
     def snapshot(self) -> dict[str, Any]:
+        """The pool as plain data (for the control API and the state file)."""
         return {
             "id": self.id,
             "address_space": self.address_space,

@@ -23,6 +23,16 @@ class ConnectionDropped(Exception):
     """A fault closed the connection; raised where there is no real socket to close."""
 
 
+class NeverAnswered(Exception):
+    """A ``hang`` rule held a call whose client set no timeout and cannot be seen to go
+    away (an in-process client: ``requests`` without ``timeout=``, a WSGI test client):
+    raised at once instead of blocking the test for ever. The call is journaled as not
+    answered. Give the client a timeout, or ``release()`` the rule first."""
+
+    #: Why: what the journal entry's ``error`` says too.
+    WHY = "this call would never be answered: the client set no timeout"
+
+
 @dataclass(frozen=True)
 class Reply:
     """What the client gets for one call.
@@ -74,7 +84,7 @@ def refused(method: str, outcome: Rule) -> tuple[int, bytes, str | None, str]:
     status, payload, drop = {
         "error": (200, encode({key: message}), None),
         "status": (
-            outcome.status,
+            outcome.status or 500,
             outcome.body.encode() if outcome.body is not None else encode({"Err": message}),
             None,
         ),

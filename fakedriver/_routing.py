@@ -9,10 +9,11 @@ otherwise. Each library has its own transport module.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
-from collections.abc import Iterable
-from contextlib import ContextDecorator
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from ._app import FakeNetDriver
@@ -20,13 +21,20 @@ from ._engine import Engine
 from ._inprocess import CLIENTS, installed, registry
 
 DEFAULT_URL = "http://fake-netdriver"
+#: The parameter through which a decorated function gets the fake (as the fixture's name).
+INJECTED = "fake_netdriver"
+
+R = TypeVar("R")
 
 
-class Route(ContextDecorator):
+class Route:
     """Serve calls to ``url`` (and to ``socket`` over ``http+unix://``) from ``fake``.
 
-    Use as a context manager (it returns the fake) or a decorator (the function gets no
-    argument; see :func:`routed`).
+    Use as a context manager (it returns the fake) or as a decorator: the route is active
+    while the function runs, and a function with a ``fake_netdriver`` parameter gets the
+    fake there, as respx's ``respx_mock`` (the parameter is taken out of the function's
+    signature, so pytest does not look for a fixture of that name). Coroutine functions
+    are routed while they run too.
 
     :param fake: the driver to route to.
     :param url: its base URL; calls go to ``<url>/NetworkDriver.Join`` and so on.
@@ -59,6 +67,7 @@ class Route(ContextDecorator):
 
     @property
     def engine(self) -> Engine:
+        """The routed fake's call engine."""
         return self.fake.engine
 
     def method_of(self, url: str) -> str | None:
@@ -67,6 +76,7 @@ class Route(ContextDecorator):
         return match.group("method") if match else None
 
     def start(self) -> None:
+        """Route calls to the fake until :meth:`stop` (``with`` does both)."""
         if self._active:
             raise RuntimeError("this route is already active")
         for routes in self._registries:
@@ -75,6 +85,7 @@ class Route(ContextDecorator):
         self.fake.url, self.fake.socket_path = self.url, self.socket
 
     def stop(self) -> None:
+        """Stop routing; calls go where they would without the fake."""
         if not self._active:
             return
         for routes in self._registries:
@@ -88,6 +99,34 @@ class Route(ContextDecorator):
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def __call__(self, func: Callable[..., R]) -> Callable[..., R]:
+        """Route while ``func`` runs; its ``fake_netdriver`` parameter, if any, gets the fake."""
+        signature = inspect.signature(func)
+        wants = INJECTED in signature.parameters
+
+        def inject(fake: FakeNetDriver, kwargs: dict[str, Any]) -> dict[str, Any]:
+            return {**kwargs, INJECTED: fake} if wants else kwargs
+
+        wrapper: Callable[..., Any]
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                with self as fake:
+                    return await func(*args, **inject(fake, kwargs))
+
+        else:
+
+            @functools.wraps(func)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                with self as fake:
+                    return func(*args, **inject(fake, kwargs))
+
+        if wants:
+            kept = [p for name, p in signature.parameters.items() if name != INJECTED]
+            wrapper.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
+        return wrapper
+
 
 def routed(
     fake: FakeNetDriver | None = None,
@@ -96,10 +135,24 @@ def routed(
     clients: Iterable[str] | None = None,
     **persona: Any,
 ) -> Route:
-    """A :class:`Route` to ``fake`` (a new ``FakeNetDriver(**persona)`` when omitted)::
+    """A :class:`Route` to ``fake`` (a new ``FakeNetDriver(**persona)`` when omitted),
+    as a context manager::
 
-    with fakedriver.routed(url="http://plugin") as fake:
-        requests.post("http://plugin/Plugin.Activate")
+        with fakedriver.routed(url="http://plugin") as fake:
+            requests.post("http://plugin/Plugin.Activate")
+
+    or as a decorator, whose function gets the fake as its ``fake_netdriver`` argument
+    when it has one (as respx passes ``respx_mock``)::
+
+        @fakedriver.routed(url="http://plugin")
+        def check(fake_netdriver):
+            requests.post("http://plugin/Plugin.Activate")
+            fake_netdriver.calls.assert_called("Plugin.Activate")
+
+    :param url: the base URL routed to the fake.
+    :param socket: also route requests-unixsocket's ``http+unix://`` URL of this path.
+    :param clients: which client libraries to route (default: every one installed).
+    :param persona: options for the new fake (not with ``fake``).
     """
     if fake is None:
         fake = FakeNetDriver(**persona)

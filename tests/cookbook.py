@@ -1,9 +1,9 @@
-"""The README's fault cookbook, one recipe per fault kind, as data.
+"""The fault cookbook of docs/faults.md, one recipe per fault kind, as data.
 
 ``test_dockerd_faults.py`` runs every recipe against a real dockerd (Debian's 20.10) and
 checks what it says here: the docker command's exit code, the message its user sees, how
 long it takes, and whether dockerd rejected the faulted call as ``dockerd_rules`` predicts.
-``test_readme.py`` checks that the README's cookbook table is :func:`markdown` of these,
+``test_docs.py`` checks that the cookbook table of docs/faults.md is :func:`markdown` of these,
 so the table says what the daemon was seen to do.
 
 Run as a script to print the table.
@@ -23,19 +23,19 @@ CREATE = ("network", "create", "-d", "PLUGIN", "--ipam-driver", "PLUGIN", "NET")
 class Recipe:
     """One fault, its recipe, and what dockerd 20.10 does with it.
 
-    :param python: the recipe as the README shows it.
+    :param python: the recipe as docs/faults.md shows it.
     :param rule: the same rule, as the control API takes it.
     :param command: the docker command it is seen through (:data:`RUN` or :data:`CREATE`).
     :param exit: that command's exit code.
     :param says: what its user is told (in stderr); ``""``: nothing.
     :param seconds: how long the command takes: at least, at most.
-    :param when: the same, in words, for the README.
-    :param then: what follows, in words, for the README.
+    :param when: the same, in words, for docs/faults.md.
+    :param then: what follows, in words, for docs/faults.md.
     :param fatal: dockerd fails the command when it rejects the answer (for Leave it only
         logs ``driver error disconnecting container``).
     :param implicit_leave: dockerd then deletes a joined endpoint without Leave.
     :param held: the call waits until the test releases it (dockerd has no timeout).
-    :param shown: a row of the README's table (else a variant tested alongside).
+    :param shown: a row of the docs' table (else a variant tested alongside).
     :param model: what ``dockerd_rules`` must give as the reason it rejects the last answer
         dockerd received for the faulted method (dockerd's own words where the rule knows
         them; decoding errors are Python's words, dockerd says Go's).
@@ -67,7 +67,7 @@ class Recipe:
         return str(self.rule["method"])
 
     def column(self) -> str:
-        """The README's "what dockerd does" cell."""
+        """The cookbook's "what dockerd does" cell."""
         verb = " ".join(self.command[:2]) if self.command[0] == "network" else self.command[0]
         told = f" with `{self.says}`" if self.says else ""
         text = f"{self.gets}: `docker {verb}` exits {self.exit} {self.when}{told}"
@@ -77,7 +77,7 @@ class Recipe:
 RECIPES = [
     Recipe(
         "error",
-        'fake.fail("Join", err="boom")',
+        'fake.fail("Join", message="boom")',
         {"method": "Join", "kind": "error", "message": "boom"},
         gets='HTTP 200 `{"Err": "boom"}` (`{"Error": ...}` on IpamDriver calls)',
         says="remote: boom",
@@ -86,7 +86,7 @@ RECIPES = [
     ),
     Recipe(
         "status",
-        'fake.fail("CreateNetwork", status=500, err="boom")',
+        'fake.fail("CreateNetwork", status=500, message="boom")',
         {"method": "CreateNetwork", "kind": "status", "status": 500, "message": "boom"},
         gets='HTTP 500 `{"Err": "boom"}` (with `body="text"`, the raw text)',
         command=CREATE,
@@ -136,7 +136,7 @@ RECIPES = [
     ),
     Recipe(
         "wrong_key",
-        'fake.fail("Leave", kind="wrong_key", err="x")',
+        'fake.fail("Leave", kind="wrong_key", message="x")',
         {"method": "Leave", "kind": "wrong_key", "message": "x"},
         gets='HTTP 200 `{"Error": "x"}`: the other dialect\'s key, which dockerd reads as '
         "success (the call is not served)",
@@ -146,7 +146,7 @@ RECIPES = [
     ),
     Recipe(
         "wrong_key",
-        'fake.fail("RequestPool", kind="wrong_key", err="x")',
+        'fake.fail("RequestPool", kind="wrong_key", message="x")',
         {"method": "RequestPool", "kind": "wrong_key", "message": "x"},
         gets='HTTP 200 `{"Err": "x"}` from IPAM: read as success, with no Pool',
         command=CREATE,
@@ -169,7 +169,7 @@ RECIPES = [
     ),
     Recipe(
         "lost_reply",
-        'fake.fail("Join", kind="lost_reply", err="timeout")',
+        'fake.fail("Join", kind="lost_reply", message="timeout")',
         {"method": "Join", "kind": "lost_reply", "message": "timeout"},
         gets='the Join is served, the answer is `{"Err": "timeout"}`',
         says="remote: timeout",
@@ -250,7 +250,7 @@ RECIPES = [
 
 
 def markdown() -> str:
-    """The README's cookbook table."""
+    """The cookbook table of docs/faults.md."""
     rows = [
         "| kind | recipe | what dockerd 20.10 gets and does (checked on a real daemon) |",
         "|---|---|---|",

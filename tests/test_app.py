@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import types
 
 import pytest
 import requests
@@ -214,6 +216,36 @@ def test_handle_serves_any_transport() -> None:
 
 
 def test_exported_members() -> None:
-    # (pytest's assertion rewriting may add "@py_builtins" to the package it rewrites)
-    public = {name for name in dir(fakedriver) if not name.startswith(("_", "@"))}
+    # (pytest's assertion rewriting may add "@py_builtins" to the package it rewrites;
+    # a public submodule, fakedriver.pytest_plugin, is an attribute once imported)
+    public = {
+        name
+        for name in dir(fakedriver)
+        if not name.startswith(("_", "@"))
+        and not isinstance(getattr(fakedriver, name), types.ModuleType)
+    }
     assert sorted(public - {"annotations"}) == sorted(set(fakedriver.__all__) - {"__version__"})
+
+
+#: Public names that are data, documented where they are defined (``#:`` comments).
+DATA = {"KINDS", "METHODS", "__version__"}
+
+
+@pytest.mark.parametrize("name", sorted(set(fakedriver.__all__) - DATA))
+def test_every_public_name_has_a_docstring(name: str) -> None:
+    """The API reference is generated from docstrings: none may be missing, and no public
+    method of a public class either."""
+    obj = getattr(fakedriver, name)
+    assert inspect.getdoc(obj), f"fakedriver.{name} has no docstring"
+    if inspect.isclass(obj) and obj.__module__ != "fakedriver._state":  # (being rewritten)
+        for member, value in vars(obj).items():
+            if member.startswith("_") or (not callable(value) and not isinstance(value, property)):
+                continue
+            assert inspect.getdoc(value), f"fakedriver.{name}.{member} has no docstring"
+
+
+def test_the_version_has_one_source() -> None:
+    """``__version__`` is what the installed metadata says (pyproject reads it from there)."""
+    from importlib.metadata import version
+
+    assert fakedriver.__version__ == version("fakedriver")

@@ -377,7 +377,7 @@ def test_replay_capture_through_the_fake(capture: Path, persona: str) -> None:
     assert not deleted & set(runner.fake.state.networks)
 
 
-# -- what differs by daemon version (README: "dockerd 20.10 and 28") --------------------------
+# -- what differs by daemon version (docs/dockerd.md) ------------------------------------------
 
 
 def _methods(steps: list[Step]) -> list[str]:
@@ -389,7 +389,7 @@ def _bodies(steps: list[Step], method: str) -> list[Record]:
 
 
 def test_what_differs_between_dockerd_20_10_and_28() -> None:
-    """The same 48 steps under both daemons: what the README says differs, does, and the
+    """The same 48 steps under both daemons: what docs/dockerd.md says differs, does, and the
     fake takes both (the replays above)."""
     d20, d28 = load_steps(_capture(D20)), load_steps(_capture(D28))
     spaces, pool = "IpamDriver.GetDefaultAddressSpaces", "IpamDriver.RequestPool"

@@ -10,6 +10,7 @@ marker). The socket-level behaviour of the same kinds is in ``test_faults_socket
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 import time
 from collections.abc import Iterator
@@ -316,16 +317,47 @@ def test_hang_with_a_client_timeout_is_a_read_timeout(fake: FakeNetDriver) -> No
     assert hung.fault == "hang on NetworkDriver.Join"
 
 
-def test_hang_without_a_timeout_waits_until_released(
+def test_hang_without_a_client_timeout_fails_at_once(fake: FakeNetDriver) -> None:
+    """A client with no timeout would wait for ever on a hang (and the test with it):
+    the call fails at once instead, journaled as not answered."""
+    fake.fail(CAPS, kind="hang")
+    start = time.monotonic()
+
+    with pytest.raises(fakedriver.NeverAnswered, match="the client set no timeout"):
+        post(CAPS)
+
+    assert time.monotonic() - start < 1.0
+    hung = fake.calls[0]
+    assert hung.status == 0
+    assert hung.error == "no answer: this call would never be answered: the client set no timeout"
+
+
+def test_hang_on_a_wsgi_client_fails_at_once(fake: FakeNetDriver) -> None:
+    from werkzeug.test import Client
+
+    fake.fail(CAPS, kind="hang")
+
+    with pytest.raises(fakedriver.NeverAnswered, match=f"{CAPS}: this call would never"):
+        Client(fake).post(f"/{CAPS}")
+
+
+def test_a_released_hang_answers_a_client_with_no_timeout(fake: FakeNetDriver) -> None:
+    fake.fail(CAPS, kind="hang").release()
+
+    assert post(CAPS).json()["Scope"] == "local"
+    assert fake.calls[0].ok
+
+
+def test_hold_without_a_timeout_still_waits_until_released(
     fake: FakeNetDriver, pool: ThreadPoolExecutor
 ) -> None:
-    rule = fake.fail(CAPS, kind="hang")
+    gate = fake.hold(CAPS)
 
     pending = pool.submit(post, CAPS)
-    assert rule.wait_held()
+    assert gate.wait_held()
     time.sleep(0.05)
     assert not pending.done() and len(fake.calls) == 0
-    rule.release()
+    gate.release()
 
     assert pending.result(timeout=5).json()["Scope"] == "local"
     assert fake.calls[0].ok
@@ -556,6 +588,135 @@ def test_nth_counts_calls_that_another_rule_decided(fake: FakeNetDriver) -> None
     assert errors([post(CAPS) for _ in range(3)]) == ["a", "b", None]
 
 
+# -- rules: one vocabulary, one inference, errors that say what to fix ----------------------
+def test_fail_takes_message_as_toml_and_the_control_api_do(fake: FakeNetDriver) -> None:
+    fake.fail("Leave", message="x")
+    fake.fail(CAPS, "positional")
+
+    assert [rule.message for rule in fake.faults.rules] == ["x", "positional"]
+    assert rule_from_dict({"method": "Leave", "message": "x"}) == fake.faults.rules[0]
+
+
+def test_fail_err_is_a_deprecated_alias_of_message(fake: FakeNetDriver) -> None:
+    with pytest.warns(DeprecationWarning, match=r"fail\(err=...\) is deprecated: say message="):
+        rule = fake.fail(CAPS, err="old")
+
+    assert rule.message == "old"
+    assert errors([post(CAPS)]) == ["old"]
+    with pytest.raises(TypeError, match="not both"):
+        fake.fail(CAPS, message="new", err="old")
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"kind": "error", "status": 500}, "status"),
+        ({"kind": "drop", "status": 503}, "status"),
+        ({"kind": "error", "body": "text"}, "body"),
+        ({"kind": "hang", "seconds": 2.0}, "seconds"),
+        ({"kind": "error", "answer": {"Extra": 1}}, "answer"),
+    ],
+)
+def test_a_field_the_kind_would_ignore_is_refused(
+    fake: FakeNetDriver, fields: dict[str, Any], field: str
+) -> None:
+    """``fail("Join", status=500, kind="error")`` once answered 200 and listed status 500."""
+    with pytest.raises(ValueError, match=f"{field}= is for '.+' rules, not '{fields['kind']}'"):
+        fake.fail("Join", **fields)
+    with pytest.raises(ValueError, match=f"{field}= is for"):
+        rule_from_dict({"method": "Join", **fields})
+    assert fake.faults.rules == []
+
+
+def test_the_kind_is_inferred_in_one_place(fake: FakeNetDriver) -> None:
+    """``Rule``, ``fail()``, TOML and the control API all infer ``status`` from a status."""
+    assert fakedriver.Rule("Join", status=503).kind == "status"
+    assert fake.fail("Join", status=503).kind == "status"
+    assert rule_from_dict({"method": "Join", "status": 503}).kind == "status"
+    assert fakedriver.Rule("Join").kind == "error" and fakedriver.Rule("Join").status is None
+    assert fakedriver.Rule("Join", kind="status").status == 500
+
+
+def test_an_error_rule_lists_no_status(fake: FakeNetDriver) -> None:
+    from fakedriver._control import control
+
+    fake.fail("Join", "boom")
+
+    status, listed = control(fake, "GET", "/fakedriver/faults", b"")
+    assert status == 200 and "status" not in listed["faults"][0]
+    assert listed["faults"][0]["kind"] == "error"
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"status": "500"}, "status must be int or None, not str '500'"),
+        ({"kind": "latency", "seconds": "2"}, "seconds must be int or float, not str '2'"),
+        ({"times": "1"}, "times must be int or None, not str '1'"),
+        ({"match": "EndpointID"}, "match must be dict, not str 'EndpointID'"),
+        ({"message": 3}, "message must be str, not int 3"),
+        ({"probability": True}, "probability must be int or float or None, not bool True"),
+    ],
+)
+def test_a_wrong_type_names_the_field_and_the_type_it_takes(
+    fake: FakeNetDriver, tmp_path: Path, fields: dict[str, Any], says: str
+) -> None:
+    from fakedriver._control import control
+
+    with pytest.raises(TypeError, match=re.escape(says)):
+        fake.fail("Join", **fields)
+
+    toml = tmp_path / "typed.toml"
+    line = "\n".join(f"{key} = {json.dumps(value)}" for key, value in fields.items())
+    toml.write_text(f'[[fault]]\nmethod = "Join"\n{line}\n')
+    with pytest.raises(ValueError, match=re.escape(f"fault scenario {toml}: {says}")):
+        fake.faults.load(str(toml))
+
+    body = json.dumps({"method": "Join", **fields}).encode()
+    assert control(fake, "POST", "/fakedriver/faults", body) == (
+        400,
+        {"Err": f"bad control request: {says}"},
+    )
+    assert fake.faults.rules == []
+
+
+def test_a_misspelt_method_gets_a_did_you_mean_everywhere(
+    fake: FakeNetDriver, tmp_path: Path
+) -> None:
+    from fakedriver._control import control
+
+    hint = "'Jion' is not a method of either protocol; did you mean 'Join'?"
+    with pytest.raises(ValueError, match=re.escape(hint)):
+        fake.fail("Jion")
+    toml = tmp_path / "typo.toml"
+    toml.write_text('[[fault]]\nmethod = "Jion"\n')
+    with pytest.raises(ValueError, match=re.escape(f"fault scenario {toml}: {hint}")):
+        fake.faults.load(str(toml))
+    body = json.dumps({"method": "Jion"}).encode()
+    assert control(fake, "POST", "/fakedriver/faults", body) == (
+        400,
+        {"Err": f"bad control request: {hint}"},
+    )
+
+
+def test_assert_all_fired_names_the_rules_no_call_met(fake: FakeNetDriver) -> None:
+    fake.fail(CAPS, "met")
+    fake.fail("Join", "never", name="join-refused")
+    fake.fail(CAPS, "preempted")  # seen, but the rule before it decided every call
+    post(CAPS)
+
+    with pytest.raises(AssertionError) as raised:
+        fake.faults.assert_all_fired()
+
+    assert str(raised.value) == (
+        "2 fault rule(s) never fired:"
+        "\n  join-refused: 0 matching call(s), never fired"
+        f"\n  error on {CAPS}: 1 matching call(s), never fired"
+    )
+    fake.faults.clear()
+    fake.faults.assert_all_fired()  # no rules: nothing to miss
+
+
 # -- rules: validation and reset --------------------------------------------------------------
 @pytest.mark.parametrize(
     ("fields", "message"),
@@ -563,12 +724,12 @@ def test_nth_counts_calls_that_another_rule_decided(fake: FakeNetDriver) -> None
         ({"kind": "explode"}, "unknown fault kind 'explode'"),
         ({"kind": "error", "nth": 0}, "nth must be a whole number from 1, not 0"),
         ({"kind": "error", "times": -1}, "times must be a whole number from 1"),
-        ({"kind": "error", "every": 1.5}, "every must be a whole number from 1"),
+        ({"kind": "error", "every": 0}, "every must be a whole number from 1"),
         ({"kind": "error", "after": -1}, "after must be a whole number from 0, not -1"),
         ({"kind": "error", "probability": 2}, "probability must be between 0 and 1, not 2"),
         ({"kind": "status", "status": 99}, "status must be an HTTP status code, not 99"),
         ({"kind": "status", "status": 600}, "status must be an HTTP status code, not 600"),
-        ({"method": "Jion"}, "'Jion' is not a method of either protocol"),
+        ({"method": "Jion"}, "'Jion' is not a method of either protocol; did you mean 'Join'"),
         ({"method": "GetCapabilities"}, "'GetCapabilities' is ambiguous"),
         ({"kind": "error", "colour": "red"}, r"unknown fault field\(s\) \['colour'\]"),
     ],
@@ -595,7 +756,7 @@ def test_a_rule_that_would_break_every_call_is_refused_when_made(
 ) -> None:
     """Refused when it is made, not later at every call it applies to (where, on the
     socket, the call's connection is dropped unjournaled and the server logs a traceback)."""
-    with pytest.raises(ValueError):
+    with pytest.raises((ValueError, TypeError)):
         rule_from_dict(fields)
 
 
@@ -608,7 +769,8 @@ def test_the_kind_defaults_to_error_or_to_status_when_a_status_is_given(
     # the same in a scenario file or a control API body
     assert rule_from_dict({"method": "Join"}).kind == "error"
     assert rule_from_dict({"method": "Join", "status": 502}).kind == "status"
-    assert rule_from_dict({"kind": "drop", "status": 502}).kind == "drop"
+    with pytest.raises(ValueError, match="status= is for 'status' rules, not 'drop' ones"):
+        rule_from_dict({"kind": "drop", "status": 502})  # a drop sends no status
 
 
 def test_reset_clears_the_rules_and_the_phase(fake: FakeNetDriver) -> None:

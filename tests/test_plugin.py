@@ -416,3 +416,103 @@ def test_every_installed_client_is_routed_and_the_ini_option_narrows_them(
     result = run(pytester)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*httpx.ConnectError*", "FAILED *::test_every_client*"])
+
+
+def test_a_project_with_its_own_conftest_plugin_still_gets_the_fixture(
+    pytester: pytest.Pytester,
+) -> None:
+    """The plugin is ``fakedriver.pytest_plugin``: a project's ``conftest_plugin.py``
+    (once shadowed by ours, installed as a top-level module) changes nothing."""
+    pytester.makepyfile(conftest_plugin="MINE = True\n")
+    pytester.makeconftest('pytest_plugins = ["conftest_plugin"]\n')
+    pytester.makepyfile(
+        """
+        import conftest_plugin
+
+        def test_both(fake_netdriver):
+            assert conftest_plugin.MINE
+            assert fake_netdriver.url == "http://fake-netdriver"
+        """
+    )
+    run(pytester).assert_outcomes(passed=1)
+
+
+def test_the_checkout_shim_loads_the_plugin_once(pytester: pytest.Pytester) -> None:
+    """``pytest_plugins = ["conftest_plugin"]`` from a checkout names the installed plugin;
+    with the entry point active too, the fixture and its report are there once."""
+    from pathlib import Path
+
+    shim = Path(__file__).resolve().parents[1] / "conftest_plugin.py"
+    pytester.makepyfile(conftest_plugin=shim.read_text())
+    pytester.makeconftest('pytest_plugins = ["conftest_plugin"]\n')
+    pytester.makepyfile(
+        """
+        from conftest_plugin import FakeNetDriverFactory
+
+        def test_fails(fake_netdriver, fake_netdriver_factory):
+            assert isinstance(fake_netdriver_factory, FakeNetDriverFactory)
+            assert False
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    assert result.stdout.str().count("fake_netdriver journal") == 1
+
+
+def test_assert_all_fired_fails_a_test_whose_fault_never_fired(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        import requests
+
+        @pytest.mark.fake_netdriver(assert_all_fired=True)
+        def test_fired(fake_netdriver):
+            fake_netdriver.fail("Plugin.Activate", "boom")
+            requests.post(f"{fake_netdriver.url}/Plugin.Activate")
+
+        @pytest.mark.fake_netdriver(assert_all_fired=True)
+        def test_typo_in_match(fake_netdriver):
+            fake_netdriver.fail("Plugin.Activate", "boom", match={"Nope": 1})
+            requests.post(f"{fake_netdriver.url}/Plugin.Activate")
+
+        def test_not_asked(fake_netdriver):
+            fake_netdriver.fail("Join", "never")
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_typo_in_match*",
+            "E * 1 fault rule(s) never fired:",
+            "E *error on Plugin.Activate: 0 matching call(s), never fired",
+        ]
+    )
+
+
+def test_the_plugin_loads_without_responses_or_requests(pytester: pytest.Pytester) -> None:
+    """``pip install fakedriver pytest`` (no ``[pytest]`` extra) must not break a user's
+    pytest: routing imports its libraries only for the clients that are installed, and
+    the WSGI app needs none of them."""
+    pytester.makepyfile(
+        """
+        import sys
+        from werkzeug.test import Client
+
+        def test_wsgi(fake_netdriver):
+            assert sys.modules["responses"] is None and sys.modules["requests"] is None
+            assert Client(fake_netdriver).post("/Plugin.Activate").json["Implements"]
+        """
+    )
+    hide = (
+        "import sys\n"
+        "for name in ('responses', 'requests'):\n"
+        "    sys.modules[name] = None  # as if not installed\n"
+        "import pytest\n"
+        "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider']))\n"
+    )
+    import sys
+
+    result = pytester.run(sys.executable, "-c", hide)
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["*1 passed*"])

@@ -4,6 +4,7 @@ in-process; every other URL goes where it would have gone without the route."""
 from __future__ import annotations
 
 import gc
+import inspect
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -301,6 +302,34 @@ def test_a_route_is_a_decorator() -> None:
     assert user_code() == IMPLEMENTS
     assert responses.mock.registered() == []
     assert route.fake.calls.methods == ["Plugin.Activate"] * 2
+
+
+def test_a_decorated_function_gets_the_fake_as_fake_netdriver() -> None:
+    """As respx passes ``respx_mock``: asked for by name, as a keyword."""
+
+    @fakedriver.routed(url=PLUGIN, scope="global")
+    def user_code(name: str, fake_netdriver: FakeNetDriver) -> tuple[str, list[str]]:
+        activate()
+        return name, fake_netdriver.calls.methods
+
+    assert user_code("first") == ("first", ["Plugin.Activate"])
+    assert user_code(name="again") == ("again", ["Plugin.Activate"] * 2)
+    # the parameter is not the caller's: pytest would look for a fixture of that name
+    assert list(inspect.signature(user_code).parameters) == ["name"]
+
+
+def test_a_decorated_coroutine_is_routed_while_it_runs() -> None:
+    import asyncio
+
+    import httpx
+
+    @fakedriver.routed(url=PLUGIN)
+    async def user_code(fake_netdriver: FakeNetDriver) -> int:
+        async with httpx.AsyncClient() as client:
+            await client.post(f"{PLUGIN}/Plugin.Activate")
+        return len(fake_netdriver.calls)
+
+    assert asyncio.run(user_code()) == 1
 
 
 @pytest.mark.parametrize("verb", ["GET", "PUT", "PATCH", "DELETE", "OPTIONS"])

@@ -1,0 +1,222 @@
+"""The pytest plugin of fakedriver, registered through the ``pytest11`` entry point
+(``pip install fakedriver[pytest]``; from a checkout, ``pytest_plugins = ["conftest_plugin"]``).
+
+Fixtures:
+
+* ``fake_netdriver``: a :class:`fakedriver.FakeNetDriver` for one test, with ``requests``
+  calls to ``fake_netdriver.url`` routed to it in-process (see :class:`fakedriver.Route`).
+  Every installed client is routed: ``requests`` (through ``responses``), ``httpx`` sync
+  and async (through respx, with ``fakedriver[httpx]``) and ``aiohttp`` (through
+  aioresponses, with ``fakedriver[aiohttp]``).
+* ``fake_netdriver_server``: a fresh fake served on a real unix socket (and loopback TCP
+  with the marker's ``tcp=True``) in a background thread, through the same server code
+  as ``fakedriver serve``: for a client in another process (curl, a Go binary, dockerd).
+  It is a :class:`fakedriver.Served`: ``.fake``, ``.socket_path``, ``.url``, ``.tcp_url``.
+* ``fake_netdriver_factory``: call it for more fakes, or ones with another persona:
+  ``fake_netdriver_factory(scope="global", url="http://overlay")``; its ``served()``
+  makes more served fakes.
+
+Marker ``@pytest.mark.fake_netdriver(**options)`` sets persona options (``scope``,
+``ipam``, ``strict``, ...) and the plugin's own: ``audit`` (run ``assert_clean()`` at
+teardown), ``assert_all_fired`` (run ``fake.faults.assert_all_fired()`` at teardown),
+``url``, ``socket``, ``clients`` (which libraries to route), ``tcp`` (for the served
+fake) and ``faults`` (a TOML fault scenario, relative to the test file). ini options give
+the defaults: ``fake_netdriver_strict``, ``fake_netdriver_audit``,
+``fake_netdriver_seed``, ``fake_netdriver_clients`` and ``fake_netdriver_url``.
+
+When a test that used a fake fails, its report gets a "fake_netdriver journal" section.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fakedriver import FakeNetDriver, Persona, Route, Served, serving
+
+_factories = pytest.StashKey["FakeNetDriverFactory"]()
+_passed = pytest.StashKey[bool]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        "fake_netdriver_strict",
+        "refuse lifecycle violations (default true)",
+        type="bool",
+        default=True,
+    )
+    parser.addini(
+        "fake_netdriver_audit",
+        "assert_clean() every fake at teardown (default false)",
+        type="bool",
+        default=False,
+    )
+    parser.addini("fake_netdriver_seed", "seed for generated values (default 0)", default="0")
+    parser.addini(
+        "fake_netdriver_clients",
+        "client libraries the fixtures route (default: every one installed); routing "
+        "aiohttp costs about 2 ms a test",
+        type="args",
+        default=[],
+    )
+    parser.addini(
+        "fake_netdriver_url",
+        "base URL of the first fake (default http://fake-netdriver)",
+        default="http://fake-netdriver",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "fake_netdriver(**options): persona options for the fake_netdriver fixtures, plus "
+        "audit=True/False, assert_all_fired=True/False, url=..., socket=..., clients=[...], "
+        "tcp=True/False, faults='scenario.toml'",
+    )
+
+
+class FakeNetDriverFactory:
+    """Makes routed fakes for one test and takes them down after it: the
+    ``fake_netdriver_factory`` fixture. Annotate with it::
+
+        from fakedriver.pytest_plugin import FakeNetDriverFactory
+
+        def test_two(fake_netdriver_factory: FakeNetDriverFactory) -> None: ...
+    """
+
+    def __init__(self, config: pytest.Config, marker: pytest.Mark | None, root: Path) -> None:
+        self._root = root  # scenario files are found relative to the test's folder
+        self._defaults: dict[str, Any] = {
+            "strict": config.getini("fake_netdriver_strict"),
+            "seed": int(config.getini("fake_netdriver_seed")),
+            "audit": config.getini("fake_netdriver_audit"),
+        }
+        self._url = str(config.getini("fake_netdriver_url")).rstrip("/")
+        if marker is not None:
+            self._defaults.update(marker.kwargs)
+            self._url = str(self._defaults.pop("url", self._url)).rstrip("/")
+        self._socket = self._defaults.pop("socket", None)
+        self._faults = self._defaults.pop("faults", None)
+        ini_clients = config.getini("fake_netdriver_clients") or None
+        self._clients = self._defaults.pop("clients", ini_clients)
+        self._tcp = bool(self._defaults.pop("tcp", False))
+        #: each fake's route (or served fake), and its teardown checks (audit, all fired)
+        self._routes: list[tuple[Route, tuple[bool, bool]]] = []
+        self._served: list[tuple[Served, tuple[bool, bool]]] = []
+        self._stack = contextlib.ExitStack()
+
+    @property
+    def fakes(self) -> list[FakeNetDriver]:
+        """Every fake made for this test, routed ones first."""
+        routed = [route.fake for route, _ in self._routes]
+        return routed + [served.fake for served, _ in self._served]
+
+    def _make(self, persona: Persona | None, options: dict[str, Any]) -> FakeNetDriver:
+        faults = options.pop("faults", None)
+        fake = FakeNetDriver(persona, **options)
+        if faults is not None:
+            fake.faults.load(str(self._root / faults))
+        return fake
+
+    def __call__(self, persona: Persona | None = None, **options: Any) -> FakeNetDriver:
+        """A new fake, routed and active until the test ends.
+
+        :param persona: a base persona; ``options`` override its fields.
+        :param options: persona fields, and ``audit``, ``assert_all_fired``, ``url``,
+            ``socket``, ``clients``, ``faults``.
+        """
+        merged = {**self._defaults, **options}
+        checks = self._checks(merged)
+        first = not self._routes
+        url = merged.pop("url", self._url if first else f"{self._url}-{len(self._routes) + 1}")
+        socket = merged.pop("socket", self._socket if first else None)
+        clients = merged.pop("clients", self._clients)
+        merged.setdefault("faults", self._faults if first else None)
+        route = Route(self._make(persona, merged), url, socket, clients)
+        route.start()
+        self._routes.append((route, checks))
+        return route.fake
+
+    def served(self, persona: Persona | None = None, **options: Any) -> Served:
+        """A new fake served on a real socket until the test ends (see
+        :func:`fakedriver.serving`); ``options`` as for a routed fake, plus ``tcp``."""
+        merged = {**self._defaults, **options}
+        checks = self._checks(merged)
+        tcp = bool(merged.pop("tcp", self._tcp))
+        for key in ("url", "socket", "clients"):
+            merged.pop(key, None)
+        merged.setdefault("faults", self._faults if not self._served else None)
+        served = self._stack.enter_context(serving(self._make(persona, merged), tcp=tcp))
+        self._served.append((served, checks))
+        return served
+
+    @staticmethod
+    def _checks(options: dict[str, Any]) -> tuple[bool, bool]:
+        """Take the teardown checks out of ``options``: (audit, assert all fired)."""
+        return bool(options.pop("audit", False)), bool(options.pop("assert_all_fired", False))
+
+    def close(self, passed: bool) -> None:
+        """Stop every route and served fake; after a test that ``passed``, run the checks
+        each fake asked for (``audit``, ``assert_all_fired``)."""
+        __tracebackhide__ = True
+        for route, _ in reversed(self._routes):
+            route.stop()
+        self._stack.close()
+        if passed:
+            made = [(r.fake, c) for r, c in self._routes] + [(s.fake, c) for s, c in self._served]
+            for fake, (audit, all_fired) in made:
+                if all_fired:
+                    fake.faults.assert_all_fired()
+                if audit:
+                    fake.assert_clean()
+
+    def report(self) -> str:
+        """The journal of every fake, for a failing test's report."""
+        parts = []
+        for fake in self.fakes:
+            where = fake.url or fake.socket_path
+            head = f"fake at {where} (seed {fake.persona.seed}, strict={fake.persona.strict})"
+            violations = "".join(f"  ~ {v}\n" for v in fake.violations)
+            parts.append(f"{head}\n{fake.calls.format()}{violations}")
+        return "\n".join(parts)
+
+
+@pytest.fixture
+def fake_netdriver_factory(request: pytest.FixtureRequest) -> Iterator[FakeNetDriverFactory]:
+    """A factory of routed ``FakeNetDriver`` instances for this test."""
+    factory = FakeNetDriverFactory(
+        request.config, request.node.get_closest_marker("fake_netdriver"), request.path.parent
+    )
+    request.node.stash[_factories] = factory
+    yield factory
+    factory.close(passed=request.node.stash.get(_passed, False))
+
+
+@pytest.fixture
+def fake_netdriver(fake_netdriver_factory: FakeNetDriverFactory) -> FakeNetDriver:
+    """A ``FakeNetDriver`` routed at ``fake_netdriver.url`` for this test."""
+    return fake_netdriver_factory()
+
+
+@pytest.fixture
+def fake_netdriver_server(fake_netdriver_factory: FakeNetDriverFactory) -> Served:
+    """A fresh ``FakeNetDriver`` served on a real unix socket for this test (see
+    :class:`fakedriver.Served`)."""
+    return fake_netdriver_factory.served()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if report.when == "call":  # the audit runs only after a test that passed
+        item.stash[_passed] = report.passed and not hasattr(report, "wasxfail")
+    factory = item.stash.get(_factories, None)
+    if report.failed and factory is not None and factory.fakes:
+        report.sections.append(("fake_netdriver journal", factory.report()))
