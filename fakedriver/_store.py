@@ -302,10 +302,8 @@ def read(db: sqlite3.Connection, path: str) -> State:
     """The state in ``db``, every row checked; :class:`StateFileError` names the problem."""
     try:
         return _read(db)
-    except _Bad as exc:
-        raise StateFileError(f"cannot load state file {path}: {exc}") from None
-    except (sqlite3.Error, DriverError, ValueError) as exc:
-        detail = getattr(exc, "message", None) or str(exc)
+    except (_Bad, sqlite3.Error, DriverError, ValueError) as exc:
+        detail = " ".join(str(getattr(exc, "message", None) or exc).split())  # one line
         raise StateFileError(f"cannot load state file {path}: {detail}") from None
 
 
@@ -319,7 +317,7 @@ def _rows(db: sqlite3.Connection, table: str) -> Iterator[tuple[str, tuple[Any, 
 
 
 def _read(db: sqlite3.Connection) -> State:
-    check = db.execute("PRAGMA quick_check").fetchone()
+    check = db.execute("PRAGMA integrity_check(1)").fetchone()  # tables and indexes agree
     if check is None or check[0] != "ok":
         raise _Bad(f"the database is damaged: {check[0] if check else 'no answer'}")
     meta = {}
@@ -438,6 +436,9 @@ def _pool(row: tuple[Any, ...], where: str, origin: _Origin) -> Pool:
     opts = _object(options, where)
     if not all(isinstance(v, str) for v in opts.values()):
         raise _Bad(f"{where}: options must map names to strings")
+    expected = f"{space}/{network}" + (f"/{sub}" if sub else "")
+    if pid != expected:
+        raise _Bad(f"{where}: the id of pool {network} in {space!r} is {expected!r}")
     call, run = origin(call, run, where)
     return Pool(_id(pid, where), _text(space, where), net, sub_pool, opts, call,
                 origin.epoch(epoch, where), run)  # fmt: skip
@@ -531,12 +532,11 @@ def _ipam_of(v4: object, v6: object, where: str) -> tuple[list[w.IPAMData], list
 
 # -- reading without serving ------------------------------------------------------------------
 def peek_state(path: str) -> State:
-    """The state in the database at ``path`` as it is (no new run), read-only."""
+    """The state in the database at ``path`` as it is (no new run); nothing is written."""
     if not os.path.exists(path):
         raise StateFileError(f"cannot load state file {path}: no such file")
-    uri = "file:" + os.path.realpath(path) + "?mode=ro"
-    try:
-        db = sqlite3.connect(uri, uri=True, timeout=0)
+    try:  # read-write (and never written), so that closing it tidies the -wal file away
+        db = sqlite3.connect(os.path.realpath(path), timeout=0)
     except sqlite3.Error as exc:
         raise StateFileError(f"cannot open state file {path}: {exc}") from None
     try:
