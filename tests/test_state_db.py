@@ -258,6 +258,8 @@ def test_a_second_server_on_the_same_file_is_refused(serve: Launcher, folder: Pa
     ]
     with Conn(str(folder / "a.sock")) as conn:  # the first carries on
         assert conn.send("NetworkDriver.CreateNetwork", create_network(NET)).status == 200
+    shown = _cli("state", "show", str(path))  # nor can a reader look while it runs
+    assert shown.returncode == 2 and "a running fakedriver serve holds it" in shown.stderr
     assert first.stop() == 0
     assert list(peek_state(str(path)).networks) == [NET]
 
