@@ -61,12 +61,13 @@ class Engine:
 
     # -- lifecycle ------------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget state, journal and fault rules (releasing held calls), and reseed."""
+        """Forget state, journal and fault rules (releasing held calls), and reseed. With a
+        store, the empty state is saved first: if it cannot be, nothing is forgotten."""
         with self.lock:
+            self.restore(State())
             self.calls = Journal()
             self.faults.clear()
             self.faults = Faults(self.persona.seed, self.clock)
-            self.restore(State())
 
     def restore(self, state: State) -> None:
         """Take ``state`` (e.g. loaded from a file) as the driver's state, and reseed. With
