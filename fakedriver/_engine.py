@@ -180,7 +180,7 @@ class Engine:
             try:  # a refused call may have touched (and put back) a record: commit it too
                 self.store.commit(self.state, model.touched)
             except StoreError as exc:
-                self.store.revert(self.state)
+                self.store.revert(self.state, model.touched)
                 status, error, found, notes = 500, f"state not saved: {exc}", (), ()
                 answer = {error_key(method): error}
         return self._entry(method, request, answer, status, error, found, fault, notes)

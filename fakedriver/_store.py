@@ -24,7 +24,6 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import fields
 from typing import Any
 
 from . import _wire as w
@@ -278,11 +277,84 @@ class Store:
             raise StoreError(str(exc)) from None
         self._violations = len(state.violations)
 
-    def revert(self, state: State) -> None:
-        """Put ``state`` back as the database has it (after a failed commit)."""
-        saved = read(self.db, self.path)
-        for each in fields(State):
-            setattr(state, each.name, getattr(saved, each.name))
+    def revert(self, state: State, touched: Iterable[Key]) -> None:
+        """Put the records ``touched`` names (and the meta values and violations) back in
+        ``state`` as the database has them: after a failed commit, the call's changes go."""
+        db, path = self.db, self.path
+        try:
+            _meta(db, state)
+            del state.violations[self._violations :]
+            origin = _Origin(state)
+            for table, key in sorted(touched, key=lambda k: REVERT_ORDER.index(k[0])):
+                if table != "meta":
+                    _put_back(db, state, table, key, origin)
+        except (_Bad, sqlite3.Error, DriverError, ValueError) as exc:
+            raise StateFileError(f"cannot read back state file {path}: {exc}") from None
+
+
+#: Tables in the order records are put back: a record's parent first.
+REVERT_ORDER = ("meta", "networks", "endpoints", "allocations", "nodes", "pools", "leases", "links")
+
+
+def _fetch(db: sqlite3.Connection, table: str, where: str, key: tuple[Any, ...]) -> Any:
+    columns = ", ".join(TABLES[table])
+    return db.execute(f"SELECT {columns} FROM {table} WHERE {where}", key).fetchone()
+
+
+def _put_back(db: sqlite3.Connection, state: State, table: str, key: Any, origin: _Origin) -> None:
+    """Make the record ``key`` of ``table`` in ``state`` what the database holds."""
+    where = f"{table} row {key!r}"
+    if table == "leases":
+        pid, value = key
+        pool = state.pools.get(pid)
+        if pool is None:
+            return  # gone with its pool (or put back whole with it)
+        address = str(pool.address_of(value))
+        row = _fetch(db, "leases", "pool_id = ? AND address = ?", (pid, address))
+        if value in pool.leases:
+            pool.release(value)
+        if row is not None:
+            _lease(state, tuple(row), where, origin)
+        return
+    if table == "links":
+        row = _fetch(db, "links", "endpoint_id = ?", (key,))
+        (state.links.add if row is not None else state.links.discard)(key)
+        return
+    row = _fetch(db, table, f"{TABLES[table][0]} = ?", (key,))
+    if table == "networks":
+        held = state.networks.pop(key, None)
+        if row is not None:
+            network = state.networks[key] = _network(tuple(row), where, origin)
+            if held is not None:  # its endpoints stay (those the call touched follow)
+                network.endpoints, network.addresses, network.macs = (
+                    held.endpoints, held.addresses, held.macs)  # fmt: skip
+    elif table == "endpoints":
+        if key in state.endpoints:
+            _unlink_endpoint(state, state.endpoints[key])
+        if row is not None:
+            _link_endpoint(state, _endpoint(state, tuple(row), where, origin))
+    elif table == "allocations":
+        state.allocations.pop(key, None)
+        if row is not None:
+            state.allocations[key] = _allocation(tuple(row), where, origin)
+    elif table == "nodes":
+        state.nodes.pop(key, None)
+        if row is not None:
+            state.nodes[key] = _node(tuple(row), where, origin)
+    elif table == "pools":
+        held_pool = state.pools.pop(key, None)
+        if row is None:
+            return
+        pool = _pool(tuple(row), where, origin)
+        if held_pool is not None:  # same id, same network: what a call may change, and its leases
+            held_pool.options, held_pool.call, held_pool.epoch, held_pool.run = (
+                pool.options, pool.call, pool.epoch, pool.run)  # fmt: skip
+            state.pools[key] = held_pool
+            return
+        state.pools[key] = pool  # released by the call: its leases come back with it
+        leases = f"SELECT {', '.join(TABLES['leases'])} FROM leases WHERE pool_id = ?"
+        for lease_row in db.execute(leases, (key,)):
+            _lease(state, tuple(lease_row), where, origin)
 
 
 @contextlib.contextmanager
@@ -320,57 +392,25 @@ def _read(db: sqlite3.Connection) -> State:
     check = db.execute("PRAGMA integrity_check(1)").fetchone()  # tables and indexes agree
     if check is None or check[0] != "ok":
         raise _Bad(f"the database is damaged: {check[0] if check else 'no answer'}")
-    meta = {}
-    for where, (key, value) in _rows(db, "meta"):
-        meta[key] = _int(value, where)
-    if meta.get("schema") != SCHEMA:
-        found = meta.get("schema", "none")
-        raise _Bad(f"schema version {found}, this fakedriver reads version {SCHEMA}")
-    if set(meta) != {"schema", "epoch", "run"}:
-        raise _Bad(f"meta holds {sorted(meta)}, not epoch, run and schema")
-    state = State(epoch=meta["epoch"], run=meta["run"])
+    state = State()
+    _meta(db, state)
     origin = _Origin(state)
-    for where, (nid, options, v4, v6, call, run) in _rows(db, "networks"):
-        data = _ipam_of(v4, v6, where)
-        net = Network(_id(nid, where), _object(options, where), *data, *origin(call, run, where))
-        state.networks[net.id] = net
+    for where, row in _rows(db, "networks"):
+        network = _network(row, where, origin)
+        state.networks[network.id] = network
     for where, row in _rows(db, "endpoints"):
-        endpoint = _endpoint(state, row, where, origin)
-        network = state.networks[endpoint.network_id]
-        state.endpoints[endpoint.id] = network.endpoints[endpoint.id] = endpoint
-        for address in (endpoint.address, endpoint.address_v6):
-            if address is not None:
-                network.addresses.setdefault(address.ip, endpoint.id)
-        if endpoint.mac:
-            network.macs.setdefault(endpoint.mac, endpoint.id)
-    for where, (nid, options, v4, v6, call, run) in _rows(db, "allocations"):
-        opts = _object(options, where)
-        if not all(isinstance(v, str) for v in opts.values()):
-            raise _Bad(f"{where}: options must map names to strings")
-        data = _ipam_of(v4, v6, where)
-        state.allocations[_id(nid, where)] = Allocation(nid, opts, *data, *origin(call, run, where))
-    for where, (address, bind, self_, call, run) in _rows(db, "nodes"):
-        _ip(address, where, empty=False)
-        _ip(bind, where, empty=True)
-        node = Node(address, bind, _bool(self_, where), *origin(call, run, where))
-        state.nodes[address] = node
+        _link_endpoint(state, _endpoint(state, row, where, origin))
+    for where, row in _rows(db, "allocations"):
+        allocation = _allocation(row, where, origin)
+        state.allocations[allocation.network_id] = allocation
+    for where, row in _rows(db, "nodes"):
+        node = _node(row, where, origin)
+        state.nodes[node.address] = node
     for where, row in _rows(db, "pools"):
         pool = _pool(row, where, origin)
         state.pools[pool.id] = pool
-    for where, (pid, address, kind, mac, call, epoch, run) in _rows(db, "leases"):
-        held = state.pools.get(pid) if isinstance(pid, str) else None
-        if held is None:
-            raise _Bad(f"{where}: a lease of pool {pid!r}, which the state does not hold")
-        pool = held
-        ip = _ip(address, where, empty=False, version=pool.network.version)
-        value = pool.check_specific(ip)  # type: ignore[arg-type]
-        if value in pool.leases:
-            raise _Bad(f"{where}: address {address} is leased twice")
-        if kind not in ("gateway", "address"):
-            raise _Bad(f"{where}: kind {kind!r} is neither 'gateway' nor 'address'")
-        lease_call, lease_run = origin(call, run, where)
-        lease = Lease(kind, _mac(mac, where), lease_call, origin.epoch(epoch, where), lease_run)
-        pool.lease(value, lease)
+    for where, row in _rows(db, "leases"):
+        _lease(state, row, where, origin)
     for where, (eid,) in _rows(db, "links"):
         state.links.add(_id(eid, where))
     for i, (where, (seq, call, method, message)) in enumerate(_rows(db, "violations")):
@@ -380,6 +420,82 @@ def _read(db: sqlite3.Connection) -> State:
             raise _Bad(f"{where}: {method!r} is not a method of either protocol")
         state.violations.append(Violation(_int(call, where), method, _text(message, where)))
     return state
+
+
+def _meta(db: sqlite3.Connection, state: State) -> None:
+    meta = {}
+    for where, (key, value) in _rows(db, "meta"):
+        meta[key] = _int(value, where)
+    if meta.get("schema") != SCHEMA:
+        found = meta.get("schema", "none")
+        raise _Bad(f"schema version {found}, this fakedriver reads version {SCHEMA}")
+    if set(meta) != {"schema", "epoch", "run"}:
+        raise _Bad(f"meta holds {sorted(meta)}, not epoch, run and schema")
+    state.epoch, state.run = meta["epoch"], meta["run"]
+
+
+def _link_endpoint(state: State, endpoint: Endpoint) -> None:
+    """Put ``endpoint`` in the state, its network and the network's indexes."""
+    network = state.networks[endpoint.network_id]
+    state.endpoints[endpoint.id] = network.endpoints[endpoint.id] = endpoint
+    for address in (endpoint.address, endpoint.address_v6):
+        if address is not None:
+            network.addresses.setdefault(address.ip, endpoint.id)
+    if endpoint.mac:
+        network.macs.setdefault(endpoint.mac, endpoint.id)
+
+
+def _unlink_endpoint(state: State, endpoint: Endpoint) -> None:
+    """The inverse of :func:`_link_endpoint`."""
+    del state.endpoints[endpoint.id]
+    network = state.networks.get(endpoint.network_id)
+    if network is None:
+        return
+    network.endpoints.pop(endpoint.id, None)
+    for address in (endpoint.address, endpoint.address_v6):
+        if address is not None and network.addresses.get(address.ip) == endpoint.id:
+            del network.addresses[address.ip]
+    if network.macs.get(endpoint.mac) == endpoint.id:
+        del network.macs[endpoint.mac]
+
+
+def _network(row: tuple[Any, ...], where: str, origin: _Origin) -> Network:
+    nid, options, v4, v6, call, run = row
+    data = _ipam_of(v4, v6, where)
+    return Network(_id(nid, where), _object(options, where), *data, *origin(call, run, where))
+
+
+def _allocation(row: tuple[Any, ...], where: str, origin: _Origin) -> Allocation:
+    nid, options, v4, v6, call, run = row
+    opts = _object(options, where)
+    if not all(isinstance(v, str) for v in opts.values()):
+        raise _Bad(f"{where}: options must map names to strings")
+    data = _ipam_of(v4, v6, where)
+    return Allocation(_id(nid, where), opts, *data, *origin(call, run, where))
+
+
+def _node(row: tuple[Any, ...], where: str, origin: _Origin) -> Node:
+    address, bind, self_, call, run = row
+    _ip(address, where, empty=False)
+    _ip(bind, where, empty=True)
+    return Node(address, bind, _bool(self_, where), *origin(call, run, where))
+
+
+def _lease(state: State, row: tuple[Any, ...], where: str, origin: _Origin) -> None:
+    """Put the lease of ``row`` in its pool (replacing the one it holds there, if any)."""
+    pid, address, kind, mac, call, epoch, run = row
+    pool = state.pools.get(pid) if isinstance(pid, str) else None
+    if pool is None:
+        raise _Bad(f"{where}: a lease of pool {pid!r}, which the state does not hold")
+    ip = _ip(address, where, empty=False, version=pool.network.version)
+    value = pool.check_specific(ip)  # type: ignore[arg-type]
+    if kind not in ("gateway", "address"):
+        raise _Bad(f"{where}: kind {kind!r} is neither 'gateway' nor 'address'")
+    lease_call, lease_run = origin(call, run, where)
+    lease = Lease(kind, _mac(mac, where), lease_call, origin.epoch(epoch, where), lease_run)
+    if value in pool.leases:
+        raise _Bad(f"{where}: address {address} is leased twice")
+    pool.lease(value, lease)
 
 
 class _Origin:

@@ -28,7 +28,15 @@ import pytest
 from conftest import NET, Wire
 from hypothesis import given
 from hypothesis import strategies as st
-from test_fuzz import LIGHT, METHODS, PERSONAS, Request, near_valid_requests, seeded
+from test_fuzz import (
+    LIGHT,
+    METHODS,
+    PERSONAS,
+    Request,
+    check_indexes,
+    near_valid_requests,
+    seeded,
+)
 from test_persist import build_rich_state
 from test_server import Conn, Launcher, create_network, temporary_short_dir
 
@@ -143,6 +151,50 @@ def test_after_every_call_the_database_holds_what_memory_holds(
                 fake.handle(request.path, request.raw)
                 assert fake.calls[-1].status != 500, fake.calls[-1]
                 assert read(store.db, str(path)).snapshot() == fake.state.snapshot(), request
+        finally:
+            store.close()
+
+
+class FlakyStore(Store):
+    """A store whose commits fail at random, after writing their rows (so the rollback and
+    the read-back both matter)."""
+
+    rng = random.Random(0)
+
+    def _write(self, state: State, touched: Any) -> None:
+        super()._write(state, touched)
+        if self.rng.random() < 0.4:
+            raise sqlite3.OperationalError("disk I/O error (injected)")
+
+
+@LIGHT
+@given(
+    persona=st.sampled_from(PERSONAS),
+    requests=st.lists(near_valid_requests(list(METHODS)), min_size=2, max_size=8),
+    seed=st.integers(0, 2**16),
+)
+def test_a_failed_commit_puts_back_exactly_what_the_call_changed(
+    persona: dict[str, Any], requests: list[Request], seed: int
+) -> None:
+    """A commit that fails answers "state not saved", and the records the call touched are
+    read back: memory is what it was before the call, and what the database holds."""
+    with temporary_short_dir() as folder:
+        fake = seeded(persona)
+        path = folder / "state.db"
+        store = FlakyStore.open(str(path))
+        store.rng = random.Random(seed)
+        store.replace(fake.state)
+        fake.engine.attach(store)
+        try:
+            for request in requests:
+                before = fake.state.snapshot()
+                fake.handle(request.path, request.raw)
+                call = fake.calls[-1]
+                if call.error is not None and call.error.startswith("state not saved: "):
+                    assert call.status == 500 and "(injected)" in call.error
+                    assert fake.state.snapshot() == before, request
+                assert read(store.db, str(path)).snapshot() == fake.state.snapshot(), request
+                check_indexes(fake)
         finally:
             store.close()
 
