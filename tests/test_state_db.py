@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NET, Wire
+from conftest import NET, Wire, ids
 from hypothesis import given
 from hypothesis import strategies as st
 from test_fuzz import (
@@ -37,10 +37,12 @@ from test_fuzz import (
     near_valid_requests,
     seeded,
 )
+from test_links import FakeIp
 from test_persist import build_rich_state
 from test_server import Conn, Launcher, create_network, temporary_short_dir
 
 from fakedriver import FakeNetDriver, State
+from fakedriver._links import Checkpointed, VethLinks
 from fakedriver._store import SCHEMA, TABLES, StateFileError, Store, peek_state, read, rows
 
 
@@ -197,6 +199,28 @@ def test_a_failed_commit_puts_back_exactly_what_the_call_changed(
                 check_indexes(fake)
         finally:
             store.close()
+
+
+def test_a_link_intent_that_cannot_be_saved_makes_no_pair(folder: Path) -> None:
+    """``serve --links veth --state`` commits the intent before ``ip link add``; when that
+    commit fails, Join answers "state not saved", no pair is made, nothing changes."""
+    ip = FakeIp()
+    store = FlakyStore.open(str(folder / "state.db"))
+    checkpoint = lambda eid: store.commit(fake.state, [("links", eid)])  # noqa: E731
+    fake = FakeNetDriver(links=Checkpointed(VethLinks(run=ip), checkpoint))
+    wire = Wire(fake)
+    store.replace(fake.state)
+    fake.engine.attach(store)
+    store.rng = random.Random(0)
+    wire.network()
+    wire.endpoint()
+    store.rng.random = lambda: 0.0  # type: ignore[method-assign]  # every commit fails now
+    before = fake.state.snapshot()
+    status, answer = wire("NetworkDriver.Join", {**ids(), "SandboxKey": "/k", "Options": {}})
+    assert status == 500 and answer["Err"].startswith("state not saved: "), answer
+    assert ip.argv == [] and fake.state.snapshot() == before
+    assert read(store.db, str(folder / "state.db")).snapshot() == before
+    store.close()
 
 
 def test_a_rich_state_round_trips_through_the_database(folder: Path) -> None:
