@@ -208,7 +208,10 @@ class Store:
                 raise StateFileError(
                     f"cannot use state file {path}: another fakedriver serve holds it"
                 ) from None
-            raise StateFileError(f"cannot load state file {path}: {exc}") from None
+            hint = ""
+            if "not a database" in str(exc) and _starts_with_brace(real):
+                hint = f" (a JSON state file? import it: fakedriver state import {path} NEW)"
+            raise StateFileError(f"cannot load state file {path}: {exc}{hint}") from None
         return cls(path, db)
 
     def close(self) -> None:
@@ -355,6 +358,12 @@ def _put_back(db: sqlite3.Connection, state: State, table: str, key: Any, origin
         leases = f"SELECT {', '.join(TABLES['leases'])} FROM leases WHERE pool_id = ?"
         for lease_row in db.execute(leases, (key,)):
             _lease(state, tuple(lease_row), where, origin)
+
+
+def _starts_with_brace(path: str) -> bool:
+    with contextlib.suppress(OSError), open(path, "rb") as head:
+        return head.read(1) == b"{"
+    return False
 
 
 @contextlib.contextmanager

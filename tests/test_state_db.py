@@ -466,8 +466,9 @@ def test_a_json_state_file_is_refused_and_can_be_imported(folder: Path) -> None:
     build_rich_state(fake)
     old, new = folder / "state.json", folder / "state.db"
     save(fake.state, str(old))
-    with pytest.raises(StateFileError, match=f"state file {old}: file is not a database"):
+    with pytest.raises(StateFileError, match=f"state file {old}: file is not a database") as bad:
         Store.open(str(old)).load()
+    assert str(bad.value).endswith(f"fakedriver state import {old} NEW)")
     done = _cli("state", "import", str(old), str(new))
     assert done.returncode == 0, done.stderr
     assert peek_state(str(new)).snapshot() == fake.state.snapshot()
