@@ -20,7 +20,7 @@ from ._links import Checkpointed, Links, VethLinks, reconcile
 from ._persona import Persona
 from ._server import PLUGIN_DIR, SPEC_DIR, PluginServer, ServeError
 from ._statefile import state_command, state_parser
-from ._store import StateFileError, Store
+from ._store import StateFileError, Store, StoreError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -236,4 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(args)
     except (ServeError, StateFileError, ValueError) as exc:
         print(f"fakedriver: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:  # at start: the links reconciled could not be saved
+        print(f"fakedriver: cannot save state file {args.state}: {exc}", file=sys.stderr)
         return 2

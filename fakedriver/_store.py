@@ -4,8 +4,8 @@ committed in one transaction before its answer is sent.
 The models say which records a call touched (:meth:`Model.touch`, by table and key); the
 engine hands those keys to :meth:`Store.commit`, which writes or deletes exactly those rows,
 so a change costs the same in a state of 100 endpoints as of 50,000. When the commit fails
-(disk full, read-only file system), :meth:`Store.revert` reads the state back from the
-database: memory is what the last commit left, and the call answers an error.
+(disk full, read-only file system), :meth:`Store.revert` reads those same records back
+from the database: memory is what the last commit left, and the call answers an error.
 
 The database is the server's alone: it is opened in SQLite's exclusive locking mode and
 locked at once, so a second server on the same file is refused at start. A symlink at the
