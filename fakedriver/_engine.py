@@ -13,6 +13,7 @@ state back as the database has it, and the call answers ``state not saved: ...``
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
 import threading
@@ -159,6 +160,8 @@ class Engine:
         notes: tuple[str, ...] = ()
         model = None
         try:
+            if self.store is not None and self.store.broken is not None:
+                raise StoreError(self.store.broken)  # memory may not be what was saved
             row = self._route(method)
             request = decode(body, no_arguments=row.no_arguments)
             links = self.links if row.subsystem == "NetworkDriver" else None
@@ -180,7 +183,8 @@ class Engine:
             try:  # a refused call may have touched (and put back) a record: commit it too
                 self.store.commit(self.state, model.touched)
             except StoreError as exc:
-                self.store.revert(self.state, model.touched)
+                with contextlib.suppress(StoreError):  # else the store is broken from now on
+                    self.store.revert(self.state, model.touched)
                 status, error, found, notes = 500, f"state not saved: {exc}", (), ()
                 answer = {error_key(method): error}
         return self._entry(method, request, answer, status, error, found, fault, notes)

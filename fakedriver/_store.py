@@ -180,6 +180,9 @@ class Store:
     def __init__(self, path: str, db: sqlite3.Connection) -> None:
         self.path, self.db = path, db
         self._violations = 0  # how many violations the database holds
+        #: Why memory can no longer be trusted (a failed commit it could not read back
+        #: from): every call answers this until a restart; ``None`` when all is well.
+        self.broken: str | None = None
 
     @classmethod
     def open(cls, path: str) -> Store:
@@ -282,7 +285,8 @@ class Store:
 
     def revert(self, state: State, touched: Iterable[Key]) -> None:
         """Put the records ``touched`` names (and the meta values and violations) back in
-        ``state`` as the database has them: after a failed commit, the call's changes go."""
+        ``state`` as the database has them: after a failed commit, the call's changes go.
+        When they cannot be read, the store is :attr:`broken`."""
         db, path = self.db, self.path
         try:
             _meta(db, state)
@@ -292,7 +296,8 @@ class Store:
                 if table != "meta":
                     _put_back(db, state, table, key, origin)
         except (_Bad, sqlite3.Error, DriverError, ValueError) as exc:
-            raise StateFileError(f"cannot read back state file {path}: {exc}") from None
+            self.broken = f"cannot read back state file {path} ({exc}): restart the server"
+            raise StoreError(self.broken) from None
 
 
 #: Tables in the order records are put back: a record's parent first.
@@ -383,7 +388,7 @@ def read(db: sqlite3.Connection, path: str) -> State:
     """The state in ``db``, every row checked; :class:`StateFileError` names the problem."""
     try:
         return _read(db)
-    except (_Bad, sqlite3.Error, DriverError, ValueError) as exc:
+    except (_Bad, sqlite3.Error, DriverError, ValueError, RecursionError) as exc:
         detail = " ".join(str(getattr(exc, "message", None) or exc).split())  # one line
         raise StateFileError(f"cannot load state file {path}: {detail}") from None
 

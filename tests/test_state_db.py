@@ -201,6 +201,38 @@ def test_a_failed_commit_puts_back_exactly_what_the_call_changed(
             store.close()
 
 
+def test_a_failed_commit_that_cannot_be_read_back_refuses_every_later_call(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Memory may then hold what the database does not: nothing is answered from it."""
+    import fakedriver._store as store_module
+
+    store = FlakyStore.open(str(folder / "state.db"))
+    fake = FakeNetDriver()
+    store.replace(fake.state)
+    fake.engine.attach(store)
+    wire = Wire(fake)
+    wire.network("n1")
+    store.rng = random.Random(0)
+    store.rng.random = lambda: 0.0  # type: ignore[method-assign]  # every commit fails now
+
+    def unreadable(*args: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error (injected)")
+
+    monkeypatch.setattr(store_module, "_put_back", unreadable)
+    status, answer = wire("NetworkDriver.CreateNetwork", create_network("n2"))
+    assert status == 500 and answer["Err"].startswith("state not saved: disk I/O"), answer
+    for method in ("NetworkDriver.GetCapabilities", "NetworkDriver.DeleteNetwork"):
+        status, answer = wire(method, {"NetworkID": "n1"})
+        assert status == 500, answer
+        assert answer["Err"] == (
+            f"state not saved: cannot read back state file {folder / 'state.db'} "
+            "(disk I/O error (injected)): restart the server"
+        )
+    store.close()
+    assert list(peek_state(str(folder / "state.db")).networks) == ["n1"]
+
+
 def test_a_link_intent_that_cannot_be_saved_makes_no_pair(folder: Path) -> None:
     """``serve --links veth --state`` commits the intent before ``ip link add``; when that
     commit fails, Join answers "state not saved", no pair is made, nothing changes."""
