@@ -291,6 +291,31 @@ def test_reset_and_lost_reply_are_saved(folder: Path) -> None:
     assert sorted(peek_state(str(path)).networks) == ["n3"]
 
 
+def test_reset_and_lost_reply_over_the_control_api_survive_kill_9(
+    serve: Launcher, folder: Path
+) -> None:
+    path, sock = folder / "state.db", str(folder / "x.sock")
+    args = ("--socket", sock, "--state", str(path), "--quiet")
+    first = serve(*args).wait_ready()
+    with Conn(sock) as conn:
+        for nid in ("n1", "n2"):
+            assert conn.send("NetworkDriver.CreateNetwork", create_network(nid)).status == 200
+        rule = {"method": "CreateNetwork", "kind": "lost_reply", "times": 1}
+        assert conn.send("fakedriver/faults", rule).status == 200
+        lost = conn.send("NetworkDriver.CreateNetwork", create_network("n3"))
+        assert lost.json.get("Err"), lost.json  # served, but answered as an error
+    first.proc.kill()
+    first.wait()
+    assert sorted(peek_state(str(path)).networks) == ["n1", "n2", "n3"]
+    second = serve(*args).wait_ready()
+    with Conn(sock) as conn:
+        assert conn.send("fakedriver/reset").status == 200
+        assert conn.send("NetworkDriver.CreateNetwork", create_network("n4")).status == 200
+    second.proc.kill()
+    second.wait()
+    assert sorted(peek_state(str(path)).networks) == ["n4"]
+
+
 # -- a failed commit is an error answer and changes nothing ------------------------------------
 def test_a_full_disk_is_an_error_answer_memory_unchanged_and_the_retry_succeeds() -> None:
     with tmpfs("512k") as folder:
