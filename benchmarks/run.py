@@ -4,6 +4,7 @@ run (interleaved, repeated, median), printed with its target and PASS/MISS.
     python benchmarks/run.py            # the full run (a few minutes)
     python benchmarks/run.py --quick    # smaller sizes, fewer repetitions
     python benchmarks/run.py --only 6   # some figures only
+    python benchmarks/run.py --only 7   # the --state database: per-change cost by size
 
 Figure 6 needs a real dockerd (Debian's docker.io), busybox-static and root; where they
 are missing it is skipped, with the reason.
@@ -38,6 +39,7 @@ import fakedriver
 from fakedriver import FakeNetDriver
 from fakedriver._ipam import IpamModel
 from fakedriver._pool import Pool
+from fakedriver._store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from dockerd_env import IMAGE, Dockerd, Plugin, Unavailable, run_name
@@ -464,6 +466,49 @@ def scale(endpoints: int, allocations: int, n: int, reps: int) -> None:
     print(f"  5d bytes per endpoint: {used / 10_000:,.0f}", flush=True)
 
 
+# -- 7. the state database ------------------------------------------------------------------------
+def state_cost(endpoints: int, n: int, reps: int) -> None:
+    """Join then Leave (two commits, each fsynced before its answer) on endpoints spread
+    over a state of ``endpoints`` kept in a ``--state`` database, against the same on a
+    state of 100, each in its own database in the same folder."""
+    networks = max(endpoints // 1000, 1)
+    print(f"    building {endpoints:,} endpoints in a state database ...", flush=True)
+    folder = Path(tempfile.mkdtemp(prefix="fdb"))
+    measures, stores = [], []
+    for count, name in ((networks, "big"), (1, "small")):
+        per_network = endpoints // networks if name == "big" else 100
+        fake = populated(count, per_network)
+        store = Store.open(str(folder / f"{name}.db"))
+        store.replace(fake.state)
+        fake.engine.attach(store)
+        stores.append(store)
+        picks = random.Random(7).sample(sorted(fake.state.endpoints), 16)
+        bodies = []
+        for eid in picks:
+            ids = {"NetworkID": fake.state.endpoints[eid].network_id, "EndpointID": eid}
+            join = {**ids, "SandboxKey": "/var/run/docker/netns/x", "Options": {}}
+            bodies.append((json.dumps(join).encode(), json.dumps(ids).encode()))
+
+        def cycle(fake: FakeNetDriver = fake, bodies: list[tuple[bytes, bytes]] = bodies) -> None:
+            for join, ids in bodies:
+                fake.handle("/NetworkDriver.Join", join)
+                fake.handle("/NetworkDriver.Leave", ids)
+
+        run = timed(cycle, n)
+        measures.append(lambda fake=fake, run=run: (fake.calls.clear(), run())[1])
+    seconds = [measure() / 32 for measure in measures]
+    row(
+        f"7 --state per-change cost, {endpoints:,} endpoints vs 100",
+        interleaved(measures[0], measures[1], reps),
+        "<=",
+        2.0,
+        f"(one change: {seconds[0] * 1000:.2f} ms vs {seconds[1] * 1000:.2f} ms)",
+    )
+    for store in stores:
+        store.close()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 # -- 6. docker run on a real dockerd ---------------------------------------------------------
 def docker_run(reps: int) -> None:
     """``docker run --rm`` on a network of ``fakedriver serve --links veth`` against the same
@@ -525,9 +570,9 @@ def _skipped(name: str, why: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", type=int, nargs="+", metavar="N", help="figures to run (1-6)")
+    parser.add_argument("--only", type=int, nargs="+", metavar="N", help="figures to run (1-7)")
     args = parser.parse_args()
-    quick, only = args.quick, set(args.only or range(1, 7))
+    quick, only = args.quick, set(args.only or range(1, 8))
     reps = 5 if quick else 9
     print(
         f"fakedriver {fakedriver.__version__}, Python {sys.version.split()[0]}, "
@@ -547,6 +592,8 @@ def main() -> None:
         scale(20_000 if quick else 100_000, 100_000 if quick else 1_000_000, 300, reps)
     if 6 in only:
         docker_run(8 if quick else 20)
+    if 7 in only:
+        state_cost(10_000 if quick else 50_000, 3 if quick else 5, reps)
     width = max(len(r[0]) for r in ROWS)
     print("\n" + "figure".ljust(width), "measured", "target", "verdict", sep="  ")
     for name, value, target, verdict in ROWS:

@@ -16,15 +16,11 @@ from types import FrameType
 from ._app import FakeNetDriver
 from ._clock import RealClock
 from ._control import control
-from ._journal import Call
 from ._links import Checkpointed, Links, VethLinks, reconcile
-from ._methods import TABLE
-from ._persist import StateFileError, load, save
 from ._persona import Persona
 from ._server import PLUGIN_DIR, SPEC_DIR, PluginServer, ServeError
-
-#: Calls that change nothing, so a state file need not be written after them.
-READ_ONLY = frozenset(row.name for row in TABLE.values() if row.read_only)
+from ._statefile import state_command, state_parser
+from ._store import StateFileError, Store, StoreError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -111,7 +107,8 @@ def _parser() -> argparse.ArgumentParser:
     behaviour.add_argument(
         "--state",
         metavar="FILE",
-        help="keep the state in FILE: loaded at start, saved after each change",
+        help="keep the state in FILE, an SQLite database this server holds alone: loaded "
+        "at start, each call's changes committed before it is answered",
     )
     behaviour.add_argument(
         "--log-format",
@@ -130,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
         "the control API under /fakedriver/)",
     )
     api.add_argument("--no-control", action="store_true", help="serve no control API at all")
+    state_parser(commands)
     return parser
 
 
@@ -150,20 +148,20 @@ def build(args: argparse.Namespace) -> FakeNetDriver:
         join_gateway=veth,  # a gateway with no interface makes dockerd fail the start
     )
     links: Links | None = VethLinks() if veth else None
-    if args.state and links is not None:  # the intent to make a pair is saved first
-        links = Checkpointed(links, lambda: save(app.state, args.state))
+    store = Store.open(args.state) if args.state else None
+    if store is not None and links is not None:  # the intent to make a pair is saved first
+        links = Checkpointed(links, lambda eid: store.commit(app.state, [("links", eid)]))
     app = FakeNetDriver(persona, links=links, clock=RealClock())
-    if args.faults:
-        app.faults.load(args.faults)
-    if args.state:
-        app.restore(load(args.state))
-        path = args.state
-
-        def persist(call: Call) -> None:
-            if call.ok and call.method not in READ_ONLY:
-                save(app.state, path)
-
-        app.listeners.append(persist)
+    try:
+        if args.faults:
+            app.faults.load(args.faults)
+        if store is not None:
+            app.restore(store.load())
+            app.engine.attach(store)
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
     return app
 
 
@@ -173,8 +171,8 @@ def _reconcile(args: argparse.Namespace, app: FakeNetDriver) -> None:
     if not args.state or app.links is None:
         return
     done = reconcile(app.state, app.links)
-    if done.removed:
-        save(app.state, args.state)
+    if done.removed and app.engine.store is not None:
+        app.engine.store.commit(app.state, [("links", eid) for eid in done.removed])
     if args.quiet or not (done.removed or done.adopted):
         return
     if args.log_format == "json":
@@ -225,13 +223,20 @@ def serve(args: argparse.Namespace) -> int:
             each.shutdown()
         for each in servers:
             each.close()
+        if app.engine.store is not None:
+            app.engine.store.close()
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "state":
+            return state_command(args)
         return serve(args)
     except (ServeError, StateFileError, ValueError) as exc:
         print(f"fakedriver: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:  # at start: the links reconciled could not be saved
+        print(f"fakedriver: cannot save state file {args.state}: {exc}", file=sys.stderr)
         return 2

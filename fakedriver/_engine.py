@@ -5,10 +5,15 @@ rules and the clock. :meth:`Engine.respond` serves one call with the fault rules
 and returns the :class:`Reply` that every transport renders in its own way;
 :meth:`Engine.serve` serves it with no faults. Everything else here (the fault and journal
 operations of the control API) runs under the same lock.
+
+With a :class:`~fakedriver._store.Store` attached (``--state FILE``), what a served call
+changed is committed before its answer is made; when the commit fails, the store puts the
+state back as the database has it, and the call answers ``state not saved: ...``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
 import threading
@@ -27,6 +32,7 @@ from ._methods import TABLE, Method
 from ._persona import Persona
 from ._reply import SERVED, NeverAnswered, Reply, as_sent, refused, served
 from ._state import State, Violation
+from ._store import Store, StoreError
 from ._wire import decode, peek
 
 Listener = Callable[[Call], None]
@@ -50,22 +56,34 @@ class Engine:
         self.calls = Journal()
         self.faults = Faults(persona.seed, clock)
         self.state = State()
+        #: Where each call's changes are committed (``None``: memory only).
+        self.store: Store | None = None
         self._rng = random.Random(persona.seed)
 
     # -- lifecycle ------------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget state, journal and fault rules (releasing held calls), and reseed."""
+        """Forget state, journal and fault rules (releasing held calls), and reseed. With a
+        store, the empty state is saved first: if it cannot be, nothing is forgotten."""
         with self.lock:
+            self.restore(State())
             self.calls = Journal()
             self.faults.clear()
             self.faults = Faults(self.persona.seed, self.clock)
-            self.restore(State())
 
     def restore(self, state: State) -> None:
-        """Take ``state`` (e.g. loaded from a file) as the driver's state, and reseed."""
+        """Take ``state`` (e.g. loaded from a file) as the driver's state, and reseed. With
+        a store, the database is made to hold it first (:class:`StoreError` if it cannot)."""
         with self.lock:
+            if self.store is not None:
+                self.store.replace(state)
             self.state = state
             self._rng = random.Random(self.persona.seed)
+
+    def attach(self, store: Store) -> None:
+        """Commit every call's changes to ``store`` from now on; it holds :attr:`state`
+        already (see :meth:`Store.load` and :meth:`Store.replace`)."""
+        with self.lock:
+            self.store = store
 
     # -- serving ----------------------------------------------------------------------------
     def serve(self, method: str, body: bytes) -> Call:
@@ -147,7 +165,10 @@ class Engine:
         request: dict[str, Any] | None = None
         found: tuple[str, ...] = ()
         notes: tuple[str, ...] = ()
+        model = None
         try:
+            if self.store is not None and self.store.broken is not None:
+                raise StoreError(self.store.broken)  # memory may not be what was saved
             row = self._route(method)
             request = decode(body, no_arguments=row.no_arguments)
             links = self.links if row.subsystem == "NetworkDriver" else None
@@ -159,9 +180,20 @@ class Engine:
             status, error = 200, None
         except DriverError as exc:
             status, error, answer = exc.status, exc.message, {error_key(method): exc.message}
+        except StoreError as exc:  # a checkpoint within the call (see _links.Checkpointed)
+            status, error = 500, f"state not saved: {exc}"
+            answer = {error_key(method): error}
         except Exception as exc:  # a bug in the fake: still answer in the protocol
             status, error = 500, f"internal error in fakedriver: {exc!r}"
             answer = {error_key(method): error}
+        if self.store is not None and model is not None and (model.touched or found):
+            try:  # a refused call may have touched (and put back) a record: commit it too
+                self.store.commit(self.state, model.touched)
+            except StoreError as exc:
+                with contextlib.suppress(StoreError):  # else the store is broken from now on
+                    self.store.revert(self.state, model.touched)
+                status, error, found, notes = 500, f"state not saved: {exc}", (), ()
+                answer = {error_key(method): error}
         return self._entry(method, request, answer, status, error, found, fault, notes)
 
     def _route(self, method: str) -> Method:

@@ -54,6 +54,7 @@ class IpamModel(Model):
         held = self.state.pools.get(pid)
         if held is not None and self._replayed(held.epoch):
             held.epoch = self.state.epoch
+            self.touch("pools", pid)
             return self._pool_answer(held)
         clash = self._overlapping(space, network)
         if clash is not None:
@@ -64,6 +65,7 @@ class IpamModel(Model):
             pid, space, network, sub_pool, options, self.call, self.state.epoch, self.state.run
         )
         self.state.pools[pid] = new
+        self.touch("pools", pid)
         return self._pool_answer(new)
 
     def _pool_answer(self, pool: Pool) -> dict[str, Any]:
@@ -96,6 +98,7 @@ class IpamModel(Model):
             self.violate(NotFound(f"pool {pid} not found"))
             return {}
         del self.state.pools[pid]
+        self.touch("pools", pid)
         return {}
 
     # -- addresses ----------------------------------------------------------------------
@@ -123,9 +126,11 @@ class IpamModel(Model):
                 if not self._replayed(held.epoch):
                     raise ResourceError(f"address {ip} is already allocated in pool {pool.id}")
                 held.epoch = self.state.epoch
+                self.touch("leases", (pid, value))
                 return self._address_answer(pool, value)
         kind = "gateway" if gateway else "address"
         pool.lease(value, Lease(kind, mac, self.call, self.state.epoch, self.state.run))
+        self.touch("leases", (pid, value))
         return self._address_answer(pool, value)
 
     def _address_answer(self, pool: Pool, value: int) -> dict[str, Any]:
@@ -144,4 +149,5 @@ class IpamModel(Model):
             self.violate(NotFound(f"address {wanted} is not allocated in pool {pid}"))
             return {}
         pool.release(value)
+        self.touch("leases", (pid, value))
         return {}

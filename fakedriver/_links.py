@@ -7,7 +7,7 @@ removes it on Leave. Without links Join answers an empty ``SrcName``.
 
 A server killed while it makes a pair must not leave the pair behind: the driver records
 the intent in :attr:`State.links` before the pair is made, :class:`Checkpointed` has it
-saved before ``ip link add`` runs, and :func:`reconcile`, at the next start, removes the
+committed before ``ip link add`` runs, and :func:`reconcile`, at the next start, removes the
 pairs no saved join owns and adopts the others.
 """
 
@@ -78,15 +78,15 @@ class VethLinks:
 
 
 class Checkpointed:
-    """``links`` with ``checkpoint()`` called before each link is made: ``fakedriver serve
-    --state`` saves the state there, so the intent the driver recorded is on disk before
-    the pair exists."""
+    """``links`` with ``checkpoint(endpoint_id)`` called before each link is made:
+    ``fakedriver serve --state`` commits the endpoint's link intent there, so the intent the
+    driver recorded is on disk before the pair exists."""
 
-    def __init__(self, links: Links, checkpoint: Callable[[], None]) -> None:
+    def __init__(self, links: Links, checkpoint: Callable[[str], None]) -> None:
         self.links, self.checkpoint = links, checkpoint
 
     def create(self, endpoint_id: str) -> str:
-        self.checkpoint()
+        self.checkpoint(endpoint_id)
         return self.links.create(endpoint_id)
 
     def delete(self, endpoint_id: str) -> None:

@@ -22,6 +22,7 @@ class PluginModel(Model):
 
     def activate(self, body: Body) -> dict[str, Any]:
         self.state.epoch += 1  # a new daemon session (RequiresRequestReplay counts them)
+        self.touch("meta", "epoch")
         return {"Implements": self.persona.implements}
 
 

@@ -46,6 +46,7 @@ class NetworkModel(Model):
             self.violate(Conflict(f"network {nid} already exists"))
             return {}
         self.state.networks[nid] = Network(nid, options, v4, v6, self.call, self.state.run)
+        self.touch("networks", nid)
         return {}
 
     def delete_network(self, body: Body) -> dict[str, Any]:
@@ -58,7 +59,9 @@ class NetworkModel(Model):
             for eid, endpoint in network.endpoints.items():
                 self._leave(endpoint)  # a forgiving driver takes their host links too
                 del self.state.endpoints[eid]
+                self.touch("endpoints", eid)
         del self.state.networks[network.id]
+        self.touch("networks", network.id)
         return {}
 
     def allocate_network(self, body: Body) -> dict[str, Any]:
@@ -73,6 +76,7 @@ class NetworkModel(Model):
             self.violate(Conflict(f"network {nid} is already allocated"))
             return {"Options": dict(self.state.allocations[nid].options)}
         self.state.allocations[nid] = Allocation(nid, options, v4, v6, self.call, self.state.run)
+        self.touch("allocations", nid)
         return {"Options": dict(options)}
 
     def free_network(self, body: Body) -> dict[str, Any]:
@@ -81,6 +85,7 @@ class NetworkModel(Model):
             self.violate(NotFound(f"network {nid} is not allocated"))
             return {}
         del self.state.allocations[nid]
+        self.touch("allocations", nid)
         return {}
 
     # -- endpoints ----------------------------------------------------------------------
@@ -111,6 +116,7 @@ class NetworkModel(Model):
             eid, network.id, v4, v6, mac, options, self.call, assigned, run=self.state.run
         )
         self.state.endpoints[eid] = network.endpoints[eid] = endpoint
+        self.touch("endpoints", eid)
         for address in (v4, v6):
             if address is not None:  # a tolerated duplicate leaves the first owner indexed
                 network.addresses.setdefault(address.ip, eid)
@@ -160,6 +166,7 @@ class NetworkModel(Model):
         self._leave(endpoint)
         network = self.state.networks[endpoint.network_id]
         del self.state.endpoints[endpoint.id], network.endpoints[endpoint.id]
+        self.touch("endpoints", endpoint.id)
         for address in (endpoint.address, endpoint.address_v6):
             if address is not None and network.addresses.get(address.ip) == endpoint.id:
                 del network.addresses[address.ip]
@@ -213,6 +220,7 @@ class NetworkModel(Model):
         if self.links is not None:  # last: a failure here must leave nothing behind
             answer["InterfaceName"]["SrcName"] = self._link(self.links, endpoint.id)
         endpoint.join = Join(key, options, answer, self.call, self.state.run)
+        self.touch("endpoints", endpoint.id)
         return answer
 
     def _link(self, links: Links, eid: str) -> str:
@@ -220,6 +228,7 @@ class NetworkModel(Model):
         while it is made leaves the intent behind, for clean-up at the next start)."""
         held = eid in self.state.links
         self.state.links.add(eid)
+        self.touch("links", eid)
         try:
             return links.create(eid)
         except BaseException:
@@ -259,8 +268,10 @@ class NetworkModel(Model):
         if endpoint.join is not None and endpoint.join.src_name and self.links is not None:
             self.links.delete(endpoint.id)
             self.state.links.discard(endpoint.id)
+            self.touch("links", endpoint.id)
         endpoint.join = None
         endpoint.connectivity = None
+        self.touch("endpoints", endpoint.id)
 
     def program_external_connectivity(self, body: Body) -> dict[str, Any]:
         ids = _ids(body)
@@ -271,6 +282,7 @@ class NetworkModel(Model):
         if endpoint.join is None:
             self.violate(Conflict(f"endpoint {endpoint.id} is not joined to any sandbox"))
         endpoint.connectivity = options
+        self.touch("endpoints", endpoint.id)
         return {}
 
     def revoke_external_connectivity(self, body: Body) -> dict[str, Any]:
@@ -279,6 +291,7 @@ class NetworkModel(Model):
         endpoint = self._endpoint(*_ids(body))
         if endpoint is not None:
             endpoint.connectivity = None
+            self.touch("endpoints", endpoint.id)
         return {}
 
     # -- discovery ----------------------------------------------------------------------
@@ -286,6 +299,7 @@ class NetworkModel(Model):
         node = self._node(body)
         if node is not None:
             self.state.nodes[node.address] = node
+            self.touch("nodes", node.address)
         return {}
 
     def discover_delete(self, body: Body) -> dict[str, Any]:
@@ -296,6 +310,7 @@ class NetworkModel(Model):
             self.violate(NotFound(f"node {node.address} was never discovered"))
             return {}
         del self.state.nodes[node.address]
+        self.touch("nodes", node.address)
         return {}
 
     def _node(self, body: Body) -> Node | None:

@@ -1,7 +1,8 @@
-"""Saving the state to a file and loading it back (``fakedriver serve --state FILE``).
+"""The JSON state file of earlier versions: saving a state to it and loading it back.
 
-Docker never replays CreateNetwork after it restarts, so a plugin must keep what it was
-told. The file is the JSON of :meth:`State.snapshot`; it is written atomically (a temporary
+``fakedriver serve --state FILE`` keeps the state in SQLite now (``_store``); ``fakedriver
+state import`` reads one of these files into a database. The file is the JSON of
+:meth:`State.snapshot`; it is written atomically (a temporary
 file, fsync, rename), so a crash leaves either the old file or the new one.
 
 Loading a state back starts a new run of it (:attr:`State.run`): its records keep the call
@@ -21,10 +22,7 @@ from typing import Any
 from . import _wire as w
 from ._pool import Lease, Pool
 from ._state import Allocation, Endpoint, Join, Network, Node, State, Violation
-
-
-class StateFileError(Exception):
-    """The state file cannot be read back; the message names the file and the reason."""
+from ._store import StateFileError
 
 
 def save(state: State, path: str) -> None:

@@ -5,6 +5,7 @@ a call leaves in the journal."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from ._errors import ProtocolViolation
 from ._links import Links
@@ -17,7 +18,8 @@ class Model:
     call (its journal index, the violations it found) lives on an object that dies with it.
 
     A method first reads and checks everything, then changes state, so a refused call
-    changes nothing. Lifecycle violations go through :meth:`violate`: in strict mode it
+    changes nothing; it names every record it changes with :meth:`touch`. Lifecycle
+    violations go through :meth:`violate`: in strict mode it
     raises; otherwise it records the finding and the method carries on as a tolerant
     driver would. What a call did beyond what its name says (an implicit Leave, say) goes
     through :meth:`note`, and shows in the call's journal entry.
@@ -43,6 +45,8 @@ class Model:
         self.findings: list[ProtocolViolation] = []
         #: What this call did beyond what its name says.
         self.notes: list[str] = []
+        #: The records this call changed, as ``(table, key)`` (see ``fakedriver._store``).
+        self.touched: set[tuple[str, Any]] = set()
 
     def violate(self, error: ProtocolViolation) -> None:
         if self.persona.strict:
@@ -51,3 +55,8 @@ class Model:
 
     def note(self, text: str) -> None:
         self.notes.append(text)
+
+    def touch(self, table: str, key: Any) -> None:
+        """Say that the record ``key`` of ``table`` (``"endpoints"``, an endpoint id) is
+        changed, made or removed by this call: ``--state`` commits exactly those rows."""
+        self.touched.add((table, key))

@@ -194,7 +194,7 @@ class Plugin:
         self.plugin_socket = PLUGIN_DIR / f"{name}.sock"
         self.socket = base / f"{name}.sock" if tapped else self.plugin_socket
         self.tap = Tap(self.plugin_socket, self.socket) if tapped else None
-        self.state = base / f"{name}-state.json"
+        self.state = base / f"{name}-state.db"
         self.log = base / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 

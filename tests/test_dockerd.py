@@ -200,7 +200,7 @@ def test_killing_the_plugin_loses_nothing(dockerd: Dockerd, plugin: Plugin) -> N
         "IpamDriver.ReleasePool",
         "NetworkDriver.DeleteNetwork",
     } <= {c["method"] for c in after}
-    state = json.loads(plugin.state.read_text())
+    state = plugin.control("GET", "/fakedriver/state")  # the server holds the database
     assert state["networks"] == {} and state["endpoints"] == {} and state["pools"] == {}
 
 

@@ -27,6 +27,7 @@ from test_server import (
 
 from fakedriver import DriverError, FakeNetDriver
 from fakedriver._links import Checkpointed, Reconciled, VethLinks, reconcile
+from fakedriver._store import peek_state
 
 EID = "0123456789abcdef" * 4
 INNER, OUTER = VethLinks.names(EID)
@@ -195,7 +196,8 @@ def test_the_intent_is_recorded_and_saved_before_the_pair_is_made() -> None:
     ip = FakeIp()
     saved: list[set[str]] = []
 
-    def checkpoint() -> None:
+    def checkpoint(eid: str) -> None:
+        assert eid == EP
         saved.append(set(fake.state.links))
         ip.argv.append(("checkpoint",))
 
@@ -382,15 +384,16 @@ def test_kill_9_while_a_pair_is_made_leaves_no_pair_after_the_restart(
                     assert time.monotonic() < deadline, first.text()
                     time.sleep(0.02)
                 assert f": {outer}@{inner}:" in _ip_links()  # made, and the Join not saved
-                saved = json.loads(state.read_text())
-                assert saved["links"] == [eid] and saved["endpoints"][eid]["join"] is None
                 first.proc.kill()  # SIGKILL
                 first.wait()
                 os.kill(int(stalled.read_text()), signal.SIGKILL)  # the stalled `ip` it left
+            saved = peek_state(str(state)).snapshot()
+            assert saved["links"] == [eid] and saved["endpoints"][eid]["join"] is None
 
             second = launcher(*args).wait_ready()
             assert inner not in _ip_links() and outer not in _ip_links()
-            assert json.loads(state.read_text())["links"] == []
+            second.stop()
+            assert peek_state(str(state)).snapshot()["links"] == []
             assert "removed the veth pairs of 1 endpoint(s)" in second.text()
             assert f"removed: {eid}" in second.text()
         finally:

@@ -1,5 +1,7 @@
-"""The state file: save/load round trip, corrupt files, atomic writes, and kill -9 of
-``fakedriver serve --state FILE``."""
+"""The JSON state file of earlier versions (``_persist``, read by ``fakedriver state
+import``): save/load round trip, corrupt files, atomic writes; and, on the SQLite database
+that ``fakedriver serve --state FILE`` keeps now, a corrupt file at start, a missing
+directory and kill -9 (more in ``test_state_db.py``)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from test_server import BANNER, Conn, Dockerd, Launcher, create_network, tempora
 
 from fakedriver import FakeNetDriver, State
 from fakedriver._persist import StateFileError, load, save
+from fakedriver._store import peek_state
 
 EP1, EP2 = "e1" * 32, "e2" * 32
 ALLOCATED = "a" * 64
@@ -552,5 +555,5 @@ def test_kill_9_and_restart_loses_nothing(serve: Launcher, folder: Path) -> None
     assert second.stop() == 0
     assert sorted(os.listdir(folder)) == sorted(
         ["state.json", *(p.name for p in folder.glob("serve*.log"))]
-    )
-    assert json.loads(state.read_text())["epoch"] == 2
+    )  # a clean stop leaves the database alone: no -wal, no temporaries
+    assert peek_state(str(state)).snapshot()["epoch"] == 2
