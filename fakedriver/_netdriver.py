@@ -11,6 +11,7 @@ from typing import Any
 
 from . import _wire as w
 from ._errors import BadRequest, Conflict, NotFound, ProtocolViolation
+from ._links import Links
 from ._rules import Model
 from ._state import Allocation, Endpoint, Join, Network, Node
 from ._wire import Body, IPAMData, IPInterface
