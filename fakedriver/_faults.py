@@ -42,6 +42,8 @@ KINDS = {
 }
 #: Kinds that change only the timing; any number of them apply to one call.
 TIMING = frozenset({"latency", "hang", "hold"})
+#: The longest latency a rule may ask for (a day): beyond, a call could never be answered.
+MAX_SECONDS = 86400.0
 
 
 @dataclass
@@ -87,7 +89,7 @@ class Rule:
             value = getattr(self, key)
             if value is not None and (not isinstance(value, int) or value < least):
                 raise ValueError(f"{key} must be a whole number from {least}, not {value!r}")
-        if self.probability is not None and not 0 <= self.probability <= 1:
+        if self.probability is not None and not 0 <= self.probability <= 1:  # NaN too
             raise ValueError(f"probability must be between 0 and 1, not {self.probability}")
         self._check_types()
         if self.kind == "status" and not 100 <= self.status <= 599:
@@ -110,8 +112,8 @@ class Rule:
             value = getattr(self, key)
             if not isinstance(value, kinds) or isinstance(value, bool):
                 raise ValueError(f"{key} has the wrong type: {value!r}")
-        if self.seconds < 0:
-            raise ValueError(f"seconds must not be negative, not {self.seconds}")
+        if not 0 <= self.seconds <= MAX_SECONDS:  # NaN and infinity fail both
+            raise ValueError(f"seconds must be from 0 to {MAX_SECONDS}, not {self.seconds}")
 
     def applies(self, method: str, request: dict[str, Any] | None, phase: str | None) -> bool:
         if self.method not in ("*", method) or (self.phase is not None and self.phase != phase):
