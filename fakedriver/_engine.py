@@ -56,7 +56,7 @@ class Engine:
     def reset(self) -> None:
         """Forget state, journal and fault rules (releasing held calls), and reseed."""
         with self.lock:
-            self.calls = Journal()
+            self.calls = self.calls.empty()
             self.faults.clear()
             self.faults = Faults(self.persona.seed, self.clock)
             self.restore(State())
@@ -136,7 +136,7 @@ class Engine:
 
     def _run(self, method: str, body: bytes, fault: str | None = None) -> Call:
         """Serve ``method`` on a fresh model (the caller holds the lock); not journaled."""
-        index = len(self.calls)
+        index = self.calls.next_index
         request: dict[str, Any] | None = None
         found: tuple[str, ...] = ()
         notes: tuple[str, ...] = ()
@@ -178,7 +178,7 @@ class Engine:
         fault: str | None = None,
         notes: tuple[str, ...] = (),
     ) -> Call:
-        index, now = len(self.calls), time.time()
+        index, now = self.calls.next_index, time.time()
         return Call(index, method, request, answer, status, error, violations, fault, now, notes)
 
     def _append(self, call: Call) -> Call:
@@ -221,7 +221,7 @@ class Engine:
 
     def calls_since(self, index: int) -> list[Call]:
         with self.lock:
-            return self.calls[index:]
+            return self.calls.since(index)
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
