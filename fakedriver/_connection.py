@@ -123,7 +123,11 @@ class Connection:
         except Refused as refused:
             self._refuse(refused)
             return False
-        answer = self.app(request, gone(self.sock))
+        try:
+            answer = self.app(request, gone(self.sock))
+        except Exception as exc:  # a bug in the fake: still a response, in the protocol
+            self._refuse(Refused(500, f"internal error in fakedriver: {exc!r}"))
+            return False
         return self._send(answer)
 
     # -- reading ----------------------------------------------------------------------------
