@@ -97,15 +97,25 @@ class Connection:
         self, sock: socket.socket, app: App, limits: Limits, log: Callable[[str], None]
     ) -> None:
         self.sock, self.app, self.limits, self.log = sock, app, limits, log
-        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header)
+        self.h11 = self._parser(b"")
+        self.keep_alive = False  # whether the request being served allows another
         self.verb, self.target = "", ""  # of the request being read (a refusal's dialect)
         self.deadline: float | None = None  # when the request being read must be whole
         self.head = b""  # its first bytes: the target of a request h11 refused
+        self.timeout: float | None = None  # the socket's, as last set
+
+    def _parser(self, pending: bytes) -> h11.Connection:
+        """h11 parses one request each (it would also frame the answers, which are
+        written here); ``pending`` is what the client already sent of the next."""
+        parser = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header)
+        if pending:
+            parser.receive_data(pending)
+        return parser
 
     def run(self) -> None:
         try:
             while self._serve_one():
-                self.h11.start_next_cycle()
+                pass
         except (_Closed, OSError):
             pass
         finally:
@@ -116,6 +126,7 @@ class Connection:
         """Serve one request; whether the connection stays open for the next."""
         self.verb, self.target = "", ""
         pending = self.h11.trailing_data[0]  # a pipelined request already started
+        self.h11 = self._parser(pending)
         self.head = bytes(pending[:_HEAD])
         self.deadline = time.monotonic() + self.limits.read_timeout if pending else None
         try:
@@ -143,12 +154,13 @@ class Connection:
         if size > self.limits.max_header:  # h11 checks only a head that is still incomplete
             raise Refused(431, f"request headers over the limit of {self.limits.max_header} bytes")
         fields = {name.decode("latin-1"): value.decode("latin-1") for name, value in event.headers}
+        tokens = {t.strip().lower() for t in fields.get("connection", "").split(",")}
+        self.keep_alive = event.http_version == b"1.1" and "close" not in tokens
         length = fields.get("content-length")
         if length is not None and int(length) > self.limits.max_body:  # h11 checked: digits
             raise Refused(413, f"request body over the limit of {self.limits.max_body} bytes")
         if self.h11.they_are_waiting_for_100_continue:
-            go_on = h11.InformationalResponse(status_code=100, headers=[])
-            self.sock.sendall(self.h11.send(go_on) or b"")
+            self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         body = bytearray()
         while not isinstance(event := self._next(), h11.EndOfMessage):
             if isinstance(event, h11.ConnectionClosed):
@@ -177,7 +189,7 @@ class Connection:
             timeout = self.deadline - time.monotonic()
             if timeout <= 0:
                 raise self._too_slow()
-        self.sock.settimeout(timeout)
+        self._timeout(timeout)
         try:
             data = self.sock.recv(65536)
         except TimeoutError:
@@ -190,44 +202,46 @@ class Connection:
             self.deadline = time.monotonic() + self.limits.read_timeout
         self.h11.receive_data(data)
 
+    def _timeout(self, seconds: float) -> None:
+        """Set the socket's timeout; on a keep-alive connection it stays the idle timeout
+        for reads and writes alike, so the common call sets nothing (each set is two
+        system calls)."""
+        if seconds != self.timeout:
+            self.sock.settimeout(seconds)
+            self.timeout = seconds
+
     def _too_slow(self) -> Refused:
         return Refused(408, f"request not received within {self.limits.read_timeout} s")
 
     # -- writing ----------------------------------------------------------------------------
     def _send(self, answer: Answer) -> bool:
+        """Write the answer (or drop the connection, as a fault says); whether the
+        connection stays open."""
         if answer.drop == "before":
             return False
-        self.sock.settimeout(self.limits.read_timeout)  # a client that never reads
-        try:
-            head = self.h11.send(
-                h11.Response(
-                    status_code=answer.status,
-                    headers=headers(answer.body),
-                    reason=reason(answer.status).encode(),
-                )
-            )
-        except h11.LocalProtocolError:  # a status h11 will not frame (a fault's 1xx, 204)
-            self._write_closing(answer.status, answer.body)
-            return False
+        self._timeout(self.limits.idle_timeout)  # a client that never reads its answer
+        close = not self.keep_alive or answer.drop is not None
+        head = response_head(answer.status, answer.body, close=close)
         body = answer.body if self.verb != "HEAD" else b""
         if answer.drop == "mid_body":
-            self.sock.sendall((head or b"") + body[: len(body) // 2])
-            return False
-        data = self.h11.send(h11.Data(data=body)) if body else b""
-        end = self.h11.send(h11.EndOfMessage())
-        self.sock.sendall((head or b"") + (data or b"") + (end or b""))
-        return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+            body = body[: len(body) // 2]
+        self.sock.sendall(head + body)
+        return not close
 
     def _refuse(self, refused: Refused) -> None:
         self.log(f"fakedriver: refused a request: {refused.status} {refused.message}")
         target = self.target or _target(self.head)
         answer = encode({error_key(target): refused.message})
-        self.sock.settimeout(min(self.limits.read_timeout, 5.0))
-        self._write_closing(refused.status, answer)
+        self._timeout(min(self.limits.read_timeout, 5.0))
 
-    def _write_closing(self, status: int, body: bytes) -> None:
-        """Write a whole response by hand, with ``Connection: close``, whatever h11's state."""
-        lines = [f"HTTP/1.1 {status} {reason(status)}"]
-        lines += [f"{name}: {value}" for name, value in headers(body)]
-        lines += ["Connection: close", "", ""]
-        self.sock.sendall("\r\n".join(lines).encode("latin-1") + body)
+        self.sock.sendall(response_head(refused.status, answer, close=True) + answer)
+
+
+def response_head(status: int, body: bytes, *, close: bool) -> bytes:
+    """The status line and headers of an answer carrying ``body``. Written by hand rather
+    than through h11: the answers are the server's own, and h11's checks of them cost
+    as much as parsing the request."""
+    lines = [f"HTTP/1.1 {status} {reason(status)}", *(f"{k}: {v}" for k, v in headers(body))]
+    if close:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
