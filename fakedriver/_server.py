@@ -170,10 +170,10 @@ class PluginServer:
     # -- serving ----------------------------------------------------------------------------
     def serve_forever(self) -> None:
         """Accept connections until :meth:`shutdown`, each served by a thread of its own."""
-        self._stopped.clear()
-        self.listener.settimeout(0.1)  # how soon a shutdown is noticed
-        backoff = 0.0
-        try:
+        try:  # a signal anywhere in here still leaves it stopped, so close() never waits
+            self._stopped.clear()
+            self.listener.settimeout(0.1)  # how soon a shutdown is noticed
+            backoff = 0.0
             while not self._stop.is_set():
                 try:
                     sock, _ = self.listener.accept()
