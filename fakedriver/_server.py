@@ -168,6 +168,12 @@ class PluginServer:
         self.writer.write(line)
 
     # -- serving ----------------------------------------------------------------------------
+    @property
+    def connections(self) -> int:
+        """How many connections are being served now."""
+        with self._open_lock:
+            return self._open
+
     def serve_forever(self) -> None:
         """Accept connections until :meth:`shutdown`, each served by a thread of its own."""
         try:  # a signal anywhere in here still leaves it stopped, so close() never waits

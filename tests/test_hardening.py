@@ -53,6 +53,7 @@ class Site:
     fake: FakeNetDriver
     path: str
     log: io.StringIO
+    server: PluginServer
 
     def snapshot(self) -> tuple[dict[str, Any], list[str]]:
         return self.fake.engine.snapshot(), list(self.fake.calls.methods)
@@ -83,7 +84,7 @@ def site(short_dir: Path) -> Iterator[Site]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Site(fake, path, log)
+        yield Site(fake, path, log, server)
     finally:
         fake.engine.release_rules()
         server.close()
@@ -259,7 +260,8 @@ def test_slow_connections_beyond_the_cap_are_turned_away_then_evicted(site: Site
             sock.settimeout(5)
             sock.connect(site.path)
             sock.sendall(b"POST /Plugin.Activate HTTP/1.1\r\n")  # and nothing more
-        time.sleep(0.1)
+        cap = LIMITS.max_connections
+        assert eventually(lambda: site.server.connections == cap, 3.0)
         raw = exchange(site.path, call("Plugin.Activate"))
         assert "too many connections" in refused(raw, 503)
         assert "connections open (the cap)" in eventually(site.log.getvalue)
