@@ -39,6 +39,7 @@ from test_server import temporary_short_dir
 from fakedriver import FakeNetDriver
 from fakedriver._connection import Limits
 from fakedriver._control import control
+from fakedriver._log import LineWriter
 from fakedriver._server import PluginServer
 
 NET = "a" * 64
@@ -366,3 +367,29 @@ def test_a_stuck_stderr_delays_no_call(short_dir: Path) -> None:
     finally:
         served.stop()
         os.close(read_end)
+
+
+def test_the_log_queue_is_bounded_in_size_and_counts_what_it_drops() -> None:
+    """One huge line blocks the writer on a full pipe; what follows is queued up to the
+    capacity in characters (never blocking the caller), the rest dropped and counted."""
+    read_end, write_end = os.pipe()
+    stream = os.fdopen(write_end, "w")
+    writer = LineWriter(stream, capacity=300_000)
+    received = b""
+    try:
+        writer.write("x" * 200_000)  # more than a pipe holds: the writer thread blocks
+        assert eventually(lambda: writer._queued == 0, 3.0)
+        started = time.monotonic()
+        for _ in range(20):
+            writer.write("y" * 20_000)  # 15 fit in 300,000 characters
+        assert time.monotonic() - started < 0.5
+        assert writer.dropped == 5
+        deadline = time.monotonic() + 5
+        while received.count(b"y" * 20_000) < 15 and time.monotonic() < deadline:
+            received += os.read(read_end, 1 << 20)
+    finally:
+        writer.close(timeout=1)
+        stream.close()
+        os.close(read_end)
+    assert received.count(b"y" * 20_000) == 15
+    assert b"fakedriver: 5 log line(s) dropped (the log stream was slow)" in received
