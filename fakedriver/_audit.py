@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from ._journal import Call
+from ._journal import Journal
 from ._state import State
 
 
@@ -19,7 +17,7 @@ class LeakError(AssertionError):
         self.leaks = leaks
 
 
-def leaks(state: State, calls: Sequence[Call]) -> list[str]:
+def leaks(state: State, calls: Journal) -> list[str]:
     """Every network, endpoint, join, swarm allocation, pool and address still held, and
     every recorded violation, each with the call that made it."""
 
@@ -27,8 +25,10 @@ def leaks(state: State, calls: Sequence[Call]) -> list[str]:
         """The call that made a record. Its index is looked up in ``calls`` only when the
         record was made in this run of the state and the journal agrees on the method; a
         record loaded back from storage names its call from the journal of its own run."""
-        here = run == state.run and 0 <= index < len(calls) and calls[index].method == method
-        if here:
+        if run == state.run and index < calls.first:
+            return f"(call #{index} {method}, no longer in the bounded journal)"
+        call = calls.at(index)
+        if run == state.run and call is not None and call.method == method:
             return f"(call #{index} {method})"
         return f"(call #{index} {method}, in run {run} of the state, before it was reloaded)"
 

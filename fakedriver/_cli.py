@@ -4,23 +4,51 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import json
 import os
+import re
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from types import FrameType
+from typing import Any
 
 from ._app import FakeNetDriver
 from ._clock import RealClock
+from ._connection import Limits
 from ._control import control
+from ._journal import Journal
 from ._links import Checkpointed, Links, VethLinks, reconcile
 from ._persona import Persona
 from ._server import PLUGIN_DIR, SPEC_DIR, PluginServer, ServeError
 from ._statefile import state_command, state_parser
 from ._store import StateFileError, Store, StoreError
+
+#: A plugin name: one path component, no dot first (no ``..``, no hidden file).
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _name(value: str) -> str:
+    if not NAME.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a plugin name: letters, digits, '_', '.', '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    def parse(value: str) -> int | float:
+        number = kind(value)
+        if not 0 < number < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a positive number, not {value}")
+        return number
+
+    parse.__name__ = kind.__name__  # argparse names the type in its error
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument(
         "--name",
         default="fake",
+        type=_name,
         help=f"plugin name: listen on {PLUGIN_DIR}/NAME.sock (default: fake)",
     )
     where.add_argument("--socket", metavar="PATH", help="listen on this unix socket instead")
@@ -126,7 +155,54 @@ def _parser() -> argparse.ArgumentParser:
         "protocol on the plugin socket (default: both on the plugin socket, "
         "the control API under /fakedriver/)",
     )
+    api.add_argument(
+        "--control-token",
+        metavar="TOKEN",
+        help="require Authorization: Bearer TOKEN on every control request; over --tcp "
+        "the control API is served only with a token",
+    )
     api.add_argument("--no-control", action="store_true", help="serve no control API at all")
+
+    limits = serve.add_argument_group("limits (what one connection may send, and how fast)")
+    default = Limits()
+    limits.add_argument(
+        "--max-body",
+        type=_positive(int),
+        default=default.max_body,
+        metavar="BYTES",
+        help=f"largest request body; larger gets 413 (default: {default.max_body})",
+    )
+    limits.add_argument(
+        "--read-timeout",
+        type=_positive(float),
+        default=default.read_timeout,
+        metavar="SECONDS",
+        help="from a request's first byte to its last; slower gets 408 "
+        f"(default: {default.read_timeout})",
+    )
+    limits.add_argument(
+        "--idle-timeout",
+        type=_positive(float),
+        default=default.idle_timeout,
+        metavar="SECONDS",
+        help="how long a keep-alive connection may wait for its next request (default: "
+        f"{default.idle_timeout}, longer than Go's 90 s, so dockerd closes first)",
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=_positive(int),
+        default=default.max_connections,
+        metavar="N",
+        help=f"connections served at once; more get 503 (default: {default.max_connections})",
+    )
+    limits.add_argument(
+        "--journal-size",
+        type=_positive(int),
+        default=10_000,
+        metavar="N",
+        help="calls the journal keeps (the oldest are evicted; default: 10000)",
+    )
+
     state_parser(commands)
     return parser
 
@@ -152,6 +228,7 @@ def build(args: argparse.Namespace) -> FakeNetDriver:
     if store is not None and links is not None:  # the intent to make a pair is saved first
         links = Checkpointed(links, lambda eid: store.commit(app.state, [("links", eid)]))
     app = FakeNetDriver(persona, links=links, clock=RealClock())
+    app.engine.calls = Journal(maxlen=args.journal_size)  # a ring: serve runs for long
     try:
         if args.faults:
             app.faults.load(args.faults)
@@ -186,30 +263,84 @@ def _reconcile(args: argparse.Namespace, app: FakeNetDriver) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may be anything
+
+
+def _plugin_server(args: argparse.Namespace, app: FakeNetDriver, **shared: Any) -> PluginServer:
+    """The server of the plugin socket (or TCP address) the arguments ask for."""
+    if args.tcp:
+        host, _, port = args.tcp.rpartition(":")
+        host = host or "127.0.0.1"
+        if not _loopback(host):
+            _say(
+                args,
+                f"fakedriver: warning: serving the plugin protocol on {host}, beyond this "
+                "host: anyone who can reach it can create and delete networks",
+            )
+        spec = os.path.join(args.spec_dir, f"{args.name}.spec")
+        return PluginServer(app, tcp=(host, int(port)), spec=spec, **shared)
+    path = args.socket or os.path.join(PLUGIN_DIR, f"{args.name}.sock")
+    try:
+        return PluginServer(app, socket_path=path, **shared)
+    except PermissionError:
+        if args.socket or os.geteuid() == 0:
+            raise
+        raise ServeError(f"needs root for {PLUGIN_DIR}; use --socket PATH") from None
+
+
+def _say(args: argparse.Namespace, line: str) -> None:
+    if args.log_format == "json":  # keep the stream JSON lines throughout
+        line = json.dumps({"event": "server", "message": line})
+    print(line, file=sys.stderr, flush=True)
+
+
 def serve(args: argparse.Namespace) -> int:
     app = build(args)
     log = None if args.quiet else sys.stderr
     api = None if args.no_control else partial(control, app)
-    shared = dict(log=log, log_format=args.log_format, control=None if args.control_socket else api)
-    if args.tcp:
-        host, _, port = args.tcp.rpartition(":")
-        spec = os.path.join(args.spec_dir, f"{args.name}.spec")
-        server = PluginServer(app, tcp=(host or "127.0.0.1", int(port)), spec=spec, **shared)
-    else:
-        path = args.socket or os.path.join(PLUGIN_DIR, f"{args.name}.sock")
-        server = PluginServer(app, socket_path=path, **shared)
+    limits = Limits(
+        max_body=args.max_body,
+        read_timeout=args.read_timeout,
+        idle_timeout=args.idle_timeout,
+        max_connections=args.max_connections,
+    )
+    server = _plugin_server(
+        args,
+        app,
+        log=log,
+        log_format=args.log_format,
+        control=None if args.control_socket else api,
+        control_token=args.control_token,
+        limits=limits,
+    )
+    if args.tcp and api is not None and not args.control_socket and not args.control_token:
+        _say(args, "fakedriver: the control API is not served over TCP without --control-token")
     _reconcile(args, app)
     servers = [server]
     if args.control_socket and api is not None:
         servers.append(
-            PluginServer(app, socket_path=args.control_socket, control=api, protocol=False)
+            PluginServer(
+                app,
+                socket_path=args.control_socket,
+                control=api,
+                control_token=args.control_token,
+                protocol=False,
+                limits=limits,
+            )
         )
         threading.Thread(target=servers[1].serve_forever, daemon=True).start()
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, stop)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
     where = " and control API on " + servers[1].address if len(servers) > 1 else ""
     banner = f"fakedriver: serving on {server.address}{where}"
     if args.log_format == "json":  # keep the stream JSON lines throughout

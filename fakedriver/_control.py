@@ -14,26 +14,52 @@ GET      /fakedriver/state           the state snapshot
 GET      /fakedriver/leaks           what is still held, with the call that made it
 POST     /fakedriver/reset           forget state, journal and rules
 =======  ==========================  ==================================================
+
+Who may call it (:func:`refusal`): no browser (a request with ``Origin`` or
+``Sec-Fetch-Site`` is refused, and a body must be ``application/json``, which a
+cross-origin page cannot send without a preflight), and over TCP only a client with the
+token (``Authorization: Bearer TOKEN``); without a token the server does not serve the
+control API on TCP at all.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import hmac
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from ._faults import rule_from_dict
+from ._wire import strict_json
 
 if TYPE_CHECKING:
     from ._app import FakeNetDriver
+
+
+def refusal(verb: str, headers: Mapping[str, str], token: str | None) -> tuple[int, Any] | None:
+    """Why a control request is refused (its status and answer), or ``None``.
+
+    :param headers: the request's headers, by lower-case name.
+    :param token: the bearer token a request must carry (``None``: none needed).
+    """
+    if "origin" in headers or "sec-fetch-site" in headers:
+        return 403, {"Err": "the control API does not answer browsers (Origin/Sec-Fetch-Site)"}
+    if token is not None:
+        given = headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, f"Bearer {token}".encode()):
+            return 401, {"Err": "the control API needs Authorization: Bearer <--control-token>"}
+    media = headers.get("content-type", "").partition(";")[0].strip().lower()
+    if verb in ("POST", "PUT") and media != "application/json":
+        return 415, {"Err": "send the control request as Content-Type: application/json"}
+    return None
 
 
 def control(fake: FakeNetDriver, verb: str, target: str, body: bytes) -> tuple[int, Any]:
     """Serve one control request; returns the HTTP status and the JSON answer."""
     url = urlsplit(target)
     try:
-        data = json.loads(body) if body.strip() else {}
+        data = strict_json(body) if body.strip() else {}
         route = _ROUTES.get((verb, url.path))
         if route is None:
             return 404, {"Err": f"no control endpoint {verb} {url.path}"}
@@ -77,7 +103,15 @@ def _phase(fake: FakeNetDriver, data: Any, query: Any) -> Any:
 
 def _calls(fake: FakeNetDriver, data: Any, query: Any) -> Any:
     since = int(query.get("since", ["0"])[0])
-    return {"calls": [dataclasses.asdict(call) for call in fake.engine.calls_since(since)]}
+    if since < 0:
+        raise ValueError(f"since must not be negative, not {since}")
+    with fake.engine.lock:  # the calls and the bounds of the journal, together
+        journal = fake.engine.calls
+        calls = [dataclasses.asdict(call) for call in journal.since(since)]
+        first, following = journal.first, journal.next_index
+    # a bounded journal (``serve --journal-size``) drops its oldest calls: say how many
+    # of those asked for are gone
+    return {"calls": calls, "first": first, "next": following, "evicted": max(first - since, 0)}
 
 
 def _state(fake: FakeNetDriver, data: Any, query: Any) -> Any:

@@ -66,7 +66,7 @@ class Engine:
         store, the empty state is saved first: if it cannot be, nothing is forgotten."""
         with self.lock:
             self.restore(State())
-            self.calls = Journal()
+            self.calls = self.calls.empty()  # a bounded journal stays bounded
             self.faults.clear()
             self.faults = Faults(self.persona.seed, self.clock)
 
@@ -161,7 +161,7 @@ class Engine:
 
     def _run(self, method: str, body: bytes, fault: str | None = None) -> Call:
         """Serve ``method`` on a fresh model (the caller holds the lock); not journaled."""
-        index = len(self.calls)
+        index = self.calls.next_index
         request: dict[str, Any] | None = None
         found: tuple[str, ...] = ()
         notes: tuple[str, ...] = ()
@@ -217,7 +217,7 @@ class Engine:
         fault: str | None = None,
         notes: tuple[str, ...] = (),
     ) -> Call:
-        index, now = len(self.calls), time.time()
+        index, now = self.calls.next_index, time.time()
         return Call(index, method, request, answer, status, error, violations, fault, now, notes)
 
     def _append(self, call: Call) -> Call:
@@ -260,7 +260,7 @@ class Engine:
 
     def calls_since(self, index: int) -> list[Call]:
         with self.lock:
-            return self.calls[index:]
+            return self.calls.since(index)
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:

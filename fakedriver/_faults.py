@@ -42,6 +42,8 @@ KINDS = {
 }
 #: Kinds that change only the timing; any number of them apply to one call.
 TIMING = frozenset({"latency", "hang", "hold"})
+#: The longest latency a rule may ask for (a day): beyond, a call could never be answered.
+MAX_SECONDS = 86400.0
 
 
 #: The fields that belong to one kind only: giving one to a rule of another kind is refused.
@@ -135,10 +137,8 @@ class Rule:
             value = getattr(self, key)
             if value is not None and value < least:
                 raise ValueError(f"{key} must be a whole number from {least}, not {value!r}")
-        if self.probability is not None and not 0 <= self.probability <= 1:
+        if self.probability is not None and not 0 <= self.probability <= 1:  # NaN too
             raise ValueError(f"probability must be between 0 and 1, not {self.probability}")
-        if self.seconds < 0:
-            raise ValueError(f"seconds must not be negative, not {self.seconds}")
         if self.kind == "status":
             self.status = 500 if self.status is None else self.status
             if not 100 <= self.status <= 599:
@@ -154,6 +154,8 @@ class Rule:
                 raise TypeError(
                     f"{key} must be {_type_names(kinds)}, not {type(value).__name__} {value!r}"
                 )
+        if not 0 <= self.seconds <= MAX_SECONDS:  # NaN and infinity fail both
+            raise ValueError(f"seconds must be from 0 to {MAX_SECONDS}, not {self.seconds}")
 
     def applies(self, method: str, request: dict[str, Any] | None, phase: str | None) -> bool:
         """Whether a call of ``method`` with ``request``, in ``phase``, is one this rule watches."""

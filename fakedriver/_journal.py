@@ -1,8 +1,11 @@
-"""The journal: every call the fake served, in order."""
+"""The journal: every call the fake served, in order (or the most recent ones, bounded)."""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +52,22 @@ class Call:
         return f"#{self.index} {self.method} -> {mark}{notes}"
 
 
+#: In a bounded journal, the largest request kept whole with a refused call, in bytes of
+#: JSON: a client sending large bad bodies must not fill the server's memory.
+REFUSED_REQUEST_LIMIT = 4096
+
+
+def _trimmed(call: Call) -> Call:
+    """``call``, with the request of a refused call cut down when it is large."""
+    if call.ok or call.request is None:
+        return call
+    text = json.dumps(call.request, default=str)
+    if len(text) <= REFUSED_REQUEST_LIMIT:
+        return call
+    cut = {"fakedriver.truncated": f"{len(text)} bytes", "head": text[:REFUSED_REQUEST_LIMIT]}
+    return dataclasses.replace(call, request=cut)
+
+
 Matcher = Any  # a value to compare with ==, a dict matched as a subset, or a predicate
 
 
@@ -59,7 +78,45 @@ class Journal(list[Call]):
     one protocol has that name. Request fields are matched by keyword: a plain value is
     compared with ``==``, a dict matches as a subset (``Interface={"Address": ...}``), a
     callable is a predicate.
+
+    Unbounded by default (a test's fake keeps every call). With ``maxlen`` it is a ring
+    for a long-running server: it keeps the last ``maxlen`` calls, each still with its
+    absolute index, and :attr:`first` is the index of the oldest one held.
     """
+
+    def __init__(self, calls: Iterable[Call] = (), *, maxlen: int | None = None) -> None:
+        if maxlen is not None and maxlen < 1:
+            raise ValueError(f"a journal holds at least one call, not {maxlen}")
+        super().__init__(calls)
+        self.maxlen = maxlen
+        #: The absolute index of the oldest call held (how many were evicted before it).
+        self.first = 0
+
+    def empty(self) -> Journal:
+        """A new, empty journal bounded like this one."""
+        return Journal(maxlen=self.maxlen)
+
+    @property
+    def next_index(self) -> int:
+        """The absolute index the next call gets."""
+        return self.first + len(self)
+
+    def append(self, call: Call) -> None:
+        if self.maxlen is not None:
+            call = _trimmed(call)
+        super().append(call)
+        if self.maxlen is not None and len(self) > self.maxlen:
+            del self[0]
+            self.first += 1
+
+    def at(self, index: int) -> Call | None:
+        """The call with absolute ``index``, or ``None`` when it is not (or no longer) held."""
+        position = index - self.first
+        return self[position] if 0 <= position < len(self) else None
+
+    def since(self, index: int) -> list[Call]:
+        """The calls held from absolute ``index`` on."""
+        return self[max(index - self.first, 0) :]
 
     @property
     def methods(self) -> list[str]:

@@ -2,147 +2,96 @@
 
 dockerd speaks HTTP/1.1 with keep-alive, sends calls concurrently, an empty ``Host:``
 header and no ``Content-Type``. werkzeug's development server closes every connection,
-so the plugin socket has its own small HTTP/1.1 handler (threads, keep-alive) that calls
-:meth:`FakeNetDriver.respond` directly; owning the socket is also what lets a fault close
-it before or in the middle of an answer, or notice that the client gave up on a hang.
+so the plugin socket has its own accept loop and a thread per connection
+(:mod:`._connection`, HTTP on h11) that calls :meth:`Engine.respond` directly; owning
+the socket is also what lets a fault close it before or in the middle of an answer, or
+notice that the client gave up on a hang.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import socket
-import socketserver
 import stat
-import sys
+import tempfile
+import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
 from typing import IO, Any
 
 from ._app import FakeNetDriver
-from ._http import encode, headers, not_allowed
+from ._connection import Answer, Connection, Limits, Request
+from ._control import refusal
+from ._http import encode, headers, not_allowed, reason
 from ._journal import Call
-from ._peer import gone, hang_up
+from ._log import LineWriter
 
 PLUGIN_DIR = "/run/docker/plugins"
 SPEC_DIR = "/etc/docker/plugins"
+#: The listen backlog: dockerd dials without blocking, so a full backlog fails at once.
+BACKLOG = 128
 #: Serves ``(verb, path, body) -> (status, answer)`` for paths under ``/fakedriver/``.
 Control = Callable[[str, str, bytes], tuple[int, Any]]
+#: accept() errors that pass once connections close: back off instead of spinning.
+_SHORT_OF = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 class ServeError(Exception):
     """The server cannot start; the message says why."""
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as dockerd expects
-    server: _Server
-
-    def do_POST(self) -> None:
-        body = self._body()
-        if body is None:
-            return
-        if self.path.startswith("/fakedriver/") or not self.server.protocol:
-            self._control("POST", body)
-            return
-        reply = self.server.fake.engine.respond(self.path, body, gone=gone(self.connection))
-        if reply.drop == "before":
-            self._hang_up()
-            return
-        self._send(reply.status, reply.body, half=reply.drop == "mid_body")
-
-    def do_GET(self) -> None:
-        self._other("GET")
-
-    def do_PUT(self) -> None:
-        self._other("PUT")
-
-    def do_DELETE(self) -> None:
-        self._other("DELETE")
-
-    def _other(self, verb: str) -> None:
-        body = self._body()
-        if body is None:
-            return
-        if self.path.startswith("/fakedriver/"):
-            self._control(verb, body)
-        else:
-            self._send(*not_allowed(verb))
-
-    def _control(self, verb: str, body: bytes) -> None:
-        if self.server.control is None:
-            self._json(404, {"Err": "the control API is not served on this socket"})
-            return
-        status, answer = self.server.control(verb, self.path, body)
-        self._json(status, answer)
-
-    def _body(self) -> bytes | None:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            self.close_connection = True
-            self._json(411, {"Err": "send a Content-Length (chunked bodies are not read)"})
-            return None
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _json(self, status: int, answer: Any) -> None:
-        self._send(status, encode(answer))
-
-    def _send(self, status: int, body: bytes, half: bool = False) -> None:
-        self.send_response(status)
-        for name, value in headers(body):
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body[: len(body) // 2] if half else body)
-        if half:
-            self.wfile.flush()
-            self._hang_up()
-
-    def _hang_up(self) -> None:
-        self.close_connection = True
-        hang_up(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # the journal logs calls; see PluginServer.log_call
-
-
-class _Server(socketserver.ThreadingMixIn, socketserver.BaseServer):
-    daemon_threads = True
-    request_queue_size = 128  # dockerd dials without blocking: a full backlog fails at once
-    fake: FakeNetDriver
-    control: Control | None
-    protocol = True  # serve the plugin protocol (a control-only socket does not)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client hanging up is fine
-            super().handle_error(request, client_address)
-
-
-class _UnixServer(_Server, socketserver.UnixStreamServer):
-    pass
-
-
-class _TCPServer(_Server, socketserver.TCPServer):
-    allow_reuse_address = True
-
-
 def claim_socket(path: str) -> None:
-    """Make ``path`` free for a new socket: remove a stale socket, refuse a live one."""
+    """Make ``path`` free for a new socket: remove a stale socket, refuse a live one, and
+    refuse to guess when the probe is not allowed to tell."""
     if not os.path.lexists(path):
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         return
     if not stat.S_ISSOCK(os.lstat(path).st_mode):
         raise ServeError(f"{path} exists and is not a socket; not removing it")
     probe = socket.socket(socket.AF_UNIX)
+    probe.settimeout(2.0)
     try:
         probe.connect(path)
-    except OSError:
+    except ConnectionRefusedError:
         os.unlink(path)  # nobody listens: a leftover of a server that died
         return
+    except OSError as exc:  # EACCES: another user's socket, live or not; leave it alone
+        why = f"{path} exists and cannot be probed ({exc.strerror}); not removing it"
+        raise ServeError(why) from None
     finally:
         probe.close()
     raise ServeError(f"{path} is served by a live process; stop it first")
+
+
+def _bind_unix(path: str) -> socket.socket:
+    """A listening unix socket at ``path``, never reachable by others, not even between
+    bind() and chmod(): it is created under a umask that leaves it ``0600``."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        sock.bind(path)
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o660)  # and dockerd's group may connect
+    return sock
+
+
+def _bind_tcp(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class PluginServer:
@@ -150,10 +99,14 @@ class PluginServer:
 
     :param spec: for TCP, where to write the ``.spec`` file dockerd looks for
         (``/etc/docker/plugins/NAME.spec``).
-    :param control: serves the control API under ``/fakedriver/`` on this socket.
+    :param control: serves the control API under ``/fakedriver/`` on this socket. On TCP
+        only with a ``control_token``; without one it is not served there.
+    :param control_token: the bearer token every control request must carry.
     :param protocol: serve the plugin protocol (false for a control-only socket).
+    :param limits: body and header sizes, timeouts and the connection cap.
     :param log: where one line per call goes (``None``: nowhere); ``log_format`` is
-        ``"text"`` or ``"json"`` (JSON lines, each a whole journal entry).
+        ``"text"`` or ``"json"`` (JSON lines, each a whole journal entry). Lines are
+        written by a thread of their own, never under the driver's lock.
     """
 
     def __init__(
@@ -164,52 +117,161 @@ class PluginServer:
         tcp: tuple[str, int] | None = None,
         spec: str | None = None,
         control: Control | None = None,
+        control_token: str | None = None,
         protocol: bool = True,
+        limits: Limits | None = None,
         log: IO[str] | None = None,
         log_format: str = "text",
     ) -> None:
         if (socket_path is None) == (tcp is None):
             raise ValueError("give a socket path or a TCP address, not both")
         self.app, self.socket_path, self.spec = app, socket_path, spec
-        self.log, self.log_format = log, log_format
+        self.protocol, self.control_token = protocol, control_token
+        self.control = control if socket_path is not None or control_token else None
+        self.limits = limits or Limits()
+        self.log_format = log_format
+        self.writer = LineWriter(log) if log is not None else None
         if socket_path is not None:
             claim_socket(socket_path)
-            self.server: _Server = _UnixServer(socket_path, _Handler)
-            os.chmod(socket_path, 0o660)
+            self.listener = _bind_unix(socket_path)
             self.address = f"unix://{socket_path}"
         else:
             host, port = tcp  # type: ignore[misc]
-            self.server = _TCPServer((host, port), _Handler)
-            self.address = f"tcp://{host}:{self.server.server_address[1]}"
-            if spec:
-                _write_spec(spec, self.address)
-        self.server.fake, self.server.control = app, control
-        self.server.protocol = protocol
-        if log is not None:
+            self.listener = _bind_tcp(host, port)
+            self.address = f"tcp://{host}:{self.listener.getsockname()[1]}"
+        self.listener.listen(BACKLOG)
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._stopped.set()
+        self._open = 0
+        self._open_lock = threading.Lock()
+        if socket_path is None and spec:
+            _write_spec(spec, self.address)
+        if self.writer is not None:
             app.listeners.append(self.log_call)
 
+    # -- logging ----------------------------------------------------------------------------
     def log_call(self, call: Call) -> None:
         if self.log_format == "json":
             line = json.dumps(dataclasses.asdict(call))  # the whole journal entry
         else:
             line = str(call) + "".join(f" (violation: {v})" for v in call.violations)
             line += f" [fault: {call.fault}]" if call.fault else ""
-        print(line, file=self.log, flush=True)
+        self.say(line)
+
+    def say(self, line: str) -> None:
+        """Log one line (a refusal, the connection cap), unless there is no log."""
+        if self.writer is None:
+            return
+        if self.log_format == "json" and not line.startswith("{"):
+            line = json.dumps({"event": "server", "message": line})
+        self.writer.write(line)
+
+    # -- serving ----------------------------------------------------------------------------
+    @property
+    def connections(self) -> int:
+        """How many connections are being served now."""
+        with self._open_lock:
+            return self._open
 
     def serve_forever(self) -> None:
-        self.server.serve_forever(poll_interval=0.1)
+        """Accept connections until :meth:`shutdown`, each served by a thread of its own."""
+        try:  # a signal anywhere in here still leaves it stopped, so close() never waits
+            self._stopped.clear()
+            self.listener.settimeout(0.1)  # how soon a shutdown is noticed
+            backoff = 0.0
+            while not self._stop.is_set():
+                try:
+                    sock, _ = self.listener.accept()
+                except TimeoutError:
+                    continue
+                except OSError as exc:
+                    if self._stop.is_set():
+                        break
+                    if exc.errno not in _SHORT_OF:
+                        continue  # ECONNABORTED and the like: that client is gone
+                    if not backoff:
+                        why = f"cannot accept a connection ({exc.strerror})"
+                        self.say(f"fakedriver: {why}; backing off until connections close")
+                    backoff = min(max(backoff * 2, 0.01), 1.0)
+                    self._stop.wait(backoff)
+                    continue
+                backoff = 0.0
+                self._start(sock)
+        finally:
+            self._stopped.set()
 
+    def _start(self, sock: socket.socket) -> None:
+        with self._open_lock:
+            full = self._open >= self.limits.max_connections
+            if not full:
+                self._open += 1
+        if full:
+            self._turn_away(sock)
+            return
+        connection = Connection(sock, self._serve, self.limits, self.say)
+        threading.Thread(target=self._run, args=(connection,), daemon=True).start()
+
+    def _run(self, connection: Connection) -> None:
+        try:
+            connection.run()
+        finally:
+            with self._open_lock:
+                self._open -= 1
+
+    def _turn_away(self, sock: socket.socket) -> None:
+        cap = self.limits.max_connections
+        self.say(f"fakedriver: {cap} connections open (the cap); turned one away with 503")
+        body = encode({"Err": f"too many connections (the server serves {cap} at once)"})
+        head = f"HTTP/1.1 503 {reason(503)}\r\n" + "".join(
+            f"{name}: {value}\r\n" for name, value in headers(body)
+        )
+        with contextlib.suppress(OSError):
+            sock.settimeout(1.0)
+            sock.sendall(head.encode() + b"Connection: close\r\n\r\n" + body)
+        sock.close()
+
+    def _serve(self, request: Request, gone: Callable[[], bool]) -> Answer:
+        """Route one request: the control API under ``/fakedriver/``, else the protocol."""
+        if request.target.startswith("/fakedriver/") or not self.protocol:
+            return self._control(request)
+        if request.verb != "POST":
+            return Answer(*not_allowed(request.verb))
+        reply = self.app.engine.respond(request.target, request.body, gone=gone)
+        return Answer(reply.status, reply.body, reply.drop)
+
+    def _control(self, request: Request) -> Answer:
+        if self.control is None:
+            tcp = self.socket_path is None
+            why = (
+                "not served over TCP without --control-token"
+                if tcp
+                else "not served on this socket"
+            )
+            return Answer(404, encode({"Err": f"the control API is {why}"}))
+        refused = refusal(request.verb, request.headers, self.control_token)
+        status, answer = refused or self.control(request.verb, request.target, request.body)
+        return Answer(status, encode(answer))
+
+    # -- stopping ---------------------------------------------------------------------------
     def shutdown(self) -> None:
-        """Stop :meth:`serve_forever` (from another thread)."""
-        self.server.shutdown()
+        """Stop :meth:`serve_forever` (from another thread) and wait until it has."""
+        self._stop.set()
+        self._stopped.wait()
 
     def close(self) -> None:
-        """Stop listening and remove the socket and spec file."""
-        self.server.server_close()
+        """Stop listening, remove the socket and spec file, and write what is left to log."""
+        self._stop.set()
+        self._stopped.wait()
+        self.listener.close()
         for path in (self.socket_path, self.spec):
             if path:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
+        if self.writer is not None:
+            with contextlib.suppress(ValueError):
+                self.app.listeners.remove(self.log_call)
+            self.writer.close()
 
     def __enter__(self) -> PluginServer:
         return self
@@ -219,8 +281,17 @@ class PluginServer:
 
 
 def _write_spec(path: str, address: str) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as out:
-        out.write(address + "\n")
-    os.replace(tmp, path)
+    """Write the spec file through a temporary file of its own: an unpredictable name
+    opened with ``O_EXCL|O_NOFOLLOW`` (``mkstemp``) in the spec's folder, then renamed."""
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(address + "\n")
+        os.chmod(tmp, 0o644)  # dockerd reads it
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

@@ -2,7 +2,7 @@
 another process (a Go binary, curl, dockerd) or must go through a real connection.
 
 It runs the same server code as ``fakedriver serve``, control API included (under
-``/fakedriver/`` on the same socket).
+``/fakedriver/`` on the unix socket; not on TCP, which has no token here).
 """
 
 from __future__ import annotations

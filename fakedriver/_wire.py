@@ -28,6 +28,16 @@ _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 _FAMILY = {4: "IPv4", 6: "IPv6"}
 
 
+def strict_json(raw: bytes | str) -> Any:
+    """``json.loads`` as Go's decoder reads JSON: ``NaN``, ``Infinity`` and ``-Infinity``
+    are not JSON, so they are refused (a ``ValueError``) rather than read as floats."""
+    return json.loads(raw, parse_constant=_not_json)
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def decode(raw: bytes, *, no_arguments: bool) -> dict[str, Any]:
     """Decode a request body into a JSON object.
 
@@ -39,7 +49,7 @@ def decode(raw: bytes, *, no_arguments: bool) -> dict[str, Any]:
             return {}
         raise BadRequest("invalid request: empty body, expected a JSON object")
     try:
-        value = json.loads(raw)
+        value = strict_json(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"invalid request: body is not JSON: {exc}") from None
     except RecursionError:

@@ -236,7 +236,8 @@ class Plugin:
         """Call the control API, served on the plugin socket under /fakedriver/."""
         conn = _UnixHTTPConnection(str(self.socket))
         try:
-            conn.request(verb, path, body=b"" if body is None else json.dumps(body).encode())
+            payload = b"" if body is None else json.dumps(body).encode()
+            conn.request(verb, path, body=payload, headers={"Content-Type": "application/json"})
             response = conn.getresponse()
             answer = json.loads(response.read())
             assert response.status == 200, answer

@@ -35,7 +35,10 @@ def control(
 ) -> tuple[int, Any]:
     """One control API request on its own connection: the status and the JSON answer."""
     payload = raw if raw is not None else b"" if body is None else json.dumps(body).encode()
-    head = f"{verb} {target} HTTP/1.1\r\nHost: \r\nContent-Length: {len(payload)}\r\n\r\n"
+    head = (
+        f"{verb} {target} HTTP/1.1\r\nHost: \r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\n\r\n"
+    )
     with Conn(path) as conn:
         conn.sock.sendall(head.encode() + payload)
         response = read_response(conn.stream)

@@ -28,6 +28,7 @@ import pytest
 from conftest import NET, Wire, ids
 from hypothesis import given
 from hypothesis import strategies as st
+from test_faults_socket import control
 from test_fuzz import (
     LIGHT,
     METHODS,
@@ -301,15 +302,15 @@ def test_reset_and_lost_reply_over_the_control_api_survive_kill_9(
         for nid in ("n1", "n2"):
             assert conn.send("NetworkDriver.CreateNetwork", create_network(nid)).status == 200
         rule = {"method": "CreateNetwork", "kind": "lost_reply", "times": 1}
-        assert conn.send("fakedriver/faults", rule).status == 200
+        assert control(sock, "POST", "/fakedriver/faults", rule)[0] == 200
         lost = conn.send("NetworkDriver.CreateNetwork", create_network("n3"))
         assert lost.json.get("Err"), lost.json  # served, but answered as an error
     first.proc.kill()
     first.wait()
     assert sorted(peek_state(str(path)).networks) == ["n1", "n2", "n3"]
     second = serve(*args).wait_ready()
+    assert control(sock, "POST", "/fakedriver/reset")[0] == 200
     with Conn(sock) as conn:
-        assert conn.send("fakedriver/reset").status == 200
         assert conn.send("NetworkDriver.CreateNetwork", create_network("n4")).status == 200
     second.proc.kill()
     second.wait()

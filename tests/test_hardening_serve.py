@@ -1,0 +1,398 @@
+"""``fakedriver serve`` under attack, beyond HTTP (issue 9): the control API from a
+browser or over TCP, numbers that are not numbers, a journal that grows, and the files
+and signals of the process (socket mode, another user's socket, the spec file, the plugin
+name, SIGHUP). Raw sockets, loopback and unix only, each with a timeout."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rawhttp import Served, call, connect, eventually, exchange, nobody_command, parse, read_one
+from rawhttp import request as raw_request
+from test_server import temporary_short_dir
+
+from fakedriver import FakeNetDriver
+from fakedriver._cli import main
+from fakedriver._control import control
+from fakedriver._journal import Journal
+from fakedriver._server import PluginServer
+
+NET = "b" * 64
+CREATE = {"NetworkID": NET, "Options": {}, "IPv4Data": [], "IPv6Data": []}
+HANG = json.dumps({"method": "*", "kind": "hang"}).encode()
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    with temporary_short_dir() as folder:
+        yield folder
+
+
+class Site:
+    """A fake served on a unix socket (control API on it) and on loopback TCP."""
+
+    def __init__(self, folder: Path, token: str | None = None) -> None:
+        self.fake = FakeNetDriver()
+        api = lambda *a: control(self.fake, *a)  # noqa: E731
+        self.path = str(folder / "p.sock")
+        self.servers = [
+            PluginServer(self.fake, socket_path=self.path, control=api),
+            PluginServer(self.fake, tcp=("127.0.0.1", 0), control=api, control_token=token),
+        ]
+        self.tcp = ("127.0.0.1", self.servers[1].listener.getsockname()[1])
+        self.threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in self.servers]
+        for thread in self.threads:
+            thread.start()
+        answer = self.send(
+            self.path,
+            raw_request("POST", "/NetworkDriver.CreateNetwork", json.dumps(CREATE).encode()),
+        )
+        assert answer.status == 200
+
+    def send(self, address: Any, data: bytes) -> Any:
+        with connect(address) as sock:
+            sock.sendall(data)
+            return read_one(sock)
+
+    def unchanged(self) -> bool:
+        """The network made at start is all there is, and no fault rule was added."""
+        return list(self.fake.state.networks) == [NET] and self.fake.faults.rules == []
+
+    def close(self) -> None:
+        self.fake.engine.release_rules()
+        for server in self.servers:
+            server.close()
+        for thread in self.threads:
+            thread.join(5)
+
+
+@pytest.fixture
+def site(short_dir: Path) -> Iterator[Site]:
+    served = Site(short_dir)
+    try:
+        yield served
+    finally:
+        served.close()
+
+
+def control_request(verb: str, target: str, body: bytes = b"", headers: str = "") -> bytes:
+    return raw_request(verb, target, body, f"{headers}Content-Length: {len(body)}\r\n")
+
+
+JSON = "Content-Type: application/json\r\n"
+
+
+# -- the control API -------------------------------------------------------------------------
+BROWSER = {
+    "reset, text/plain, Origin": control_request(
+        "POST",
+        "/fakedriver/reset",
+        b"{}",
+        "Origin: http://evil.example\r\nContent-Type: text/plain\r\n",
+    ),
+    "hang, text/plain, Origin": control_request(
+        "POST",
+        "/fakedriver/faults",
+        HANG,
+        "Origin: http://evil.example\r\nContent-Type: text/plain\r\n",
+    ),
+    "hang, JSON, Origin": control_request(
+        "POST", "/fakedriver/faults", HANG, f"Origin: http://evil.example\r\n{JSON}"
+    ),
+    "reset, Sec-Fetch-Site": control_request(
+        "POST", "/fakedriver/reset", b"{}", f"Sec-Fetch-Site: cross-site\r\n{JSON}"
+    ),
+    "state, Origin null": control_request("GET", "/fakedriver/state", headers="Origin: null\r\n"),
+}
+
+
+@pytest.mark.parametrize("data", BROWSER.values(), ids=BROWSER.keys())
+def test_a_browser_request_is_refused_403(site: Site, data: bytes) -> None:
+    answer = site.send(site.path, data)
+    assert answer.status == 403 and "browsers" in answer.json["Err"]
+    assert site.unchanged()
+
+
+@pytest.mark.parametrize("kind", ["text/plain", "application/x-www-form-urlencoded", ""])
+def test_a_control_body_must_be_json(site: Site, kind: str) -> None:
+    header = f"Content-Type: {kind}\r\n" if kind else ""
+    answer = site.send(site.path, control_request("POST", "/fakedriver/faults", HANG, header))
+    assert answer.status == 415 and site.unchanged()
+    answer = site.send(site.path, control_request("POST", "/fakedriver/faults", HANG, JSON))
+    assert answer.status == 200 and len(site.fake.faults.rules) == 1  # with it: accepted
+
+
+def test_over_tcp_without_a_token_there_is_no_control_api(site: Site) -> None:
+    for data in (
+        control_request("POST", "/fakedriver/reset", b"{}", JSON),
+        control_request("POST", "/fakedriver/faults", HANG, JSON),
+        control_request("GET", "/fakedriver/state"),
+    ):
+        answer = site.send(site.tcp, data)
+        assert answer.status == 404 and "--control-token" in answer.json["Err"]
+    assert site.unchanged()
+    assert site.send(site.tcp, call("Plugin.Activate")).status == 200  # the protocol is served
+
+
+def test_over_tcp_with_a_token_only_the_bearer_gets_in(short_dir: Path) -> None:
+    site = Site(short_dir, token="s3cret")
+    try:
+        for auth in ("", "Authorization: Bearer wrong\r\n", "Authorization: s3cret\r\n"):
+            answer = site.send(
+                site.tcp, control_request("POST", "/fakedriver/reset", b"{}", JSON + auth)
+            )
+            assert answer.status == 401, auth
+        assert site.unchanged()
+        good = control_request(
+            "POST", "/fakedriver/faults", HANG, JSON + "Authorization: Bearer s3cret\r\n"
+        )
+        assert site.send(site.tcp, good).status == 200
+        assert len(site.fake.faults.rules) == 1
+    finally:
+        site.close()
+
+
+NOT_NUMBERS = {
+    "NaN seconds": b'{"method": "Join", "kind": "latency", "seconds": NaN}',
+    "Infinity seconds": b'{"method": "Join", "kind": "latency", "seconds": Infinity}',
+    "1e308 seconds": b'{"method": "Join", "kind": "latency", "seconds": 1e308}',
+    "-Infinity probability": b'{"method": "Join", "kind": "error", "probability": -Infinity}',
+    "NaN in match": b'{"method": "Join", "kind": "error", "match": {"a": NaN}}',
+}
+
+
+@pytest.mark.parametrize("body", NOT_NUMBERS.values(), ids=NOT_NUMBERS.keys())
+def test_a_fault_rule_with_a_number_that_is_not_finite_is_400(site: Site, body: bytes) -> None:
+    answer = site.send(site.path, control_request("POST", "/fakedriver/faults", body, JSON))
+    assert answer.status == 400 and "bad control request" in answer.json["Err"]
+    assert site.unchanged()
+
+
+def test_a_scenario_file_with_an_infinite_latency_is_refused(short_dir: Path) -> None:
+    scenario = short_dir / "inf.toml"
+    scenario.write_text('[[fault]]\nmethod = "Join"\nkind = "latency"\nseconds = inf\n')
+    with pytest.raises(ValueError, match="seconds must be from 0"):
+        FakeNetDriver().faults.load(str(scenario))
+
+
+@pytest.mark.parametrize(
+    ("method", "key"),
+    [("NetworkDriver.CreateNetwork", "Err"), ("IpamDriver.RequestPool", "Error")],
+)
+def test_nan_in_a_plugin_call_is_400(site: Site, method: str, key: str) -> None:
+    body = b'{"NetworkID": "' + b"c" * 64 + b'", "Options": {"x": NaN}, "AddressSpace": NaN}'
+    answer = site.send(site.path, raw_request("POST", f"/{method}", body))
+    assert answer.status == 400 and "NaN is not a JSON value" in answer.json[key]
+    assert site.unchanged()
+    json.dumps([c.request for c in site.fake.calls], allow_nan=False)  # the journal is JSON
+
+
+# -- a journal that grows --------------------------------------------------------------------
+def test_a_bounded_journal_keeps_absolute_indexes_and_says_what_was_evicted(site: Site) -> None:
+    site.fake.engine.calls = Journal(maxlen=3)  # as serve --journal-size 3 makes it
+    for _ in range(5):
+        assert site.send(site.path, call("Plugin.Activate")).status == 200
+    got = site.send(site.path, control_request("GET", "/fakedriver/calls?since=0")).json
+    assert [c["index"] for c in got["calls"]] == [2, 3, 4]
+    assert (got["first"], got["next"], got["evicted"]) == (2, 5, 2)
+    got = site.send(site.path, control_request("GET", "/fakedriver/calls?since=4")).json
+    assert [c["index"] for c in got["calls"]] == [4] and got["evicted"] == 0
+
+
+def test_a_large_refused_body_is_cut_down_in_a_bounded_journal(site: Site) -> None:
+    site.fake.engine.calls = Journal(maxlen=10)
+    big = {"NetworkID": "d" * 64, "EndpointID": "e" * 64, "Options": {"x": "y" * 500_000}}
+    answer = site.send(
+        site.path, raw_request("POST", "/NetworkDriver.CreateEndpoint", json.dumps(big).encode())
+    )
+    assert "not found" in answer.json["Err"]  # no such network: refused
+    [entry] = site.fake.calls
+    assert len(json.dumps(entry.request)) < 5000
+    assert entry.request is not None and entry.request["fakedriver.truncated"]
+
+
+def test_serve_journal_size_bounds_the_served_journal(short_dir: Path) -> None:
+    path = str(short_dir / "p.sock")
+    served = Served(short_dir, "--socket", path, "--journal-size", "2").wait_ready()
+    try:
+        for _ in range(4):
+            assert (
+                parse(
+                    exchange(
+                        path,
+                        raw_request("POST", "/Plugin.Activate", headers=("Connection: close\r\n")),
+                    )
+                ).status
+                == 200
+            )
+        with connect(path) as sock:
+            sock.sendall(control_request("GET", "/fakedriver/calls"))
+            got = read_one(sock).json
+        assert [c["index"] for c in got["calls"]] == [2, 3] and got["evicted"] == 2
+    finally:
+        assert served.stop() == 0
+
+
+# -- files and signals ---------------------------------------------------------------------
+def test_the_socket_is_never_open_to_others_even_under_umask_0(
+    short_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What bind() leaves, before the chmod, is what others could connect to meanwhile."""
+    seen: list[int] = []
+    chmod = os.chmod
+
+    def spy(path: Any, mode: int, **kw: Any) -> None:
+        if os.path.exists(path) and stat.S_ISSOCK(os.lstat(path).st_mode):
+            seen.append(stat.S_IMODE(os.lstat(path).st_mode))
+        chmod(path, mode, **kw)
+
+    monkeypatch.setattr(os, "chmod", spy)
+    old = os.umask(0)
+    try:
+        server = PluginServer(FakeNetDriver(), socket_path=str(short_dir / "p.sock"))
+    finally:
+        os.umask(old)
+    server.close()
+    assert seen and all(mode & 0o077 == 0 for mode in seen), [oct(m) for m in seen]
+
+
+def test_the_spec_file_is_not_written_through_a_planted_symlink(short_dir: Path) -> None:
+    victim = short_dir / "victim"
+    victim.write_text("precious\n")
+    (short_dir / "fake.spec.tmp").symlink_to(victim)
+    spec = short_dir / "fake.spec"
+    server = PluginServer(FakeNetDriver(), tcp=("127.0.0.1", 0), spec=str(spec))
+    try:
+        assert victim.read_text() == "precious\n"
+        assert not spec.is_symlink() and spec.read_text() == server.address + "\n"
+        assert stat.S_IMODE(spec.stat().st_mode) == 0o644
+        assert sorted(p.name for p in short_dir.iterdir()) == [
+            "fake.spec",
+            "fake.spec.tmp",
+            "victim",
+        ]
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("name", ["../x", "/etc/x", "", "a\nb", ".hidden", "a/b", "-x"])
+def test_a_plugin_name_that_is_not_one_path_component_is_refused(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", f"--name={name}", "--socket", "/nonexistent/x.sock"])
+    assert exited.value.code == 2
+    assert "is not a plugin name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tcp", [False, True], ids=["unix", "tcp"])
+def test_sighup_shuts_down_as_cleanly_as_sigterm(short_dir: Path, tcp: bool) -> None:
+    path, spec = short_dir / "p.sock", short_dir / "fake.spec"
+    where = (
+        ["--tcp", "127.0.0.1:0", "--spec-dir", str(short_dir)] if tcp else ["--socket", str(path)]
+    )
+    served = Served(short_dir, *where).wait_ready()
+    left = spec if tcp else path
+    assert left.exists()
+    assert served.stop(signal.SIGHUP) == 0, served.stderr()
+    assert not left.exists() and "Traceback" not in served.stderr()
+
+
+def test_a_non_loopback_address_is_warned_about(short_dir: Path) -> None:
+    served = Served(
+        short_dir, "--tcp", "0.0.0.0:0", "--spec-dir", str(short_dir), "--no-control"
+    ).wait_ready()
+    try:
+        assert "warning: serving the plugin protocol on 0.0.0.0" in served.stderr()
+    finally:
+        served.stop()
+    quiet = Served(short_dir, "--tcp", "127.0.0.1:0", "--spec-dir", str(short_dir)).wait_ready()
+    try:
+        assert "warning" not in quiet.stderr()
+        assert "not served over TCP without --control-token" in quiet.stderr()
+    finally:
+        quiet.stop()
+
+
+NOBODY = nobody_command()
+needs_nobody = pytest.mark.skipif(
+    NOBODY is None,
+    reason="needs root and /usr/bin/python3 of this Python's version, to run as nobody",
+)
+
+
+@needs_nobody
+def test_another_users_socket_that_cannot_be_probed_is_left_alone(short_dir: Path) -> None:
+    """Root's live socket, mode 0600, in a folder anyone may write: nobody's server may
+    not connect to it (EACCES), so it cannot tell it is live, and must not remove it."""
+    assert NOBODY is not None
+    short_dir.chmod(0o777)
+    path = short_dir / "p.sock"
+    owner = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    owner.bind(str(path))
+    owner.listen(1)
+    path.chmod(0o600)
+    try:
+        done = subprocess.run(
+            [*NOBODY, "serve", "--socket", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            user=65534,
+            group=65534,
+            check=False,
+        )
+        assert done.returncode == 2, done.stderr
+        assert "cannot be probed (Permission denied); not removing it" in done.stderr
+        assert path.exists() and stat.S_ISSOCK(path.lstat().st_mode)
+        with connect(str(path)) as sock:  # still root's, still live
+            assert sock.getpeername() == str(path)
+    finally:
+        owner.close()
+
+
+@needs_nobody
+def test_a_non_root_name_run_says_it_needs_root(short_dir: Path) -> None:
+    assert NOBODY is not None
+    done = subprocess.run(
+        [*NOBODY, "serve", "--name", "fd-hardening-x"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        user=65534,
+        group=65534,
+        cwd="/tmp",
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "fakedriver: needs root for /run/docker/plugins; use --socket PATH"
+    )
+
+
+def _hung(path: str) -> bool:
+    with connect(path) as sock:
+        sock.sendall(control_request("GET", "/fakedriver/faults"))
+        return bool(read_one(sock).json["faults"][0]["fired"])
+
+
+def test_a_hung_call_does_not_keep_the_server_from_stopping(short_dir: Path) -> None:
+    """SIGHUP with a call hanging: the server still exits, cleanly, within the wait."""
+    path = str(short_dir / "p.sock")
+    served = Served(short_dir, "--socket", path).wait_ready()
+    with connect(path) as sock:
+        sock.sendall(control_request("POST", "/fakedriver/faults", HANG, JSON))
+        assert read_one(sock).status == 200
+        sock.sendall(call("Plugin.Activate"))
+        assert eventually(lambda: _hung(path), 5.0)
+        assert served.stop(signal.SIGHUP) == 0
