@@ -5,6 +5,7 @@ run (interleaved, repeated, median), printed with its target and PASS/MISS.
     python benchmarks/run.py --quick    # smaller sizes, fewer repetitions
     python benchmarks/run.py --only 6   # some figures only
     python benchmarks/run.py --only 7   # the --state database: per-change cost by size
+    python benchmarks/run.py --only 8   # serve's memory over 1,000,000 calls
 
 Figure 6 needs a real dockerd (Debian's docker.io), busybox-static and root; where they
 are missing it is skipped, with the reason.
@@ -372,6 +373,65 @@ def socket_server(n: int, reps: int) -> None:
             proc.wait()
 
 
+# -- 8. serve's memory over a long run --------------------------------------------------------
+def _asker(path: str, n: int, out: object) -> None:
+    """``n`` GetCapabilities calls over one keep-alive connection (state stays the same)."""
+    request = b"POST /NetworkDriver.GetCapabilities HTTP/1.1\r\nHost: \r\nContent-Length: 0\r\n\r\n"
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(path)
+    stream = sock.makefile("rb")
+    for _ in range(n):
+        sock.sendall(request)
+        length = 0
+        while (line := stream.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        stream.read(length)
+    stream.close()
+    sock.close()
+    out.send(n)  # type: ignore[attr-defined]
+
+
+def _rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) * 1024
+
+
+def long_run_memory(total: int) -> None:
+    """RSS of ``fakedriver serve`` after ``total`` calls vs after 10,000 (its journal is a
+    ring of 10,000 by default, so memory must stay flat)."""
+    folder = tempfile.mkdtemp(prefix="fdb", dir="/tmp")
+    path = f"{folder}/m.sock"
+    proc = _serve([sys.executable, "-m", "fakedriver", "serve", "--socket", path, "--quiet"], path)
+    ctx = get_context("fork")
+    try:
+
+        def load(calls: int, clients: int = 4) -> None:
+            pipes = [ctx.Pipe() for _ in range(clients)]
+            each = calls // clients
+            procs = [ctx.Process(target=_asker, args=(path, each, w)) for _, w in pipes]
+            for p in procs:
+                p.start()
+            assert sum(r.recv() for r, _ in pipes) == each * clients
+            for p in procs:
+                p.join()
+
+        load(10_000)
+        early = _rss(proc.pid)
+        start = time.perf_counter()
+        load(total - 10_000)
+        late = _rss(proc.pid)
+        detail = (
+            f"{early / 2**20:.1f} MiB after 10,000 calls, {late / 2**20:.1f} MiB after "
+            f"{total:,} ({time.perf_counter() - start:.0f} s)"
+        )
+        row(f"8 serve RSS after {total:,} calls vs after 10,000", late / early, "<=", 1.2, detail)
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
 def _ms(ordered: list[float], q: float) -> str:
     return f"{ordered[int(len(ordered) * q)] * 1e3:.2f} ms"
 
@@ -553,8 +613,13 @@ def docker_run(reps: int) -> None:
             return none_times[-1]
 
         ratio = interleaved(fake, baseline, reps)
-        row("6a docker run --rm: fake --links veth vs --network none", ratio, "<=", 1.15,
-            f"(--network none: median {statistics.median(none_times):.3f} s)")
+        row(
+            "6a docker run --rm: fake --links veth vs --network none",
+            ratio,
+            "<=",
+            1.15,
+            f"(--network none: median {statistics.median(none_times):.3f} s)",
+        )
         ratio = interleaved(fake, bridge, reps)
         row("6b docker run --rm: fake --links veth vs dockerd's bridge", ratio, "<=", 1.15)
         for network in ("fdb-fake", "fdb-bridge"):
@@ -573,9 +638,9 @@ def _skipped(name: str, why: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", type=int, nargs="+", metavar="N", help="figures to run (1-7)")
+    parser.add_argument("--only", type=int, nargs="+", metavar="N", help="figures to run (1-8)")
     args = parser.parse_args()
-    quick, only = args.quick, set(args.only or range(1, 8))
+    quick, only = args.quick, set(args.only or range(1, 9))
     reps = 5 if quick else 9
     print(
         f"fakedriver {fakedriver.__version__}, Python {sys.version.split()[0]}, "
@@ -597,6 +662,8 @@ def main() -> None:
         docker_run(8 if quick else 20)
     if 7 in only:
         state_cost(10_000 if quick else 50_000, 3 if quick else 5, reps)
+    if 8 in only:
+        long_run_memory(200_000 if quick else 1_000_000)
     width = max(len(r[0]) for r in ROWS)
     print("\n" + "figure".ljust(width), "measured", "target", "verdict", sep="  ")
     for name, value, target, verdict in ROWS:

@@ -1,4 +1,5 @@
-"""``fakedriver serve``: run the fake as a plugin that a real dockerd loads."""
+"""``fakedriver serve``: run the fake as a plugin that a real dockerd loads (the flags are
+in ``_args.py``)."""
 
 from __future__ import annotations
 
@@ -7,222 +8,32 @@ import contextlib
 import ipaddress
 import json
 import os
-import re
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from types import FrameType
 from typing import Any
 
 from ._app import FakeNetDriver
+from ._args import DEFAULT_NAME, conflicts, parser
 from ._clock import RealClock
 from ._connection import Limits
 from ._control import control
 from ._journal import Journal
 from ._links import Checkpointed, Links, VethLinks, reconcile
-from ._persona import Persona
+from ._options import persona_from
 from ._server import PLUGIN_DIR, SPEC_DIR, PluginServer, ServeError
-from ._statefile import state_command, state_parser
+from ._statefile import state_command
 from ._store import StateFileError, Store, StoreError
-
-#: A plugin name: one path component, no dot first (no ``..``, no hidden file).
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-
-
-def _name(value: str) -> str:
-    if not NAME.fullmatch(value):
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a plugin name: letters, digits, '_', '.', '-', "
-            "starting with a letter or digit"
-        )
-    return value
-
-
-def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
-    def parse(value: str) -> int | float:
-        number = kind(value)
-        if not 0 < number < float("inf"):
-            raise argparse.ArgumentTypeError(f"must be a positive number, not {value}")
-        return number
-
-    parse.__name__ = kind.__name__  # argparse names the type in its error
-    return parse
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fakedriver", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve = commands.add_parser(
-        "serve",
-        help="serve the fake driver to dockerd",
-        description="Serve the fake driver as a legacy (v1) plugin: dockerd finds it as "
-        "`docker network create -d NAME` (and `--ipam-driver NAME`).",
-    )
-    where = serve.add_argument_group("where to listen")
-    where.add_argument(
-        "--name",
-        default="fake",
-        type=_name,
-        help=f"plugin name: listen on {PLUGIN_DIR}/NAME.sock (default: fake)",
-    )
-    where.add_argument("--socket", metavar="PATH", help="listen on this unix socket instead")
-    where.add_argument(
-        "--tcp",
-        metavar="HOST:PORT",
-        help=f"listen on TCP and write {SPEC_DIR}/NAME.spec (port 0: any free)",
-    )
-    where.add_argument(
-        "--spec-dir", default=SPEC_DIR, help=f"where to write NAME.spec (default: {SPEC_DIR})"
-    )
-
-    persona = serve.add_argument_group("persona (what the driver announces)")
-    persona.add_argument(
-        "--scope",
-        choices=("local", "global"),
-        default="local",
-        help="Scope in GetCapabilities (default: local)",
-    )
-    persona.add_argument(
-        "--connectivity-scope",
-        choices=("", "local", "global"),
-        default="",
-        help="ConnectivityScope in GetCapabilities (default: same as scope)",
-    )
-    persona.add_argument("--gw-alloc-checker", action="store_true", help="announce GwAllocChecker")
-    persona.add_argument("--no-ipam", action="store_true", help="do not implement IpamDriver")
-    persona.add_argument(
-        "--requires-mac-address",
-        action="store_true",
-        help="IPAM capability: endpoint addresses are requested with their MAC",
-    )
-    persona.add_argument(
-        "--requires-request-replay",
-        action="store_true",
-        help="IPAM capability: dockerd replays pools and addresses at restart",
-    )
-    persona.add_argument(
-        "--local-address-space",
-        default="LocalDefault",
-        metavar="NAME",
-        help="IPAM local default address space (default: LocalDefault)",
-    )
-    persona.add_argument(
-        "--global-address-space",
-        default="GlobalDefault",
-        metavar="NAME",
-        help="IPAM global default address space (default: GlobalDefault)",
-    )
-    persona.add_argument(
-        "--lenient",
-        action="store_true",
-        help="record lifecycle violations instead of refusing the call",
-    )
-    persona.add_argument("--seed", type=int, default=0, help="seed for generated MACs (default 0)")
-
-    behaviour = serve.add_argument_group("behaviour")
-    behaviour.add_argument(
-        "--links",
-        choices=("none", "veth"),
-        default="none",
-        help="veth: make a veth pair per Join so containers get a real interface with the "
-        "fake's address (needs root); none (default): Join answers no interface and "
-        "no gateway, and dockerd routes the container through docker_gwbridge",
-    )
-    behaviour.add_argument(
-        "--faults", metavar="FILE", help="load fault rules from a TOML scenario file at start"
-    )
-    behaviour.add_argument(
-        "--state",
-        metavar="FILE",
-        help="keep the state in FILE, an SQLite database this server holds alone: loaded "
-        "at start, each call's changes committed before it is answered",
-    )
-    behaviour.add_argument(
-        "--log-format",
-        choices=("text", "json"),
-        default="text",
-        help="one line per call on stderr, as text or JSON lines",
-    )
-    behaviour.add_argument("--quiet", action="store_true", help="no per-call log")
-
-    api = serve.add_argument_group("control API (faults, journal, state over HTTP)")
-    api.add_argument(
-        "--control-socket",
-        metavar="PATH",
-        help="serve the control API on its own unix socket, and only the plugin "
-        "protocol on the plugin socket (default: both on the plugin socket, "
-        "the control API under /fakedriver/)",
-    )
-    api.add_argument(
-        "--control-token",
-        metavar="TOKEN",
-        help="require Authorization: Bearer TOKEN on every control request; over --tcp "
-        "the control API is served only with a token",
-    )
-    api.add_argument("--no-control", action="store_true", help="serve no control API at all")
-
-    limits = serve.add_argument_group("limits (what one connection may send, and how fast)")
-    default = Limits()
-    limits.add_argument(
-        "--max-body",
-        type=_positive(int),
-        default=default.max_body,
-        metavar="BYTES",
-        help=f"largest request body; larger gets 413 (default: {default.max_body})",
-    )
-    limits.add_argument(
-        "--read-timeout",
-        type=_positive(float),
-        default=default.read_timeout,
-        metavar="SECONDS",
-        help="from a request's first byte to its last; slower gets 408 "
-        f"(default: {default.read_timeout})",
-    )
-    limits.add_argument(
-        "--idle-timeout",
-        type=_positive(float),
-        default=default.idle_timeout,
-        metavar="SECONDS",
-        help="how long a keep-alive connection may wait for its next request (default: "
-        f"{default.idle_timeout}, longer than Go's 90 s, so dockerd closes first)",
-    )
-    limits.add_argument(
-        "--max-connections",
-        type=_positive(int),
-        default=default.max_connections,
-        metavar="N",
-        help=f"connections served at once; more get 503 (default: {default.max_connections})",
-    )
-    limits.add_argument(
-        "--journal-size",
-        type=_positive(int),
-        default=10_000,
-        metavar="N",
-        help="calls the journal keeps (the oldest are evicted; default: 10000)",
-    )
-
-    state_parser(commands)
-    return parser
 
 
 def build(args: argparse.Namespace) -> FakeNetDriver:
     """The driver ``fakedriver serve`` runs, from its parsed arguments."""
     veth = args.links == "veth"
-    persona = Persona(
-        scope=args.scope,
-        connectivity_scope=args.connectivity_scope,
-        gw_alloc_checker=args.gw_alloc_checker,
-        ipam=not args.no_ipam,
-        requires_mac_address=args.requires_mac_address,
-        requires_request_replay=args.requires_request_replay,
-        local_address_space=args.local_address_space,
-        global_address_space=args.global_address_space,
-        strict=not args.lenient,
-        seed=args.seed,
-        join_gateway=veth,  # a gateway with no interface makes dockerd fail the start
-    )
+    # a gateway with no interface makes dockerd fail the start: by default, only with links
+    persona = persona_from(args, join_gateway=veth)
     links: Links | None = VethLinks() if veth else None
     store = Store.open(args.state) if args.state else None
     if store is not None and links is not None:  # the intent to make a pair is saved first
@@ -283,9 +94,9 @@ def _plugin_server(args: argparse.Namespace, app: FakeNetDriver, **shared: Any) 
                 f"fakedriver: warning: serving the plugin protocol on {host}, beyond this "
                 "host: anyone who can reach it can create and delete networks",
             )
-        spec = os.path.join(args.spec_dir, f"{args.name}.spec")
+        spec = os.path.join(args.spec_dir or SPEC_DIR, f"{args.name or DEFAULT_NAME}.spec")
         return PluginServer(app, tcp=(host, int(port)), spec=spec, **shared)
-    path = args.socket or os.path.join(PLUGIN_DIR, f"{args.name}.sock")
+    path = args.socket or os.path.join(PLUGIN_DIR, f"{args.name or DEFAULT_NAME}.sock")
     try:
         return PluginServer(app, socket_path=path, **shared)
     except PermissionError:
@@ -360,7 +171,13 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args, unknown = parser().parse_known_args(argv)
+    if unknown:  # with the usage of the command they were given to
+        args.subparser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command == "serve":
+        conflict = conflicts(args)
+        if conflict:
+            args.subparser.error(conflict)
     try:
         if args.command == "state":
             return state_command(args)

@@ -19,6 +19,7 @@ import socket
 import stat
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -157,14 +158,18 @@ class PluginServer:
         else:
             line = str(call) + "".join(f" (violation: {v})" for v in call.violations)
             line += f" [fault: {call.fault}]" if call.fault else ""
-        self.say(line)
+        self.say(line, when=call.timestamp)
 
-    def say(self, line: str) -> None:
-        """Log one line (a refusal, the connection cap), unless there is no log."""
+    def say(self, line: str, when: float | None = None) -> None:
+        """Log one line (a call, a refusal, the connection cap), unless there is no log. A
+        text line starts with its UTC time (``when``, or now), to the millisecond."""
         if self.writer is None:
             return
-        if self.log_format == "json" and not line.startswith("{"):
-            line = json.dumps({"event": "server", "message": line})
+        if self.log_format == "json":
+            if not line.startswith("{"):
+                line = json.dumps({"event": "server", "message": line})
+        else:
+            line = f"{stamp(time.time() if when is None else when)} {line}"
         self.writer.write(line)
 
     # -- serving ----------------------------------------------------------------------------
@@ -295,3 +300,9 @@ def _write_spec(path: str, address: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def stamp(when: float) -> str:
+    """``2026-12-01T12:00:00.123Z``: a log line's time."""
+    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when))
+    return f"{whole}.{int(when % 1 * 1000):03d}Z"

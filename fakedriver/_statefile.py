@@ -30,6 +30,8 @@ def state_parser(commands: Any) -> None:
     )
     imported.add_argument("json_file", metavar="JSON")
     imported.add_argument("file", metavar="FILE", help="the database to make (must not exist)")
+    for sub in (show, imported):
+        sub.set_defaults(subparser=sub)  # an unknown flag gets this command's usage
 
 
 def state_command(args: argparse.Namespace) -> int:

@@ -1,0 +1,180 @@
+"""The ``fakedriver`` command line: every flag, its help and its default. The persona's
+flags are generated from :class:`~fakedriver.Persona` (see ``_options.py``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Callable
+
+from . import __version__
+from ._connection import Limits
+from ._options import add_persona_options
+from ._server import PLUGIN_DIR, SPEC_DIR
+from ._statefile import state_parser
+
+DEFAULT_NAME = "fake"
+
+#: A plugin name: one path component, no dot first (no ``..``, no hidden file).
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _name(value: str) -> str:
+    if not NAME.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a plugin name: letters, digits, '_', '.', '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    def parse(value: str) -> int | float:
+        number = kind(value)
+        if not 0 < number < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a positive number, not {value}")
+        return number
+
+    parse.__name__ = kind.__name__  # argparse names the type in its error
+    return parse
+
+
+def parser() -> argparse.ArgumentParser:
+    """The ``fakedriver`` command line. Each command's parser is its namespace's
+    ``subparser``, so an unknown flag is reported with that command's usage."""
+    top = argparse.ArgumentParser(
+        prog="fakedriver",
+        description="A stateful fake of Docker's network-driver and IPAM plugins.",
+    )
+    top.add_argument("--version", action="version", version=f"fakedriver {__version__}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve",
+        help="serve the fake driver to dockerd",
+        description="Serve the fake driver as a legacy (v1) plugin: dockerd finds it as "
+        "'docker network create -d NAME' (and '--ipam-driver NAME').",
+    )
+    where = serve.add_argument_group("where to listen")
+    where.add_argument(
+        "--name",
+        type=_name,
+        help=f"plugin name: listen on {PLUGIN_DIR}/NAME.sock, or name the spec file of "
+        f"--tcp (default: {DEFAULT_NAME})",
+    )
+    socket_or_tcp = where.add_mutually_exclusive_group()
+    socket_or_tcp.add_argument(
+        "--socket",
+        metavar="PATH",
+        help="listen on this unix socket instead (its folder must exist; not with --name)",
+    )
+    socket_or_tcp.add_argument(
+        "--tcp",
+        metavar="HOST:PORT",
+        help=f"listen on TCP and write {SPEC_DIR}/NAME.spec (port 0: any free)",
+    )
+    where.add_argument("--spec-dir", help=f"where --tcp writes NAME.spec (default: {SPEC_DIR})")
+
+    add_persona_options(serve)
+
+    behaviour = serve.add_argument_group("behaviour")
+    behaviour.add_argument(
+        "--links",
+        choices=("none", "veth"),
+        default="none",
+        help="veth: make a veth pair per Join so containers get a real interface with the "
+        "fake's address (needs root); none (default): Join answers no interface and "
+        "no gateway, and dockerd routes the container through docker_gwbridge",
+    )
+    behaviour.add_argument(
+        "--faults", metavar="FILE", help="load fault rules from a TOML scenario file at start"
+    )
+    behaviour.add_argument(
+        "--state",
+        metavar="FILE",
+        help="keep the state in FILE, an SQLite database this server holds alone: loaded "
+        "at start, each call's changes committed before it is answered",
+    )
+    behaviour.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="one line per call on stderr, as text or JSON lines",
+    )
+    behaviour.add_argument("--quiet", action="store_true", help="no per-call log")
+
+    api = serve.add_argument_group("control API (faults, journal, state over HTTP)")
+    api.add_argument(
+        "--control-socket",
+        metavar="PATH",
+        help="serve the control API on its own unix socket, and only the plugin "
+        "protocol on the plugin socket (default: both on the plugin socket, "
+        "the control API under /fakedriver/)",
+    )
+    api.add_argument(
+        "--control-token",
+        metavar="TOKEN",
+        help="require Authorization: Bearer TOKEN on every control request; over --tcp "
+        "the control API is served only with a token",
+    )
+    api.add_argument("--no-control", action="store_true", help="serve no control API at all")
+
+    limits = serve.add_argument_group("limits (what one connection may send, and how fast)")
+    default = Limits()
+    limits.add_argument(
+        "--max-body",
+        type=_positive(int),
+        default=default.max_body,
+        metavar="BYTES",
+        help=f"largest request body; larger gets 413 (default: {default.max_body})",
+    )
+    limits.add_argument(
+        "--read-timeout",
+        type=_positive(float),
+        default=default.read_timeout,
+        metavar="SECONDS",
+        help="from a request's first byte to its last; slower gets 408 "
+        f"(default: {default.read_timeout})",
+    )
+    limits.add_argument(
+        "--idle-timeout",
+        type=_positive(float),
+        default=default.idle_timeout,
+        metavar="SECONDS",
+        help="how long a keep-alive connection may wait for its next request (default: "
+        f"{default.idle_timeout}, longer than Go's 90 s, so dockerd closes first)",
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=_positive(int),
+        default=default.max_connections,
+        metavar="N",
+        help=f"connections served at once; more get 503 (default: {default.max_connections})",
+    )
+    limits.add_argument(
+        "--journal-size",
+        type=_positive(int),
+        default=10_000,
+        metavar="N",
+        help="calls the journal keeps (the oldest are evicted; default: 10000)",
+    )
+
+    state_parser(commands)  # its own sub-commands name themselves (innermost wins)
+    for sub in commands.choices.values():
+        sub.set_defaults(subparser=sub)
+    return top
+
+
+def conflicts(args: argparse.Namespace) -> str | None:
+    """Flags that contradict each other, which argparse cannot see alone."""
+    if args.socket and (args.name or args.spec_dir):
+        return "--socket names its own path: drop --name/--spec-dir"
+    if args.spec_dir and not args.tcp:
+        return "--spec-dir is only for --tcp"
+    if args.no_control and (args.control_socket or args.control_token):
+        return "--no-control serves no control API: drop --control-socket/--control-token"
+    if args.quiet and args.log_format != "text":
+        return "--quiet writes no log: drop --log-format"
+    if args.socket and not os.path.isdir(os.path.dirname(os.path.abspath(args.socket))):
+        return f"--socket {args.socket}: its folder does not exist"
+    return None
