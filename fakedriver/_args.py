@@ -173,8 +173,6 @@ def conflicts(args: argparse.Namespace) -> str | None:
         return "--spec-dir is only for --tcp"
     if args.no_control and (args.control_socket or args.control_token):
         return "--no-control serves no control API: drop --control-socket/--control-token"
-    if args.quiet and args.log_format != "text":
-        return "--quiet writes no log: drop --log-format"
     if args.socket and not os.path.isdir(os.path.dirname(os.path.abspath(args.socket))):
         return f"--socket {args.socket}: its folder does not exist"
     return None

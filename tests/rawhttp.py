@@ -3,14 +3,17 @@ timeout, every wait bounded. Loopback TCP and unix sockets only."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import importlib.util
 import json
 import os
 import select
+import shutil
 import socket
 import subprocess
 import sys
-import sysconfig
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -194,5 +197,24 @@ def nobody_command() -> list[str] | None:
     ).stdout.strip()
     if same != str(sys.version_info[:2]):
         return None
-    path = f"{ROOT}:{sysconfig.get_paths()['purelib']}"
-    return ["/usr/bin/env", f"PYTHONPATH={path}", python, "-m", "fakedriver"]
+    return ["/usr/bin/env", f"PYTHONPATH={_readable_copy()}", python, "-m", "fakedriver"]
+
+
+#: What ``fakedriver serve`` imports: the package and its dependencies.
+SERVE_NEEDS = ("fakedriver", "werkzeug", "markupsafe", "h11")
+
+
+def _readable_copy() -> str:
+    """The packages ``serve`` needs, copied where any user may read them: a checkout (CI's
+    clone, an unpacked sdist) may sit below a folder that only root can enter."""
+    folder = Path(tempfile.mkdtemp(prefix="fakedriver-nobody-"))
+    folder.chmod(0o755)
+    for name in SERVE_NEEDS:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.submodule_search_locations, name
+        source = Path(next(iter(spec.submodule_search_locations)))
+        shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in folder.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return str(folder)

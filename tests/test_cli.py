@@ -55,7 +55,6 @@ def test_help_is_plain_text(argv: list[str]) -> None:
         (["--spec-dir", "{dir}"], "--spec-dir is only for --tcp"),
         (["--no-control", "--control-token", "t"], "--no-control serves no control API"),
         (["--no-control", "--control-socket", "{dir}/c.sock"], "--no-control serves no"),
-        (["--quiet", "--log-format", "json"], "--quiet writes no log"),
         (["--socket", "{dir}/missing/x.sock"], "its folder does not exist"),
         (["--strict", "--lenient", "--socket", "{dir}/x.sock"], None),  # the last one wins
     ],
