@@ -12,6 +12,7 @@ from __future__ import annotations
 from ._app import FakeNetDriver
 from ._audit import LeakError
 from ._clock import Clock, RealClock, VirtualClock
+from ._cluster import Cluster, ClusterViolation, NodeCall, Partition, Timeline
 from ._errors import (
     BadRequest,
     Conflict,
@@ -41,6 +42,8 @@ __all__ = [
     "BadRequest",
     "Call",
     "Clock",
+    "Cluster",
+    "ClusterViolation",
     "Conflict",
     "ConnectionDropped",
     "DriverError",
@@ -55,7 +58,9 @@ __all__ = [
     "Network",
     "NeverAnswered",
     "Node",
+    "NodeCall",
     "NotFound",
+    "Partition",
     "Persona",
     "Pool",
     "ProtocolViolation",
@@ -66,6 +71,7 @@ __all__ = [
     "Rule",
     "Served",
     "State",
+    "Timeline",
     "UnknownMethod",
     "Violation",
     "VirtualClock",

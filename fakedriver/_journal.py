@@ -214,7 +214,7 @@ class Journal(list[Call]):
         """One line per call, errors marked: the journal as shown in failure reports."""
         if not self:
             return "calls: (none)\n"
-        return "calls:\n" + "".join(f"  {_line(call)}\n" for call in self)
+        return "calls:\n" + "".join(f"  {format_call(call)}\n" for call in self)
 
 
 def _describe(method: str, fields: dict[str, Matcher]) -> str:
@@ -248,7 +248,8 @@ def mismatches(
 _SHOWN = ("NetworkID", "EndpointID", "PoolID", "Pool", "Address", "SandboxKey")
 
 
-def _line(call: Call) -> str:
+def format_call(call: Call) -> str:
+    """One call on one line, as the journal is shown in failure reports."""
     request = call.request or {}
     shown = " ".join(
         f"{key}={_short(request[key])}"

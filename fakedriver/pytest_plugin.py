@@ -15,6 +15,10 @@ Fixtures:
 * ``fake_netdriver_factory``: call it for more fakes, or ones with another persona:
   ``fake_netdriver_factory(scope="global", url="http://overlay")``; its ``served()``
   makes more served fakes.
+* ``fake_netdriver_cluster``: a :class:`fakedriver.Cluster` of 3 node fakes (global
+  scope), each routed at its own URL (``cluster.urls``), for an orchestrator of many
+  hosts; marker ``@pytest.mark.fake_netdriver_cluster(nodes=5, **options)`` takes persona
+  options and ``audit``, ``url``, ``clients``. Its partitions are healed at teardown.
 
 Marker ``@pytest.mark.fake_netdriver(**options)`` sets persona options (``scope``,
 ``ipam``, ``strict``, ...) and the plugin's own: ``audit`` (run ``assert_clean()`` at
@@ -24,7 +28,9 @@ fake) and ``faults`` (a TOML fault scenario, relative to the test file). ini opt
 the defaults: ``fake_netdriver_strict``, ``fake_netdriver_audit``,
 ``fake_netdriver_seed``, ``fake_netdriver_clients`` and ``fake_netdriver_url``.
 
-When a test that used a fake fails, its report gets a "fake_netdriver journal" section.
+When a test that used a fake fails, its report gets a "fake_netdriver journal" section;
+one that used a cluster, a "fake_netdriver_cluster timeline" section (the merged timeline
+and the cluster's audit).
 """
 
 from __future__ import annotations
@@ -36,10 +42,11 @@ from typing import Any
 
 import pytest
 
-from fakedriver import FakeNetDriver, Persona, Route, Served, serving
+from fakedriver import Cluster, FakeNetDriver, Persona, Route, Served, serving
 
 _factories = pytest.StashKey["FakeNetDriverFactory"]()
 _passed = pytest.StashKey[bool]()
+_clusters = pytest.StashKey[Cluster]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -76,6 +83,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "fake_netdriver(**options): persona options for the fake_netdriver fixtures, plus "
         "audit=True/False, assert_all_fired=True/False, url=..., socket=..., clients=[...], "
         "tcp=True/False, faults='scenario.toml'",
+    )
+    config.addinivalue_line(
+        "markers",
+        "fake_netdriver_cluster(nodes=3, **options): the fake_netdriver_cluster fixture's "
+        "node count and persona options, plus audit=True/False, url=..., clients=[...]",
     )
 
 
@@ -209,6 +221,29 @@ def fake_netdriver_server(fake_netdriver_factory: FakeNetDriverFactory) -> Serve
     return fake_netdriver_factory.served()
 
 
+@pytest.fixture
+def fake_netdriver_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """A :class:`fakedriver.Cluster` routed for this test: ``nodes`` fakes (3 by default),
+    each at its own URL; at teardown its partitions heal and held calls go on, and with
+    ``audit=True`` (or the ``fake_netdriver_audit`` ini option) ``assert_clean()`` runs."""
+    config, marker = request.config, request.node.get_closest_marker("fake_netdriver_cluster")
+    options: dict[str, Any] = {
+        "strict": config.getini("fake_netdriver_strict"),
+        "seed": int(config.getini("fake_netdriver_seed")),
+        "audit": config.getini("fake_netdriver_audit"),
+        "url": str(config.getini("fake_netdriver_url")),
+        "clients": config.getini("fake_netdriver_clients") or None,
+    }
+    options.update(marker.kwargs if marker is not None else {})
+    audit = bool(options.pop("audit"))
+    cluster = Cluster(**options)
+    request.node.stash[_clusters] = cluster
+    with cluster:
+        yield cluster
+    if audit and request.node.stash.get(_passed, False):
+        cluster.assert_clean()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -220,3 +255,6 @@ def pytest_runtest_makereport(
     factory = item.stash.get(_factories, None)
     if report.failed and factory is not None and factory.fakes:
         report.sections.append(("fake_netdriver journal", factory.report()))
+    cluster = item.stash.get(_clusters, None)
+    if report.failed and cluster is not None:
+        report.sections.append(("fake_netdriver_cluster timeline", cluster.report()))
