@@ -70,6 +70,8 @@ class Oracle:
     def __init__(self, persona: Persona) -> None:
         self.persona = persona
         self.views: dict[str, NodeView] = {}
+        #: (network id, address) -> the (node, endpoint id) pairs holding it
+        self.holders: dict[tuple[str, IPAddress], set[tuple[str, str]]] = {}
         #: addresses whose node left: DiscoverDelete'd, by the node told of it
         self.left: dict[str, str] = {}
 
@@ -155,11 +157,9 @@ class Oracle:
     def _unique(self, node: str, eid: str) -> list[str]:
         nid, mine = self.view(node).endpoints[eid]
         found = []
-        for other, view in self.views.items():
-            if other == node:
-                continue
-            for their_id, (their_net, theirs) in view.endpoints.items():
-                for ip in set(mine) & set(theirs) if their_net == nid else ():
+        for ip in mine:
+            for other, their_id in sorted(self.holders.get((nid, ip), ())):
+                if other != node:
                     found.append(
                         f"address {ip} of network {nid} handed out twice: endpoint {eid} on "
                         f"{node} and endpoint {their_id} on {other}"
@@ -232,11 +232,18 @@ class Oracle:
 
     def _sync_endpoint(self, node: str, state: State, eid: str) -> None:
         view, endpoint = self.view(node), state.endpoints.get(eid)
-        if endpoint is None:
-            view.endpoints.pop(eid, None)
-        else:
+        old = view.endpoints.pop(eid, None)
+        if old is not None:
+            for ip in old[1]:
+                holders = self.holders[old[0], ip]
+                holders.discard((node, eid))
+                if not holders:
+                    del self.holders[old[0], ip]
+        if endpoint is not None:
             ips = tuple(a.ip for a in (endpoint.address, endpoint.address_v6) if a is not None)
             view.endpoints[eid] = (endpoint.network_id, ips)
+            for ip in ips:
+                self.holders.setdefault((endpoint.network_id, ip), set()).add((node, eid))
 
     def _sync_pool(self, node: str, state: State, pid: str) -> None:
         view, pool = self.view(node), state.pools.get(pid)
