@@ -91,7 +91,8 @@ class Partition:
     mode: str
 
     def wait_held(self, count: int = 1, timeout: float = 5.0) -> bool:
-        """Wait (in real time) until ``count`` calls are held on the partitioned nodes."""
+        """Wait (in real time) until ``count`` calls are held on each partitioned node
+        (``False`` at once in ``drop`` mode: nothing is held)."""
         rules = [self.cluster.partitions[node][1] for node in self.nodes]
         return all(r.wait_held(count, timeout) for r in rules) if self.mode == "hold" else False
 
@@ -190,6 +191,18 @@ class Cluster:
             if node is fake:
                 return name
         raise ValueError("that driver is not a node of this cluster")
+
+    def reset(self) -> None:
+        """Heal every partition, then reset every node (see
+        :meth:`fakedriver.FakeNetDriver.reset`) and forget the timeline and violations.
+        Reset the cluster, not one node: the checks keep a view of every node."""
+        self.heal()
+        for fake in self.nodes.values():  # never a node's lock under the cluster's
+            fake.reset()
+        with self._lock:
+            self.calls.clear()
+            self.violations.clear()
+            self.oracle = Oracle(self.persona)
 
     def _pairs(self) -> Iterator[tuple[tuple[str, FakeNetDriver], Route]]:
         return zip(self.nodes.items(), self._routes, strict=True)

@@ -560,7 +560,7 @@ def test_teardown_released_the_held_call():
 
 def test_a_failing_test_reports_the_timeline_and_the_audit(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(INNER)
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
     result.assert_outcomes(passed=3, failed=1, errors=1)
     result.stdout.fnmatch_lines(
         [
@@ -574,3 +574,17 @@ def test_a_failing_test_reports_the_timeline_and_the_audit(pytester: pytest.Pyte
         ]
     )
     result.stdout.fnmatch_lines(["*ERROR at teardown of test_leaks*", "*node-1: network left*"])
+
+
+def test_reset_forgets_every_node_the_timeline_and_the_findings() -> None:
+    cluster = Cluster(2)
+    swarm = Swarm(cluster)
+    swarm.create_network("node-2")
+    call(cluster, "node-1", "NetworkDriver.CreateNetwork", NetworkID="stray")
+    cluster.partition("node-2", mode="hold")
+    assert cluster.violations and cluster.calls and cluster.leaks()
+    cluster.reset()
+    assert cluster.calls == [] and cluster.violations == [] and cluster.partitions == {}
+    assert cluster.leaks() == []
+    call(cluster, "node-2", "NetworkDriver.CreateNetwork", NetworkID="net1")
+    assert "which no node allocated" in cluster.violations[0].message  # the old view is gone
