@@ -183,7 +183,7 @@ class Oracle:
             return []
         leases.setdefault(pid, set()).add(int(ip))
         exact = call.method == IPAM + "RequestAddress" and isinstance(wanted, str) and wanted
-        if not exact or pool.address_space == self.persona.global_address_space:
+        if not call.ok or not exact or pool.address_space == self.persona.global_address_space:
             return []
         spaces = [
             (n, p)

@@ -353,6 +353,14 @@ def test_an_exact_local_address_the_global_space_never_gave_is_caught() -> None:
         f"RequestAddress on node-2 for {stray[:-3]} in its local pool {swarm.pool}, which "
         "the global space (GlobalDefault) never handed out"
     ]
+    pool = swarm.local_pools["node-2"]
+    _, refused = cluster["node-2"].handle(  # the same again: refused by the node, not flagged
+        "/IpamDriver.RequestAddress",
+        json.dumps({"PoolID": pool, "Address": stray.split("/")[0]}).encode(),
+    )
+    assert "already allocated" in refused["Error"]
+    call(cluster, "node-2", "IpamDriver.RequestAddress", PoolID=pool, Address="")  # not exact
+    assert len(cluster.violations) == 1
 
 
 def test_free_network_while_a_node_still_has_it_is_caught() -> None:
