@@ -1,0 +1,116 @@
+"""What a cluster of fakes costs, against one fake, measured in the same run.
+
+    python benchmarks/cluster.py
+
+1. Fixture cost: setup + teardown of ``fake_netdriver_cluster`` (3 and 10 nodes) against
+   ``fake_netdriver``, 300 tests of each, interleaved, in one pytest session; once with
+   every installed client routed, once with ``fake_netdriver_clients = requests``.
+2. Per-call cost: CreateEndpoint then DeleteEndpoint of 2,000 endpoints on one fake
+   against node-1 of a 3-node cluster whose other nodes hold 5,000 endpoints each on the
+   same network (the timeline and the checks between nodes); 7 rounds, interleaved.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fakedriver import Cluster, FakeNetDriver
+
+TESTS = '''
+import pytest
+
+def _single(fake_netdriver):
+    pass
+
+def _cluster3(fake_netdriver_cluster):
+    pass
+
+@pytest.mark.fake_netdriver_cluster(nodes=10)
+def _cluster10(fake_netdriver_cluster):
+    pass
+
+for i in range(300):  # interleaved: one of each kind, 300 times
+    globals()[f"test_{i:03d}_single"] = _single
+    globals()[f"test_{i:03d}_cluster3"] = _cluster3
+    globals()[f"test_{i:03d}_cluster10"] = _cluster10
+'''
+
+
+class Timer:
+    """Adds up each test's setup and teardown time, by kind."""
+
+    def __init__(self) -> None:
+        self.cost: dict[str, dict[str, float]] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when in ("setup", "teardown"):
+            per = self.cost.setdefault(report.nodeid.rsplit("_", 1)[-1], {})
+            per[report.nodeid] = per.get(report.nodeid, 0.0) + report.duration
+
+
+def fixture_cost(name: str, *args: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:  # a module name per run: one process
+        (Path(folder) / f"test_cost_{name}.py").write_text(TESTS)
+        timer = Timer()
+        pytest.main(["-q", "-p", "no:cacheprovider", folder, *args], plugins=[timer])
+    base = statistics.median(timer.cost["single"].values())
+    for kind, per in timer.cost.items():
+        median = statistics.median(per.values())
+        print(f"  {kind:10} median {median * 1e3:6.2f} ms a test  ({median / base:.2f}x single)")
+
+
+NET = {"NetworkID": "net", "IPv4Data": [{"Pool": "10.0.0.0/8", "Gateway": "10.0.0.1/8"}]}
+
+
+def endpoints(count: int, base: int) -> list[tuple[bytes, bytes]]:
+    out = []
+    for i in range(count):
+        value = base + i + 2
+        ip = f"10.{value >> 16 & 255}.{value >> 8 & 255}.{value & 255}/8"
+        ids: dict[str, Any] = {"NetworkID": "net", "EndpointID": f"e{base}-{i}"}
+        create = {**ids, "Interface": {"Address": ip, "AddressIPv6": "", "MacAddress": ""}}
+        out.append((json.dumps(create).encode(), json.dumps(ids).encode()))
+    return out
+
+
+def per_call() -> None:
+    todo = endpoints(2000, 0)
+
+    def drive(fake: FakeNetDriver) -> float:
+        start = time.perf_counter()
+        for create, _ in todo:
+            fake.handle("/NetworkDriver.CreateEndpoint", create)
+        for _, delete in todo:
+            fake.handle("/NetworkDriver.DeleteEndpoint", delete)
+        return (time.perf_counter() - start) / (2 * len(todo)) * 1e6
+
+    single, cluster = FakeNetDriver(), Cluster(3, scope="local")
+    for number, fake in enumerate([single, *cluster.nodes.values()]):
+        fake.handle("/NetworkDriver.CreateNetwork", json.dumps(NET).encode())
+        for create, _ in endpoints(5000, number * 1_000_000) if number > 1 else ():
+            fake.handle("/NetworkDriver.CreateEndpoint", create)
+    one, node = [], []
+    for _ in range(7):
+        one.append(drive(single))
+        node.append(drive(cluster["node-1"]))
+    a, b = statistics.median(one), statistics.median(node)
+    print(f"  one fake {a:.1f} us a call; a cluster's node {b:.1f} us ({b / a:.2f}x)")
+    assert not cluster.violations, cluster.violations
+
+
+if __name__ == "__main__":
+    print("1. fixture cost, every installed client routed")
+    fixture_cost("all")
+    print("1. fixture cost, requests only")
+    fixture_cost("requests", "-o", "fake_netdriver_clients=requests")
+    print("2. per-call cost")
+    per_call()
+    sys.exit(0)
