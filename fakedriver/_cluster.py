@@ -1,6 +1,11 @@
 """A cluster of fakes: one driver per node of a swarm, for an orchestrator that drives many
 hosts, with partitions, one merged timeline and the checks no single driver can make
-(see :mod:`fakedriver._oracle`)."""
+(see :mod:`fakedriver._oracle`).
+
+Each node tells the cluster of its calls through a listener, which runs under that node's
+lock and takes the cluster's: so the cluster never takes a node's lock while it holds its
+own, and the oracle reads only the state of the node whose call it is checking.
+"""
 
 from __future__ import annotations
 
