@@ -3,7 +3,7 @@
 
 dockerd runs the plugin with the host's network, the capabilities of ``config.json``, its
 mounts (the settable ``data`` one, at :data:`DATA`) and ``/run/docker/plugins`` bound to
-``<exec-root>/plugins/<id>/``: the socket :func:`config` names is found there.
+the host's ``/run/docker/plugins/<id>/``: the socket :func:`config` names is found there.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ from ._rootfs import (
 
 #: Where a managed plugin's socket is, inside it (dockerd binds it from the host).
 PLUGIN_RUNTIME = "/run/docker/plugins"
+#: Where dockerd (Linux) makes each managed plugin's runtime folder, ``<id>/``, on the host.
+PLUGINS_ROOT = "/run/docker/plugins"
 #: Where the settable ``data`` mount puts a host folder, inside the plugin.
 DATA = "/var/lib/fakedriver"
 DEFAULT_SOCKET = "fakedriver"
@@ -239,14 +241,18 @@ def build(
     return Bundle(target, settings, _size(target), time.monotonic() - started)
 
 
-def socket_path(name: str, exec_root: str = "/run/docker", docker: str = "docker") -> str:
+def socket_path(name: str, root: str = PLUGINS_ROOT, docker: str = "docker") -> str:
     """Where the enabled managed plugin ``name`` listens, on the host:
-    ``<exec-root>/plugins/<id>/<socket>`` (the daemon's ``DOCKER_HOST`` is used).
+    ``/run/docker/plugins/<id>/<socket>`` (dockerd on Linux keeps every managed plugin's
+    runtime folder there, whatever its ``--exec-root``: a socket's path must stay short).
+    ``docker`` reaches the daemon as it does (``DOCKER_HOST``).
 
     :param name: the plugin's name, as ``docker plugin create`` was given it.
-    :param exec_root: the daemon's ``--exec-root``.
+    :param root: the folder of the plugins' runtime folders.
     :raises BundleError: when docker does not know the plugin.
     """
+    if shutil.which(docker) is None:
+        raise BundleError(f"{docker} not found: the docker CLI asks the daemon for the id")
     done = subprocess.run(
         [docker, "plugin", "inspect", "-f", "{{.Id}} {{.Config.Interface.Socket}}", name],
         capture_output=True,
@@ -257,4 +263,4 @@ def socket_path(name: str, exec_root: str = "/run/docker", docker: str = "docker
     if done.returncode != 0:
         raise BundleError(f"docker plugin inspect {name}: {done.stderr.strip()}")
     plugin_id, sock = done.stdout.split()
-    return os.path.join(exec_root, "plugins", plugin_id, sock)
+    return os.path.join(root, plugin_id, sock)

@@ -7,7 +7,7 @@ import argparse
 import re
 from typing import Any
 
-from ._bundle import DATA, DEFAULT_SOCKET, build, socket_path
+from ._bundle import DATA, DEFAULT_SOCKET, PLUGINS_ROOT, build, socket_path
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -56,16 +56,12 @@ def plugin_parser(commands: Any) -> None:
     found = actions.add_parser(
         "socket",
         help="print where an enabled managed plugin listens, on the host",
-        description="Print <exec-root>/plugins/<id>/<socket> of a managed plugin (from "
-        "'docker plugin inspect', with DOCKER_HOST as docker uses it): dockerd's calls "
+        description=f"Print {PLUGINS_ROOT}/<id>/<socket> of a managed plugin (from 'docker "
+        "plugin inspect', with DOCKER_HOST as docker uses it; dockerd on Linux keeps "
+        "every managed plugin's socket there, whatever its --exec-root): dockerd's calls "
         "and the control API (under /fakedriver/) are served there.",
     )
     found.add_argument("plugin", metavar="NAME", help="the plugin's name")
-    found.add_argument(
-        "--exec-root",
-        default="/run/docker",
-        help="the daemon's --exec-root (default: /run/docker)",
-    )
     for sub in (made, found):
         sub.set_defaults(subparser=sub)  # an unknown flag gets this command's usage
 
@@ -73,7 +69,7 @@ def plugin_parser(commands: Any) -> None:
 def plugin_command(args: argparse.Namespace, serve_args: list[str]) -> int:
     """Run ``plugin build`` (with the serve flags it was given) or ``plugin socket``."""
     if args.action == "socket":
-        print(socket_path(args.plugin, exec_root=args.exec_root))
+        print(socket_path(args.plugin))
         return 0
     if serve_args[:1] == ["--"]:
         serve_args = serve_args[1:]
