@@ -159,4 +159,4 @@ def test_the_socket_of_an_unknown_plugin_is_a_clear_error(
     monkeypatch.setenv("DOCKER_HOST", dockerd.env["DOCKER_HOST"])
     assert main(["plugin", "socket", run_name("fdnosuch")]) == 2
     err = capsys.readouterr().err
-    assert f"docker plugin inspect {run_name('fdnosuch')}:" in err and "\n" == err[-1], err
+    assert f"docker plugin inspect {run_name('fdnosuch')}:" in err and err[-1] == "\n", err
