@@ -42,7 +42,7 @@ def plugin_parser(commands: Any) -> None:
         "default args (e.g. --scope global --links veth); 'docker plugin set NAME "
         'args="..."\' replaces them (dockerd splits on single spaces). The plugin '
         "listens on /run/docker/plugins/NAME.sock inside; a host folder is mounted at "
-        f"{DATA} ('docker plugin set NAME data.source=/host/dir'; the default source, "
+        f"{DATA} ('docker plugin set PLUGIN data.source=/host/dir'; the default source, "
         f"{DATA}, must exist). Then: docker plugin create PLUGIN DIR && docker plugin "
         "enable PLUGIN && docker network create -d PLUGIN:latest ... (dockerd 20.10 "
         "knows a managed driver by its name with its tag)",
