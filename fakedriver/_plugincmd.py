@@ -39,7 +39,7 @@ def plugin_parser(commands: Any) -> None:
         "library pruned), its shared libraries, iproute2's ip, fakedriver and its "
         "dependencies. Offline: nothing is downloaded. Every flag after DIR that this "
         "command does not know is a 'fakedriver serve' flag, baked in as the plugin's "
-        "default args (e.g. --scope global --links veth); 'docker plugin set NAME "
+        "default args (e.g. --scope global --links veth); 'docker plugin set PLUGIN "
         'args="..."\' replaces them (dockerd splits on single spaces). The plugin '
         "listens on /run/docker/plugins/NAME.sock inside; a host folder is mounted at "
         f"{DATA} ('docker plugin set PLUGIN data.source=/host/dir'; the default source, "
