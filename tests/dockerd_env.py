@@ -252,13 +252,28 @@ class Plugin:
         return [entry for entry in entries if "method" in entry]
 
 
+def unix_call(
+    path: str | Path, verb: str, target: str, body: Any = None, timeout: float = 30
+) -> tuple[int, Any]:
+    """One HTTP request over a unix socket (JSON body, if any); the status and JSON answer."""
+    conn = _UnixHTTPConnection(str(path), timeout=timeout)
+    try:
+        payload = b"" if body is None else json.dumps(body).encode()
+        conn.request(verb, target, body=payload, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+    finally:
+        conn.close()
+
+
 class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=30)
+    def __init__(self, path: str, timeout: float = 30) -> None:
+        super().__init__("localhost", timeout=timeout)
         self.path = path
 
     def connect(self) -> None:
         self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(self.timeout)
         self.sock.connect(self.path)
 
 
