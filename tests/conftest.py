@@ -1,15 +1,18 @@
-"""Shared helpers: drive a FakeNetDriver over its WSGI interface, as a client would; and
-the real dockerd the ``-m dockerd`` tests share."""
+"""Shared helpers: drive a FakeNetDriver over its WSGI interface, as a client would; a
+short folder and ``fakedriver serve`` subprocesses in it; and the real dockerd the
+``-m dockerd`` tests share."""
 
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from dockerd_env import Dockerd, Unavailable, unavailable
+from serve_env import Launcher, temporary_short_dir
 from werkzeug.test import Client
 
 from fakedriver import FakeNetDriver
@@ -138,3 +141,18 @@ def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
         unavailable(f"no real dockerd here: {exc}")
     yield daemon
     daemon.stop()
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A fresh folder with a short path (AF_UNIX socket paths are limited to 108 bytes)."""
+    with temporary_short_dir() as folder:
+        yield folder
+
+
+@pytest.fixture
+def serve(short_dir: Path) -> Iterator[Launcher]:
+    """Starts ``fakedriver serve ARGS`` in ``short_dir``; ends all it started at teardown."""
+    launcher = Launcher(short_dir)
+    yield launcher
+    launcher.kill_all()

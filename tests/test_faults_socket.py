@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_server import (
+from serve_env import (
     Conn,
     Launcher,
     Served,

@@ -34,7 +34,6 @@ from rawhttp import (
     request,
     until_eof,
 )
-from test_server import temporary_short_dir
 
 from fakedriver import FakeNetDriver
 from fakedriver._connection import Limits
@@ -67,12 +66,6 @@ class Site:
         assert answer.status == 200 and answer.json == {
             "Implements": ["NetworkDriver", "IpamDriver"]
         }
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    with temporary_short_dir() as folder:
-        yield folder
 
 
 @pytest.fixture

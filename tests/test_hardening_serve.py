@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from rawhttp import Served, call, connect, eventually, exchange, nobody_command, parse, read_one
 from rawhttp import request as raw_request
-from test_server import temporary_short_dir
 
 from fakedriver import FakeNetDriver
 from fakedriver._cli import main
@@ -30,12 +29,6 @@ from fakedriver._server import PluginServer
 NET = "b" * 64
 CREATE = {"NetworkID": NET, "Options": {}, "IPv4Data": [], "IPv6Data": []}
 HANG = json.dumps({"method": "*", "kind": "hang"}).encode()
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    with temporary_short_dir() as folder:
-        yield folder
 
 
 class Site:

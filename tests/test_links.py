@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import pytest
 from conftest import EP, NET, Wire, ids
-from test_server import (
+from serve_env import (
     Conn,
     Dockerd,
     Launcher,

@@ -8,13 +8,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import EP, NET, Wire, ids
-from test_server import BANNER, Conn, Dockerd, Launcher, create_network, temporary_short_dir
+from serve_env import BANNER, Conn, Dockerd, Launcher, create_network
 
 from fakedriver import FakeNetDriver, State
 from fakedriver._persist import StateFileError, load, save
@@ -135,24 +134,10 @@ def _json(state: State) -> str:
 
 
 @pytest.fixture
-def folder() -> Iterator[Path]:
-    """A fresh directory with a short path (AF_UNIX paths are limited to 108 bytes)."""
-    with temporary_short_dir() as path:
-        yield path
-
-
-@pytest.fixture
-def serve(folder: Path) -> Iterator[Launcher]:
-    launcher = Launcher(folder)
-    yield launcher
-    launcher.kill_all()
-
-
-@pytest.fixture
-def saved(folder: Path) -> tuple[Path, FakeNetDriver, dict[str, str]]:
+def saved(short_dir: Path) -> tuple[Path, FakeNetDriver, dict[str, str]]:
     fake = FakeNetDriver(scope="global", strict=False)
     pools = build_rich_state(fake)
-    path = folder / "state.json"
+    path = short_dir / "state.json"
     save(fake.state, str(path))
     return path, fake, pools
 
@@ -255,7 +240,7 @@ def test_the_restored_driver_still_detects_conflicts(
     )
 
 
-def test_leaks_name_their_call_across_a_reload(folder: Path) -> None:
+def test_leaks_name_their_call_across_a_reload(short_dir: Path) -> None:
     """A record loaded back keeps the number of the call that made it, in the journal of
     its own run: the new journal is never consulted for it (it would name another call)."""
     fake = FakeNetDriver()
@@ -263,7 +248,7 @@ def test_leaks_name_their_call_across_a_reload(folder: Path) -> None:
     wire.ok("Plugin.Activate")
     wire.ok("NetworkDriver.GetCapabilities")
     wire.network()  # call #2
-    path = folder / "state.json"
+    path = short_dir / "state.json"
     save(fake.state, str(path))
 
     again = FakeNetDriver()
@@ -301,7 +286,7 @@ def test_a_journal_that_disagrees_is_not_trusted_for_provenance() -> None:
     ]
 
 
-def test_a_file_from_before_runs_and_link_intents_loads(folder: Path) -> None:
+def test_a_file_from_before_runs_and_link_intents_loads(short_dir: Path) -> None:
     """Files written by earlier versions have no ``run`` fields and no ``links``: records
     load as run 0, and the links are those the saved joins name."""
     fake = FakeNetDriver()
@@ -316,7 +301,7 @@ def test_a_file_from_before_runs_and_link_intents_loads(folder: Path) -> None:
     for record in (old["networks"][NET], old["endpoints"][EP1], old["endpoints"][EP2]):
         del record["run"]
     del old["endpoints"][EP1]["join"]["run"]
-    path = folder / "state.json"
+    path = short_dir / "state.json"
     path.write_text(json.dumps(old))
     loaded = load(str(path))
     assert (loaded.run, loaded.links) == (1, {EP1})
@@ -324,8 +309,8 @@ def test_a_file_from_before_runs_and_link_intents_loads(folder: Path) -> None:
 
 
 # -- missing and corrupt files ---------------------------------------------------------------
-def test_a_missing_file_is_an_empty_state(folder: Path) -> None:
-    assert load(str(folder / "nothing.json")).snapshot() == State().snapshot()
+def test_a_missing_file_is_an_empty_state(short_dir: Path) -> None:
+    assert load(str(short_dir / "nothing.json")).snapshot() == State().snapshot()
 
 
 def _valid() -> dict[str, Any]:
@@ -383,31 +368,31 @@ CORRUPT = {
 
 
 @pytest.mark.parametrize("content", CORRUPT.values(), ids=CORRUPT.keys())
-def test_a_corrupt_file_raises_naming_the_file(folder: Path, content: str) -> None:
-    path = folder / "state.json"
+def test_a_corrupt_file_raises_naming_the_file(short_dir: Path, content: str) -> None:
+    path = short_dir / "state.json"
     path.write_text(content)
     with pytest.raises(StateFileError, match=f"cannot load state file {path}"):
         load(str(path))
 
 
 # -- atomic writes ---------------------------------------------------------------------------
-def test_saving_leaves_no_temporary_file(folder: Path) -> None:
+def test_saving_leaves_no_temporary_file(short_dir: Path) -> None:
     fake = FakeNetDriver()
     wire = Wire(fake)
-    path = folder / "state.json"
+    path = short_dir / "state.json"
     for nid in ("n1", "n2", "n3"):
         wire.network(nid)
         save(fake.state, str(path))
-    assert os.listdir(folder) == ["state.json"]
+    assert os.listdir(short_dir) == ["state.json"]
     assert sorted(json.loads(path.read_text())["networks"]) == ["n1", "n2", "n3"]
 
 
 def test_a_failed_serialization_keeps_the_old_file(
-    folder: Path, monkeypatch: pytest.MonkeyPatch
+    short_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeNetDriver()
     Wire(fake).network()
-    path = folder / "state.json"
+    path = short_dir / "state.json"
     save(fake.state, str(path))
     before = path.read_bytes()
     Wire(fake).network("n2")
@@ -420,15 +405,15 @@ def test_a_failed_serialization_keeps_the_old_file(
         save(fake.state, str(path))
     monkeypatch.undo()
     assert path.read_bytes() == before
-    assert os.listdir(folder) == ["state.json"]
+    assert os.listdir(short_dir) == ["state.json"]
 
 
 def test_a_failed_write_keeps_the_old_file_and_no_temporary_file(
-    folder: Path, monkeypatch: pytest.MonkeyPatch
+    short_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeNetDriver()
     Wire(fake).network()
-    path = folder / "state.json"
+    path = short_dir / "state.json"
     save(fake.state, str(path))
     before = path.read_bytes()
     Wire(fake).network("n2")
@@ -441,14 +426,16 @@ def test_a_failed_write_keeps_the_old_file_and_no_temporary_file(
         save(fake.state, str(path))
     monkeypatch.undo()
     assert path.read_bytes() == before
-    assert os.listdir(folder) == ["state.json"]
+    assert os.listdir(short_dir) == ["state.json"]
 
 
 # -- the CLI ---------------------------------------------------------------------------------
-def test_serve_with_a_corrupt_state_file_exits_2_naming_it(serve: Launcher, folder: Path) -> None:
-    state = folder / "state.json"
+def test_serve_with_a_corrupt_state_file_exits_2_naming_it(
+    serve: Launcher, short_dir: Path
+) -> None:
+    state = short_dir / "state.json"
     state.write_text('{"networks": ')
-    sock = folder / "x.sock"
+    sock = short_dir / "x.sock"
     served = serve("--socket", str(sock), "--state", str(state))
     assert served.wait() == 2
     lines = served.lines()
@@ -458,11 +445,11 @@ def test_serve_with_a_corrupt_state_file_exits_2_naming_it(serve: Launcher, fold
     assert state.read_text() == '{"networks": '  # not overwritten
 
 
-def test_serve_with_a_state_file_in_a_missing_directory(serve: Launcher, folder: Path) -> None:
+def test_serve_with_a_state_file_in_a_missing_directory(serve: Launcher, short_dir: Path) -> None:
     """Either refuse at start (exit 2, naming the file) or create the directory: never
     accept calls it cannot persist."""
-    state = folder / "no" / "such" / "state.json"
-    sock = str(folder / "x.sock")
+    state = short_dir / "no" / "such" / "state.json"
+    sock = str(short_dir / "x.sock")
     served = serve("--socket", sock, "--state", str(state))
     deadline = time.monotonic() + 10
     while BANNER not in served.text():
@@ -481,9 +468,9 @@ def test_serve_with_a_state_file_in_a_missing_directory(serve: Launcher, folder:
     assert NET in json.loads(state.read_text())["networks"]
 
 
-def test_kill_9_and_restart_loses_nothing(serve: Launcher, folder: Path) -> None:
-    state = folder / "state.json"
-    sock = str(folder / "x.sock")
+def test_kill_9_and_restart_loses_nothing(serve: Launcher, short_dir: Path) -> None:
+    state = short_dir / "state.json"
+    sock = str(short_dir / "x.sock")
     args = ("--socket", sock, "--state", str(state), "--quiet")
     first = serve(*args).wait_ready()
     client = Dockerd(sock)
@@ -553,7 +540,7 @@ def test_kill_9_and_restart_loses_nothing(serve: Launcher, folder: Path) -> None
     assert address() == "10.200.0.5/24"
     client.close()
     assert second.stop() == 0
-    assert sorted(os.listdir(folder)) == sorted(
-        ["state.json", *(p.name for p in folder.glob("serve*.log"))]
+    assert sorted(os.listdir(short_dir)) == sorted(
+        ["state.json", *(p.name for p in short_dir.glob("serve*.log"))]
     )  # a clean stop leaves the database alone: no -wal, no temporaries
     assert peek_state(str(state)).snapshot()["epoch"] == 2

@@ -28,6 +28,7 @@ import pytest
 from conftest import NET, Wire, ids
 from hypothesis import given
 from hypothesis import strategies as st
+from serve_env import Conn, Launcher, create_network, temporary_short_dir
 from test_faults_socket import control
 from test_fuzz import (
     LIGHT,
@@ -40,7 +41,6 @@ from test_fuzz import (
 )
 from test_links import FakeIp
 from test_persist import build_rich_state
-from test_server import Conn, Launcher, create_network, temporary_short_dir
 
 from fakedriver import FakeNetDriver, State
 from fakedriver._links import Checkpointed, VethLinks
@@ -85,27 +85,14 @@ def rows_of(state: State) -> dict[str, list[tuple[Any, ...]]]:
     }
 
 
-@pytest.fixture
-def folder() -> Iterator[Path]:
-    with temporary_short_dir() as path:
-        yield path
-
-
-@pytest.fixture
-def serve(folder: Path) -> Iterator[Launcher]:
-    launcher = Launcher(folder)
-    yield launcher
-    launcher.kill_all()
-
-
 @contextlib.contextmanager
 def tmpfs(size: str) -> Iterator[Path]:
     """A tmpfs of ``size`` mounted on a fresh directory (root only: skips elsewhere)."""
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("SKIPPED LOUDLY: needs root (and mount) to mount a small tmpfs and fill it")
-    with temporary_short_dir() as folder:
+    with temporary_short_dir() as short_dir:
         mounted = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(short_dir)],
             capture_output=True,
             text=True,
             timeout=30,
@@ -114,9 +101,9 @@ def tmpfs(size: str) -> Iterator[Path]:
         if mounted.returncode != 0:
             pytest.skip(f"SKIPPED LOUDLY: cannot mount a tmpfs: {mounted.stderr.strip()}")
         try:
-            yield folder
+            yield short_dir
         finally:
-            subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30)
+            subprocess.run(["umount", "-l", str(short_dir)], capture_output=True, timeout=30)
 
 
 def fill(path: Path) -> None:
@@ -145,9 +132,9 @@ def test_after_every_call_the_database_holds_what_memory_holds(
 ) -> None:
     """The touched records the models name are all a call changes: the database, written
     row by row, equals memory after every call, lenient or strict, refused or not."""
-    with temporary_short_dir() as folder:
+    with temporary_short_dir() as short_dir:
         fake = seeded(persona)
-        path = folder / "state.db"
+        path = short_dir / "state.db"
         store = attached(fake, path)
         try:
             for request in requests:
@@ -181,9 +168,9 @@ def test_a_failed_commit_puts_back_exactly_what_the_call_changed(
 ) -> None:
     """A commit that fails answers "state not saved", and the records the call touched are
     read back: memory is what it was before the call, and what the database holds."""
-    with temporary_short_dir() as folder:
+    with temporary_short_dir() as short_dir:
         fake = seeded(persona)
-        path = folder / "state.db"
+        path = short_dir / "state.db"
         store = FlakyStore.open(str(path))
         store.rng = random.Random(seed)
         store.replace(fake.state)
@@ -203,12 +190,12 @@ def test_a_failed_commit_puts_back_exactly_what_the_call_changed(
 
 
 def test_a_failed_commit_that_cannot_be_read_back_refuses_every_later_call(
-    folder: Path, monkeypatch: pytest.MonkeyPatch
+    short_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Memory may then hold what the database does not: nothing is answered from it."""
     import fakedriver._store as store_module
 
-    store = FlakyStore.open(str(folder / "state.db"))
+    store = FlakyStore.open(str(short_dir / "state.db"))
     fake = FakeNetDriver()
     store.replace(fake.state)
     fake.engine.attach(store)
@@ -227,18 +214,18 @@ def test_a_failed_commit_that_cannot_be_read_back_refuses_every_later_call(
         status, answer = wire(method, {"NetworkID": "n1"})
         assert status == 500, answer
         assert answer["Err"] == (
-            f"state not saved: cannot read back state file {folder / 'state.db'} "
+            f"state not saved: cannot read back state file {short_dir / 'state.db'} "
             "(disk I/O error (injected)): restart the server"
         )
     store.close()
-    assert list(peek_state(str(folder / "state.db")).networks) == ["n1"]
+    assert list(peek_state(str(short_dir / "state.db")).networks) == ["n1"]
 
 
-def test_a_link_intent_that_cannot_be_saved_makes_no_pair(folder: Path) -> None:
+def test_a_link_intent_that_cannot_be_saved_makes_no_pair(short_dir: Path) -> None:
     """``serve --links veth --state`` commits the intent before ``ip link add``; when that
     commit fails, Join answers "state not saved", no pair is made, nothing changes."""
     ip = FakeIp()
-    store = FlakyStore.open(str(folder / "state.db"))
+    store = FlakyStore.open(str(short_dir / "state.db"))
     checkpoint = lambda eid: store.commit(fake.state, [("links", eid)])  # noqa: E731
     fake = FakeNetDriver(links=Checkpointed(VethLinks(run=ip), checkpoint))
     wire = Wire(fake)
@@ -252,30 +239,30 @@ def test_a_link_intent_that_cannot_be_saved_makes_no_pair(folder: Path) -> None:
     status, answer = wire("NetworkDriver.Join", {**ids(), "SandboxKey": "/k", "Options": {}})
     assert status == 500 and answer["Err"].startswith("state not saved: "), answer
     assert ip.argv == [] and fake.state.snapshot() == before
-    assert read(store.db, str(folder / "state.db")).snapshot() == before
+    assert read(store.db, str(short_dir / "state.db")).snapshot() == before
     store.close()
 
 
-def test_a_rich_state_round_trips_through_the_database(folder: Path) -> None:
+def test_a_rich_state_round_trips_through_the_database(short_dir: Path) -> None:
     fake = FakeNetDriver(scope="global", strict=False)
     build_rich_state(fake)
-    store = attached(fake, folder / "state.db")
+    store = attached(fake, short_dir / "state.db")
     store.close()
-    again = Store.open(str(folder / "state.db"))
+    again = Store.open(str(short_dir / "state.db"))
     try:
         loaded = again.load()
     finally:
         again.close()
     assert loaded.snapshot() == {**fake.state.snapshot(), "run": 1}
-    assert peek_state(str(folder / "state.db")).run == 1  # the new run is saved at once
+    assert peek_state(str(short_dir / "state.db")).run == 1  # the new run is saved at once
     network = loaded.networks[NET]
     assert network.endpoints
     assert all(loaded.endpoints[eid] is endpoint for eid, endpoint in network.endpoints.items())
     assert {str(ip) for ip in network.addresses} == {"10.91.1.50", "fd00:92::50", "10.91.1.51"}
 
 
-def test_reset_and_lost_reply_are_saved(folder: Path) -> None:
-    path = folder / "state.db"
+def test_reset_and_lost_reply_are_saved(short_dir: Path) -> None:
+    path = short_dir / "state.db"
     fake = FakeNetDriver()
     store = attached(fake, path)
     wire = Wire(fake)
@@ -293,9 +280,9 @@ def test_reset_and_lost_reply_are_saved(folder: Path) -> None:
 
 
 def test_reset_and_lost_reply_over_the_control_api_survive_kill_9(
-    serve: Launcher, folder: Path
+    serve: Launcher, short_dir: Path
 ) -> None:
-    path, sock = folder / "state.db", str(folder / "x.sock")
+    path, sock = short_dir / "state.db", str(short_dir / "x.sock")
     args = ("--socket", sock, "--state", str(path), "--quiet")
     first = serve(*args).wait_ready()
     with Conn(sock) as conn:
@@ -319,8 +306,8 @@ def test_reset_and_lost_reply_over_the_control_api_survive_kill_9(
 
 # -- a failed commit is an error answer and changes nothing ------------------------------------
 def test_a_full_disk_is_an_error_answer_memory_unchanged_and_the_retry_succeeds() -> None:
-    with tmpfs("512k") as folder:
-        path, filler = folder / "state.db", folder / "filler"
+    with tmpfs("512k") as short_dir:
+        path, filler = short_dir / "state.db", short_dir / "filler"
         fake = FakeNetDriver()
         store = attached(fake, path)
         wire = Wire(fake)
@@ -345,8 +332,8 @@ def test_a_full_disk_is_an_error_answer_memory_unchanged_and_the_retry_succeeds(
 
 
 def test_a_full_disk_answers_the_socket_client_with_500(serve: Launcher) -> None:
-    with tmpfs("512k") as folder:
-        path, filler = folder / "state.db", folder / "filler"
+    with tmpfs("512k") as short_dir:
+        path, filler = short_dir / "state.db", short_dir / "filler"
         sock = str(serve.folder / "x.sock")
         served = serve("--socket", sock, "--state", str(path), "--quiet").wait_ready()
         fill(filler)
@@ -367,13 +354,13 @@ def test_a_full_disk_answers_the_socket_client_with_500(serve: Launcher) -> None
 
 
 def test_a_read_only_folder_is_refused_at_start(serve: Launcher) -> None:
-    with tmpfs("1m") as folder:
-        existing = folder / "state.db"
+    with tmpfs("1m") as short_dir:
+        existing = short_dir / "state.db"
         fake = FakeNetDriver()
         attached(fake, existing).close()
-        remount = ["mount", "-o", "remount,ro", str(folder)]
+        remount = ["mount", "-o", "remount,ro", str(short_dir)]
         subprocess.run(remount, check=True, timeout=30)
-        for path in (existing, folder / "new.db"):
+        for path in (existing, short_dir / "new.db"):
             sock = str(serve.folder / "x.sock")
             served = serve("--socket", sock, "--state", str(path))
             assert served.wait() == 2, served.text()
@@ -382,15 +369,15 @@ def test_a_read_only_folder_is_refused_at_start(serve: Launcher) -> None:
 
 
 # -- one server per file -------------------------------------------------------------------------
-def test_a_second_server_on_the_same_file_is_refused(serve: Launcher, folder: Path) -> None:
-    path = folder / "state.db"
-    first = serve("--socket", str(folder / "a.sock"), "--state", str(path)).wait_ready()
-    second = serve("--socket", str(folder / "b.sock"), "--state", str(path))
+def test_a_second_server_on_the_same_file_is_refused(serve: Launcher, short_dir: Path) -> None:
+    path = short_dir / "state.db"
+    first = serve("--socket", str(short_dir / "a.sock"), "--state", str(path)).wait_ready()
+    second = serve("--socket", str(short_dir / "b.sock"), "--state", str(path))
     assert second.wait() == 2
     assert second.lines() == [
         f"fakedriver: cannot use state file {path}: another fakedriver serve holds it"
     ]
-    with Conn(str(folder / "a.sock")) as conn:  # the first carries on
+    with Conn(str(short_dir / "a.sock")) as conn:  # the first carries on
         assert conn.send("NetworkDriver.CreateNetwork", create_network(NET)).status == 200
     shown = _cli("state", "show", str(path))  # nor can a reader look while it runs
     assert shown.returncode == 2 and "a running fakedriver serve holds it" in shown.stderr
@@ -398,18 +385,18 @@ def test_a_second_server_on_the_same_file_is_refused(serve: Launcher, folder: Pa
     assert list(peek_state(str(path)).networks) == [NET]
 
 
-def test_a_symlink_is_followed_and_stays_a_symlink(serve: Launcher, folder: Path) -> None:
-    (folder / "real").mkdir()
-    target, link = folder / "real" / "state.db", folder / "state.db"
+def test_a_symlink_is_followed_and_stays_a_symlink(serve: Launcher, short_dir: Path) -> None:
+    (short_dir / "real").mkdir()
+    target, link = short_dir / "real" / "state.db", short_dir / "state.db"
     link.symlink_to(target)
-    sock = str(folder / "x.sock")
+    sock = str(short_dir / "x.sock")
     served = serve("--socket", sock, "--state", str(link)).wait_ready()
     with Conn(sock) as conn:
         assert conn.send("NetworkDriver.CreateNetwork", create_network(NET)).status == 200
     assert served.stop() == 0
     assert link.is_symlink() and os.readlink(link) == str(target)
     assert list(peek_state(str(target)).networks) == [NET]
-    assert sorted(p.name for p in (folder / "real").iterdir()) == ["state.db"]
+    assert sorted(p.name for p in (short_dir / "real").iterdir()) == ["state.db"]
 
 
 # -- loading: a bad file is one line, never a traceback, never nonsense -------------------------
@@ -474,17 +461,17 @@ def _loads_faithfully_or_refuses(path: Path, what: str) -> str:
     ("mutate", "reached"), [(_mutate, 100), (_flip, 10)], ids=["values", "bits"]
 )
 def test_mutated_databases_load_faithfully_or_are_refused_in_one_line(
-    folder: Path, mutate: Any, reached: int
+    short_dir: Path, mutate: Any, reached: int
 ) -> None:
     """300 seeded mutations each: a changed value, a deleted row, or flipped bits (most
     land in free space). Loaded means loaded as stored: the rows the loaded state would
     write are the rows the file holds."""
-    clean = folder / "clean.db"
+    clean = short_dir / "clean.db"
     _rich_db(clean)
     rng = random.Random(9)
     outcomes: dict[str, int] = {"refused": 0, "loaded": 0}
     for i in range(300):
-        path = folder / f"m{i}.db"
+        path = short_dir / f"m{i}.db"
         shutil.copy(clean, path)
         what = " and ".join(mutate(path, rng) for _ in range(rng.choice((1, 1, 2))))
         outcomes[_loads_faithfully_or_refuses(path, what)] += 1
@@ -492,22 +479,22 @@ def test_mutated_databases_load_faithfully_or_are_refused_in_one_line(
     assert outcomes["refused"] >= reached, outcomes  # the mutations do reach the checks
 
 
-def test_a_bad_file_at_start_is_exit_2_with_one_line(serve: Launcher, folder: Path) -> None:
-    path = folder / "state.db"
+def test_a_bad_file_at_start_is_exit_2_with_one_line(serve: Launcher, short_dir: Path) -> None:
+    path = short_dir / "state.db"
     _rich_db(path)
     db = sqlite3.connect(str(path))
     db.execute("UPDATE leases SET address = '1' WHERE rowid = (SELECT min(rowid) FROM leases)")
     db.commit()
     db.close()
-    served = serve("--socket", str(folder / "x.sock"), "--state", str(path))
+    served = serve("--socket", str(short_dir / "x.sock"), "--state", str(path))
     assert served.wait() == 2
     assert len(served.lines()) == 1 and "Traceback" not in served.text()
     assert served.lines()[0].startswith(f"fakedriver: cannot load state file {path}: leases row")
     assert "'1' is not an IP address" in served.text()
 
 
-def test_another_schema_version_is_refused(folder: Path) -> None:
-    path = folder / "state.db"
+def test_another_schema_version_is_refused(short_dir: Path) -> None:
+    path = short_dir / "state.db"
     _rich_db(path)
     db = sqlite3.connect(str(path))
     db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA + 1,))
@@ -517,12 +504,12 @@ def test_another_schema_version_is_refused(folder: Path) -> None:
         peek_state(str(path))
 
 
-def test_a_json_state_file_is_refused_and_can_be_imported(folder: Path) -> None:
+def test_a_json_state_file_is_refused_and_can_be_imported(short_dir: Path) -> None:
     from fakedriver._persist import save
 
     fake = FakeNetDriver(scope="global", strict=False)
     build_rich_state(fake)
-    old, new = folder / "state.json", folder / "state.db"
+    old, new = short_dir / "state.json", short_dir / "state.db"
     save(fake.state, str(old))
     with pytest.raises(StateFileError, match=f"state file {old}: file is not a database") as bad:
         Store.open(str(old)).load()
@@ -543,8 +530,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_state_show(folder: Path) -> None:
-    path = folder / "state.db"
+def test_state_show(short_dir: Path) -> None:
+    path = short_dir / "state.db"
     _rich_db(path)
     shown = _cli("state", "show", "--json", str(path))
     assert shown.returncode == 0, shown.stderr
@@ -553,9 +540,9 @@ def test_state_show(folder: Path) -> None:
     assert text.returncode == 0, text.stderr
     assert text.stdout.startswith(f"{path}: run 0, epoch 2, 1 network(s), 2 endpoint(s)")
     assert f"network {NET} [10.91.0.0/16, fd00:92::/64]" in text.stdout
-    missing = _cli("state", "show", str(folder / "nope.db"))
+    missing = _cli("state", "show", str(short_dir / "nope.db"))
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1
-    assert not (folder / "nope.db").exists()
+    assert not (short_dir / "nope.db").exists()
 
 
 # -- kill -9 under load ---------------------------------------------------------------------------
@@ -632,9 +619,9 @@ def _on_disk(path: Path, pool: str) -> set[str]:
 
 
 def test_kill_9_under_load_loses_nothing_acknowledged_and_resurrects_nothing(
-    serve: Launcher, folder: Path
+    serve: Launcher, short_dir: Path
 ) -> None:
-    path, sock = folder / "state.db", str(folder / "x.sock")
+    path, sock = short_dir / "state.db", str(short_dir / "x.sock")
     args = ("--socket", sock, "--state", str(path), "--quiet")
     ledger = Ledger()
     first = serve(*args).wait_ready()
