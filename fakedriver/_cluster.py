@@ -248,8 +248,7 @@ class Cluster:
         for name in names:
             fake = self.nodes[name]
             rule = Rule("*", mode, message=f"{name} is partitioned", name=f"partition of {name}")
-            with fake.engine.lock:  # first, so no other rule decides a partitioned call
-                fake.faults.rules.insert(0, rule)
+            fake.engine.add_rules([rule], first=True)  # no other rule decides its calls
             self.partitions[name] = (mode, rule)
         return Partition(self, tuple(names), mode)
 
@@ -262,11 +261,7 @@ class Cluster:
             if name not in self.partitions:
                 continue
             _, rule = self.partitions.pop(name)
-            fake = self.nodes[name]
-            with fake.engine.lock:
-                if rule in fake.faults.rules:
-                    fake.faults.rules.remove(rule)
-            rule.release()
+            self.nodes[name].engine.remove_rule(rule)
 
     # -- the timeline and the checks -------------------------------------------------------------
     def _observe(self, name: str, fake: FakeNetDriver, call: Call) -> None:

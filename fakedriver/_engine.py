@@ -228,13 +228,24 @@ class Engine:
         return call
 
     # -- faults and inspection, under the lock ------------------------------------------------
-    def add_rules(self, rules: Iterable[Rule]) -> list[Rule]:
-        """Append ``rules`` after the existing ones, all together."""
+    def add_rules(self, rules: Iterable[Rule], *, first: bool = False) -> list[Rule]:
+        """Append ``rules`` after the existing ones (before them, in order, with
+        ``first``: they decide a call ahead of every other rule), all together."""
         rules = list(rules)
         with self.lock:
-            for rule in rules:
-                self.faults.add(rule)
+            if first:
+                self.faults.rules[:0] = rules
+            else:
+                for rule in rules:
+                    self.faults.add(rule)
         return rules
+
+    def remove_rule(self, rule: Rule) -> None:
+        """Take ``rule`` out (if it is in) and release the calls it holds."""
+        with self.lock:
+            if rule in self.faults.rules:
+                self.faults.rules.remove(rule)
+        rule.release()
 
     def clear_rules(self) -> None:
         """Remove every rule, releasing the calls they hold."""
