@@ -97,6 +97,16 @@ class IpamModel(Model):
         if pid not in self.state.pools:
             self.violate(NotFound(f"pool {pid} not found"))
             return {}
+        pool = self.state.pools[pid]
+        if pool.leases:
+            shown = ", ".join(str(pool.address_of(v)) for v in sorted(pool.leases)[:3])
+            more = f" and {len(pool.leases) - 3} more" if len(pool.leases) > 3 else ""
+            self.violate(
+                Conflict(
+                    f"pool {pid} still has leased addresses ({shown}{more}): dockerd "
+                    "releases every address of a pool before the pool"
+                )
+            )
         del self.state.pools[pid]
         self.touch("pools", pid)
         return {}

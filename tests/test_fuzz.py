@@ -67,6 +67,7 @@ POOL4 = "LocalDefault/10.0.0.0/24"
 POOL6 = "LocalDefault/fd00:1::/64"
 POOL_SUB = "LocalDefault/10.2.0.0/16/10.2.1.0/24"
 POOL_FULL = "LocalDefault/10.3.0.0/30"
+POOL_EMPTY = "LocalDefault/10.6.0.0/24"  # no address leased: ReleasePool may take it
 POOL_UNKNOWN = "LocalDefault/10.9.0.0/24"
 NODE = "10.9.0.1"
 MAC_OPTION = "com.docker.network.endpoint.macaddress"
@@ -120,6 +121,7 @@ IPAM_SETUP: list[tuple[str, Body | None]] = [
     ("IpamDriver.RequestPool", pool_request("10.3.0.0/30")),
     ("IpamDriver.RequestAddress", address_request(POOL_FULL)),
     ("IpamDriver.RequestAddress", address_request(POOL_FULL)),  # the /30 is now exhausted
+    ("IpamDriver.RequestPool", pool_request("10.6.0.0/24")),
 ]
 NETWORK_SETUP: list[tuple[str, Body | None]] = [
     ("NetworkDriver.GetCapabilities", None),
@@ -296,7 +298,7 @@ macs = st.sampled_from([MAC1, "02:42:0a:00:00:03"]) | st.lists(
     st.integers(0, 255), min_size=6, max_size=6).map(lambda o: ":".join(f"{x:02x}" for x in o))
 network_ids = st.sampled_from([NET, NET2, NET_UNKNOWN])
 endpoint_ids = st.sampled_from([EP1, EP2, EP_NEW])
-pool_ids = st.sampled_from([POOL4, POOL6, POOL_SUB, POOL_FULL, POOL_UNKNOWN])
+pool_ids = st.sampled_from([POOL4, POOL6, POOL_SUB, POOL_FULL, POOL_EMPTY, POOL_UNKNOWN])
 option_keys = st.sampled_from([
     "com.docker.network.enable_ipv6", "com.docker.network.internal",
     "com.docker.network.endpoint.exposedports", "com.docker.network.portmap",
@@ -773,7 +775,7 @@ TEMPLATES = [
         "Options": {"k": "v"}, "V6": False,
     }, {("AddressSpace",): "id", ("Pool",): "subnet_opt", ("SubPool",): "subnet_opt",
         ("Options",): "string_map", ("V6",): "flag"}),
-    Template("IpamDriver.ReleasePool", {"PoolID": POOL_SUB}, {("PoolID",): "id"}),
+    Template("IpamDriver.ReleasePool", {"PoolID": POOL_EMPTY}, {("PoolID",): "id"}),
     Template("IpamDriver.RequestAddress", {
         "PoolID": POOL4, "Address": "10.0.0.9", "Options": {MAC_OPTION: "02:42:0a:00:00:09"},
     }, {("PoolID",): "id", ("Address",): "ip_opt", ("Options",): "string_map",

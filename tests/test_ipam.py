@@ -106,10 +106,27 @@ def test_pool_refusals(wire: Wire) -> None:
 def test_release_pool(wire: Wire, fake: FakeNetDriver) -> None:
     pid = pool(wire)["PoolID"]
     address(wire, pid)
+    wire.ok("IpamDriver.ReleaseAddress", {"PoolID": pid, "Address": "10.200.0.1"})
     wire.ok("IpamDriver.ReleasePool", {"PoolID": pid})
     assert fake.state.pools == {}
     assert wire.refused("IpamDriver.ReleasePool", {"PoolID": pid}) == f"pool {pid} not found"
     assert pool(wire)["PoolID"] == pid  # the same pool can be had again
+
+
+def test_a_pool_with_leased_addresses_is_not_released(wire: Wire) -> None:
+    """dockerd releases the gateway and every address before the pool; a ReleasePool that
+    comes first (swarm's ``network rm`` racing a task's release, seen under dockerd 20.10)
+    leaves an address nobody will release. Refused, so the pool stays and the audit says so
+    (dockerd only logs a ReleasePool error)."""
+    pid = pool(wire, "10.0.0.0/24")["PoolID"]
+    for _ in range(5):
+        address(wire, pid)
+    assert wire.refused("IpamDriver.ReleasePool", {"PoolID": pid}) == (
+        f"pool {pid} still has leased addresses (10.0.0.1, 10.0.0.2, 10.0.0.3 and 2 more): "
+        "dockerd releases every address of a pool before the pool"
+    )
+    assert list(wire.fake.state.pools) == [pid]
+    assert any(pid in leak for leak in wire.fake.leaks())
 
 
 def test_addresses_are_the_lowest_free_ones(wire: Wire) -> None:
@@ -230,6 +247,17 @@ def test_lenient_mode_records_ipam_violations(
     pool(lenient)
     lenient.ok(f"IpamDriver.{method}", body)
     assert [v.message for v in lenient.fake.violations] == [message]
+
+
+def test_lenient_mode_releases_a_pool_with_leases_and_records_it(lenient: Wire) -> None:
+    pid = pool(lenient)["PoolID"]
+    address(lenient, pid)
+    lenient.ok("IpamDriver.ReleasePool", {"PoolID": pid})
+    assert lenient.fake.state.pools == {}
+    assert [v.message for v in lenient.fake.violations] == [
+        f"pool {pid} still has leased addresses (10.200.0.1): dockerd releases every "
+        "address of a pool before the pool"
+    ]
 
 
 def test_resource_errors_are_refused_even_in_lenient_mode(lenient: Wire) -> None:
