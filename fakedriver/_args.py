@@ -11,6 +11,7 @@ from collections.abc import Callable
 from . import __version__
 from ._connection import Limits
 from ._options import add_persona_options
+from ._plugincmd import plugin_parser
 from ._server import PLUGIN_DIR, SPEC_DIR
 from ._statefile import state_parser
 
@@ -160,6 +161,7 @@ def parser() -> argparse.ArgumentParser:
     )
 
     state_parser(commands)  # its own sub-commands name themselves (innermost wins)
+    plugin_parser(commands)
     for sub in commands.choices.values():
         sub.set_defaults(subparser=sub)
     return top

@@ -18,12 +18,14 @@ from typing import Any
 
 from ._app import FakeNetDriver
 from ._args import DEFAULT_NAME, conflicts, parser
+from ._bundle import BundleError
 from ._clock import RealClock
 from ._connection import Limits
 from ._control import control
 from ._journal import Journal
 from ._links import Checkpointed, Links, VethLinks, reconcile
 from ._options import persona_from
+from ._plugincmd import plugin_command
 from ._server import PLUGIN_DIR, SPEC_DIR, PluginServer, ServeError
 from ._statefile import state_command
 from ._store import StateFileError, Store, StoreError
@@ -172,6 +174,8 @@ def serve(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = parser().parse_known_args(argv)
+    if args.command == "plugin" and args.action == "build":  # the rest are serve flags
+        args.serve_args, unknown = unknown, []
     if unknown:  # with the usage of the command they were given to
         args.subparser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command == "serve":
@@ -181,8 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "state":
             return state_command(args)
+        if args.command == "plugin":
+            return plugin_command(args, getattr(args, "serve_args", []))
         return serve(args)
-    except (ServeError, StateFileError, ValueError) as exc:
+    except (ServeError, StateFileError, BundleError, ValueError) as exc:
         print(f"fakedriver: {exc}", file=sys.stderr)
         return 2
     except StoreError as exc:  # at start: the links reconciled could not be saved

@@ -253,25 +253,33 @@ class Plugin:
 
 def control(socket_path: Path, verb: str, path: str, body: Any = None) -> Any:
     """Call a fake's control API on a unix socket (JSON in, JSON out; 200 expected)."""
-    conn = _UnixHTTPConnection(str(socket_path))
+    status, answer = unix_call(socket_path, verb, path, body)
+    assert status == 200, answer
+    return answer
+
+
+def unix_call(
+    path: str | Path, verb: str, target: str, body: Any = None, timeout: float = 30
+) -> tuple[int, Any]:
+    """One HTTP request over a unix socket (JSON body, if any); the status and JSON answer."""
+    conn = _UnixHTTPConnection(str(path), timeout=timeout)
     try:
         payload = b"" if body is None else json.dumps(body).encode()
-        conn.request(verb, path, body=payload, headers={"Content-Type": "application/json"})
+        conn.request(verb, target, body=payload, headers={"Content-Type": "application/json"})
         response = conn.getresponse()
-        answer = json.loads(response.read())
-        assert response.status == 200, answer
-        return answer
+        return response.status, json.loads(response.read() or b"null")
     finally:
         conn.close()
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=30)
+    def __init__(self, path: str, timeout: float = 30) -> None:
+        super().__init__("localhost", timeout=timeout)
         self.path = path
 
     def connect(self) -> None:
         self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(self.timeout)
         self.sock.connect(self.path)
 
 

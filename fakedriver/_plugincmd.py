@@ -1,0 +1,82 @@
+"""``fakedriver plugin``: build the managed (v2) plugin bundle (``build``), find an enabled
+plugin's socket (``socket``)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Any
+
+from ._bundle import DATA, DEFAULT_SOCKET, PLUGINS_ROOT, build, socket_path
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _name(value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a socket name: letters, digits, '_', '.', '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def plugin_parser(commands: Any) -> None:
+    """Add ``plugin build`` and ``plugin socket`` to the ``fakedriver`` sub-commands."""
+    plugin = commands.add_parser(
+        "plugin",
+        help="build the managed (v2) plugin bundle, find its socket",
+        description="The managed (v2) plugin: 'docker plugin create NAME DIR' of a bundle "
+        "'plugin build' wrote.",
+    )
+    actions = plugin.add_subparsers(dest="action", required=True, metavar="ACTION")
+    made = actions.add_parser(
+        "build",
+        help="write a plugin bundle: config.json and rootfs/",
+        usage="fakedriver plugin build [-h] [--name NAME] DIR [SERVE FLAGS ...]",
+        description="Write a managed-plugin bundle in DIR (new, or an empty folder): "
+        "config.json and a rootfs/ with a copy of this Python interpreter (its standard "
+        "library pruned), its shared libraries, iproute2's ip, fakedriver and its "
+        "dependencies. Offline: nothing is downloaded. Every flag after DIR that this "
+        "command does not know is a 'fakedriver serve' flag, baked in as the plugin's "
+        "default args (e.g. --scope global --links veth); 'docker plugin set NAME "
+        'args="..."\' replaces them (dockerd splits on single spaces). The plugin '
+        f"listens on /run/docker/plugins/NAME.sock inside; a host folder is mounted at "
+        f"{DATA} ('docker plugin set NAME data.source=/host/dir'). Then: docker plugin "
+        "create NAME DIR && docker plugin enable NAME",
+        allow_abbrev=False,
+    )
+    made.add_argument("dir", metavar="DIR", help="the bundle folder to write")
+    made.add_argument(
+        "--name",
+        type=_name,
+        default=DEFAULT_SOCKET,
+        help=f"the plugin's socket is NAME.sock (default: {DEFAULT_SOCKET})",
+    )
+    found = actions.add_parser(
+        "socket",
+        help="print where an enabled managed plugin listens, on the host",
+        description=f"Print {PLUGINS_ROOT}/<id>/<socket> of a managed plugin (from 'docker "
+        "plugin inspect', with DOCKER_HOST as docker uses it; dockerd on Linux keeps "
+        "every managed plugin's socket there, whatever its --exec-root): dockerd's calls "
+        "and the control API (under /fakedriver/) are served there.",
+    )
+    found.add_argument("plugin", metavar="NAME", help="the plugin's name")
+    for sub in (made, found):
+        sub.set_defaults(subparser=sub)  # an unknown flag gets this command's usage
+
+
+def plugin_command(args: argparse.Namespace, serve_args: list[str]) -> int:
+    """Run ``plugin build`` (with the serve flags it was given) or ``plugin socket``."""
+    if args.action == "socket":
+        print(socket_path(args.plugin))
+        return 0
+    if serve_args[:1] == ["--"]:
+        serve_args = serve_args[1:]
+    bundle = build(args.dir, serve_args, socket=args.name)
+    print(
+        f"fakedriver: plugin bundle in {bundle.path} ({bundle.size / 2**20:.1f} MiB, "
+        f"built in {bundle.seconds:.1f} s)\n"
+        f"  docker plugin create NAME {bundle.path} && docker plugin enable NAME"
+    )
+    return 0

@@ -1,0 +1,162 @@
+"""The managed (v2) plugin under a real dockerd: ``docker plugin create`` of the bundle
+``fakedriver plugin build`` wrote, ``set``, ``enable``, a network and a container on it,
+the control API reached from the host through the plugin's socket, ``disable`` and ``rm``.
+
+dockerd (Linux) puts every managed plugin's socket in ``/run/docker/plugins/<id>/``,
+whatever its ``--exec-root``; the id is random per ``plugin create``, so two runs never
+share a socket. The plugin's name is a driver name only with its tag (``NAME:latest``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dockerd_env import IMAGE, Dockerd, run_name, unix_call
+
+from fakedriver._bundle import DATA
+from fakedriver._cli import main
+
+pytestmark = pytest.mark.dockerd
+
+NAME = run_name("fdmp")
+DRIVER = f"{NAME}:latest"
+BAKED = ["--links", "veth", "--log-format", "json", "--state", f"{DATA}/state.db"]
+
+
+class Managed:
+    """The enabled plugin: its socket on the host, and its control API."""
+
+    def __init__(self, dockerd: Dockerd, data: Path) -> None:
+        self.dockerd, self.data = dockerd, data
+
+    @property
+    def socket(self) -> Path:
+        done = subprocess.run(
+            [sys.executable, "-m", "fakedriver", "plugin", "socket", NAME],
+            env=self.dockerd.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return Path(done.stdout.strip())
+
+    def control(self, verb: str, path: str, body: Any = None) -> Any:
+        status, answer = unix_call(self.socket, verb, path, body)
+        assert status == 200, answer
+        return answer
+
+    def calls(self) -> list[dict[str, Any]]:
+        return list(self.control("GET", "/fakedriver/calls")["calls"])
+
+    def restart(self, *settings: str) -> None:
+        """disable, ``docker plugin set`` these, enable: waits until it listens."""
+        self.dockerd.docker("plugin", "disable", NAME, timeout=60)
+        self.dockerd.docker("plugin", "set", NAME, *settings, timeout=60)
+        self.dockerd.docker("plugin", "enable", NAME, timeout=120)
+        deadline = time.monotonic() + 20
+        while not self.socket.exists():
+            assert time.monotonic() < deadline, "the plugin's socket did not appear in 20 s"
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def managed(dockerd: Dockerd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Managed]:
+    base = tmp_path_factory.mktemp("managed")
+    bundle, data = base / "bundle", base / "data"
+    data.mkdir()
+    assert main(["plugin", "build", str(bundle), *BAKED]) == 0
+    dockerd.docker("plugin", "create", NAME, str(bundle), timeout=180)
+    dockerd.docker("plugin", "set", NAME, f"data.source={data}", timeout=60)
+    dockerd.docker("plugin", "enable", NAME, timeout=120)
+    yield Managed(dockerd, data)
+    if dockerd.docker("plugin", "inspect", NAME, check=False, timeout=60).returncode == 0:
+        dockerd.docker("plugin", "rm", "--force", NAME, check=False, timeout=60)
+
+
+def test_a_container_on_the_managed_plugin_gets_the_fakes_address(managed: Managed) -> None:
+    dockerd, network = managed.dockerd, run_name("fdmpnet")
+    dockerd.docker("network", "create", "-d", DRIVER, "--ipam-driver", DRIVER, network)
+    try:
+        done = dockerd.docker("run", "--rm", "--network", network, IMAGE, "ip", "-o", "addr")
+    finally:
+        dockerd.docker("network", "rm", network, check=False)
+    calls = managed.calls()
+    methods = [call["method"] for call in calls]
+    for method in (
+        "IpamDriver.RequestPool",
+        "NetworkDriver.CreateNetwork",
+        "NetworkDriver.CreateEndpoint",
+        "NetworkDriver.Join",
+        "NetworkDriver.Leave",
+        "NetworkDriver.DeleteNetwork",
+        "IpamDriver.ReleasePool",
+    ):
+        assert method in methods, methods
+    assert all(call["error"] is None for call in calls), calls
+    (address,) = [
+        call["response"]["Address"]
+        for call in calls
+        if call["method"] == "IpamDriver.RequestAddress" and call["request"]["Options"] is None
+    ]
+    assert f"inet {address}" in done.stdout, done.stdout
+    assert managed.control("GET", "/fakedriver/leaks") == {"leaks": []}
+    assert (managed.data / "state.db").is_file()  # the mounted host folder, seen inside
+
+
+def test_a_fault_set_over_the_plugins_socket_reaches_the_docker_user(managed: Managed) -> None:
+    rule = {"method": "CreateNetwork", "message": "fault from the host", "times": 1}
+    managed.control("POST", "/fakedriver/faults", rule)
+    network = run_name("fdmpfault")
+    done = managed.dockerd.docker("network", "create", "-d", DRIVER, network, check=False)
+    assert done.returncode != 0 and "fault from the host" in done.stderr, done.stderr
+    assert managed.control("GET", "/fakedriver/leaks") == {"leaks": []}
+
+
+def test_docker_plugin_set_args_reaches_the_persona(managed: Managed) -> None:
+    managed.restart("args=--scope global --connectivity-scope global --log-format json")
+    try:
+        (answer,) = [
+            call["response"]
+            for call in managed.calls()
+            if call["method"] == "NetworkDriver.GetCapabilities"
+        ]
+        assert answer == {"Scope": "global", "ConnectivityScope": "global"}
+        done = managed.dockerd.docker(
+            "network", "create", "-d", DRIVER, run_name("fdmpglobal"), check=False
+        )
+        assert done.returncode != 0 and "not a swarm manager" in done.stderr, done.stderr
+    finally:
+        managed.restart("args=" + " ".join(BAKED))
+    (answer,) = [
+        call["response"]
+        for call in managed.calls()
+        if call["method"] == "NetworkDriver.GetCapabilities"
+    ]
+    assert answer["Scope"] == "local"
+
+
+def test_disable_and_rm_leave_nothing(managed: Managed) -> None:
+    socket = managed.socket
+    managed.dockerd.docker("plugin", "disable", NAME, timeout=60)
+    assert not socket.exists()
+    managed.dockerd.docker("plugin", "rm", NAME, timeout=60)
+    listed = managed.dockerd.docker("plugin", "ls", "--format", "{{json .}}").stdout
+    assert NAME not in listed
+    assert not socket.parent.exists() or not os.listdir(socket.parent)
+
+
+def test_the_socket_of_an_unknown_plugin_is_a_clear_error(
+    dockerd: Dockerd, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", dockerd.env["DOCKER_HOST"])
+    assert main(["plugin", "socket", run_name("fdnosuch")]) == 2
+    err = capsys.readouterr().err
+    assert f"docker plugin inspect {run_name('fdnosuch')}:" in err and err[-1] == "\n", err
