@@ -117,11 +117,19 @@ class Dockerd:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise Unavailable(f"dockerd exited with {self.process.returncode}:\n{self.tail()}")
-            if self.docker("info", check=False, timeout=10).returncode == 0:
+            if self._answers():
                 return
             time.sleep(0.3)
         self.stop()
         raise Unavailable(f"dockerd did not answer within 60 s:\n{self.tail()}")
+
+    def _answers(self) -> bool:
+        """Whether ``docker info`` succeeds (a daemon still starting on a busy machine may
+        not answer within its 10 s: that is a no, not an error)."""
+        try:
+            return self.docker("info", check=False, timeout=10).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
 
     def stop(self) -> None:
         if self.process is None:

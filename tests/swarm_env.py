@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,10 +30,6 @@ from dockerd_env import Dockerd, Unavailable, control, run_name
 T = TypeVar("T")
 
 SUBNET = "10.123.0"
-#: where dockerd puts a managed plugin's socket folder, whatever its --exec-root (a unix
-#: socket path has 108 bytes at most)
-PLUGIN_EXEC_ROOT = Path("/run/docker/plugins")
-SOCKET = "fakedriver.sock"
 
 
 def wait_until(what: str, probe: Callable[[], T | None], timeout: float = 60) -> T:
@@ -122,25 +119,29 @@ class Node:
 
 
 class ManagedPlugin:
-    """A managed (v2) plugin on one node, made from a bundle folder (``config.json`` and
-    ``rootfs/``); its control API is on its socket under ``/run/docker/plugins/<id>/``."""
+    """A managed (v2) plugin on one node, made from a bundle of ``fakedriver plugin
+    build``, with a host folder of its own mounted at ``/var/lib/fakedriver`` inside;
+    its control API is on its socket (``fakedriver plugin socket NAME``)."""
 
     def __init__(self, node: Node, name: str) -> None:
         self.node, self.name = node, name
-        self.id = ""
+        self.data = node.dockerd.base / f"{name}-data"
+        self.socket = Path()
 
     def install(self, bundle: Path, *args: str) -> None:
-        """``docker plugin create``, ``set args=...`` and ``enable``."""
+        """``docker plugin create``, ``set data.source=... args=...`` and ``enable``."""
         self.node.plugins.append(self)
+        self.data.mkdir(exist_ok=True)
         self.node.docker("plugin", "create", self.name, str(bundle), timeout=300)
-        self.id = self.node.docker("plugin", "inspect", "-f", "{{.Id}}", self.name).strip()
-        if args:
-            self.node.docker("plugin", "set", self.name, f"args={' '.join(args)}")
+        settings = [f"data.source={self.data}", *([f"args={' '.join(args)}"] if args else [])]
+        self.node.docker("plugin", "set", self.name, *settings)
         self.node.docker("plugin", "enable", self.name, timeout=120)
-
-    @property
-    def socket(self) -> Path:
-        return PLUGIN_EXEC_ROOT / self.id / SOCKET
+        found = subprocess.run(
+            [sys.executable, "-m", "fakedriver", "plugin", "socket", self.name],
+            env=self.node.dockerd.env, capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        self.socket = Path(found.stdout.strip())
+        wait_until(f"the socket of {self.name}", self.socket.exists, timeout=20)
 
     def remove(self) -> None:
         self.node.docker("plugin", "disable", "--force", self.name, check=False)
@@ -212,8 +213,8 @@ def leftovers(nodes: list[Node]) -> list[str]:
         pidfile = node.dockerd.base / "docker.pid"
         if node.dockerd.process is not None or (pidfile.exists() and _alive(pidfile)):
             found.append(f"dockerd of {node.hostname}")
-        found += [f"plugin folder {PLUGIN_EXEC_ROOT / p.id}" for p in node.plugins
-                  if p.id and (PLUGIN_EXEC_ROOT / p.id).exists()]  # fmt: skip
+        found += [f"plugin socket folder {p.socket.parent}" for p in node.plugins
+                  if p.socket.name and p.socket.parent.exists()]  # fmt: skip
         found += [f"mount {line}" for line in mounts if f" {node.dockerd.base}/" in line]
     return found
 
