@@ -27,6 +27,7 @@ from . import __version__
 from ._options import persona_from
 from ._rootfs import (
     SITE,
+    RootfsError,
     copy_interpreter,
     copy_ip,
     copy_packages,
@@ -43,8 +44,6 @@ PLUGINS_ROOT = "/run/docker/plugins"
 DATA = "/var/lib/fakedriver"
 DEFAULT_SOCKET = "fakedriver"
 DOCUMENTATION = "https://pypi.org/project/fakedriver/"
-#: serve flags a bundle sets itself: the socket is the one its config.json names.
-_FIXED = ("--name", "--socket", "--tcp", "--spec-dir")
 
 
 class BundleError(Exception):
@@ -132,11 +131,6 @@ def check_serve_args(serve_args: Sequence[str]) -> None:
     from ._args import conflicts, parser  # _args imports the plugin command, and so this
 
     for arg in serve_args:
-        if arg.split("=", 1)[0] in _FIXED:
-            raise BundleError(
-                f"{arg}: the plugin listens on the socket its config.json names; "
-                "--name sets that name"
-            )
         if arg == "" or " " in arg:
             raise BundleError(
                 f"{arg!r}: dockerd splits args on single spaces, so no flag or value may "
@@ -149,6 +143,11 @@ def check_serve_args(serve_args: Sequence[str]) -> None:
     except SystemExit:
         message = errors.getvalue().strip().splitlines()[-1]
         raise BundleError(f"serve refuses these flags: {message}") from None
+    if args.name or args.socket or args.tcp or args.spec_dir:
+        raise BundleError(
+            "--name, --socket, --tcp, --spec-dir: the plugin listens on the socket its "
+            "config.json names ('plugin build --name NAME' names it)"
+        )
     conflict = conflicts(args)
     if conflict:
         raise BundleError(f"serve refuses these flags: {conflict}")
@@ -202,8 +201,6 @@ def build(
     :raises BundleError: when the folder or the flags are refused, or the rootfs cannot
         be made; nothing is left behind.
     """
-    from ._rootfs import RootfsError
-
     if sys.platform != "linux":
         raise BundleError("a managed plugin bundle is built on Linux only")
     started = time.monotonic()

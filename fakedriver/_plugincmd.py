@@ -39,11 +39,13 @@ def plugin_parser(commands: Any) -> None:
         "library pruned), its shared libraries, iproute2's ip, fakedriver and its "
         "dependencies. Offline: nothing is downloaded. Every flag after DIR that this "
         "command does not know is a 'fakedriver serve' flag, baked in as the plugin's "
-        "default args (e.g. --scope global --links veth); 'docker plugin set NAME "
+        "default args (e.g. --scope global --links veth); 'docker plugin set PLUGIN "
         'args="..."\' replaces them (dockerd splits on single spaces). The plugin '
-        f"listens on /run/docker/plugins/NAME.sock inside; a host folder is mounted at "
-        f"{DATA} ('docker plugin set NAME data.source=/host/dir'). Then: docker plugin "
-        "create NAME DIR && docker plugin enable NAME",
+        "listens on /run/docker/plugins/NAME.sock inside; a host folder is mounted at "
+        f"{DATA} ('docker plugin set PLUGIN data.source=/host/dir'; the default source, "
+        f"{DATA}, must exist). Then: docker plugin create PLUGIN DIR && docker plugin "
+        "enable PLUGIN && docker network create -d PLUGIN:latest ... (dockerd 20.10 "
+        "knows a managed driver by its name with its tag)",
         allow_abbrev=False,
     )
     made.add_argument("dir", metavar="DIR", help="the bundle folder to write")

@@ -118,7 +118,7 @@ def libraries(binaries: Iterable[str]) -> set[str]:
 
 
 def _stdlib_ignore(folder: str, names: list[str]) -> set[str]:
-    top = os.path.normpath(folder) == os.path.normpath(sysconfig.get_path("stdlib"))
+    top = os.path.realpath(folder) == os.path.realpath(sysconfig.get_path("stdlib"))
     ignored = {n for n in names if n in PRUNED_ANYWHERE}
     if top:
         ignored |= {n for n in names if n in PRUNED_STDLIB or n.startswith("config-")}

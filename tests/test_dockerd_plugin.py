@@ -81,6 +81,15 @@ def managed(dockerd: Dockerd, tmp_path_factory: pytest.TempPathFactory) -> Itera
         dockerd.docker("plugin", "rm", "--force", NAME, check=False, timeout=60)
 
 
+def test_the_driver_is_named_with_its_tag(managed: Managed) -> None:
+    """dockerd 20.10 registers a managed plugin's drivers as NAME:latest only."""
+    done = managed.dockerd.docker(
+        "network", "create", "-d", NAME, run_name("fdmpbare"), check=False
+    )
+    assert done.returncode != 0, done.stdout
+    assert f"could not resolve driver {NAME} in registry" in done.stderr, done.stderr
+
+
 def test_a_container_on_the_managed_plugin_gets_the_fakes_address(managed: Managed) -> None:
     dockerd, network = managed.dockerd, run_name("fdmpnet")
     dockerd.docker("network", "create", "-d", DRIVER, "--ipam-driver", DRIVER, network)
