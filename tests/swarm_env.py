@@ -7,10 +7,11 @@ devices cgroup). Swarm's ports (2377, 7946, 4789) are then the namespace's, so t
 on one host never meet. Nodes reach each other over a veth pair made inside their
 namespaces (10.123.0.1/24, 10.123.0.2/24); a lone node keeps both ends of its pair.
 
-:func:`cluster` makes the nodes, installs the managed plugin on each, forms the swarm,
-and always takes everything down again (swarm left, plugins removed, daemons stopped,
-namespaces and links deleted), whatever failed; :func:`leftovers` says what of a cluster
-is still on the host.
+:func:`cluster` makes the nodes and always takes everything down again (swarm left,
+plugins removed, daemons stopped, namespaces and links deleted), whatever failed;
+:func:`leftovers` says what of them is still on the host. :class:`ManagedPlugin` installs
+the plugin bundle on a node; :func:`swarm_init`, :func:`swarm_join` and
+:func:`converged` drive the swarm, with :func:`wait_until` (polling, never a blind sleep).
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ def wait_until(what: str, probe: Callable[[], T | None], timeout: float = 60) ->
         if answer is not None and answer is not False:
             return answer
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            raise AssertionError(
+                f"timed out after {timeout:.0f} s waiting for {what} (last: {answer!r})"
+            )
         time.sleep(0.2)
 
 
@@ -93,9 +96,6 @@ class Node:
     def docker(self, *args: str, check: bool = True, timeout: float = 120) -> str:
         """``docker ARGS`` against this node's daemon; its stdout."""
         return self.dockerd.docker(*args, check=check, timeout=timeout).stdout
-
-    def node_id(self) -> str:
-        return self.docker("info", "--format", "{{.Swarm.NodeID}}").strip()
 
     def containers(self, service: str) -> list[dict[str, Any]]:
         """``docker inspect`` of this node's running task containers of ``service``."""
