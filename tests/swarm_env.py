@@ -83,6 +83,8 @@ class Node:
             ],
         )
         self.plugins: list[ManagedPlugin] = []
+        self.link = ""  # its end of the cluster link, inside its namespace
+        self.stragglers: list[str] = []  # processes still in the namespace at teardown
 
     def create_namespace(self) -> None:
         ip("netns", "add", self.netns)
@@ -115,6 +117,9 @@ class Node:
                     plugin.remove()
             with contextlib.suppress(Exception):
                 self.dockerd.stop()
+        self.stragglers = ip("netns", "pids", self.netns, check=False).stdout.split()
+        if self.link:  # gone with the namespace, unless a straggler keeps it alive
+            ip("-n", self.netns, "link", "del", self.link, check=False)
         ip("netns", "delete", self.netns, check=False)
 
 
@@ -197,19 +202,22 @@ def _link(nodes: list[Node]) -> None:
     if len(nodes) == 1:
         ip("-n", first.netns, "link", "set", peer_name, "up")
     for node in nodes:
+        node.link = link
         ip("-n", node.netns, "addr", "add", f"{node.address}/24", "dev", link)
         ip("-n", node.netns, "link", "set", link, "up")
 
 
 def leftovers(nodes: list[Node]) -> list[str]:
-    """What of these nodes is still on the host: namespaces, daemons, plugin socket
-    folders, mounts under their folders."""
+    """What of these nodes is still on the host: namespaces, processes that were left in
+    them, daemons, plugin socket folders, mounts under their folders."""
     found: list[str] = []
     namespaces = set(ip("netns", "list").stdout.split())
     mounts = Path("/proc/self/mounts").read_text().split("\n")
     for node in nodes:
         if node.netns in namespaces:
             found.append(f"network namespace {node.netns}")
+        found += [f"process {pid} of {node.netns}" for pid in node.stragglers
+                  if Path(f"/proc/{pid}").exists()]  # fmt: skip
         pidfile = node.dockerd.base / "docker.pid"
         if node.dockerd.process is not None or (pidfile.exists() and _alive(pidfile)):
             found.append(f"dockerd of {node.hostname}")
