@@ -38,6 +38,19 @@ def changes(calls: list[Call]) -> list[Call]:
     return [c for c in calls if c["method"].split(".")[1] not in queries]
 
 
+def brief(calls: list[Call]) -> str:
+    """The calls, one short line each (for an assertion's message)."""
+    return "\n".join(
+        f"#{c['index']} {c['method']} {json.dumps(c['request'])[:160]}" for c in calls
+    )
+
+
+def quiet(plugin: ManagedPlugin, since: int) -> None:
+    """Assert the fake got no call (but capability queries) from call ``since`` on."""
+    late = changes(plugin.calls()[since:])
+    assert not late, brief(late)
+
+
 def methods(calls: list[Call]) -> list[str]:
     return [call["method"].split(".")[1] for call in calls]
 
@@ -87,7 +100,7 @@ def create_network(manager: Node, plugin: ManagedPlugin, network: str) -> tuple[
     # the command returns once the network is in swarm's store; its allocator runs after
     until("AllocateNetwork", lambda: named(plugin.calls()[before:], "AllocateNetwork"))
     sent = changes(plugin.calls()[before:])
-    assert methods(sent) == ["RequestPool", "RequestAddress", "AllocateNetwork"], sent
+    assert methods(sent) == ["RequestPool", "RequestAddress", "AllocateNetwork"], brief(sent)
     pool_request, gateway_request, allocate = sent
     assert pool_request["request"] == {
         "AddressSpace": GLOBAL, "Pool": "", "SubPool": "", "Options": None, "V6": False,
@@ -226,11 +239,12 @@ def remove_network(node: Node, plugin: ManagedPlugin, nid: str, pool: str, gatew
     mark, pid = len(plugin.calls()), f"{GLOBAL}/{pool}"
     node.docker("network", "rm", "swnet")
     until("network rm's calls", lambda: len(changes(plugin.calls()[mark:])) >= 3)
-    assert [(c["method"], c["request"]) for c in changes(plugin.calls()[mark:])] == [
+    sent = changes(plugin.calls()[mark:])
+    assert [(c["method"], c["request"]) for c in sent] == [
         ("NetworkDriver.FreeNetwork", {"NetworkID": nid}),
         ("IpamDriver.ReleaseAddress", {"PoolID": pid, "Address": gateway.split("/")[0]}),
         ("IpamDriver.ReleasePool", {"PoolID": pid}),
-    ]
+    ], brief(sent)
 
 
 def as_self(node: Node) -> dict[str, Any]:

@@ -33,13 +33,13 @@ T = TypeVar("T")
 SUBNET = "10.123.0"
 
 
-def wait_until(what: str, probe: Callable[[], T | None], timeout: float = 60) -> T:
-    """Poll ``probe`` until it answers something other than ``None``/``False``; fail
-    with ``what`` (and the last answer) after ``timeout`` seconds."""
+def wait_until(what: str, probe: Callable[[], T], timeout: float = 60) -> T:
+    """Poll ``probe`` until it answers something true (a non-empty list, ``True``, ...);
+    fail with ``what`` (and the last answer) after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         answer = probe()
-        if answer is not None and answer is not False:
+        if answer:
             return answer
         if time.monotonic() > deadline:
             raise AssertionError(
@@ -117,6 +117,8 @@ class Node:
                     plugin.remove()
             with contextlib.suppress(Exception):
                 self.dockerd.stop()
+        for point in mounts_under(self.dockerd.base):  # dockerd may leave ingress_sbox
+            subprocess.run(["umount", point], capture_output=True, timeout=30, check=False)
         self.stragglers = ip("netns", "pids", self.netns, check=False).stdout.split()
         if self.link:  # gone with the namespace, unless a straggler keeps it alive
             ip("-n", self.netns, "link", "del", self.link, check=False)
@@ -212,7 +214,6 @@ def leftovers(nodes: list[Node]) -> list[str]:
     them, daemons, plugin socket folders, mounts under their folders."""
     found: list[str] = []
     namespaces = set(ip("netns", "list").stdout.split())
-    mounts = Path("/proc/self/mounts").read_text().split("\n")
     for node in nodes:
         if node.netns in namespaces:
             found.append(f"network namespace {node.netns}")
@@ -223,8 +224,15 @@ def leftovers(nodes: list[Node]) -> list[str]:
             found.append(f"dockerd of {node.hostname}")
         found += [f"plugin socket folder {p.socket.parent}" for p in node.plugins
                   if p.socket.name and p.socket.parent.exists()]  # fmt: skip
-        found += [f"mount {line}" for line in mounts if f" {node.dockerd.base}/" in line]
+        found += [f"mount {point}" for point in mounts_under(node.dockerd.base)]
     return found
+
+
+def mounts_under(base: Path) -> list[str]:
+    """The mount points below ``base``, deepest first."""
+    lines = Path("/proc/self/mounts").read_text().splitlines()
+    points = [line.split()[1] for line in lines if len(line.split()) > 1]
+    return sorted((p for p in points if p.startswith(f"{base}/")), key=len, reverse=True)
 
 
 def _alive(pidfile: Path) -> bool:

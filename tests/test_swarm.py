@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dockerd_env import Unavailable, unavailable
+from dockerd_env import IMAGE, Unavailable, unavailable
 from swarm_checks import (
     ARGS,
     GLOBAL,
@@ -29,6 +29,7 @@ from swarm_checks import (
     all_ok,
     as_peer,
     as_self,
+    brief,
     changes,
     check_cluster,
     check_endpoints,
@@ -42,11 +43,13 @@ from swarm_checks import (
     held_addresses,
     methods,
     named,
+    quiet,
     released,
     remove_network,
     scale,
     service_vip,
     settle,
+    settled,
 )
 from swarm_env import ManagedPlugin, Node, cluster, leftovers, swarm_init, swarm_join
 from swarm_env import wait_until as until
@@ -134,7 +137,7 @@ def test_one_node_swarm(nodes: list[Node], bundle: Path) -> None:
     assert methods(local) == [
         "RevokeExternalConnectivity", "Leave", "DeleteEndpoint", "ReleaseAddress",
         "ReleaseAddress", "ReleasePool", "DeleteNetwork",
-    ]  # fmt: skip
+    ], brief(calls)  # fmt: skip
     check_removal(calls, *last)
     assert released(local, LOCAL)[1] == gateway.split("/")[0]
     assert released(calls, GLOBAL) == [vip, last[1].split("/")[0]]
@@ -144,7 +147,7 @@ def test_one_node_swarm(nodes: list[Node], bundle: Path) -> None:
 
     mark = len(plugin.calls())
     node.docker("swarm", "leave", "--force")
-    assert changes(plugin.calls()[mark:]) == []  # nothing on the manager's own leave
+    quiet(plugin, mark)  # nothing on the manager's own leave
     assert plugin.leaks() == []
     all_ok(plugin.calls())
     assert (plugin.data / "state.db").is_file()  # --state on the plugin's host folder
@@ -175,7 +178,7 @@ def test_two_node_swarm(nodes: list[Node], bundle: Path) -> None:
 
     mark_worker = len(on_worker.calls())
     nid, pool, gateway = create_network(manager, on_manager, "swnet")
-    assert changes(on_worker.calls()[mark_worker:]) == []  # the network is the manager's business
+    quiet(on_worker, mark_worker)  # the network is the manager's business
 
     marks = [len(p.calls()) for p in both]
     create_service(manager, 4)
@@ -208,6 +211,23 @@ def test_two_node_swarm(nodes: list[Node], bundle: Path) -> None:
     assert sorted(released(on_manager.calls()[scaled[0] :], GLOBAL)) == sorted(let_go)
     check_cluster(pairs, pool, gateway)
 
+    # the network is attachable: a plain container on the worker gets an address the
+    # manager grants (not on a drained worker: the manager gives it no attachment, and
+    # docker run fails after 20 s with "attaching to network failed")
+    marks = [len(p.calls()) for p in both]
+    shown = worker.docker("run", "--rm", "--network", "swnet", IMAGE, "ip", "-o", "addr")
+    until("the container's address released", lambda: settled(both, on_manager, 2))
+    attached = changes(on_worker.calls()[marks[1] :])
+    on_manager_now = on_manager.calls()[marks[0] :]
+    (create,) = named(attached, "CreateEndpoint")
+    address = create["request"]["Interface"]["Address"]
+    assert f"inet {address}" in shown, shown
+    ip = address.split("/")[0]
+    assert global_grants(on_manager_now) == {ip}
+    assert released(on_manager_now, GLOBAL) == released(attached, LOCAL) == [ip]
+    check_endpoints(attached, {ip})
+    check_removal(attached, create["request"]["EndpointID"], address)
+
     # drain: the worker's task moves to the manager; the worker's instance is left empty
     (moved,) = fake_endpoints(on_worker).items()
     marks = [len(p.calls()) for p in both]
@@ -218,7 +238,7 @@ def test_two_node_swarm(nodes: list[Node], bundle: Path) -> None:
     assert methods(on_worker_now) == [
         "RevokeExternalConnectivity", "Leave", "DeleteEndpoint", "ReleaseAddress",
         "ReleaseAddress", "ReleasePool", "DeleteNetwork",
-    ]  # fmt: skip
+    ], brief(on_worker_now)  # fmt: skip
     check_removal(on_worker_now, *moved)
     assert released(on_worker_now, LOCAL)[1] == gateway.split("/")[0]
     on_manager_now = on_manager.calls()[marks[0] :]
@@ -234,7 +254,7 @@ def test_two_node_swarm(nodes: list[Node], bundle: Path) -> None:
     )
     mark_worker = len(on_worker.calls())
     remove_network(manager, on_manager, nid, pool, gateway)
-    assert changes(on_worker.calls()[mark_worker:]) == []
+    quiet(on_worker, mark_worker)
 
     # the worker never hears of the swarm's allocation, nor of the global address space
     everything = on_worker.calls()
@@ -248,10 +268,10 @@ def test_two_node_swarm(nodes: list[Node], bundle: Path) -> None:
     worker.docker("swarm", "leave")
     until("DiscoverDelete", lambda: discovered(on_manager.calls(), "DiscoverDelete"))
     assert discovered(on_manager.calls(), "DiscoverDelete") == [as_peer(worker)]
-    assert changes(on_worker.calls()[mark_worker:]) == []
+    quiet(on_worker, mark_worker)
     mark = len(on_manager.calls())
     manager.docker("swarm", "leave", "--force")
-    assert changes(on_manager.calls()[mark:]) == []
+    quiet(on_manager, mark)
     for plugin in both:
         assert plugin.leaks() == []
         all_ok(plugin.calls())
