@@ -32,8 +32,8 @@ def named(calls: list[Call], method: str, **fields: Any) -> list[Call]:
 
 
 def changes(calls: list[Call]) -> list[Call]:
-    """The calls but capability queries, which dockerd sends whenever it (re)loads a
-    driver: under load, those of ``swarm init`` came after its DiscoverNew."""
+    """The calls but capability queries, which dockerd sends whenever it loads a driver
+    (at ``plugin enable``, again at ``swarm init``): no step's sequence depends on them."""
     queries = ("GetCapabilities", "GetDefaultAddressSpaces")
     return [c for c in calls if c["method"].split(".")[1] not in queries]
 
