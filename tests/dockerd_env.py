@@ -24,7 +24,7 @@ import sys
 import tarfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -76,8 +76,15 @@ class Unavailable(Exception):
 
 
 class Dockerd:
-    def __init__(self, base: Path) -> None:
+    """An isolated dockerd with everything under ``base``.
+
+    :param wrapper: a command line that ends by running its arguments (dockerd's own
+        command line), to start the daemon in other namespaces (see swarm_env.Node).
+    """
+
+    def __init__(self, base: Path, wrapper: Sequence[str] = ()) -> None:
         self.base = base
+        self.wrapper = list(wrapper)
         self.sock = base / "docker.sock"
         self.env = {**os.environ, "DOCKER_HOST": f"unix://{self.sock}"}
         self.log = base / "dockerd.log"
@@ -88,6 +95,7 @@ class Dockerd:
         if binary is None or shutil.which("docker") is None:
             raise Unavailable("dockerd/docker not installed (Debian package docker.io)")
         argv = [
+            *self.wrapper,
             binary,
             "--data-root",
             str(self.base / "data"),
@@ -109,11 +117,19 @@ class Dockerd:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise Unavailable(f"dockerd exited with {self.process.returncode}:\n{self.tail()}")
-            if self.docker("info", check=False, timeout=10).returncode == 0:
+            if self._answers():
                 return
             time.sleep(0.3)
         self.stop()
         raise Unavailable(f"dockerd did not answer within 60 s:\n{self.tail()}")
+
+    def _answers(self) -> bool:
+        """Whether ``docker info`` succeeds (a daemon still starting on a busy machine may
+        not answer within its 10 s: that is a no, not an error)."""
+        try:
+            return self.docker("info", check=False, timeout=10).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
 
     def stop(self) -> None:
         if self.process is None:
@@ -234,22 +250,20 @@ class Plugin:
 
     def control(self, verb: str, path: str, body: Any = None) -> Any:
         """Call the control API, served on the plugin socket under /fakedriver/."""
-        conn = _UnixHTTPConnection(str(self.socket))
-        try:
-            payload = b"" if body is None else json.dumps(body).encode()
-            conn.request(verb, path, body=payload, headers={"Content-Type": "application/json"})
-            response = conn.getresponse()
-            answer = json.loads(response.read())
-            assert response.status == 200, answer
-            return answer
-        finally:
-            conn.close()
+        return control(self.socket, verb, path, body)
 
     def calls(self) -> list[dict[str, Any]]:
         """The server's journal: its JSON log lines, oldest first."""
         lines = self.log.read_text().splitlines() if self.log.exists() else []
         entries = [json.loads(line) for line in lines if line.startswith("{")]
         return [entry for entry in entries if "method" in entry]
+
+
+def control(socket_path: Path, verb: str, path: str, body: Any = None) -> Any:
+    """Call a fake's control API on a unix socket (JSON in, JSON out; 200 expected)."""
+    status, answer = unix_call(socket_path, verb, path, body)
+    assert status == 200, answer
+    return answer
 
 
 def unix_call(
