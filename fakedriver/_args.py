@@ -161,7 +161,7 @@ def parser() -> argparse.ArgumentParser:
     )
 
     state_parser(commands)  # its own sub-commands name themselves (innermost wins)
-    plugin_parser(commands)
+    plugin_parser(commands, _name)
     for sub in commands.choices.values():
         sub.set_defaults(subparser=sub)
     return top

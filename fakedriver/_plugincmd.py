@@ -4,25 +4,17 @@ plugin's socket (``socket``)."""
 from __future__ import annotations
 
 import argparse
-import re
+from collections.abc import Callable
 from typing import Any
 
 from ._bundle import DATA, DEFAULT_SOCKET, PLUGINS_ROOT, build, socket_path
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
+def plugin_parser(commands: Any, name: Callable[[str], str]) -> None:
+    """Add ``plugin build`` and ``plugin socket`` to the ``fakedriver`` sub-commands.
 
-def _name(value: str) -> str:
-    if not _NAME.fullmatch(value):
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a socket name: letters, digits, '_', '.', '-', "
-            "starting with a letter or digit"
-        )
-    return value
-
-
-def plugin_parser(commands: Any) -> None:
-    """Add ``plugin build`` and ``plugin socket`` to the ``fakedriver`` sub-commands."""
+    :param name: the argparse type of a plugin (socket) name, as ``serve --name`` checks it.
+    """
     plugin = commands.add_parser(
         "plugin",
         help="build the managed (v2) plugin bundle, find its socket",
@@ -51,7 +43,7 @@ def plugin_parser(commands: Any) -> None:
     made.add_argument("dir", metavar="DIR", help="the bundle folder to write")
     made.add_argument(
         "--name",
-        type=_name,
+        type=name,
         default=DEFAULT_SOCKET,
         help=f"the plugin's socket is NAME.sock (default: {DEFAULT_SOCKET})",
     )

@@ -93,6 +93,17 @@ def test_name_sets_the_socket(tmp_path: Path) -> None:
     assert made["entrypoint"][-1] == "/run/docker/plugins/fd2.sock"
 
 
+@pytest.mark.parametrize("name", ["../up", ".hidden", "a/b", ""])
+def test_a_socket_name_serve_would_refuse_is_refused(
+    tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["plugin", "build", "--name", name, str(tmp_path / "b")])
+    assert exited.value.code == 2
+    assert f"{name!r} is not a plugin name" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 # -- the rootfs ---------------------------------------------------------------------------
 def test_rootfs_holds_the_interpreter_ip_fakedriver_and_its_dependencies(
     bundle: Path, settings: dict[str, Any]
