@@ -239,7 +239,8 @@ def _top_level(dist: importlib.metadata.Distribution) -> set[str]:
 
 def copy_packages(root: Path, site: str = SITE) -> list[str]:
     """Copy fakedriver and its core dependencies, as imported here, into ``site`` (an
-    editable install's package folder too), with their metadata, and compile them.
+    editable install's package folder too), without their tests, with their metadata,
+    and compile them.
 
     :return: the host paths of the extension modules copied (markupsafe's speedups),
         whose libraries they need.
@@ -247,7 +248,7 @@ def copy_packages(root: Path, site: str = SITE) -> list[str]:
     into = root / site.lstrip("/")
     into.mkdir(parents=True, exist_ok=True)
     copied = []
-    skip = shutil.ignore_patterns("__pycache__")
+    skip = shutil.ignore_patterns("__pycache__", *PRUNED_ANYWHERE)  # h11 0.14 ships tests
     for dist in distributions():
         for file in dist.files or []:
             if file.parts[0].endswith(".dist-info") and file.name != "RECORD":

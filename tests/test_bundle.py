@@ -116,6 +116,8 @@ def test_rootfs_holds_the_interpreter_ip_fakedriver_and_its_dependencies(
     source = Path(fakedriver.__file__).parent
     shipped = {p.name for p in (_inside(bundle, SITE) / "fakedriver").glob("*.py")}
     assert shipped == {p.name for p in source.glob("*.py")}
+    shipped_tests = [p for p in _inside(bundle, SITE).rglob("*") if p.name in ("test", "tests")]
+    assert shipped_tests == []  # h11 0.14 (the floor) ships h11/tests, which needs pytest
 
 
 def test_the_standard_library_is_pruned(bundle: Path) -> None:
