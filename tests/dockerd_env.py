@@ -266,6 +266,65 @@ def control(socket_path: Path, verb: str, path: str, body: Any = None) -> Any:
     return answer
 
 
+class ManagedPlugin:
+    """A managed (v2) plugin made from a bundle of ``fakedriver plugin build``, on one
+    daemon, with a host folder of its own (``data``) mounted at ``/var/lib/fakedriver``
+    inside; its control API is on its socket (``fakedriver plugin socket NAME``, in
+    ``/run/docker/plugins/<id>/`` whatever the daemon's exec root)."""
+
+    def __init__(self, dockerd: Dockerd, name: str, data: Path | None = None) -> None:
+        self.dockerd, self.name = dockerd, name
+        self.data = data or dockerd.base / f"{name}-data"
+        self.socket = Path()
+
+    def install(self, bundle: Path, *args: str) -> None:
+        """``docker plugin create``, ``set data.source=... args=...`` and ``enable``."""
+        self.data.mkdir(exist_ok=True)
+        self.dockerd.docker("plugin", "create", self.name, str(bundle), timeout=300)
+        settings = [f"data.source={self.data}", *([f"args={' '.join(args)}"] if args else [])]
+        self.dockerd.docker("plugin", "set", self.name, *settings, timeout=60)
+        self.enable()
+
+    def enable(self) -> None:
+        """``docker plugin enable``; returns once the plugin listens on its socket."""
+        self.dockerd.docker("plugin", "enable", self.name, timeout=120)
+        found = subprocess.run(
+            [sys.executable, "-m", "fakedriver", "plugin", "socket", self.name],
+            env=self.dockerd.env, capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        self.socket = Path(found.stdout.strip())
+        deadline = time.monotonic() + 20
+        while not self.socket.exists():
+            assert time.monotonic() < deadline, f"the socket of {self.name} did not appear in 20 s"
+            time.sleep(0.1)
+
+    def restart(self, *settings: str) -> None:
+        """``disable``, ``docker plugin set`` these settings, ``enable``."""
+        self.dockerd.docker("plugin", "disable", self.name, timeout=60)
+        self.dockerd.docker("plugin", "set", self.name, *settings, timeout=60)
+        self.enable()
+
+    def remove(self) -> None:
+        self.dockerd.docker("plugin", "disable", "--force", self.name, check=False, timeout=60)
+        self.dockerd.docker("plugin", "rm", "--force", self.name, check=False, timeout=60)
+
+    def control(self, verb: str, path: str, body: Any = None) -> Any:
+        """Call the fake's control API (JSON in, JSON out)."""
+        return control(self.socket, verb, path, body)
+
+    def calls(self) -> list[dict[str, Any]]:
+        """The fake's whole journal (of this plugin process), oldest first."""
+        answer = self.control("GET", "/fakedriver/calls?since=0")
+        assert answer["evicted"] == 0, answer
+        return list(answer["calls"])
+
+    def state(self) -> dict[str, Any]:
+        return dict(self.control("GET", "/fakedriver/state"))
+
+    def leaks(self) -> list[str]:
+        return list(self.control("GET", "/fakedriver/leaks")["leaks"])
+
+
 def unix_call(
     path: str | Path, verb: str, target: str, body: Any = None, timeout: float = 30
 ) -> tuple[int, Any]:

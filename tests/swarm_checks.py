@@ -7,8 +7,8 @@ import ipaddress
 import json
 from typing import Any
 
-from dockerd_env import IMAGE, run_name
-from swarm_env import ManagedPlugin, Node, converged
+from dockerd_env import IMAGE, ManagedPlugin, run_name
+from swarm_env import Node, converged
 from swarm_env import wait_until as until
 
 NAME = run_name("fdswarm")

@@ -9,9 +9,10 @@ namespaces (10.123.0.1/24, 10.123.0.2/24); a lone node keeps both ends of its pa
 
 :func:`cluster` makes the nodes and always takes everything down again (swarm left,
 plugins removed, daemons stopped, namespaces and links deleted), whatever failed;
-:func:`leftovers` says what of them is still on the host. :class:`ManagedPlugin` installs
-the plugin bundle on a node; :func:`swarm_init`, :func:`swarm_join` and
-:func:`converged` drive the swarm, with :func:`wait_until` (polling, never a blind sleep).
+:func:`leftovers` says what of them is still on the host. :meth:`Node.plugin` puts the
+plugin bundle on a node (a ``dockerd_env.ManagedPlugin``); :func:`swarm_init`,
+:func:`swarm_join` and :func:`converged` drive the swarm, with :func:`wait_until`
+(polling, never a blind sleep).
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dockerd_env import Dockerd, Unavailable, control, run_name
+from dockerd_env import Dockerd, ManagedPlugin, Unavailable, run_name
 
 T = TypeVar("T")
 
@@ -86,6 +86,12 @@ class Node:
         self.link = ""  # its end of the cluster link, inside its namespace
         self.stragglers: list[str] = []  # processes still in the namespace at teardown
 
+    def plugin(self, name: str) -> ManagedPlugin:
+        """A managed plugin on this node (removed at teardown), not yet installed."""
+        plugin = ManagedPlugin(self.dockerd, name)
+        self.plugins.append(plugin)
+        return plugin
+
     def create_namespace(self) -> None:
         ip("netns", "add", self.netns)
         ip("-n", self.netns, "link", "set", "lo", "up")
@@ -123,52 +129,6 @@ class Node:
         if self.link:  # gone with the namespace, unless a straggler keeps it alive
             ip("-n", self.netns, "link", "del", self.link, check=False)
         ip("netns", "delete", self.netns, check=False)
-
-
-class ManagedPlugin:
-    """A managed (v2) plugin on one node, made from a bundle of ``fakedriver plugin
-    build``, with a host folder of its own mounted at ``/var/lib/fakedriver`` inside;
-    its control API is on its socket (``fakedriver plugin socket NAME``)."""
-
-    def __init__(self, node: Node, name: str) -> None:
-        self.node, self.name = node, name
-        self.data = node.dockerd.base / f"{name}-data"
-        self.socket = Path()
-
-    def install(self, bundle: Path, *args: str) -> None:
-        """``docker plugin create``, ``set data.source=... args=...`` and ``enable``."""
-        self.node.plugins.append(self)
-        self.data.mkdir(exist_ok=True)
-        self.node.docker("plugin", "create", self.name, str(bundle), timeout=300)
-        settings = [f"data.source={self.data}", *([f"args={' '.join(args)}"] if args else [])]
-        self.node.docker("plugin", "set", self.name, *settings)
-        self.node.docker("plugin", "enable", self.name, timeout=120)
-        found = subprocess.run(
-            [sys.executable, "-m", "fakedriver", "plugin", "socket", self.name],
-            env=self.node.dockerd.env, capture_output=True, text=True, timeout=60, check=True,
-        )  # fmt: skip
-        self.socket = Path(found.stdout.strip())
-        wait_until(f"the socket of {self.name}", self.socket.exists, timeout=20)
-
-    def remove(self) -> None:
-        self.node.docker("plugin", "disable", "--force", self.name, check=False)
-        self.node.docker("plugin", "rm", "--force", self.name, check=False)
-
-    def control(self, verb: str, path: str, body: Any = None) -> Any:
-        """Call the fake's control API (JSON in, JSON out)."""
-        return control(self.socket, verb, path, body)
-
-    def calls(self) -> list[dict[str, Any]]:
-        """The fake's whole journal, oldest first."""
-        answer = self.control("GET", "/fakedriver/calls?since=0")
-        assert answer["evicted"] == 0, answer
-        return list(answer["calls"])
-
-    def state(self) -> dict[str, Any]:
-        return dict(self.control("GET", "/fakedriver/state"))
-
-    def leaks(self) -> list[str]:
-        return list(self.control("GET", "/fakedriver/leaks")["leaks"])
 
 
 # -- a cluster ----------------------------------------------------------------------------

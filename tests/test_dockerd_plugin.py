@@ -10,15 +10,10 @@ share a socket. The plugin's name is a driver name only with its tag (``NAME:lat
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
-from dockerd_env import IMAGE, Dockerd, run_name, unix_call
+from dockerd_env import IMAGE, Dockerd, ManagedPlugin, run_name
 
 from fakedriver._bundle import DATA
 from fakedriver._cli import main
@@ -30,58 +25,19 @@ DRIVER = f"{NAME}:latest"
 BAKED = ["--links", "veth", "--log-format", "json", "--state", f"{DATA}/state.db"]
 
 
-class Managed:
-    """The enabled plugin: its socket on the host, and its control API."""
-
-    def __init__(self, dockerd: Dockerd, data: Path) -> None:
-        self.dockerd, self.data = dockerd, data
-
-    @property
-    def socket(self) -> Path:
-        done = subprocess.run(
-            [sys.executable, "-m", "fakedriver", "plugin", "socket", NAME],
-            env=self.dockerd.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        return Path(done.stdout.strip())
-
-    def control(self, verb: str, path: str, body: Any = None) -> Any:
-        status, answer = unix_call(self.socket, verb, path, body)
-        assert status == 200, answer
-        return answer
-
-    def calls(self) -> list[dict[str, Any]]:
-        return list(self.control("GET", "/fakedriver/calls")["calls"])
-
-    def restart(self, *settings: str) -> None:
-        """disable, ``docker plugin set`` these, enable: waits until it listens."""
-        self.dockerd.docker("plugin", "disable", NAME, timeout=60)
-        self.dockerd.docker("plugin", "set", NAME, *settings, timeout=60)
-        self.dockerd.docker("plugin", "enable", NAME, timeout=120)
-        deadline = time.monotonic() + 20
-        while not self.socket.exists():
-            assert time.monotonic() < deadline, "the plugin's socket did not appear in 20 s"
-            time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
-def managed(dockerd: Dockerd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Managed]:
+def managed(dockerd: Dockerd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedPlugin]:
     base = tmp_path_factory.mktemp("managed")
-    bundle, data = base / "bundle", base / "data"
-    data.mkdir()
-    assert main(["plugin", "build", str(bundle), *BAKED]) == 0
-    dockerd.docker("plugin", "create", NAME, str(bundle), timeout=180)
-    dockerd.docker("plugin", "set", NAME, f"data.source={data}", timeout=60)
-    dockerd.docker("plugin", "enable", NAME, timeout=120)
-    yield Managed(dockerd, data)
-    if dockerd.docker("plugin", "inspect", NAME, check=False, timeout=60).returncode == 0:
-        dockerd.docker("plugin", "rm", "--force", NAME, check=False, timeout=60)
+    assert main(["plugin", "build", str(base / "bundle"), *BAKED]) == 0
+    plugin = ManagedPlugin(dockerd, NAME, base / "data")
+    try:
+        plugin.install(base / "bundle")
+        yield plugin
+    finally:
+        plugin.remove()
 
 
-def test_the_driver_is_named_with_its_tag(managed: Managed) -> None:
+def test_the_driver_is_named_with_its_tag(managed: ManagedPlugin) -> None:
     """dockerd 20.10 registers a managed plugin's drivers as NAME:latest only."""
     done = managed.dockerd.docker(
         "network", "create", "-d", NAME, run_name("fdmpbare"), check=False
@@ -90,7 +46,7 @@ def test_the_driver_is_named_with_its_tag(managed: Managed) -> None:
     assert f"could not resolve driver {NAME} in registry" in done.stderr, done.stderr
 
 
-def test_a_container_on_the_managed_plugin_gets_the_fakes_address(managed: Managed) -> None:
+def test_a_container_on_the_managed_plugin_gets_the_fakes_address(managed: ManagedPlugin) -> None:
     dockerd, network = managed.dockerd, run_name("fdmpnet")
     dockerd.docker("network", "create", "-d", DRIVER, "--ipam-driver", DRIVER, network)
     try:
@@ -120,7 +76,9 @@ def test_a_container_on_the_managed_plugin_gets_the_fakes_address(managed: Manag
     assert (managed.data / "state.db").is_file()  # the mounted host folder, seen inside
 
 
-def test_a_fault_set_over_the_plugins_socket_reaches_the_docker_user(managed: Managed) -> None:
+def test_a_fault_set_over_the_plugins_socket_reaches_the_docker_user(
+    managed: ManagedPlugin,
+) -> None:
     rule = {"method": "CreateNetwork", "message": "fault from the host", "times": 1}
     managed.control("POST", "/fakedriver/faults", rule)
     network = run_name("fdmpfault")
@@ -129,7 +87,7 @@ def test_a_fault_set_over_the_plugins_socket_reaches_the_docker_user(managed: Ma
     assert managed.control("GET", "/fakedriver/leaks") == {"leaks": []}
 
 
-def test_docker_plugin_set_args_reaches_the_persona(managed: Managed) -> None:
+def test_docker_plugin_set_args_reaches_the_persona(managed: ManagedPlugin) -> None:
     managed.restart("args=--scope global --connectivity-scope global --log-format json")
     try:
         (answer,) = [
@@ -152,7 +110,7 @@ def test_docker_plugin_set_args_reaches_the_persona(managed: Managed) -> None:
     assert answer["Scope"] == "local"
 
 
-def test_disable_and_rm_leave_nothing(managed: Managed) -> None:
+def test_disable_and_rm_leave_nothing(managed: ManagedPlugin) -> None:
     socket = managed.socket
     managed.dockerd.docker("plugin", "disable", NAME, timeout=60)
     assert not socket.exists()

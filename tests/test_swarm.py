@@ -51,7 +51,7 @@ from swarm_checks import (
     settle,
     settled,
 )
-from swarm_env import ManagedPlugin, Node, cluster, leftovers, swarm_init, swarm_join
+from swarm_env import Node, cluster, leftovers, swarm_init, swarm_join
 from swarm_env import wait_until as until
 
 pytestmark = pytest.mark.dockerd
@@ -90,7 +90,7 @@ def nodes(request: pytest.FixtureRequest) -> Iterator[list[Node]]:
 @pytest.mark.parametrize("nodes", [("solo",)], indirect=True)
 def test_one_node_swarm(nodes: list[Node], bundle: Path) -> None:
     (node,) = nodes
-    plugin = ManagedPlugin(node, NAME)
+    plugin = node.plugin(NAME)
     plugin.install(bundle, *ARGS)
     swarm_init(node)
     until("DiscoverNew at swarm init", lambda: discovered(plugin.calls()))
@@ -157,7 +157,7 @@ def test_one_node_swarm(nodes: list[Node], bundle: Path) -> None:
 @pytest.mark.parametrize("nodes", [("manager", "worker")], indirect=True)
 def test_two_node_swarm(nodes: list[Node], bundle: Path) -> None:
     manager, worker = nodes
-    on_manager, on_worker = ManagedPlugin(manager, NAME), ManagedPlugin(worker, NAME)
+    on_manager, on_worker = manager.plugin(NAME), worker.plugin(NAME)
     both = [on_manager, on_worker]
     pairs = [(manager, on_manager), (worker, on_worker)]
     for plugin in both:
