@@ -181,12 +181,11 @@ class Served:
             raise AssertionError("the server did not stop within 10 s of the signal") from None
 
 
-def nobody_command() -> list[str] | None:
-    """How to run fakedriver as ``nobody`` (uid 65534): the system Python of the same
-    version, with this checkout and its site-packages on the path; ``None`` when not root
-    or there is no such interpreter."""
+def system_python() -> str | None:
+    """Debian's ``/usr/bin/python3`` when it is of this interpreter's version (so this
+    environment's packages run under it), else ``None``."""
     python = "/usr/bin/python3"
-    if os.geteuid() != 0 or not os.path.exists(python):
+    if not os.path.exists(python):
         return None
     same = subprocess.run(
         [python, "-c", "import sys; print(sys.version_info[:2])"],
@@ -195,7 +194,15 @@ def nobody_command() -> list[str] | None:
         timeout=10,
         check=False,
     ).stdout.strip()
-    if same != str(sys.version_info[:2]):
+    return python if same == str(sys.version_info[:2]) else None
+
+
+def nobody_command() -> list[str] | None:
+    """How to run fakedriver as ``nobody`` (uid 65534): the system Python of the same
+    version, with this checkout and its site-packages on the path; ``None`` when not root
+    or there is no such interpreter."""
+    python = system_python() if os.geteuid() == 0 else None
+    if python is None:
         return None
     return ["/usr/bin/env", f"PYTHONPATH={_readable_copy()}", python, "-m", "fakedriver"]
 

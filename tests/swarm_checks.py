@@ -166,6 +166,17 @@ def check_removal(calls: list[Call], eid: str, address: str) -> None:
     assert indexes == sorted(indexes), (eid, indexes)
 
 
+def check_last_task_gone(local: list[Call], endpoint: tuple[str, str], gateway: str) -> None:
+    """A node's last task removed (``local``: that node's calls in the local space): the
+    task's calls, then the network's (gateway, pool, network), nothing else."""
+    assert methods(local) == [
+        "RevokeExternalConnectivity", "Leave", "DeleteEndpoint", "ReleaseAddress",
+        "ReleaseAddress", "ReleasePool", "DeleteNetwork",
+    ], brief(local)  # fmt: skip
+    check_removal(local, *endpoint)
+    assert released(local, LOCAL)[1] == gateway.split("/")[0]
+
+
 def all_ok(calls: list[Call]) -> None:
     wrong = [c for c in calls if c["status"] != 200 or c["error"] or c["violations"]]
     assert wrong == [], wrong

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from dockerd_env import run_name, unix_call
+from rawhttp import system_python
 
 import fakedriver
 from fakedriver._bundle import DATA, BundleError, build
@@ -341,18 +342,9 @@ def test_serve_inside_answers_the_protocols_faults_and_the_control_api(
 def test_a_bundle_of_debians_python_runs_too(tmp_path: Path) -> None:
     """The same build run by Debian's /usr/bin/python3 (same minor version), with this
     environment's packages on its path: its rootfs runs fakedriver."""
-    debian = Path("/usr/bin/python3")
-    if not debian.is_file():
-        pytest.skip("SKIPPED LOUDLY: no Debian /usr/bin/python3 here")
-    version = subprocess.run(
-        [debian, "-c", "import sys; print(sys.version_info[:2])"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout.strip()
-    if version != str(sys.version_info[:2]):
-        pytest.skip(f"SKIPPED LOUDLY: Debian's python is {version}, not this one's")
+    debian = system_python()
+    if debian is None:
+        pytest.skip(f"SKIPPED LOUDLY: no Debian /usr/bin/python3 {sys.version_info[:2]} here")
     import sysconfig
 
     path = os.pathsep.join(
