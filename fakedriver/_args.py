@@ -47,6 +47,7 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="fakedriver",
         description="A stateful fake of Docker's network-driver and IPAM plugins.",
+        allow_abbrev=False,  # --scop is not --scope: on every parser, a flag is whole
     )
     top.add_argument("--version", action="version", version=f"fakedriver {__version__}")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -55,6 +56,7 @@ def parser() -> argparse.ArgumentParser:
         help="serve the fake driver to dockerd",
         description="Serve the fake driver as a legacy (v1) plugin: dockerd finds it as "
         "'docker network create -d NAME' (and '--ipam-driver NAME').",
+        allow_abbrev=False,
     )
     where = serve.add_argument_group("where to listen")
     where.add_argument(

@@ -20,6 +20,7 @@ def plugin_parser(commands: Any, name: Callable[[str], str]) -> None:
         help="build the managed (v2) plugin bundle, find its socket",
         description="The managed (v2) plugin: 'docker plugin create NAME DIR' of a bundle "
         "'plugin build' wrote.",
+        allow_abbrev=False,
     )
     actions = plugin.add_subparsers(dest="action", required=True, metavar="ACTION")
     made = actions.add_parser(
@@ -54,6 +55,7 @@ def plugin_parser(commands: Any, name: Callable[[str], str]) -> None:
         "plugin inspect', with DOCKER_HOST as docker uses it; dockerd on Linux keeps "
         "every managed plugin's socket there, whatever its --exec-root): dockerd's calls "
         "and the control API (under /fakedriver/) are served there.",
+        allow_abbrev=False,
     )
     found.add_argument("plugin", metavar="NAME", help="the plugin's name")
     for sub in (made, found):

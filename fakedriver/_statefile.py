@@ -20,13 +20,16 @@ def state_parser(commands: Any) -> None:
         "state",
         help="show a --state database, or import a JSON state file",
         description="Read a --state database that no running server holds.",
+        allow_abbrev=False,
     )
     actions = state.add_subparsers(dest="action", required=True, metavar="ACTION")
-    show = actions.add_parser("show", help="print what a state database holds")
+    show = actions.add_parser("show", help="print what a state database holds", allow_abbrev=False)
     show.add_argument("file", metavar="FILE")
     show.add_argument("--json", action="store_true", help="the state snapshot as JSON")
     imported = actions.add_parser(
-        "import", help="make a state database from the JSON state file of an earlier version"
+        "import",
+        help="make a state database from the JSON state file of an earlier version",
+        allow_abbrev=False,
     )
     imported.add_argument("json_file", metavar="JSON")
     imported.add_argument("file", metavar="FILE", help="the database to make (must not exist)")

@@ -176,7 +176,7 @@ def test_a_missing_parent_is_refused(tmp_path: Path) -> None:
         (["--scope", "planet"], "scope must be 'local' or 'global', not 'planet'"),
         (["--links", "ether"], "invalid choice: 'ether'"),
         (["--socket", "/x.sock"], "listens on the socket its config.json names"),
-        (["--sock=/x.sock"], "listens on the socket its config.json names"),
+        (["--sock=/x.sock"], "unrecognized arguments: --sock=/x.sock"),  # not --socket
         (["--tcp", "127.0.0.1:0"], "listens on the socket its config.json names"),
         (["--default-pools", '[["10.9.0.0/16", 24]]'], "splits args on single spaces"),
         (["--no-control", "--control-token", "t"], "--no-control serves no control API"),

@@ -4,8 +4,10 @@ made, and timestamps on text log lines (see test_server's log tests)."""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -86,3 +88,52 @@ def test_a_bad_persona_file_is_exit_2_naming_it(
     err = capsys.readouterr().err
     assert err.startswith(f"fakedriver: persona file {persona}: scope must be") and err[-1] == "\n"
     assert not (tmp_path / "x.sock").exists()
+
+
+#: An abbreviation of a real flag, for every command and sub-command, and the words of
+#: the refusal (argparse would take each as the whole flag if it allowed abbreviations).
+ABBREVIATED = [
+    (["--vers", "state", "show", "{dir}/x.db"], "unrecognized arguments: --vers"),
+    (["serve", "--scop", "global", "--socket", "{dir}/no/x.sock"], "arguments: --scop global"),
+    (["serve", "--hel"], "unrecognized arguments: --hel"),
+    (["state", "--hel", "show", "{dir}/x.db"], "unrecognized arguments: --hel"),
+    (["state", "show", "--js", "{dir}/x.db"], "unrecognized arguments: --js"),
+    (["state", "import", "--hel", "{dir}/x.json", "{dir}/x.db"], "arguments: --hel"),
+    (["plugin", "--hel", "socket", "x"], "unrecognized arguments: --hel"),
+    (["plugin", "build", "{dir}/b", "--scop", "global"], "unrecognized arguments: --scop"),
+    (["plugin", "socket", "--hel", "x"], "unrecognized arguments: --hel"),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"), ABBREVIATED, ids=[" ".join(a) for a, _ in ABBREVIATED]
+)
+def test_an_abbreviated_flag_is_refused_by_every_command(
+    tmp_path: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [a.replace("{dir}", str(tmp_path)) for a in argv]
+    try:
+        code = main(argv)
+    except SystemExit as exited:
+        code = exited.code
+    assert code == 2
+    captured = capsys.readouterr()
+    assert message in captured.err, captured.err
+    assert "usage:" not in captured.out  # no help printed either
+    assert list(tmp_path.iterdir()) == []  # nothing made
+
+
+def test_every_parser_refuses_abbreviations() -> None:
+    """Every parser the command line is made of, however deep: a new one must say so too."""
+    from fakedriver._args import parser
+
+    def walk(each: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+        yield each
+        for action in each._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from walk(sub)
+
+    parsers = list(walk(parser()))
+    assert len(parsers) == 8  # fakedriver, serve, state, show, import, plugin, build, socket
+    assert [p.prog for p in parsers if p.allow_abbrev] == []
