@@ -15,11 +15,12 @@ GET      /fakedriver/leaks           what is still held, with the call that made
 POST     /fakedriver/reset           forget state, journal and rules
 =======  ==========================  ==================================================
 
-Who may call it (:func:`refusal`): no browser (a request with ``Origin`` or
-``Sec-Fetch-Site`` is refused, and a body must be ``application/json``, which a
-cross-origin page cannot send without a preflight), and over TCP only a client with the
-token (``Authorization: Bearer TOKEN``); without a token the server does not serve the
-control API on TCP at all.
+Who may call it: no browser (the socket server refuses every request that carries
+``Origin`` or a ``Sec-Fetch-*`` header, the plugin protocol's too: see ``_http.from_browser``;
+and :func:`refusal` wants a body in ``application/json``, which a cross-origin page cannot
+send without a preflight), and, with a token, only a client that shows it
+(``Authorization: Bearer TOKEN``, the scheme in any case); without a token the server does
+not serve the control API on TCP at all.
 """
 
 from __future__ import annotations
@@ -38,17 +39,18 @@ if TYPE_CHECKING:
 
 
 def refusal(verb: str, headers: Mapping[str, str], token: str | None) -> tuple[int, Any] | None:
-    """Why a control request is refused (its status and answer), or ``None``.
+    """Why a control request is refused (its status and answer), or ``None``. A browser's
+    request never gets here: the server refuses it first, whatever its path.
 
     :param headers: the request's headers, by lower-case name.
     :param token: the bearer token a request must carry (``None``: none needed).
     """
-    if "origin" in headers or "sec-fetch-site" in headers:
-        return 403, {"Err": "the control API does not answer browsers (Origin/Sec-Fetch-Site)"}
     if token is not None:
-        given = headers.get("authorization", "").encode()
-        if not hmac.compare_digest(given, f"Bearer {token}".encode()):
-            return 401, {"Err": "the control API needs Authorization: Bearer <--control-token>"}
+        # "Bearer", "bearer", "BEARER": the scheme is case-insensitive (RFC 7235 §2.1)
+        scheme, _, given = headers.get("authorization", "").partition(" ")
+        shown = given.lstrip(" ").encode("latin-1")  # the bytes sent (headers are latin-1)
+        if not (hmac.compare_digest(shown, token.encode()) and scheme.lower() == "bearer"):
+            return 401, {"Err": "the control API needs Authorization: Bearer <the control token>"}
     media = headers.get("content-type", "").partition(";")[0].strip().lower()
     if verb in ("POST", "PUT") and media != "application/json":
         return 415, {"Err": "send the control request as Content-Type: application/json"}

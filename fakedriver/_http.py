@@ -1,5 +1,6 @@
 """The HTTP facts every transport shares: the content type, the error key of each
-subsystem, how answers are encoded, and the answer to a verb other than POST."""
+subsystem, how answers are encoded, the answer to a verb other than POST, and how a web
+browser's request is told apart from dockerd's."""
 
 from __future__ import annotations
 
@@ -15,6 +16,19 @@ CONTENT_TYPE = "application/vnd.docker.plugins.v1.2+json"
 def error_key(method: str) -> str:
     """``Error`` for the IPAM protocol, ``Err`` for everything else (protocol.md §1.4)."""
     return "Error" if method.lstrip("/").partition(".")[0] == "IpamDriver" else "Err"
+
+
+def from_browser(headers: Mapping[str, str]) -> str | None:
+    """The header that marks a request as a web browser's, or ``None``: ``Origin``, or any
+    ``Sec-Fetch-*``. Browsers add them to every request a page makes and a page cannot
+    take them off; dockerd and other programs never send them.
+
+    :param headers: the request's headers, by lower-case name.
+    """
+    for name in headers:
+        if name == "origin" or name.startswith("sec-fetch-"):
+            return "-".join(part.capitalize() for part in name.split("-"))
+    return None
 
 
 def encode(payload: Mapping[str, Any] | list[Any]) -> bytes:

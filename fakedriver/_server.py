@@ -26,7 +26,7 @@ from typing import IO, Any
 from ._app import FakeNetDriver
 from ._connection import Answer, Connection, Limits, Request
 from ._control import refusal
-from ._http import encode, headers, not_allowed, reason
+from ._http import encode, error_key, from_browser, headers, not_allowed, reason
 from ._journal import Call
 from ._log import LineWriter
 
@@ -237,7 +237,11 @@ class PluginServer:
         sock.close()
 
     def _serve(self, request: Request, gone: Callable[[], bool]) -> Answer:
-        """Route one request: the control API under ``/fakedriver/``, else the protocol."""
+        """Route one request: none of a browser's, the control API under
+        ``/fakedriver/``, else the protocol."""
+        browser = from_browser(request.headers)
+        if browser is not None:
+            return self._refuse_browser(request, browser)
         if request.target.startswith("/fakedriver/") or not self.protocol:
             return self._control(request)
         if request.verb != "POST":
@@ -245,11 +249,20 @@ class PluginServer:
         reply = self.app.engine.respond(request.target, request.body, gone=gone)
         return Answer(reply.status, reply.body, reply.drop)
 
+    def _refuse_browser(self, request: Request, header: str) -> Answer:
+        """403 in the dialect of the path, served nothing: a web page (any page the
+        user opens, from any site) can send requests to loopback TCP, and dockerd never
+        sends ``header``. Logged, not journaled: the journal holds the calls of clients."""
+        message = f"fakedriver does not answer browsers (the request carries {header})"
+        asked = f"{request.verb} {request.target[:200]}"
+        self.say(f"fakedriver: refused a request: 403 {asked}: {message}")
+        return Answer(403, encode({error_key(request.target): message}))
+
     def _control(self, request: Request) -> Answer:
         if self.control is None:
             tcp = self.socket_path is None
             why = (
-                "not served over TCP without --control-token"
+                "not served over TCP without a control token (--control-token-file)"
                 if tcp
                 else "not served on this socket"
             )

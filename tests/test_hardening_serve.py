@@ -5,6 +5,7 @@ name, SIGHUP). Raw sockets, loopback and unix only, each with a timeout."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -106,6 +107,9 @@ BROWSER = {
         "POST", "/fakedriver/reset", b"{}", f"Sec-Fetch-Site: cross-site\r\n{JSON}"
     ),
     "state, Origin null": control_request("GET", "/fakedriver/state", headers="Origin: null\r\n"),
+    "reset, Sec-Fetch-Mode alone": control_request(
+        "POST", "/fakedriver/reset", b"{}", f"Sec-Fetch-Mode: cors\r\n{JSON}"
+    ),
 }
 
 
@@ -137,22 +141,115 @@ def test_over_tcp_without_a_token_there_is_no_control_api(site: Site) -> None:
     assert site.send(site.tcp, call("Plugin.Activate")).status == 200  # the protocol is served
 
 
+WRONG = ["", "Bearer wrong", "s3cret", "Basic s3cret", "Bearers3cret", "Bearer s3cret2",
+         "bearer S3CRET", "Bearer s3cre", "Bearer", "Token s3cret"]  # fmt: skip
+#: The scheme in any case (RFC 7235 §2.1), and one or more spaces before the token.
+RIGHT = ["Bearer s3cret", "bearer s3cret", "BEARER s3cret", "BeArEr s3cret", "Bearer   s3cret"]
+
+
 def test_over_tcp_with_a_token_only_the_bearer_gets_in(short_dir: Path) -> None:
     site = Site(short_dir, token="s3cret")
     try:
-        for auth in ("", "Authorization: Bearer wrong\r\n", "Authorization: s3cret\r\n"):
+        for auth in WRONG:
+            header = f"Authorization: {auth}\r\n" if auth else ""
             answer = site.send(
-                site.tcp, control_request("POST", "/fakedriver/reset", b"{}", JSON + auth)
+                site.tcp, control_request("POST", "/fakedriver/reset", b"{}", JSON + header)
             )
             assert answer.status == 401, auth
         assert site.unchanged()
-        good = control_request(
-            "POST", "/fakedriver/faults", HANG, JSON + "Authorization: Bearer s3cret\r\n"
-        )
-        assert site.send(site.tcp, good).status == 200
-        assert len(site.fake.faults.rules) == 1
+        for count, auth in enumerate(RIGHT, 1):
+            good = control_request(
+                "POST", "/fakedriver/faults", HANG, JSON + f"Authorization: {auth}\r\n"
+            )
+            assert site.send(site.tcp, good).status == 200, auth
+            assert len(site.fake.faults.rules) == count
     finally:
         site.close()
+
+
+# -- the plugin protocol from a browser ------------------------------------------------------
+CSRF = {"NetworkID": "csrf-net", "Options": {}, "IPv4Data": [], "IPv6Data": []}
+#: What Chromium sends for ``fetch(url, {method: "POST", mode: "no-cors", body})`` from a
+#: page of another site: every header, in its order.
+CHROMIUM_NO_CORS = (
+    "Connection: keep-alive\r\n"
+    'sec-ch-ua-platform: "Linux"\r\n'
+    "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36\r\n"
+    'sec-ch-ua: "Chromium";v="126", "Not.A/Brand";v="24"\r\n'
+    "Content-Type: text/plain;charset=UTF-8\r\n"
+    "sec-ch-ua-mobile: ?0\r\n"
+    "Accept: */*\r\n"
+    "Origin: http://evil.example\r\n"
+    "Sec-Fetch-Site: cross-site\r\n"
+    "Sec-Fetch-Mode: no-cors\r\n"
+    "Sec-Fetch-Dest: empty\r\n"
+    "Referer: http://evil.example/\r\n"
+    "Accept-Encoding: gzip, deflate, br, zstd\r\n"
+    "Accept-Language: en-US,en;q=0.9\r\n"
+)
+FROM_A_PAGE = {
+    "simple text/plain POST": (
+        "Origin: http://evil.example\r\nSec-Fetch-Site: cross-site\r\nContent-Type: text/plain\r\n"
+    ),
+    "no-cors fetch": CHROMIUM_NO_CORS,
+    "Origin alone": "Origin: null\r\n",
+    "Sec-Fetch-Mode alone": "Sec-Fetch-Mode: navigate\r\n",
+    "Sec-Fetch-Dest alone": "sec-fetch-dest: document\r\n",
+}
+
+
+def _from_a_page(method: str, body: Any, headers: str) -> bytes:
+    data = json.dumps(body).encode()
+    return raw_request(
+        "POST", f"/{method}", data, f"Host: 127.0.0.1\r\n{headers}Content-Length: {len(data)}\r\n"
+    ).replace(b"Host: \r\n", b"", 1)
+
+
+@pytest.mark.parametrize("headers", FROM_A_PAGE.values(), ids=FROM_A_PAGE.keys())
+@pytest.mark.parametrize(
+    ("method", "body", "key"),
+    [
+        ("NetworkDriver.CreateNetwork", CSRF, "Err"),
+        ("IpamDriver.RequestPool", {"AddressSpace": "", "Pool": "10.99.0.0/16"}, "Error"),
+    ],
+    ids=["network", "ipam"],
+)
+def test_a_browsers_plugin_call_over_tcp_is_refused_403_in_its_dialect(
+    site: Site, headers: str, method: str, body: Any, key: str
+) -> None:
+    """A page the user opens can POST to loopback TCP; with ``--links veth`` that would be
+    a root process making interfaces. dockerd never sends Origin or Sec-Fetch-*."""
+    calls = len(site.fake.calls)
+    answer = site.send(site.tcp, _from_a_page(method, body, headers))
+    assert answer.status == 403, answer.body
+    assert list(answer.json) == [key] and "does not answer browsers" in answer.json[key]
+    assert site.unchanged() and site.fake.state.pools == {}
+    assert len(site.fake.calls) == calls  # served nothing, not even journaled
+
+
+def test_dockerds_own_request_bytes_still_pass_over_tcp(site: Site) -> None:
+    from serve_env import dockerd_request
+
+    answer = site.send(site.tcp, dockerd_request("NetworkDriver.CreateNetwork", CSRF))
+    assert answer.status == 200, answer.body
+    assert "csrf-net" in site.fake.state.networks
+
+
+def test_a_browsers_request_is_logged_as_refused(short_dir: Path) -> None:
+    log = io.StringIO()
+    server = PluginServer(FakeNetDriver(), tcp=("127.0.0.1", 0), log=log)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        address = ("127.0.0.1", server.listener.getsockname()[1])
+        data = _from_a_page("NetworkDriver.CreateNetwork", CSRF, CHROMIUM_NO_CORS)
+        assert parse(exchange(address, data.replace(b"keep-alive", b"close"))).status == 403
+    finally:
+        server.close()
+        thread.join(5)
+    assert "refused a request: 403 POST /NetworkDriver.CreateNetwork" in log.getvalue()
+    assert "(the request carries Origin)" in log.getvalue()
 
 
 NOT_NUMBERS = {
