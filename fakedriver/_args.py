@@ -6,16 +6,27 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections.abc import Callable
+import stat
+from collections.abc import Callable, MutableMapping
 
 from . import __version__
 from ._connection import Limits
 from ._options import add_persona_options
 from ._plugincmd import plugin_parser
-from ._server import PLUGIN_DIR, SPEC_DIR
+from ._server import PLUGIN_DIR, SPEC_DIR, ServeError
 from ._statefile import state_parser
 
 DEFAULT_NAME = "fake"
+
+#: Where ``serve`` takes the control token from without ``--control-token-file``.
+TOKEN_ENV = "FAKEDRIVER_CONTROL_TOKEN"
+#: Why ``serve --control-token TOKEN`` is refused (exit 2, this one line).
+ARGV_TOKEN = (
+    "--control-token TOKEN is refused: a value on the command line is readable by every "
+    f"local user in /proc/PID/cmdline; use --control-token-file FILE or {TOKEN_ENV}"
+)
+#: The longest token (a file that holds more is not a token file).
+MAX_TOKEN = 4096
 
 #: A plugin name: one path component, no dot first (no ``..``, no hidden file).
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -115,10 +126,17 @@ def parser() -> argparse.ArgumentParser:
         "the control API under /fakedriver/)",
     )
     api.add_argument(
+        "--control-token-file",
+        metavar="FILE",
+        help="require Authorization: Bearer TOKEN on every control request, TOKEN being "
+        "what FILE holds (one trailing newline dropped); FILE must be its owner's alone "
+        f"(chmod 600). Or set {TOKEN_ENV} (read once, at start). Over --tcp the control "
+        "API is served only with a token",
+    )
+    api.add_argument(
         "--control-token",
         metavar="TOKEN",
-        help="require Authorization: Bearer TOKEN on every control request; over --tcp "
-        "the control API is served only with a token",
+        help="refused: every local user can read a command line (/proc/PID/cmdline)",
     )
     api.add_argument("--no-control", action="store_true", help="serve no control API at all")
 
@@ -175,8 +193,68 @@ def conflicts(args: argparse.Namespace) -> str | None:
         return "--socket names its own path: drop --name/--spec-dir"
     if args.spec_dir and not args.tcp:
         return "--spec-dir is only for --tcp"
-    if args.no_control and (args.control_socket or args.control_token):
-        return "--no-control serves no control API: drop --control-socket/--control-token"
+    if args.no_control and (args.control_socket or args.control_token_file):
+        return "--no-control serves no control API: drop --control-socket/--control-token-file"
     if args.socket and not os.path.isdir(os.path.dirname(os.path.abspath(args.socket))):
         return f"--socket {args.socket}: its folder does not exist"
     return None
+
+
+def control_token(
+    args: argparse.Namespace, environ: MutableMapping[str, str] = os.environ
+) -> str | None:
+    """The control API's token: what ``--control-token-file`` holds, or the value of
+    :data:`TOKEN_ENV` (taken out of ``environ``, so that no child process inherits it),
+    or ``None`` when neither is given. Never a command line's: see :data:`ARGV_TOKEN`.
+
+    :raises ServeError: both are given (or the variable with ``--no-control``); the file
+        cannot be read, or its group or others may read or write it; the token is empty,
+        too long, or not printable ASCII (a space, a second line).
+    """
+    given = environ.pop(TOKEN_ENV, None)
+    path = args.control_token_file
+    if given is not None and (path is not None or args.no_control):
+        other = "--control-token-file" if path is not None else "--no-control"
+        raise ServeError(f"{TOKEN_ENV} is set and {other} is given: choose one")
+    if path is not None:
+        return _checked(_read_token(path), f"--control-token-file {path}")
+    return None if given is None else _checked(given, TOKEN_ENV)
+
+
+def _read_token(path: str) -> str:
+    """What the token file holds, less one trailing newline; refused, unread, when its
+    group or others may read or write it (as ssh refuses a private key)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError as exc:
+        raise ServeError(f"cannot read --control-token-file {path}: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode  # of the file opened, not of what the path names later
+        if stat.S_ISDIR(mode):
+            raise ServeError(f"--control-token-file {path} is a folder")
+        if mode & 0o077:
+            raise ServeError(
+                f"--control-token-file {path} may be read or written by others (mode "
+                f"{stat.S_IMODE(mode):04o}): chmod 600 {path}"
+            )
+        data = b""  # at most MAX_TOKEN and a newline, and one more: then it is too long
+        while len(data) < MAX_TOKEN + 3 and (more := os.read(fd, MAX_TOKEN + 3 - len(data))):
+            data += more
+    finally:
+        os.close(fd)
+    for newline in (b"\r\n", b"\n"):
+        if data.endswith(newline):
+            return data[: -len(newline)].decode("latin-1")
+    return data.decode("latin-1")
+
+
+def _checked(token: str, where: str) -> str:
+    if not token:
+        raise ServeError(f"{where}: the token is empty")
+    if len(token) > MAX_TOKEN:
+        raise ServeError(f"{where}: the token is longer than {MAX_TOKEN} characters")
+    if not all("!" <= char <= "~" for char in token):
+        raise ServeError(
+            f"{where}: the token must be printable ASCII, without spaces or a second line"
+        )
+    return token

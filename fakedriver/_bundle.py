@@ -143,6 +143,13 @@ def check_serve_args(serve_args: Sequence[str]) -> None:
     except SystemExit:
         message = errors.getvalue().strip().splitlines()[-1]
         raise BundleError(f"serve refuses these flags: {message}") from None
+    if args.control_token is not None:
+        raise BundleError(
+            "--control-token: a token in args is in config.json and 'docker plugin "
+            "inspect', for every local user to read; bake --control-token-file "
+            f"{DATA}/token instead, the token in that file on the host's data folder "
+            "(chmod 600)"
+        )
     if args.name or args.socket or args.tcp or args.spec_dir:
         raise BundleError(
             "--name, --socket, --tcp, --spec-dir: the plugin listens on the socket its "

@@ -17,7 +17,7 @@ from types import FrameType
 from typing import Any
 
 from ._app import FakeNetDriver
-from ._args import DEFAULT_NAME, conflicts, parser
+from ._args import ARGV_TOKEN, DEFAULT_NAME, conflicts, control_token, parser
 from ._bundle import BundleError
 from ._clock import RealClock
 from ._connection import Limits
@@ -114,6 +114,7 @@ def _say(args: argparse.Namespace, line: str) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
+    token = control_token(args)  # before anything is made; the variable read once
     app = build(args)
     log = None if args.quiet else sys.stderr
     api = None if args.no_control else partial(control, app)
@@ -129,11 +130,15 @@ def serve(args: argparse.Namespace) -> int:
         log=log,
         log_format=args.log_format,
         control=None if args.control_socket else api,
-        control_token=args.control_token,
+        control_token=token,
         limits=limits,
     )
-    if args.tcp and api is not None and not args.control_socket and not args.control_token:
-        _say(args, "fakedriver: the control API is not served over TCP without --control-token")
+    if args.tcp and api is not None and not args.control_socket and not token:
+        _say(
+            args,
+            "fakedriver: the control API is not served over TCP without a control token "
+            "(--control-token-file)",
+        )
     _reconcile(args, app)
     servers = [server]
     if args.control_socket and api is not None:
@@ -142,7 +147,7 @@ def serve(args: argparse.Namespace) -> int:
                 app,
                 socket_path=args.control_socket,
                 control=api,
-                control_token=args.control_token,
+                control_token=token,
                 protocol=False,
                 limits=limits,
             )
@@ -179,6 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:  # with the usage of the command they were given to
         args.subparser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command == "serve":
+        if args.control_token is not None:  # one line: the rest does not matter
+            print(f"fakedriver: {ARGV_TOKEN}", file=sys.stderr)
+            return 2
         conflict = conflicts(args)
         if conflict:
             args.subparser.error(conflict)

@@ -19,7 +19,7 @@ from dockerd_env import run_name, unix_call
 from rawhttp import system_python
 
 import fakedriver
-from fakedriver._bundle import DATA, BundleError, build
+from fakedriver._bundle import DATA, BundleError, build, check_serve_args
 from fakedriver._cli import main
 from fakedriver._rootfs import PRUNED_STDLIB, SITE, interpreter
 
@@ -179,7 +179,9 @@ def test_a_missing_parent_is_refused(tmp_path: Path) -> None:
         (["--sock=/x.sock"], "unrecognized arguments: --sock=/x.sock"),  # not --socket
         (["--tcp", "127.0.0.1:0"], "listens on the socket its config.json names"),
         (["--default-pools", '[["10.9.0.0/16", 24]]'], "splits args on single spaces"),
-        (["--no-control", "--control-token", "t"], "--no-control serves no control API"),
+        (["--no-control", "--control-token-file", f"{DATA}/t"], "--no-control serves no"),
+        (["--control-token", "s3cret"], "bake --control-token-file /var/lib/fakedriver/token"),
+        (["--control-token=s3cret"], "a token in args is in config.json and 'docker plugin"),
     ],
 )
 def test_serve_flags_serve_would_refuse_are_refused_at_build(
@@ -188,6 +190,10 @@ def test_serve_flags_serve_would_refuse_are_refused_at_build(
     assert main(["plugin", "build", str(tmp_path / "b"), *flags]) == 2
     assert message in capsys.readouterr().err
     assert _siblings(tmp_path) == set()
+
+
+def test_a_token_file_on_the_data_mount_is_a_flag_like_any_other() -> None:
+    check_serve_args(["--control-token-file", f"{DATA}/token", "--links", "veth"])
 
 
 def test_help_documents_the_serve_flags_and_the_mount(capsys: pytest.CaptureFixture[str]) -> None:

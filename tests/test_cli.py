@@ -55,7 +55,7 @@ def test_help_is_plain_text(argv: list[str]) -> None:
         (["--socket", "{dir}/x.sock", "--spec-dir", "{dir}"], "--socket names its own path"),
         (["--socket", "{dir}/x.sock", "--tcp", "127.0.0.1:0"], "not allowed with argument"),
         (["--spec-dir", "{dir}"], "--spec-dir is only for --tcp"),
-        (["--no-control", "--control-token", "t"], "--no-control serves no control API"),
+        (["--no-control", "--control-token-file", "{dir}/t"], "--no-control serves no"),
         (["--no-control", "--control-socket", "{dir}/c.sock"], "--no-control serves no"),
         (["--socket", "{dir}/missing/x.sock"], "its folder does not exist"),
         (["--strict", "--lenient", "--socket", "{dir}/x.sock"], None),  # the last one wins

@@ -10,10 +10,14 @@ share a socket. The plugin's name is a driver name only with its tag (``NAME:lat
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from dockerd_env import IMAGE, Dockerd, ManagedPlugin, run_name
+from rawhttp import connect, read_one
+from rawhttp import request as raw_request
 
 from fakedriver._bundle import DATA
 from fakedriver._cli import main
@@ -108,6 +112,35 @@ def test_docker_plugin_set_args_reaches_the_persona(managed: ManagedPlugin) -> N
         if call["method"] == "NetworkDriver.GetCapabilities"
     ]
     assert answer["Scope"] == "local"
+
+
+def _leaks_status(socket: Path, auth: str) -> int:
+    with connect(str(socket), timeout=30) as sock:
+        sock.sendall(
+            raw_request("GET", "/fakedriver/leaks", headers=f"{auth}Content-Length: 0\r\n")
+        )
+        return read_one(sock).status
+
+
+def test_a_token_file_on_the_data_mount_guards_the_control_api_and_shows_nowhere(
+    managed: ManagedPlugin,
+) -> None:
+    """docs/plugin.md's recipe: the token in a 0600 file on the data mount, its path in
+    args; docker plugin inspect shows the path, never the token."""
+    token = uuid.uuid4().hex
+    path = managed.data / "token"
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    managed.restart("args=" + " ".join([*BAKED, "--control-token-file", f"{DATA}/token"]))
+    try:
+        assert _leaks_status(managed.socket, "") == 401
+        assert _leaks_status(managed.socket, f"Authorization: Bearer {token}\r\n") == 200
+        inspect = managed.dockerd.docker("plugin", "inspect", NAME).stdout
+        assert f"{DATA}/token" in inspect and token not in inspect
+    finally:
+        managed.restart("args=" + " ".join(BAKED))
+        path.unlink()
+    assert managed.control("GET", "/fakedriver/leaks") == {"leaks": []}  # no token again
 
 
 def test_disable_and_rm_leave_nothing(managed: ManagedPlugin) -> None:

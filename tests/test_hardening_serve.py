@@ -136,7 +136,7 @@ def test_over_tcp_without_a_token_there_is_no_control_api(site: Site) -> None:
         control_request("GET", "/fakedriver/state"),
     ):
         answer = site.send(site.tcp, data)
-        assert answer.status == 404 and "--control-token" in answer.json["Err"]
+        assert answer.status == 404 and "--control-token-file" in answer.json["Err"]
     assert site.unchanged()
     assert site.send(site.tcp, call("Plugin.Activate")).status == 200  # the protocol is served
 
@@ -409,7 +409,7 @@ def test_a_non_loopback_address_is_warned_about(short_dir: Path) -> None:
     quiet = Served(short_dir, "--tcp", "127.0.0.1:0", "--spec-dir", str(short_dir)).wait_ready()
     try:
         assert "warning" not in quiet.stderr()
-        assert "not served over TCP without --control-token" in quiet.stderr()
+        assert "not served over TCP without a control token" in quiet.stderr()
     finally:
         quiet.stop()
 
