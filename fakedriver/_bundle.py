@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import io
 import json
 import os
@@ -195,6 +196,23 @@ def _size(path: Path) -> int:
     return total
 
 
+def _place(work: Path, target: Path) -> None:
+    """Rename the finished bundle ``work`` to ``target``, which replaces the empty folder
+    there, if any. Another build of the same folder may have put its bundle there since
+    :func:`_target` looked: that one is left as it is, and this build is refused."""
+    try:
+        with contextlib.suppress(FileNotFoundError):  # the other build's rmdir came first
+            os.rmdir(target)  # removes an empty folder, and never anything else
+        os.rename(work, target)  # onto nothing, or an empty folder made meanwhile
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            why = "was made by another build meanwhile; left as it is"
+            raise BundleError(f"{target}: {why}") from None
+        if exc.errno == errno.ENOTDIR:
+            raise BundleError(f"{target}: exists and is not a folder (made meanwhile)") from None
+        raise
+
+
 def build(
     path: str | os.PathLike[str], serve_args: Sequence[str] = (), socket: str = DEFAULT_SOCKET
 ) -> Bundle:
@@ -233,9 +251,7 @@ def build(
         settings = config(python, serve_args, socket)
         (work / "config.json").write_text(json.dumps(settings, indent=2) + "\n")
         work.chmod(0o755)
-        if target.is_dir():
-            target.rmdir()  # empty, checked above: replaced by the finished bundle
-        os.rename(work, target)
+        _place(work, target)
     except RootfsError as exc:
         shutil.rmtree(work, ignore_errors=True)
         raise BundleError(str(exc)) from None

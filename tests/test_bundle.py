@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ from dockerd_env import run_name, unix_call
 from rawhttp import system_python
 
 import fakedriver
+from fakedriver import _bundle
 from fakedriver._bundle import DATA, BundleError, build, check_serve_args
 from fakedriver._cli import main
 from fakedriver._rootfs import PRUNED_STDLIB, SITE, interpreter
@@ -190,6 +192,80 @@ def test_serve_flags_serve_would_refuse_are_refused_at_build(
     assert main(["plugin", "build", str(tmp_path / "b"), *flags]) == 2
     assert message in capsys.readouterr().err
     assert _siblings(tmp_path) == set()
+
+
+# -- two builds of one folder at once ---------------------------------------------------------
+@pytest.fixture
+def quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Builds without the rootfs's copies (interpreter, ip, packages, libraries): where
+    the bundle lands is what these tests are about, and the module's bundle is real."""
+    monkeypatch.setattr(_bundle, "copy_interpreter", lambda root: ("/usr/bin/python3", []))
+    monkeypatch.setattr(_bundle, "copy_ip", lambda root: root / "usr/bin/ip")
+    monkeypatch.setattr(_bundle, "copy_packages", lambda root: [])
+    monkeypatch.setattr(_bundle, "libraries", lambda paths: [])
+    monkeypatch.setattr(_bundle, "strip", lambda root, paths: None)
+
+
+def _the_other_build_lands(target: Path) -> None:
+    """What the winning build does last: its finished bundle renamed to the folder."""
+    done = target.parent / ".winner"
+    (done / "rootfs").mkdir(parents=True)
+    (done / "config.json").write_text('{"winner": true}\n')
+    with contextlib.suppress(FileNotFoundError):
+        os.rmdir(target)
+    os.rename(done, target)
+
+
+@pytest.mark.usefixtures("quick")
+@pytest.mark.parametrize(
+    ("empty", "when"),
+    [(False, "config"), (True, "config"), (True, "rmdir")],
+    ids=["new folder", "empty folder", "between rmdir and rename"],
+)
+def test_of_two_builds_of_one_folder_the_loser_is_refused_and_the_winner_stays(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    empty: bool,
+    when: str,
+) -> None:
+    """The other build lands after this one checked the folder: while this one writes its
+    config.json, or between its rmdir of the empty folder and its rename."""
+    target = tmp_path / "bundle"
+    if empty:
+        target.mkdir()
+    if when == "config":
+        config = _bundle.config
+
+        def race_then_config(*args: Any, **kwargs: Any) -> dict[str, Any]:
+            _the_other_build_lands(target)
+            return config(*args, **kwargs)
+
+        monkeypatch.setattr(_bundle, "config", race_then_config)
+    else:
+        rmdir, raced = os.rmdir, []
+
+        def rmdir_then_race(path: Any, *args: Any, **kwargs: Any) -> None:
+            rmdir(path, *args, **kwargs)
+            if Path(path) == target and not raced:
+                raced.append(path)
+                _the_other_build_lands(target)
+
+        monkeypatch.setattr(os, "rmdir", rmdir_then_race)
+    assert main(["plugin", "build", str(target)]) == 2
+    assert capsys.readouterr().err == (
+        f"fakedriver: {target}: was made by another build meanwhile; left as it is\n"
+    )
+    assert json.loads((target / "config.json").read_text()) == {"winner": True}
+    assert _siblings(tmp_path) == {"bundle"}  # the loser's temporary folder is gone
+    assert _siblings(target) == {"config.json", "rootfs"}
+
+
+@pytest.mark.usefixtures("quick")
+def test_a_quick_build_lands(tmp_path: Path) -> None:
+    """The stubs above leave a build that works: the race, not they, refuses the loser."""
+    assert main(["plugin", "build", str(tmp_path / "bundle")]) == 0
+    assert _siblings(tmp_path / "bundle") == {"config.json", "rootfs"}
 
 
 def test_a_token_file_on_the_data_mount_is_a_flag_like_any_other() -> None:
