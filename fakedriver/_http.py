@@ -18,8 +18,9 @@ def error_key(method: str) -> str:
 
 
 def encode(payload: Mapping[str, Any] | list[Any]) -> bytes:
-    """Compact JSON with a trailing newline, as Go's ``json.Encoder`` writes it."""
-    return json.dumps(payload, separators=(",", ":")).encode() + b"\n"
+    """Compact JSON with a trailing newline, as Go's ``json.Encoder`` writes it (never
+    ``NaN`` or ``Infinity``, which are not JSON: a ``ValueError`` if one got this far)."""
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode() + b"\n"
 
 
 def not_allowed(verb: str) -> tuple[int, bytes]:
