@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import json
+import re
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -305,7 +307,8 @@ class Journal(list[Call]):
         """One line per call, errors marked: the journal as shown in failure reports."""
         if not self:
             return "calls: (none)\n"
-        return "calls:\n" + "".join(f"  {format_call(call)}\n" for call in self)
+        width = id_width(self)
+        return "calls:\n" + "".join(f"  {format_call(call, width)}\n" for call in self)
 
 
 def _describe(method: str, fields: dict[str, Matcher]) -> str:
@@ -337,15 +340,38 @@ def mismatches(
 
 
 _SHOWN = ("NetworkID", "EndpointID", "PoolID", "Pool", "Address", "SandboxKey")
+_HEX_ID = re.compile(r"[0-9a-f]{64}")
+#: The fewest characters of a 64-digit hex id a report shows (as ``docker ps`` does).
+SHORT_ID = 12
 
 
-def format_call(call: Call) -> str:
-    """One call on one line, as the journal is shown in failure reports."""
+def _shown(call: Call) -> list[tuple[str, str]]:
     request = call.request or {}
+    return [
+        (key, request[key]) for key in _SHOWN if isinstance(request.get(key), str) and request[key]
+    ]
+
+
+def id_width(calls: Iterable[Call]) -> int:
+    """How many characters of a 64-digit hex id a report of ``calls`` shows: the fewest
+    (at least :data:`SHORT_ID`) that keep the ids it shows apart, else all 64."""
+    ids = sorted({v for call in calls for _, v in _shown(call) if _HEX_ID.fullmatch(v)})
+    width = SHORT_ID
+    for one, other in itertools.pairwise(ids):  # in order, the nearest ids are neighbours
+        differ = next(i for i, (a, b) in enumerate(zip(one, other, strict=True)) if a != b)
+        width = max(width, differ + 1)
+    return width
+
+
+def format_call(call: Call, width: int | None = None) -> str:
+    """One call on one line, as the journal is shown in failure reports. A 64-digit hex
+    id is cut to ``width`` characters (see :func:`id_width`; by default, as few as keep
+    this call's own ids apart)."""
+    if width is None:
+        width = id_width([call])
     shown = " ".join(
-        f"{key}={_short(request[key])}"
-        for key in _SHOWN
-        if isinstance(request.get(key), str) and request[key]
+        f"{key}={value[:width] if _HEX_ID.fullmatch(value) else value}"
+        for key, value in _shown(call)
     )
     head = f"#{call.index} {call.method}{' ' + shown if shown else ''}"
     if call.fault:
@@ -357,7 +383,3 @@ def format_call(call: Call) -> str:
     if call.notes:
         head += f"  (note: {'; '.join(call.notes)})"
     return head
-
-
-def _short(value: str) -> str:
-    return value[:12] if len(value) == 64 and all(c in "0123456789abcdef" for c in value) else value

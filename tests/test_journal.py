@@ -10,12 +10,14 @@ import pytest
 from conftest import EP, NET, Wire, ids
 
 from fakedriver import FakeNetDriver, LeakError
+from fakedriver._cluster import NodeCall, Timeline
 from fakedriver._journal import (
     ENTRY_OVERHEAD,
     FIELD_LIMIT,
     SERVE_BYTES,
     Call,
     Journal,
+    format_call,
 )
 
 EP2 = "f" * 64
@@ -269,6 +271,66 @@ def test_format_shortens_hex_ids() -> None:
     assert (
         wire.fake.calls.format()
         == "calls:\n  #0 NetworkDriver.CreateNetwork NetworkID=0123456789ab\n"
+    )
+
+
+def test_format_keeps_sequential_ids_whole() -> None:
+    """Ids that differ only in their last digit all printed as ``000000000000``."""
+    wire = Wire(FakeNetDriver())
+    one, two = "0" * 63 + "1", "0" * 63 + "2"
+    wire.network(one)
+    wire.network(two, pool="10.0.1.0/24", gateway="10.0.1.1/24")
+    assert wire.fake.calls.format() == (
+        f"calls:\n  #0 NetworkDriver.CreateNetwork NetworkID={one}\n"
+        f"  #1 NetworkDriver.CreateNetwork NetworkID={two}\n"
+    )
+
+
+def test_format_cuts_ids_just_past_where_two_of_them_differ() -> None:
+    wire = Wire(FakeNetDriver())
+    head = "0123456789abcd"  # 14 characters in common: 15 tell them apart
+    first, second, far = head + "e" * 50, head + "f" * 50, "f" * 64
+    wire.network(first)
+    wire.endpoint(second, nid=first)
+    wire("NetworkDriver.Leave", {"NetworkID": far, "EndpointID": second})  # refused
+    assert wire.fake.calls.format().splitlines()[1:] == [
+        f"  #0 NetworkDriver.CreateNetwork NetworkID={first[:15]}",
+        f"  #1 NetworkDriver.CreateEndpoint NetworkID={first[:15]} EndpointID={second[:15]}",
+        f"  #2 NetworkDriver.Leave NetworkID={far[:15]} EndpointID={second[:15]}"
+        f"  !! 200 network {far} not found",
+    ]
+
+
+def test_ids_apart_within_12_characters_are_cut_to_12() -> None:
+    wire = Wire(FakeNetDriver())
+    first, second = "a" * 5 + "0" * 59, "a" * 5 + "1" * 59
+    wire.network(first)
+    wire.network(second, pool="10.0.1.0/24", gateway="10.0.1.1/24")
+    assert wire.fake.calls.format().splitlines()[1:] == [
+        f"  #0 NetworkDriver.CreateNetwork NetworkID={first[:12]}",
+        f"  #1 NetworkDriver.CreateNetwork NetworkID={second[:12]}",
+    ]
+
+
+def test_one_call_alone_tells_its_own_ids_apart() -> None:
+    nid, eid = "0" * 63 + "1", "0" * 63 + "2"
+    call = Call(3, "NetworkDriver.Join", {"NetworkID": nid, "EndpointID": eid}, {}, 200)
+    assert format_call(call) == f"#3 NetworkDriver.Join NetworkID={nid} EndpointID={eid}"
+    assert format_call(call, 64) == format_call(call)
+    assert (
+        format_call(call, 12) == f"#3 NetworkDriver.Join NetworkID={nid[:12]} EndpointID={eid[:12]}"
+    )
+
+
+def test_a_cluster_timeline_tells_the_ids_of_all_its_nodes_apart() -> None:
+    one, two = "0" * 63 + "1", "0" * 63 + "2"
+    timeline = Timeline(
+        NodeCall(seq, node, Call(0, "NetworkDriver.CreateNetwork", {"NetworkID": nid}, {}, 200))
+        for seq, node, nid in ((0, "node-1", one), (1, "node-2", two))
+    )
+    assert timeline.format() == (
+        f"timeline:\n  @0 node-1 #0 NetworkDriver.CreateNetwork NetworkID={one}\n"
+        f"  @1 node-2 #0 NetworkDriver.CreateNetwork NetworkID={two}\n"
     )
 
 
