@@ -6,6 +6,7 @@ run (interleaved, repeated, median), printed with its target and PASS/MISS.
     python benchmarks/run.py --only 6   # some figures only
     python benchmarks/run.py --only 7   # the --state database: per-change cost by size
     python benchmarks/run.py --only 8   # serve's memory over 1,000,000 calls
+    python benchmarks/run.py --only 9   # serve's memory after 300 accepted 900 KB bodies
 
 Figure 6 needs a real dockerd (Debian's docker.io), busybox-static and root; where they
 are missing it is skipped, with the reason.
@@ -432,6 +433,68 @@ def long_run_memory(total: int) -> None:
         proc.wait()
 
 
+# -- 9. serve's memory with large accepted bodies ---------------------------------------------
+def _create_delete(path: str, calls: int, option: int, first: int = 0) -> None:
+    """``calls`` CreateNetwork calls (network ids from ``first`` on), each with one option
+    of ``option`` bytes, each followed by its DeleteNetwork (the state ends empty), over one
+    keep-alive connection; every answer must be a success."""
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(path)
+    stream = sock.makefile("rb")
+
+    def call(method: str, body: dict) -> None:
+        payload = json.dumps(body, separators=(",", ":")).encode() + b"\n"
+        head = f"POST /NetworkDriver.{method} HTTP/1.1\r\nHost: \r\nContent-Length: {len(payload)}"
+        sock.sendall(head.encode() + b"\r\n\r\n" + payload)
+        status, length = stream.readline(), 0
+        while (line := stream.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        answer = json.loads(stream.read(length))
+        assert b" 200 " in status and not answer.get("Err"), (status, answer)
+
+    for i in range(calls):
+        nid = f"{first + i:064x}"
+        options = {"com.docker.network.generic": {"big": "x" * option}}
+        data = [{"AddressSpace": "LocalDefault", "Pool": "10.0.0.0/24"}]
+        call("CreateNetwork", {"NetworkID": nid, "Options": options, "IPv4Data": data})
+        call("DeleteNetwork", {"NetworkID": nid})
+    stream.close()
+    sock.close()
+
+
+def large_bodies_memory(calls: int, option: int) -> None:
+    """RSS of ``fakedriver serve`` (its defaults: a journal of 10,000 calls and its byte
+    budget) after ``calls`` accepted CreateNetwork calls carrying ``option`` bytes each vs
+    after as many carrying 10 bytes, each size in a fresh server."""
+    folder = tempfile.mkdtemp(prefix="fdb", dir="/tmp")
+    rss: dict[int, tuple[int, int]] = {}
+    for size in (10, option):
+        path = f"{folder}/r{size}.sock"
+        argv = [sys.executable, "-m", "fakedriver", "serve", "--socket", path]
+        proc = _serve([*argv, "--max-body", str(2 * option + 4096)], path)
+        try:
+            _create_delete(path, 1, 10)  # the first call's imports and caches
+            start = _rss(proc.pid)
+            _create_delete(path, calls, size)
+            rss[size] = (start, _rss(proc.pid))
+        finally:
+            proc.terminate()
+            proc.wait()
+    small, large = rss[10][1], rss[option][1]
+    detail = " | ".join(
+        f"{size:,} B options: {a / 2**20:.1f} MiB at start, {b / 2**20:.1f} MiB after"
+        for size, (a, b) in rss.items()
+    )
+    row(
+        f"9 serve RSS after {calls} accepted {option // 1000} KB bodies vs small",
+        large / small,
+        "<=",
+        1.2,
+        detail,
+    )
+
+
 def _ms(ordered: list[float], q: float) -> str:
     return f"{ordered[int(len(ordered) * q)] * 1e3:.2f} ms"
 
@@ -638,9 +701,9 @@ def _skipped(name: str, why: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", type=int, nargs="+", metavar="N", help="figures to run (1-8)")
+    parser.add_argument("--only", type=int, nargs="+", metavar="N", help="figures to run (1-9)")
     args = parser.parse_args()
-    quick, only = args.quick, set(args.only or range(1, 9))
+    quick, only = args.quick, set(args.only or range(1, 10))
     reps = 5 if quick else 9
     print(
         f"fakedriver {fakedriver.__version__}, Python {sys.version.split()[0]}, "
@@ -664,6 +727,8 @@ def main() -> None:
         state_cost(10_000 if quick else 50_000, 3 if quick else 5, reps)
     if 8 in only:
         long_run_memory(200_000 if quick else 1_000_000)
+    if 9 in only:
+        large_bodies_memory(300, 900_000)
     width = max(len(r[0]) for r in ROWS)
     print("\n" + "figure".ljust(width), "measured", "target", "verdict", sep="  ")
     for name, value, target, verdict in ROWS:

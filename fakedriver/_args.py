@@ -11,6 +11,7 @@ from collections.abc import Callable, MutableMapping
 
 from . import __version__
 from ._connection import Limits
+from ._journal import FIELD_LIMIT, SERVE_BYTES
 from ._options import add_persona_options
 from ._plugincmd import plugin_parser
 from ._server import PLUGIN_DIR, SPEC_DIR, ServeError
@@ -178,6 +179,14 @@ def parser() -> argparse.ArgumentParser:
         default=10_000,
         metavar="N",
         help="calls the journal keeps (the oldest are evicted; default: 10000)",
+    )
+    limits.add_argument(
+        "--journal-bytes",
+        type=_positive(int),
+        default=SERVE_BYTES,
+        metavar="BYTES",
+        help="bytes of JSON the journal keeps (the oldest calls are evicted; a request or "
+        f"answer over {FIELD_LIMIT} bytes is cut down in it; default: {SERVE_BYTES}, 16 MiB)",
     )
 
     state_parser(commands)  # its own sub-commands name themselves (innermost wins)

@@ -41,7 +41,8 @@ def build(args: argparse.Namespace) -> FakeNetDriver:
     if store is not None and links is not None:  # the intent to make a pair is saved first
         links = Checkpointed(links, lambda eid: store.commit(app.state, [("links", eid)]))
     app = FakeNetDriver(persona, links=links, clock=RealClock())
-    app.engine.calls = Journal(maxlen=args.journal_size)  # a ring: serve runs for long
+    # a ring: serve runs for long
+    app.engine.calls = Journal(maxlen=args.journal_size, max_bytes=args.journal_bytes)
     try:
         if args.faults:
             app.faults.load(args.faults)

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ._app import FakeNetDriver
 from ._audit import LeakError
 from ._faults import Rule
-from ._journal import Call, format_call, mismatches
+from ._journal import Call, format_call, id_width, mismatches
 from ._methods import resolve
 from ._oracle import Oracle
 from ._persona import Persona
@@ -45,7 +45,11 @@ class NodeCall:
     call: Call
 
     def __str__(self) -> str:
-        return f"@{self.seq} {self.node} {format_call(self.call)}"
+        return self.line()
+
+    def line(self, width: int | None = None) -> str:
+        """The call on one line, hex ids cut to ``width`` (see :func:`format_call`)."""
+        return f"@{self.seq} {self.node} {format_call(self.call, width)}"
 
 
 class Timeline(list[NodeCall]):
@@ -70,7 +74,10 @@ class Timeline(list[NodeCall]):
 
     def format(self) -> str:
         """One line per call, each with its node: the timeline of a failure report."""
-        return "timeline:\n" + "".join(f"  {c}\n" for c in self) if self else "timeline: (none)\n"
+        if not self:
+            return "timeline: (none)\n"
+        width = id_width(c.call for c in self)  # the ids of every node, told apart
+        return "timeline:\n" + "".join(f"  {c.line(width)}\n" for c in self)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ answer. The journal entry of the call names the rules that fired.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import tomllib
@@ -156,6 +157,10 @@ class Rule:
                 )
         if not 0 <= self.seconds <= MAX_SECONDS:  # NaN and infinity fail both
             raise ValueError(f"seconds must be from 0 to {MAX_SECONDS}, not {self.seconds}")
+        try:  # it is sent as it is: JSON, with no NaN or infinity (a TOML file may have them)
+            json.dumps(self.answer, allow_nan=False)
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise ValueError(f"answer must be JSON: {exc}") from None
 
     def applies(self, method: str, request: dict[str, Any] | None, phase: str | None) -> bool:
         """Whether a call of ``method`` with ``request``, in ``phase``, is one this rule watches."""

@@ -32,8 +32,9 @@ def from_browser(headers: Mapping[str, str]) -> str | None:
 
 
 def encode(payload: Mapping[str, Any] | list[Any]) -> bytes:
-    """Compact JSON with a trailing newline, as Go's ``json.Encoder`` writes it."""
-    return json.dumps(payload, separators=(",", ":")).encode() + b"\n"
+    """Compact JSON with a trailing newline, as Go's ``json.Encoder`` writes it (never
+    ``NaN`` or ``Infinity``, which are not JSON: a ``ValueError`` if one got this far)."""
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode() + b"\n"
 
 
 def not_allowed(verb: str) -> tuple[int, bytes]:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import json
+import re
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,20 +55,65 @@ class Call:
         return f"#{self.index} {self.method} -> {mark}{notes}"
 
 
-#: In a bounded journal, the largest request kept whole with a refused call, in bytes of
-#: JSON: a client sending large bad bodies must not fill the server's memory.
-REFUSED_REQUEST_LIMIT = 4096
+#: In a bounded journal, the largest request or answer kept whole, in bytes of JSON, and
+#: the longest error, violation or note, in characters: a larger one is cut down to its
+#: head, so that a client sending large bodies cannot fill the server's memory.
+FIELD_LIMIT = 4096
+
+#: What an entry costs beyond its request, answer and texts, in bytes of JSON (the keys,
+#: the index, the status, the time): a journal's byte count is of the entries as
+#: ``GET /fakedriver/calls`` would send them, near enough.
+ENTRY_OVERHEAD = 160
+
+#: The byte budget of ``fakedriver serve``'s journal (``--journal-bytes``): 16 MiB of JSON.
+SERVE_BYTES = 16 * 2**20
 
 
-def _trimmed(call: Call) -> Call:
-    """``call``, with the request of a refused call cut down when it is large."""
-    if call.ok or call.request is None:
-        return call
-    text = json.dumps(call.request, default=str)
-    if len(text) <= REFUSED_REQUEST_LIMIT:
-        return call
-    cut = {"fakedriver.truncated": f"{len(text)} bytes", "head": text[:REFUSED_REQUEST_LIMIT]}
-    return dataclasses.replace(call, request=cut)
+def _cut_value(value: Any) -> tuple[Any, int]:
+    """``value`` (a request or an answer), or its head when it is large; and its size."""
+    try:
+        text = json.dumps(value, default=str)
+    except (ValueError, RecursionError) as exc:  # never from the wire: decode refuses both
+        value = {"fakedriver.unrecorded": _cut_text(f"{type(exc).__name__}: {exc}")}
+        text = json.dumps(value)
+    if len(text) <= FIELD_LIMIT:
+        return value, len(text)
+    cut = {"fakedriver.truncated": f"{len(text)} bytes", "head": text[:FIELD_LIMIT]}
+    return cut, len(json.dumps(cut))
+
+
+def _cut_text(text: str | None) -> str | None:
+    if text is None or len(text) <= FIELD_LIMIT:
+        return text
+    return f"{text[:FIELD_LIMIT]}... (cut: {len(text)} characters)"
+
+
+def bounded(call: Call) -> tuple[Call, int]:
+    """``call`` as a bounded journal holds it (its request, answer and texts cut down
+    when large: see :data:`FIELD_LIMIT`), and its size in bytes of JSON."""
+    request, request_size = _cut_value(call.request)
+    response, response_size = _cut_value(call.response)
+    texts = (call.error, call.fault, call.violations, call.notes)
+    error, fault = _cut_text(call.error), _cut_text(call.fault)
+    violations = tuple(str(_cut_text(text)) for text in call.violations)
+    notes = tuple(str(_cut_text(text)) for text in call.notes)
+    if (
+        request is not call.request
+        or response is not call.response
+        or (error, fault, violations, notes) != texts
+    ):
+        call = dataclasses.replace(
+            call,
+            request=request,
+            response=response,
+            error=error,
+            fault=fault,
+            violations=violations,
+            notes=notes,
+        )
+    size = len(call.method) + len(error or "") + len(fault or "")
+    size += sum(map(len, violations)) + sum(map(len, notes))
+    return call, request_size + response_size + size + ENTRY_OVERHEAD
 
 
 Matcher = Any  # a value to compare with ==, a dict matched as a subset, or a predicate
@@ -79,22 +127,45 @@ class Journal(list[Call]):
     compared with ``==``, a dict matches as a subset (``Interface={"Address": ...}``), a
     callable is a predicate.
 
-    Unbounded by default (a test's fake keeps every call). With ``maxlen`` it is a ring
-    for a long-running server: it keeps the last ``maxlen`` calls, each still with its
-    absolute index, and :attr:`first` is the index of the oldest one held.
+    Unbounded by default (a test's fake keeps every call, whole). Bounded by ``maxlen``
+    (calls) or ``max_bytes`` (bytes of JSON), or both, it is a ring for a long-running
+    server: it keeps the most recent calls, each still with its absolute index, evicting
+    the oldest past either bound, and :attr:`first` is the index of the oldest one held. A
+    bounded journal cuts down each call's large request, answer and texts (see
+    :data:`FIELD_LIMIT`), reckons each entry's size once as it is appended, and always
+    holds the newest call, even alone past ``max_bytes``.
     """
 
-    def __init__(self, calls: Iterable[Call] = (), *, maxlen: int | None = None) -> None:
+    def __init__(
+        self,
+        calls: Iterable[Call] = (),
+        *,
+        maxlen: int | None = None,
+        max_bytes: int | None = None,
+    ) -> None:
         if maxlen is not None and maxlen < 1:
             raise ValueError(f"a journal holds at least one call, not {maxlen}")
-        super().__init__(calls)
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError(f"a journal's byte budget is at least 1, not {max_bytes}")
+        super().__init__()
         self.maxlen = maxlen
+        self.max_bytes = max_bytes
         #: The absolute index of the oldest call held (how many were evicted before it).
         self.first = 0
+        #: The size of the calls held, in bytes of JSON (reckoned only when bounded).
+        self.bytes = 0
+        self._sizes: deque[int] = deque()  # of each call held, oldest first
+        for call in calls:
+            self.append(call)
+
+    @property
+    def bounded(self) -> bool:
+        """Whether the journal has a bound (``maxlen`` or ``max_bytes``)."""
+        return self.maxlen is not None or self.max_bytes is not None
 
     def empty(self) -> Journal:
         """A new, empty journal bounded like this one."""
-        return Journal(maxlen=self.maxlen)
+        return Journal(maxlen=self.maxlen, max_bytes=self.max_bytes)
 
     @property
     def next_index(self) -> int:
@@ -102,12 +173,34 @@ class Journal(list[Call]):
         return self.first + len(self)
 
     def append(self, call: Call) -> None:
-        if self.maxlen is not None:
-            call = _trimmed(call)
+        if not self.bounded:
+            super().append(call)
+            return
+        if len(self._sizes) != len(self):  # the list was changed other than by append()
+            self._recount()
+        call, size = bounded(call)
         super().append(call)
-        if self.maxlen is not None and len(self) > self.maxlen:
-            del self[0]
-            self.first += 1
+        self._sizes.append(size)
+        self.bytes += size
+        evict = 0
+        while len(self) - evict > 1 and (
+            (self.maxlen is not None and len(self) - evict > self.maxlen)
+            or (self.max_bytes is not None and self.bytes > self.max_bytes)
+        ):
+            self.bytes -= self._sizes.popleft()
+            evict += 1
+        if evict:
+            del self[:evict]
+            self.first += evict
+
+    def clear(self) -> None:
+        super().clear()
+        self._sizes.clear()
+        self.bytes = 0
+
+    def _recount(self) -> None:
+        self._sizes = deque(bounded(call)[1] for call in self)
+        self.bytes = sum(self._sizes)
 
     def at(self, index: int) -> Call | None:
         """The call with absolute ``index``, or ``None`` when it is not (or no longer) held."""
@@ -214,7 +307,8 @@ class Journal(list[Call]):
         """One line per call, errors marked: the journal as shown in failure reports."""
         if not self:
             return "calls: (none)\n"
-        return "calls:\n" + "".join(f"  {format_call(call)}\n" for call in self)
+        width = id_width(self)
+        return "calls:\n" + "".join(f"  {format_call(call, width)}\n" for call in self)
 
 
 def _describe(method: str, fields: dict[str, Matcher]) -> str:
@@ -246,15 +340,38 @@ def mismatches(
 
 
 _SHOWN = ("NetworkID", "EndpointID", "PoolID", "Pool", "Address", "SandboxKey")
+_HEX_ID = re.compile(r"[0-9a-f]{64}")
+#: The fewest characters of a 64-digit hex id a report shows (as ``docker ps`` does).
+SHORT_ID = 12
 
 
-def format_call(call: Call) -> str:
-    """One call on one line, as the journal is shown in failure reports."""
+def _shown(call: Call) -> list[tuple[str, str]]:
     request = call.request or {}
+    return [
+        (key, request[key]) for key in _SHOWN if isinstance(request.get(key), str) and request[key]
+    ]
+
+
+def id_width(calls: Iterable[Call]) -> int:
+    """How many characters of a 64-digit hex id a report of ``calls`` shows: the fewest
+    (at least :data:`SHORT_ID`) that keep the ids it shows apart, else all 64."""
+    ids = sorted({v for call in calls for _, v in _shown(call) if _HEX_ID.fullmatch(v)})
+    width = SHORT_ID
+    for one, other in itertools.pairwise(ids):  # in order, the nearest ids are neighbours
+        differ = next(i for i, (a, b) in enumerate(zip(one, other, strict=True)) if a != b)
+        width = max(width, differ + 1)
+    return width
+
+
+def format_call(call: Call, width: int | None = None) -> str:
+    """One call on one line, as the journal is shown in failure reports. A 64-digit hex
+    id is cut to ``width`` characters (see :func:`id_width`; by default, as few as keep
+    this call's own ids apart)."""
+    if width is None:
+        width = id_width([call])
     shown = " ".join(
-        f"{key}={_short(request[key])}"
-        for key in _SHOWN
-        if isinstance(request.get(key), str) and request[key]
+        f"{key}={value[:width] if _HEX_ID.fullmatch(value) else value}"
+        for key, value in _shown(call)
     )
     head = f"#{call.index} {call.method}{' ' + shown if shown else ''}"
     if call.fault:
@@ -266,7 +383,3 @@ def format_call(call: Call) -> str:
     if call.notes:
         head += f"  (note: {'; '.join(call.notes)})"
     return head
-
-
-def _short(value: str) -> str:
-    return value[:12] if len(value) == 64 and all(c in "0123456789abcdef" for c in value) else value

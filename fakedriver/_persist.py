@@ -48,8 +48,8 @@ def load(path: str) -> State:
     if not os.path.exists(path):
         return State()
     try:
-        with open(path) as source:
-            state = restore(json.load(source))
+        with open(path, "rb") as source:  # JSON as the server decodes it: no NaN, no 1e400
+            state = restore(w.strict_json(source.read()))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise StateFileError(f"cannot load state file {path}: {exc!r}") from exc
     state.run += 1

@@ -153,8 +153,10 @@ class PluginServer:
 
     # -- logging ----------------------------------------------------------------------------
     def log_call(self, call: Call) -> None:
+        """Log ``call`` (a listener of the engine: the call is already served, and nothing
+        here may fail it)."""
         if self.log_format == "json":
-            line = json.dumps(dataclasses.asdict(call))  # the whole journal entry
+            line = json_line(call)
         else:
             line = str(call) + "".join(f" (violation: {v})" for v in call.violations)
             line += f" [fault: {call.fault}]" if call.fault else ""
@@ -313,6 +315,19 @@ def _write_spec(path: str, address: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def json_line(call: Call) -> str:
+    """The whole journal entry as one line of JSON. Never an error: an entry that cannot
+    be written whole (a ``NaN``, a value too deep) is written without its request and
+    answer, saying why."""
+    entry = {f.name: getattr(call, f.name) for f in dataclasses.fields(call)}
+    try:
+        return json.dumps(entry, allow_nan=False, default=repr)
+    except (ValueError, TypeError, RecursionError) as exc:
+        why = f"{type(exc).__name__}: {exc}"
+    head = {"index": call.index, "method": call.method, "status": call.status}
+    return json.dumps({**head, "error": call.error, "unlogged": why}, default=repr)
 
 
 def stamp(when: float) -> str:

@@ -600,7 +600,7 @@ def _id(value: object, where: str) -> str:
 
 def _json(value: object, where: str) -> Any:
     try:
-        return json.loads(_text(value, where))
+        return w.strict_json(_text(value, where))  # as the server decodes it: no NaN
     except ValueError:
         raise _Bad(f"{where}: {value!r} is not JSON") from None
 

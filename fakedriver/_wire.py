@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,21 +30,101 @@ _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 _FAMILY = {4: "IPv4", 6: "IPv6"}
 
 
+#: How deep a body may nest objects and arrays (``{"a": {"b": []}}`` nests 3 deep).
+#: dockerd's bodies nest 3 or 4 deep (CreateNetwork's ``Options`` and ``IPv4Data``) and a
+#: user's ``-o`` options are strings; deeper is refused, so no journal entry, log line or
+#: saved record can be too deep for the code that copies and writes it.
+MAX_DEPTH = 32
+
+#: A ``\uD800``-``\uDFFF`` escape: the only way a JSON text in UTF-8 can name a surrogate.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+class Unusable(ValueError):
+    """Well-formed JSON the fake refuses: it could not be stored, journaled or logged."""
+
+
 def strict_json(raw: bytes | str) -> Any:
-    """``json.loads`` as Go's decoder reads JSON: ``NaN``, ``Infinity`` and ``-Infinity``
-    are not JSON, so they are refused (a ``ValueError``) rather than read as floats."""
-    return json.loads(raw, parse_constant=_not_json)
+    """``json.loads`` as Go's decoder reads JSON, refusing (a ``ValueError``) what the fake
+    could not keep:
+
+    * a body that is not UTF-8 (a byte-order mark, UTF-16, a surrogate encoded in UTF-8);
+    * ``NaN``, ``Infinity`` and ``-Infinity``, which are not JSON;
+    * a number beyond a 64-bit float (``1e400``, which Python would read as infinity);
+    * a string with an unpaired surrogate (``"\\ud800"``), which is not Unicode text;
+    * nesting deeper than :data:`MAX_DEPTH` (an :class:`Unusable`, as are the two above).
+
+    The last two are looked for only when the raw text could hold them (a ``\\uD8``-style
+    escape; more brackets than the limit), so an ordinary body costs what ``json.loads``
+    does.
+    """
+    data = raw.encode("utf-8") if isinstance(raw, str) else raw  # a str: as it is sent
+    text = data.decode("utf-8")  # strict: no surrogates, no BOM skipped
+    try:
+        value = json.loads(text, parse_constant=_not_json, parse_float=_float, parse_int=_int)
+    except RecursionError:
+        raise Unusable(f"body nests deeper than {MAX_DEPTH} objects and arrays") from None
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH and _too_deep(value):
+        raise Unusable(f"body nests deeper than {MAX_DEPTH} objects and arrays")
+    if b"\\u" in data and _SURROGATE_ESCAPE.search(data):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise Unusable(
+                "body holds a string that is not Unicode text (an unpaired surrogate, "
+                "\\ud800 to \\udfff)"
+            ) from None
+    return value
 
 
 def _not_json(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+#: The largest magnitude a 64-bit float holds: Go's decoder refuses a number beyond it.
+_FLOAT_MAX = sys.float_info.max
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise Unusable(f"number {_head(text)} is out of range (beyond a 64-bit float)")
+    return value
+
+
+def _int(text: str) -> int:
+    # below 309 digits it is below 1e308; above, beyond (JSON has no leading zeros)
+    if len(text) > 308 and (len(text.lstrip("-")) > 309 or abs(int(text)) > _FLOAT_MAX):
+        raise Unusable(f"number {_head(text)} is out of range (beyond a 64-bit float)")
+    return int(text)
+
+
+def _head(text: str) -> str:
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} digits)"
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether ``value`` nests deeper than :data:`MAX_DEPTH` (walked without recursion)."""
+    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth >= MAX_DEPTH:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
 def decode(raw: bytes, *, no_arguments: bool) -> dict[str, Any]:
     """Decode a request body into a JSON object.
 
     Calls without arguments accept an empty body (dockerd sends ``Content-Length: 0``) and
-    ``null``; every other call needs an object.
+    ``null``; every other call needs an object. What :func:`strict_json` refuses (not
+    UTF-8, not JSON, a number beyond a 64-bit float, an unpaired surrogate, nesting deeper
+    than :data:`MAX_DEPTH`) is a :class:`BadRequest`: the call is answered 400 in its
+    protocol's dialect and changes nothing.
     """
     if not raw.strip():
         if no_arguments:
@@ -50,10 +132,13 @@ def decode(raw: bytes, *, no_arguments: bool) -> dict[str, Any]:
         raise BadRequest("invalid request: empty body, expected a JSON object")
     try:
         value = strict_json(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except Unusable as exc:
+        raise BadRequest(f"invalid request: {exc}") from None
+    except UnicodeDecodeError as exc:
+        why = f"it is not UTF-8 ({exc.reason} at byte {exc.start})"
+        raise BadRequest(f"invalid request: body is not JSON: {why}") from None
+    except ValueError as exc:
         raise BadRequest(f"invalid request: body is not JSON: {exc}") from None
-    except RecursionError:
-        raise BadRequest("invalid request: body is nested too deeply") from None
     if value is None and no_arguments:
         return {}
     if not isinstance(value, dict):

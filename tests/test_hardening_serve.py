@@ -333,6 +333,28 @@ def test_serve_journal_size_bounds_the_served_journal(short_dir: Path) -> None:
         assert served.stop() == 0
 
 
+def test_serve_journal_bytes_bounds_the_journal_and_cuts_accepted_bodies(short_dir: Path) -> None:
+    """Accepted calls kept their whole request: 300 of 900 KB held 266 MB."""
+    path = str(short_dir / "p.sock")
+    args = ("--socket", path, "--journal-bytes", "20000", "--max-body", "2000000")
+    served = Served(short_dir, *args).wait_ready()
+    try:
+        with connect(path) as sock:
+            for i in range(8):
+                big = {"NetworkID": f"{i:064x}", "Options": {"x": "y" * 900_000}, "IPv4Data": []}
+                body = json.dumps(big).encode()
+                sock.sendall(raw_request("POST", "/NetworkDriver.CreateNetwork", body))
+                assert read_one(sock).status == 200
+            sock.sendall(control_request("GET", "/fakedriver/calls"))
+            got = read_one(sock).json
+        held = got["calls"]
+        assert got["first"] > 0 and [c["index"] for c in held] == list(range(got["first"], 8))
+        assert all(c["error"] is None and "fakedriver.truncated" in c["request"] for c in held)
+        assert len(json.dumps(held)) <= 20000
+    finally:
+        assert served.stop() == 0
+
+
 # -- files and signals ---------------------------------------------------------------------
 def test_the_socket_is_never_open_to_others_even_under_umask_0(
     short_dir: Path, monkeypatch: pytest.MonkeyPatch

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from conftest import EP, NET, Wire, ids
 
 from fakedriver import FakeNetDriver, LeakError
+from fakedriver._cluster import NodeCall, Timeline
+from fakedriver._journal import (
+    ENTRY_OVERHEAD,
+    FIELD_LIMIT,
+    SERVE_BYTES,
+    Call,
+    Journal,
+    format_call,
+)
 
 EP2 = "f" * 64
 ONE, TWO = "/var/run/docker/netns/one", "/var/run/docker/netns/two"
@@ -261,6 +272,213 @@ def test_format_shortens_hex_ids() -> None:
         wire.fake.calls.format()
         == "calls:\n  #0 NetworkDriver.CreateNetwork NetworkID=0123456789ab\n"
     )
+
+
+def test_format_keeps_sequential_ids_whole() -> None:
+    """Ids that differ only in their last digit all printed as ``000000000000``."""
+    wire = Wire(FakeNetDriver())
+    one, two = "0" * 63 + "1", "0" * 63 + "2"
+    wire.network(one)
+    wire.network(two, pool="10.0.1.0/24", gateway="10.0.1.1/24")
+    assert wire.fake.calls.format() == (
+        f"calls:\n  #0 NetworkDriver.CreateNetwork NetworkID={one}\n"
+        f"  #1 NetworkDriver.CreateNetwork NetworkID={two}\n"
+    )
+
+
+def test_format_cuts_ids_just_past_where_two_of_them_differ() -> None:
+    wire = Wire(FakeNetDriver())
+    head = "0123456789abcd"  # 14 characters in common: 15 tell them apart
+    first, second, far = head + "e" * 50, head + "f" * 50, "f" * 64
+    wire.network(first)
+    wire.endpoint(second, nid=first)
+    wire("NetworkDriver.Leave", {"NetworkID": far, "EndpointID": second})  # refused
+    assert wire.fake.calls.format().splitlines()[1:] == [
+        f"  #0 NetworkDriver.CreateNetwork NetworkID={first[:15]}",
+        f"  #1 NetworkDriver.CreateEndpoint NetworkID={first[:15]} EndpointID={second[:15]}",
+        f"  #2 NetworkDriver.Leave NetworkID={far[:15]} EndpointID={second[:15]}"
+        f"  !! 200 network {far} not found",
+    ]
+
+
+def test_ids_apart_within_12_characters_are_cut_to_12() -> None:
+    wire = Wire(FakeNetDriver())
+    first, second = "a" * 5 + "0" * 59, "a" * 5 + "1" * 59
+    wire.network(first)
+    wire.network(second, pool="10.0.1.0/24", gateway="10.0.1.1/24")
+    assert wire.fake.calls.format().splitlines()[1:] == [
+        f"  #0 NetworkDriver.CreateNetwork NetworkID={first[:12]}",
+        f"  #1 NetworkDriver.CreateNetwork NetworkID={second[:12]}",
+    ]
+
+
+def test_one_call_alone_tells_its_own_ids_apart() -> None:
+    nid, eid = "0" * 63 + "1", "0" * 63 + "2"
+    call = Call(3, "NetworkDriver.Join", {"NetworkID": nid, "EndpointID": eid}, {}, 200)
+    assert format_call(call) == f"#3 NetworkDriver.Join NetworkID={nid} EndpointID={eid}"
+    assert format_call(call, 64) == format_call(call)
+    assert (
+        format_call(call, 12) == f"#3 NetworkDriver.Join NetworkID={nid[:12]} EndpointID={eid[:12]}"
+    )
+
+
+def test_a_cluster_timeline_tells_the_ids_of_all_its_nodes_apart() -> None:
+    one, two = "0" * 63 + "1", "0" * 63 + "2"
+    timeline = Timeline(
+        NodeCall(seq, node, Call(0, "NetworkDriver.CreateNetwork", {"NetworkID": nid}, {}, 200))
+        for seq, node, nid in ((0, "node-1", one), (1, "node-2", two))
+    )
+    assert timeline.format() == (
+        f"timeline:\n  @0 node-1 #0 NetworkDriver.CreateNetwork NetworkID={one}\n"
+        f"  @1 node-2 #0 NetworkDriver.CreateNetwork NetworkID={two}\n"
+    )
+
+
+# -- a bounded journal, at its bounds -------------------------------------------------------
+CREATE = "NetworkDriver.CreateNetwork"
+
+
+def entry(index: int, request: dict[str, Any] | None = None, **fields: Any) -> Call:
+    """A call whose size does not depend on its index."""
+    return Call(
+        index, CREATE, {"NetworkID": NET} if request is None else request, {}, 200, **fields
+    )
+
+
+def filled(journal: Journal, count: int) -> Journal:
+    for _ in range(count):
+        journal.append(entry(journal.next_index))
+    return journal
+
+
+def indexes(journal: Journal) -> list[int]:
+    return [call.index for call in journal]
+
+
+#: The size of one :func:`entry`, as a bounded journal reckons it.
+SIZE = filled(Journal(max_bytes=2**30), 1).bytes
+
+
+def test_a_journal_at_maxlen_holds_every_call_and_one_more_evicts_the_oldest() -> None:
+    journal = filled(Journal(maxlen=3), 3)
+    assert indexes(journal) == [0, 1, 2] and journal.first == 0
+    journal.append(entry(3))
+    assert indexes(journal) == [1, 2, 3] and journal.first == 1 and journal.next_index == 4
+
+
+def test_a_journal_at_its_byte_budget_holds_every_call_and_one_byte_less_evicts() -> None:
+    exact = filled(Journal(max_bytes=3 * SIZE), 3)
+    assert indexes(exact) == [0, 1, 2] and exact.bytes == 3 * SIZE and exact.first == 0
+    exact.append(entry(3))
+    assert indexes(exact) == [1, 2, 3] and exact.bytes == 3 * SIZE and exact.first == 1
+    short = filled(Journal(max_bytes=3 * SIZE - 1), 3)
+    assert indexes(short) == [1, 2] and short.bytes == 2 * SIZE and short.first == 1
+
+
+def test_either_bound_evicts() -> None:
+    by_count = filled(Journal(maxlen=2, max_bytes=10 * SIZE), 4)
+    by_bytes = filled(Journal(maxlen=10, max_bytes=2 * SIZE), 4)
+    assert indexes(by_count) == indexes(by_bytes) == [2, 3]
+
+
+def test_a_call_alone_larger_than_the_budget_is_held_alone_until_the_next() -> None:
+    journal = filled(Journal(max_bytes=3 * SIZE), 2)
+    big = entry(2, {"NetworkID": NET, "Options": {"x": "y" * (3 * SIZE)}})  # not cut: < 4 KiB
+    journal.append(big)
+    assert list(journal) == [big] and journal.first == 2 and journal.bytes > 3 * SIZE
+    journal.append(entry(3))
+    assert indexes(journal) == [3] and journal.first == 3 and journal.bytes == SIZE
+
+
+def test_an_entry_is_reckoned_by_its_request_and_its_answer() -> None:
+    answer = {"Interface": {"Address": "10.0.0.2/24", "MacAddress": "02:42:0a:00:00:02"}}
+    options = {"NetworkID": NET, "Options": {"k": "v" * 100}}
+    journal = Journal(maxlen=10)
+    journal.append(Call(0, CREATE, options, answer, 200))
+    grown = len(json.dumps(options)) + len(json.dumps(answer)) - len(json.dumps({"NetworkID": NET}))
+    assert journal.bytes == SIZE + grown - len("{}")
+
+
+def test_since_and_at_around_the_evicted_calls() -> None:
+    journal = filled(Journal(maxlen=3), 5)  # holds #2, #3, #4
+    assert journal.first == 2
+    assert indexes(Journal(journal.since(0))) == [2, 3, 4]  # from before the first held
+    assert [c.index for c in journal.since(2)] == [2, 3, 4]
+    assert [c.index for c in journal.since(3)] == [3, 4]
+    assert journal.since(5) == []
+    assert journal.at(0) is None and journal.at(1) is None  # evicted
+    assert [journal.at(i).index for i in (2, 3, 4)] == [2, 3, 4]  # type: ignore[union-attr]
+    assert journal.at(5) is None
+
+
+def test_empty_is_bounded_alike_and_holds_nothing() -> None:
+    journal = filled(Journal(maxlen=3, max_bytes=5 * SIZE), 5)
+    fresh = journal.empty()
+    assert (fresh.maxlen, fresh.max_bytes, fresh.bounded) == (3, 5 * SIZE, True)
+    assert (len(fresh), fresh.first, fresh.next_index, fresh.bytes) == (0, 0, 0, 0)
+    assert len(journal) == 3 and journal.first == 2  # the old one is as it was
+    assert Journal().empty().bounded is False
+
+
+def test_clear_forgets_the_bytes_held() -> None:
+    journal = filled(Journal(max_bytes=3 * SIZE), 3)
+    journal.clear()
+    assert journal.bytes == 0
+    filled(journal, 3)
+    assert len(journal) == 3 and journal.bytes == 3 * SIZE
+
+
+def test_a_journal_needs_room_for_one_call() -> None:
+    with pytest.raises(ValueError, match="at least one call"):
+        Journal(maxlen=0)
+    with pytest.raises(ValueError, match="byte budget is at least 1"):
+        Journal(max_bytes=0)
+
+
+EXACT = {"x": "y" * (FIELD_LIMIT - len('{"x": ""}'))}  # exactly FIELD_LIMIT bytes of JSON
+OVER = {"x": "y" * (FIELD_LIMIT + 1 - len('{"x": ""}'))}
+
+
+def test_a_bounded_journal_cuts_large_requests_and_answers_even_of_accepted_calls() -> None:
+    assert len(json.dumps(EXACT)) == FIELD_LIMIT and len(json.dumps(OVER)) == FIELD_LIMIT + 1
+    journal = Journal(maxlen=10)
+    journal.append(Call(0, CREATE, EXACT, EXACT, 200))
+    whole = journal.bytes
+    assert whole == 2 * FIELD_LIMIT + len(CREATE) + ENTRY_OVERHEAD
+    journal.append(Call(1, CREATE, OVER, OVER, 200))
+    kept, cut = journal
+    assert kept.request == EXACT and kept.response == EXACT
+    head = {"fakedriver.truncated": f"{FIELD_LIMIT + 1} bytes", "head": json.dumps(OVER)[:-1]}
+    assert cut.request == head and cut.response == head and cut.ok
+    assert journal.bytes - whole == 2 * len(json.dumps(head)) + len(CREATE) + ENTRY_OVERHEAD
+
+
+def test_a_bounded_journal_cuts_long_texts_of_refused_calls() -> None:
+    error = "e" * (FIELD_LIMIT + 1)
+    journal = Journal(maxlen=10)
+    journal.append(Call(0, CREATE, OVER, {"Err": error}, 400, error=error, notes=(error,)))
+    [call] = journal
+    assert call.error == f"{'e' * FIELD_LIMIT}... (cut: {FIELD_LIMIT + 1} characters)"
+    assert call.notes == (call.error,) and not call.ok
+    assert call.request is not None and call.request["fakedriver.truncated"]
+
+
+def test_an_unbounded_journal_keeps_every_call_whole() -> None:
+    journal = Journal()
+    big = Call(0, CREATE, OVER, OVER, 400, error="e" * 10 * FIELD_LIMIT)
+    journal.append(big)
+    assert journal[0] is big and journal.bytes == 0
+
+
+def test_a_served_journal_cuts_a_large_accepted_request_and_the_state_keeps_it_whole() -> None:
+    fake = FakeNetDriver()
+    fake.engine.calls = Journal(maxlen=10_000, max_bytes=SERVE_BYTES)  # as serve makes it
+    option = "x" * 900_000
+    Wire(fake).network(big=option)
+    assert fake.state.networks[NET].options["big"] == option
+    [call] = fake.calls
+    assert call.ok and call.request is not None and "fakedriver.truncated" in call.request
+    assert fake.calls.bytes < 2 * FIELD_LIMIT + ENTRY_OVERHEAD + 100
 
 
 # -- the leak audit ------------------------------------------------------------------------
