@@ -44,7 +44,8 @@ from test_persist import build_rich_state
 
 from fakedriver import FakeNetDriver, State
 from fakedriver._links import Checkpointed, VethLinks
-from fakedriver._store import SCHEMA, TABLES, StateFileError, Store, peek_state, read, rows
+from fakedriver._schema import SCHEMA, TABLES
+from fakedriver._store import StateFileError, Store, peek_state, read, rows
 
 
 # -- helpers ----------------------------------------------------------------------------------
