@@ -1,0 +1,129 @@
+"""Loading a state database refuses what this fakedriver does not write, each with the exact
+one-line error: values that would be read differently from how they were stored (float
+booleans, text not in canonical form, a pool id that is not its pool's), counters too large
+to count on, and tables, views, triggers or indexes other than its own.
+
+In-process and fast: each test writes such a row (or schema) into a real database and loads
+it. ``test_state_db.py`` has the seeded corruption run and the server-level tests.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_persist import EP1, EP2, build_rich_state
+
+from fakedriver import FakeNetDriver
+from fakedriver._store import StateFileError, Store, peek_state
+
+PLAIN = "LocalDefault/10.200.0.0/24"  # a pool of the rich state, its id as written
+V6 = "LocalDefault/fd00:fa4e::/64"
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database of the rich state (``test_persist.build_rich_state``), made once."""
+    path = tmp_path_factory.mktemp("clean") / "state.db"
+    fake = FakeNetDriver(scope="global", strict=False)
+    build_rich_state(fake)
+    store = Store.open(str(path))
+    store.replace(fake.state)
+    store.close()
+    return path
+
+
+@pytest.fixture
+def db(clean: Path, tmp_path: Path) -> Iterator[Path]:
+    """A fresh copy of the clean database, to change."""
+    path = tmp_path / "state.db"
+    path.write_bytes(clean.read_bytes())
+    yield path
+
+
+def execute(path: Path, *statements: str | tuple[str, tuple[Any, ...]]) -> None:
+    """Run ``statements`` (SQL, or SQL with its parameters) on the database, committed."""
+    conn = sqlite3.connect(str(path))
+    try:
+        for statement in statements:
+            sql, params = statement if isinstance(statement, tuple) else (statement, ())
+            conn.execute(sql, params)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def refusal(path: Path) -> str:
+    """The error loading ``path`` raises (it must raise one)."""
+    with pytest.raises(StateFileError) as refused:
+        peek_state(str(path))
+    message = str(refused.value)
+    assert "\n" not in message
+    return message.removeprefix(f"cannot load state file {path}: ")
+
+
+def test_the_clean_database_loads(clean: Path) -> None:
+    """What the refusals below change is the only thing wrong with their file."""
+    assert EP1 in peek_state(str(clean)).endpoints
+
+
+# -- values read differently from how they were stored ----------------------------------------
+@pytest.mark.parametrize("value", [1.0, 0.0])
+def test_a_float_boolean_is_refused(db: Path, value: float) -> None:
+    execute(db, ("UPDATE endpoints SET mac_assigned = ? WHERE id = ?", (value, EP2)))
+    assert refusal(db) == f"endpoints row {EP2!r}: {value!r} is not 0 or 1"
+
+
+def test_a_float_boolean_of_a_node_is_refused(db: Path) -> None:
+    execute(db, "UPDATE nodes SET self = 1.0 WHERE address = '192.0.2.1'")
+    assert refusal(db) == "nodes row '192.0.2.1': 1.0 is not 0 or 1"
+
+
+def test_an_upper_case_mac_is_refused(db: Path) -> None:
+    """Loaded, it would escape the conflict check: a later endpoint with the same MAC in
+    lower case would not be found in the network's index."""
+    execute(db, ("UPDATE endpoints SET mac = '02:42:0A:5B:01:33' WHERE id = ?", (EP2,)))
+    assert refusal(db) == (
+        f"endpoints row {EP2!r}: '02:42:0A:5B:01:33' is not a MAC address in lower case"
+    )
+
+
+def test_an_upper_case_mac_of_a_lease_is_refused(db: Path) -> None:
+    execute(db, ("UPDATE leases SET mac = upper(mac) WHERE pool_id = ?", (V6,)))
+    assert (
+        refusal(db) == f"leases row {V6!r}: '02:42:0A:5B:01:33' is not a MAC address in lower case"
+    )
+
+
+def test_an_uncompressed_ipv6_address_is_refused(db: Path) -> None:
+    execute(
+        db, ("UPDATE endpoints SET address_v6 = 'fd00:92:0:0:0:0:0:50/64' WHERE id = ?", (EP1,))
+    )
+    assert refusal(db) == (
+        f"endpoints row {EP1!r}: 'fd00:92:0:0:0:0:0:50/64' is not an IPv6 address with its prefix"
+    )
+
+
+def test_an_uncompressed_ipv6_lease_is_refused(db: Path) -> None:
+    execute(db, ("UPDATE leases SET address = 'fd00:fa4e:0::1' WHERE pool_id = ?", (V6,)))
+    assert refusal(db) == f"leases row {V6!r}: 'fd00:fa4e:0::1' is not an IP address"
+
+
+def test_an_upper_case_ipv6_node_is_refused(db: Path) -> None:
+    execute(db, "UPDATE nodes SET address = '2001:DB8::7' WHERE address = '2001:db8::7'")
+    assert refusal(db) == "nodes row '2001:DB8::7': '2001:DB8::7' is not an IP address"
+
+
+def test_a_pool_id_that_is_not_its_pool_is_refused(db: Path) -> None:
+    wrong = "LocalDefault/10.201.0.0/24"
+    execute(
+        db,
+        ("UPDATE pools SET id = ? WHERE id = ?", (wrong, PLAIN)),
+        ("UPDATE leases SET pool_id = ? WHERE pool_id = ?", (wrong, PLAIN)),
+    )
+    assert refusal(db) == (
+        f"pools row {wrong!r}: the id of pool 10.200.0.0/24 in 'LocalDefault' is {PLAIN!r}"
+    )
