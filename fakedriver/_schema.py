@@ -48,6 +48,11 @@ TABLES: dict[str, tuple[str, ...]] = {
 }
 _PRIMARY = {"leases": "PRIMARY KEY (pool_id, address)", "violations": "PRIMARY KEY (seq)"}
 
+#: The largest whole number a state file holds (a call number, a run, an epoch): exact in
+#: every JSON reader (``GET /fakedriver/state``), and so far below SQLite's 2**63 - 1 that
+#: counting on from it cannot overflow.
+LARGEST = 2**53 - 1
+
 
 class Bad(Exception):
     """A row (or table) that does not hold what this module writes."""
@@ -251,6 +256,8 @@ def parse_pool(row: tuple[Any, ...], where: str, origin: Origin) -> Pool:
 def _int(value: object, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise Bad(f"{where}: {value!r} is not a whole number")
+    if value > LARGEST:
+        raise Bad(f"{where}: {value} is more than {LARGEST}, the largest it holds")
     return value
 
 

@@ -28,6 +28,7 @@ from . import _wire as w
 from ._errors import DriverError
 from ._pool import Lease, Pool
 from ._schema import (
+    LARGEST,
     SCHEMA,
     TABLES,
     Bad,
@@ -195,6 +196,10 @@ class Store:
     def load(self) -> State:
         """The state the database holds, validated, as its next run (which is saved)."""
         state = read(self.db, self.path)
+        if state.run >= LARGEST:
+            raise StateFileError(
+                f"cannot load state file {self.path}: meta row 'run': {state.run} leaves no next run"
+            )
         state.run += 1
         self._violations = len(state.violations)
         try:

@@ -494,6 +494,24 @@ def test_a_bad_file_at_start_is_exit_2_with_one_line(serve: Launcher, short_dir:
     assert "'1' is not an IP address" in served.text()
 
 
+def test_a_run_too_large_to_count_on_is_exit_2_with_one_line(
+    serve: Launcher, short_dir: Path
+) -> None:
+    """2**63 - 1 was an OverflowError traceback and exit 1 (the next run overflows)."""
+    path = short_dir / "state.db"
+    _rich_db(path)
+    db = sqlite3.connect(str(path))
+    db.execute("UPDATE meta SET value = ? WHERE key = 'run'", (2**63 - 1,))
+    db.commit()
+    db.close()
+    served = serve("--socket", str(short_dir / "x.sock"), "--state", str(path))
+    assert served.wait() == 2, served.text()
+    assert served.lines() == [
+        f"fakedriver: cannot load state file {path}: meta row 'run': {2**63 - 1} is more than "
+        f"{2**53 - 1}, the largest it holds"
+    ]
+
+
 def test_another_schema_version_is_refused(short_dir: Path) -> None:
     path = short_dir / "state.db"
     _rich_db(path)

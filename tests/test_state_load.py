@@ -127,3 +127,45 @@ def test_a_pool_id_that_is_not_its_pool_is_refused(db: Path) -> None:
     assert refusal(db) == (
         f"pools row {wrong!r}: the id of pool 10.200.0.0/24 in 'LocalDefault' is {PLAIN!r}"
     )
+
+
+# -- counters -----------------------------------------------------------------------------------
+LARGEST = 2**53 - 1  # the largest whole number a state file holds (exact in every JSON reader)
+
+
+@pytest.mark.parametrize("key", ["run", "epoch"])
+@pytest.mark.parametrize("value", [2**63 - 1, LARGEST + 1])
+def test_a_counter_past_the_largest_is_refused(db: Path, key: str, value: int) -> None:
+    """2**63 - 1 used to be an OverflowError traceback: the next run (or epoch) does not fit
+    in SQLite's INTEGER."""
+    execute(db, ("UPDATE meta SET value = ? WHERE key = ?", (value, key)))
+    assert refusal(db) == f"meta row {key!r}: {value} is more than {LARGEST}, the largest it holds"
+    store = Store.open(str(db))
+    try:
+        with pytest.raises(StateFileError, match=f"{value} is more than {LARGEST}"):
+            store.load()
+    finally:
+        store.close()
+
+
+def test_the_largest_run_is_refused_at_load_as_there_is_no_next(db: Path) -> None:
+    execute(db, ("UPDATE meta SET value = ? WHERE key = 'run'", (LARGEST,)))
+    assert peek_state(str(db)).run == LARGEST  # a file a server can no longer start on ...
+    store = Store.open(str(db))
+    try:
+        with pytest.raises(StateFileError) as refused:
+            store.load()
+    finally:
+        store.close()
+    assert str(refused.value) == (
+        f"cannot load state file {db}: meta row 'run': {LARGEST} leaves no next run"
+    )
+    assert peek_state(str(db)).run == LARGEST  # ... and that it leaves as it was
+
+
+def test_a_record_number_past_the_largest_is_refused(db: Path) -> None:
+    execute(db, ("UPDATE endpoints SET call = ? WHERE id = ?", (LARGEST + 1, EP2)))
+    assert (
+        refusal(db)
+        == f"endpoints row {EP2!r}: call: {LARGEST + 1} is more than {LARGEST}, the largest it holds"
+    )
