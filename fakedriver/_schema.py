@@ -9,6 +9,7 @@ keeps what it reads exactly: a value that would not be written back as it was st
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -69,6 +70,54 @@ def statements() -> Iterator[str]:
         yield f"CREATE TABLE {table} ({', '.join(spec)}) STRICT"
 
 
+def check_tables(db: sqlite3.Connection) -> None:
+    """Raise :class:`Bad` naming the first way the database's schema differs from the one
+    :func:`statements` makes: a table, view, trigger or index it does not make (other than
+    the index SQLite makes for each table's primary key), a table it lacks, or a table made
+    otherwise (its columns, STRICT, its declaration). A missing primary key index is damage,
+    which ``PRAGMA integrity_check`` finds first."""
+    found = db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY rowid")
+    entries = [tuple(entry) for entry in found]
+    tables = {name: sql for kind, name, _, sql in entries if kind == "table"}
+    if "meta" in tables:  # a later version's file says so, whatever its tables
+        with contextlib.suppress(sqlite3.Error):
+            version = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if version is not None and version[0] != SCHEMA:
+                raise _other_version(version[0])
+    made = dict(zip(TABLES, statements(), strict=True))
+    keys = {f"sqlite_autoindex_{table}_1": table for table in TABLES}  # primary keys' indexes
+    for kind, name, table, sql in entries:
+        ours = (kind == "table" and name in made) or (
+            kind == "index" and keys.get(name) == table and sql is None
+        )
+        if not ours:
+            raise Bad(f"the database holds {kind} {name!r}, which this fakedriver does not make")
+    for table, sql in made.items():
+        if table not in tables:
+            raise Bad(f"the database has no table {table}")
+        if tables[table] != sql:
+            raise Bad(_made_otherwise(db, table, tables[table], sql))
+
+
+def _made_otherwise(db: sqlite3.Connection, table: str, sql: str, ours: str) -> str:
+    """How table ``table``, made by ``sql``, differs from the one ``ours`` makes."""
+    columns = [row[1] for row in db.execute(f"PRAGMA table_xinfo({table})")]
+    want = [column.split()[0] for column in TABLES[table]]
+    if columns != want:
+        return (
+            f"table {table} has the columns {', '.join(columns)}; "
+            f"this fakedriver writes {', '.join(want)}"
+        )
+    strict = db.execute("SELECT strict FROM pragma_table_list WHERE name = ?", (table,))
+    if strict.fetchone() != (1,):
+        return f"table {table} is not STRICT"
+    return f"table {table} is made by {sql!r}, not {ours!r}"
+
+
+def _other_version(found: object) -> Bad:
+    return Bad(f"schema version {found}, this fakedriver reads version {SCHEMA}")
+
+
 # -- reading, validated -----------------------------------------------------------------------
 def _rows(db: sqlite3.Connection, table: str) -> Iterator[tuple[str, tuple[Any, ...]]]:
     columns = TABLES[table] if table != "meta" else ("key", "value")
@@ -84,6 +133,7 @@ def read_state(db: sqlite3.Connection) -> State:
     check = db.execute("PRAGMA integrity_check(1)").fetchone()  # tables and indexes agree
     if check is None or check[0] != "ok":
         raise Bad(f"the database is damaged: {check[0] if check else 'no answer'}")
+    check_tables(db)
     state = State()
     read_meta(db, state)
     origin = Origin(state)
@@ -120,8 +170,7 @@ def read_meta(db: sqlite3.Connection, state: State) -> None:
     for where, (key, value) in _rows(db, "meta"):
         meta[key] = _int(value, where)
     if meta.get("schema") != SCHEMA:
-        found = meta.get("schema", "none")
-        raise Bad(f"schema version {found}, this fakedriver reads version {SCHEMA}")
+        raise _other_version(meta.get("schema", "none"))
     if set(meta) != {"schema", "epoch", "run"}:
         raise Bad(f"meta holds {sorted(meta)}, not epoch, run and schema")
     state.epoch, state.run = meta["epoch"], meta["run"]

@@ -197,9 +197,8 @@ class Store:
         """The state the database holds, validated, as its next run (which is saved)."""
         state = read(self.db, self.path)
         if state.run >= LARGEST:
-            raise StateFileError(
-                f"cannot load state file {self.path}: meta row 'run': {state.run} leaves no next run"
-            )
+            problem = f"meta row 'run': {state.run} leaves no next run"
+            raise StateFileError(f"cannot load state file {self.path}: {problem}")
         state.run += 1
         self._violations = len(state.violations)
         try:

@@ -165,7 +165,100 @@ def test_the_largest_run_is_refused_at_load_as_there_is_no_next(db: Path) -> Non
 
 def test_a_record_number_past_the_largest_is_refused(db: Path) -> None:
     execute(db, ("UPDATE endpoints SET call = ? WHERE id = ?", (LARGEST + 1, EP2)))
-    assert (
-        refusal(db)
-        == f"endpoints row {EP2!r}: call: {LARGEST + 1} is more than {LARGEST}, the largest it holds"
+    problem = f"call: {LARGEST + 1} is more than {LARGEST}, the largest it holds"
+    assert refusal(db) == f"endpoints row {EP2!r}: {problem}"
+
+
+# -- the schema: this module's tables, and nothing else -------------------------------------------
+NETWORKS = "id, options, ipv4_data, ipv6_data, call, run"
+
+
+def _networks_made_by(columns: str, strict: str = " STRICT") -> tuple[str, ...]:
+    """Statements that put table networks back, made by ``columns``, with its rows."""
+    return (
+        "ALTER TABLE networks RENAME TO old",
+        f"CREATE TABLE networks ({columns}){strict}",
+        f"INSERT INTO networks SELECT {NETWORKS} FROM old",
+        "DROP TABLE old",
     )
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (
+            ("CREATE TRIGGER wipe AFTER INSERT ON networks BEGIN DELETE FROM leases; END",),
+            "the database holds trigger 'wipe', which this fakedriver does not make",
+        ),
+        (
+            (
+                "DROP TABLE networks",
+                "CREATE VIEW networks AS SELECT 'n' id, '{}' options, '[]' ipv4_data, "
+                "'[]' ipv6_data, 0 call, 0 run",
+            ),
+            "the database holds view 'networks', which this fakedriver does not make",
+        ),
+        (
+            ("CREATE VIEW extra AS SELECT 1",),
+            "the database holds view 'extra', which this fakedriver does not make",
+        ),
+        (
+            ("CREATE INDEX by_mac ON leases (mac)",),
+            "the database holds index 'by_mac', which this fakedriver does not make",
+        ),
+        (
+            ("CREATE TABLE extra (x ANY) STRICT",),
+            "the database holds table 'extra', which this fakedriver does not make",
+        ),
+        (("DROP TABLE links",), "the database has no table links"),
+        (
+            ("ALTER TABLE networks ADD COLUMN extra ANY",),
+            f"table networks has the columns {NETWORKS}, extra; this fakedriver writes {NETWORKS}",
+        ),
+        (
+            _networks_made_by(f"{NETWORKS.replace(',', ' ANY,')} ANY, PRIMARY KEY (id)", ""),
+            "table networks is not STRICT",
+        ),
+        (
+            _networks_made_by(
+                f"{NETWORKS.replace(',', ' ANY,')} ANY, PRIMARY KEY (id COLLATE NOCASE)"
+            ),
+            "table networks is made by 'CREATE TABLE networks (id ANY, options ANY, ipv4_data "
+            "ANY, ipv6_data ANY, call ANY, run ANY, PRIMARY KEY (id COLLATE NOCASE)) STRICT', "
+            "not 'CREATE TABLE networks (id ANY, options ANY, ipv4_data ANY, ipv6_data ANY, "
+            "call ANY, run ANY, PRIMARY KEY (id)) STRICT'",
+        ),
+    ],
+    ids=[
+        "trigger",
+        "view-networks",
+        "view",
+        "index",
+        "table",
+        "no-table",
+        "column",
+        "not-strict",
+        "collate",
+    ],
+)
+def test_a_schema_this_module_does_not_write_is_refused(
+    db: Path, change: tuple[str, ...], problem: str
+) -> None:
+    """Rows were checked, tables were not: a trigger deleting every lease at each insert was
+    accepted (and the leases vanished after a restart); a view named ``networks`` or an
+    extra column started, and then every write answered 500."""
+    execute(db, *change)
+    assert refusal(db) == problem
+    store = Store.open(str(db))  # a server refuses it at start, and changes nothing
+    try:
+        with pytest.raises(StateFileError) as refused:
+            store.load()
+    finally:
+        store.close()
+    assert str(refused.value) == f"cannot load state file {db}: {problem}"
+    assert refusal(db) == problem
+
+
+def test_a_later_schema_version_says_so_before_its_tables(db: Path) -> None:
+    execute(db, "UPDATE meta SET value = 2 WHERE key = 'schema'", "CREATE TABLE v2 (x ANY)")
+    assert refusal(db) == "schema version 2, this fakedriver reads version 1"
