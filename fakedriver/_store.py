@@ -3,9 +3,10 @@ committed in one transaction before its answer is sent.
 
 The models say which records a call touched (:meth:`Model.touch`, by table and key); the
 engine hands those keys to :meth:`Store.commit`, which writes or deletes exactly those rows,
-so a change costs the same in a state of 100 endpoints as of 50,000. When the commit fails
-(disk full, read-only file system), :meth:`Store.revert` reads those same records back
-from the database: memory is what the last commit left, and the call answers an error.
+so a change costs the same in a state of 100 endpoints as of 50,000. When the commit fails,
+whatever the failure (disk full, read-only file system, a value SQLite cannot store), it is
+rolled back and is a :class:`StoreError`, and :meth:`Store.revert` reads those same records
+back from the database: memory is what the last commit left, and the call answers an error.
 
 The database is the server's alone: it is opened in SQLite's exclusive locking mode and
 locked at once, so a second server on the same file is refused at start. A symlink at the
@@ -56,7 +57,7 @@ class StateFileError(Exception):
 
 
 class StoreError(Exception):
-    """A commit failed: nothing of it is in the database."""
+    """A commit failed (whatever failed in it): nothing of it is in the database."""
 
 
 def _dump(value: Any) -> str:
@@ -214,8 +215,8 @@ class Store:
         try:
             with _transaction(self.db):
                 self._write(state, touched)
-        except sqlite3.Error as exc:
-            raise StoreError(str(exc)) from None
+        except Exception as exc:
+            raise _failed(exc) from None
         self._violations = len(state.violations)
 
     def _write(self, state: State, touched: Iterable[Key]) -> None:
@@ -255,8 +256,8 @@ class Store:
                     if values:
                         marks = ", ".join("?" * len(values[0]))
                         self.db.executemany(f"INSERT INTO {table} VALUES ({marks})", values)
-        except sqlite3.Error as exc:
-            raise StoreError(str(exc)) from None
+        except Exception as exc:
+            raise _failed(exc) from None
         self._violations = len(state.violations)
 
     def revert(self, state: State, touched: Iterable[Key]) -> None:
@@ -265,13 +266,15 @@ class Store:
         When they cannot be read, the store is :attr:`broken`."""
         db, path = self.db, self.path
         try:
+            if db.in_transaction:  # its ROLLBACK failed: what it reads is not what is saved
+                raise StoreError("the failed transaction is still open")
             read_meta(db, state)
             del state.violations[self._violations :]
             origin = Origin(state)
             for table, key in sorted(touched, key=lambda k: REVERT_ORDER.index(k[0])):
                 if table != "meta":
                     _put_back(db, state, table, key, origin)
-        except (Bad, sqlite3.Error, DriverError, ValueError) as exc:
+        except Exception as exc:  # whatever it is, memory cannot be trusted
             self.broken = f"cannot read back state file {path} ({exc}): restart the server"
             raise StoreError(self.broken) from None
 
@@ -282,7 +285,10 @@ REVERT_ORDER = ("meta", "networks", "endpoints", "allocations", "nodes", "pools"
 
 def _fetch(db: sqlite3.Connection, table: str, where: str, key: tuple[Any, ...]) -> Any:
     columns = ", ".join(TABLES[table])
-    return db.execute(f"SELECT {columns} FROM {table} WHERE {where}", key).fetchone()
+    try:
+        return db.execute(f"SELECT {columns} FROM {table} WHERE {where}", key).fetchone()
+    except UnicodeEncodeError:  # a key SQLite cannot store (not UTF-8) is in no row
+        return None
 
 
 def _put_back(db: sqlite3.Connection, state: State, table: str, key: Any, origin: Origin) -> None:
@@ -349,14 +355,24 @@ def _starts_with_brace(path: str) -> bool:
 
 @contextlib.contextmanager
 def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One transaction: committed, or (whatever failed, COMMIT included) rolled back."""
     db.execute("BEGIN IMMEDIATE")
     try:
         yield
+        db.execute("COMMIT")
     except BaseException:
-        with contextlib.suppress(sqlite3.Error):
-            db.execute("ROLLBACK")
+        if db.in_transaction:  # a failed COMMIT may leave it open (SQLITE_FULL, SQLITE_IOERR)
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")
+
+
+def _failed(exc: Exception) -> StoreError:
+    """The :class:`StoreError` of a failed write: SQLite's own message, or what else failed
+    (a value SQLite cannot store, as text that is not UTF-8 or an integer past 2**63 - 1)."""
+    if isinstance(exc, sqlite3.Error):
+        return StoreError(str(exc))
+    return StoreError(f"{type(exc).__name__}: {exc}")
 
 
 # -- reading, validated -----------------------------------------------------------------------
