@@ -19,9 +19,11 @@ module writes it is a :class:`StateFileError` naming the file and the first prob
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sqlite3
+import stat
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -151,19 +153,25 @@ def _row_of(state: State, table: str, key: Any) -> tuple[Any, ...] | None:
 class Store:
     """A state database, held exclusively by this process until :meth:`close`."""
 
-    def __init__(self, path: str, db: sqlite3.Connection) -> None:
+    def __init__(self, path: str, db: sqlite3.Connection, notes: Iterable[str] = ()) -> None:
         self.path, self.db = path, db
         self._violations = 0  # how many violations the database holds
         #: Why memory can no longer be trusted (a failed commit it could not read back
         #: from): every call answers this until a restart; ``None`` when all is well.
         self.broken: str | None = None
+        #: What :meth:`open` did that the user should hear of (a file made private).
+        self.notes = list(notes)
 
     @classmethod
     def open(cls, path: str) -> Store:
-        """Open (or create) the database at ``path`` and lock it for this process."""
+        """Open (or create, mode 0600) the database at ``path`` and lock it for this
+        process. An existing database (or its ``-wal`` or ``-shm``) that other users may
+        open is made 0600 first, and :attr:`notes` says so."""
         real = os.path.realpath(path)
         if os.path.isdir(real):
             raise StateFileError(f"cannot use state file {path}: it is a directory")
+        created = _create(path, real)
+        notes = [] if created else _private(path, real)
         try:
             db = sqlite3.connect(real, isolation_level=None, timeout=0, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -181,15 +189,20 @@ class Store:
                     db.executemany("INSERT INTO meta VALUES (?, ?)", rows(State())["meta"])
         except sqlite3.Error as exc:
             db.close()
+            if created:
+                os.unlink(real)
             if "locked" in str(exc):
                 raise StateFileError(
                     f"cannot use state file {path}: another fakedriver serve holds it"
                 ) from None
+            unwritable = _unwritable(path, real)
+            if unwritable:
+                raise StateFileError(unwritable) from None
             hint = ""
             if "not a database" in str(exc) and _starts_with_brace(real):
                 hint = f" (a JSON state file? import it: fakedriver state import {path} NEW)"
             raise StateFileError(f"cannot load state file {path}: {exc}{hint}") from None
-        return cls(path, db)
+        return cls(path, db, notes)
 
     def close(self) -> None:
         self.db.close()
@@ -345,6 +358,62 @@ def _put_back(db: sqlite3.Connection, state: State, table: str, key: Any, origin
         leases = f"SELECT {', '.join(TABLES['leases'])} FROM leases WHERE pool_id = ?"
         for lease_row in db.execute(leases, (key,)):
             parse_lease(state, tuple(lease_row), where, origin)
+
+
+def _create(path: str, real: str) -> bool:
+    """Make the empty file of a new database, mode 0600 (SQLite would make it 0644, and
+    gives its ``-wal`` the database's mode); ``False`` when it exists."""
+    try:
+        os.close(os.open(real, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return False
+    except FileNotFoundError:
+        folder = os.path.dirname(real)
+        raise StateFileError(f"cannot create state file {path}: no folder {folder}") from None
+    except OSError as exc:
+        why = f"its folder is not writable ({exc.strerror})" if _denied(exc) else exc.strerror
+        raise StateFileError(f"cannot create state file {path}: {why}") from None
+    return True
+
+
+def _private(path: str, real: str) -> list[str]:
+    """Make the database's files that other users may open 0600; say what was done."""
+    notes = []
+    for name, suffix in ((path, ""), (f"{path}-wal", "-wal"), (f"{path}-shm", "-shm")):
+        try:
+            mode = stat.S_IMODE(os.stat(real + suffix).st_mode)
+        except OSError:
+            continue  # none (or none to see: opening it says why)
+        if not mode & 0o007:
+            continue
+        try:
+            os.chmod(real + suffix, 0o600)
+        except OSError as exc:
+            notes.append(f"warning: state file {name} is open to other users (mode "
+                         f"{mode:04o}) and cannot be made 0600: {exc.strerror}")  # fmt: skip
+            continue
+        notes.append(f"state file {name} was open to other users (mode {mode:04o}): made it 0600")
+    return notes
+
+
+def _denied(exc: OSError) -> bool:
+    return exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _unwritable(path: str, real: str) -> str | None:
+    """Why the database at ``path`` cannot be written, if that is why it cannot be used."""
+    folder = os.path.dirname(real)
+    try:
+        readonly = os.statvfs(folder).f_flag & os.ST_RDONLY
+    except OSError:
+        readonly = 0
+    why = os.strerror(errno.EROFS if readonly else errno.EACCES)
+    if not os.access(folder, os.W_OK):
+        return (f"cannot use state file {path}: its folder is not writable ({why}), and the "
+                "database keeps its -wal file there")  # fmt: skip
+    if not os.access(real, os.W_OK):
+        return f"cannot use state file {path}: it is not writable ({why})"
+    return None
 
 
 def _starts_with_brace(path: str) -> bool:
