@@ -20,7 +20,7 @@ from rawhttp import nobody_command
 from serve_env import Conn, Launcher, create_network
 
 from fakedriver import FakeNetDriver
-from fakedriver._store import Store, peek_state
+from fakedriver._store import StateFileError, Store, peek_state
 
 
 def mode(path: Path) -> int:
@@ -182,3 +182,11 @@ def test_a_state_file_the_server_cannot_write_is_refused_saying_so(short_dir: Pa
         f"fakedriver: cannot use state file {path}: it is not writable (Permission denied)\n",
     )
     assert mode(path) == 0o644  # nobody may not change it either
+
+
+def test_a_missing_folder_is_refused_saying_so(short_dir: Path) -> None:
+    path = short_dir / "no" / "state.db"
+    with pytest.raises(StateFileError) as refused:
+        Store.open(str(path))
+    assert str(refused.value) == f"cannot create state file {path}: no folder {path.parent}"
+    assert list(short_dir.iterdir()) == []
