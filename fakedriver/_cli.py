@@ -38,6 +38,8 @@ def build(args: argparse.Namespace) -> FakeNetDriver:
     persona = persona_from(args, join_gateway=veth)
     links: Links | None = VethLinks() if veth else None
     store = Store.open(args.state) if args.state else None
+    for note in store.notes if store is not None else ():  # not a call's: said even --quiet
+        _say(args, f"fakedriver: {note}")  # a file made private
     if store is not None and links is not None:  # the intent to make a pair is saved first
         links = Checkpointed(links, lambda eid: store.commit(app.state, [("links", eid)]))
     app = FakeNetDriver(persona, links=links, clock=RealClock())

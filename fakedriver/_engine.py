@@ -189,9 +189,11 @@ class Engine:
         if self.store is not None and model is not None and (model.touched or found):
             try:  # a refused call may have touched (and put back) a record: commit it too
                 self.store.commit(self.state, model.touched)
-            except StoreError as exc:
+            except BaseException as exc:  # whatever failed, nothing of the call stays in memory
                 with contextlib.suppress(StoreError):  # else the store is broken from now on
                     self.store.revert(self.state, model.touched)
+                if not isinstance(exc, StoreError):  # KeyboardInterrupt, SystemExit
+                    raise
                 status, error, found, notes = 500, f"state not saved: {exc}", (), ()
                 answer = {error_key(method): error}
         return self._entry(method, request, answer, status, error, found, fault, notes)

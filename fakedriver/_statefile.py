@@ -11,7 +11,7 @@ from typing import Any
 
 from ._persist import load
 from ._state import State
-from ._store import StateFileError, Store, peek_state
+from ._store import StateFileError, Store, StoreError, peek_state
 
 
 def state_parser(commands: Any) -> None:
@@ -63,8 +63,11 @@ def _import(source: str, path: str) -> int:
     store = Store.open(path)
     try:
         store.replace(state)
-    finally:
+    except StoreError as exc:  # a value SQLite cannot store (text that is not UTF-8, ...)
         store.close()
+        os.unlink(path)
+        raise StateFileError(f"cannot import {source} into {path}: {exc}") from None
+    store.close()
     try:
         peek_state(path)  # what the JSON loader let through, the database checks
     except StateFileError:

@@ -3,65 +3,55 @@ committed in one transaction before its answer is sent.
 
 The models say which records a call touched (:meth:`Model.touch`, by table and key); the
 engine hands those keys to :meth:`Store.commit`, which writes or deletes exactly those rows,
-so a change costs the same in a state of 100 endpoints as of 50,000. When the commit fails
-(disk full, read-only file system), :meth:`Store.revert` reads those same records back
-from the database: memory is what the last commit left, and the call answers an error.
+so a change costs the same in a state of 100 endpoints as of 50,000. When the commit fails,
+whatever the failure (disk full, read-only file system, a value SQLite cannot store), it is
+rolled back and is a :class:`StoreError`, and :meth:`Store.revert` reads those same records
+back from the database: memory is what the last commit left, and the call answers an error.
 
 The database is the server's alone: it is opened in SQLite's exclusive locking mode and
 locked at once, so a second server on the same file is refused at start. A symlink at the
 path is followed: the database (and its ``-wal`` file) is the file it points to.
 
-Loading checks every row (types, addresses and networks in canonical form, leases inside
-their pools, endpoints of known networks, epochs and runs no later than the state's) and
-keeps what it reads exactly: a value that would not be written back as it was stored is a
-:class:`StateFileError` naming the file and the first problem.
+Loading checks the file's tables and every row (see ``_schema``): what is not as this
+module writes it is a :class:`StateFileError` naming the file and the first problem.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+import stat
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from . import _wire as w
 from ._errors import DriverError
-from ._methods import METHODS
 from ._pool import Lease, Pool
-from ._state import Allocation, Endpoint, Join, Network, Node, State, Violation
-
-#: The schema this module writes and reads; kept in ``meta``.
-SCHEMA = 1
+from ._schema import (
+    LARGEST,
+    SCHEMA,
+    TABLES,
+    Bad,
+    Origin,
+    link_endpoint,
+    parse_allocation,
+    parse_endpoint,
+    parse_lease,
+    parse_network,
+    parse_node,
+    parse_pool,
+    read_meta,
+    read_state,
+    statements,
+    unlink_endpoint,
+)
+from ._state import Allocation, Endpoint, Network, Node, State
 
 #: A record a call touched: ``(table, key)`` (see :meth:`fakedriver._rules.Model.touch`).
 Key = tuple[str, Any]
-
-TABLES: dict[str, tuple[str, ...]] = {
-    "meta": ("key TEXT PRIMARY KEY", "value INTEGER NOT NULL"),
-    "networks": ("id", "options", "ipv4_data", "ipv6_data", "call", "run"),
-    "endpoints": (
-        "id",
-        "network_id",
-        "address",
-        "address_v6",
-        "mac",
-        "mac_assigned",
-        "options",
-        "call",
-        "run",
-        "joined",
-        "connectivity",
-    ),
-    "allocations": ("id", "options", "ipv4_data", "ipv6_data", "call", "run"),
-    "nodes": ("address", "bind_address", "self", "call", "run"),
-    "pools": ("id", "address_space", "pool", "sub_pool", "options", "call", "epoch", "run"),
-    "leases": ("pool_id", "address", "kind", "mac", "call", "epoch", "run"),
-    "links": ("endpoint_id",),
-    "violations": ("seq", "call", "method", "message"),
-}
-_PRIMARY = {"leases": "PRIMARY KEY (pool_id, address)", "violations": "PRIMARY KEY (seq)"}
 
 
 class StateFileError(Exception):
@@ -69,21 +59,7 @@ class StateFileError(Exception):
 
 
 class StoreError(Exception):
-    """A commit failed: nothing of it is in the database."""
-
-
-class _Bad(Exception):
-    """A row that does not hold what this module writes."""
-
-
-def _schema() -> Iterator[str]:
-    for table, columns in TABLES.items():
-        if table == "meta":
-            yield f"CREATE TABLE meta ({', '.join(columns)}) STRICT"
-            continue
-        spec = [f"{c} ANY" for c in columns]
-        spec.append(_PRIMARY.get(table, f"PRIMARY KEY ({columns[0]})"))
-        yield f"CREATE TABLE {table} ({', '.join(spec)}) STRICT"
+    """A commit failed (whatever failed in it): nothing of it is in the database."""
 
 
 def _dump(value: Any) -> str:
@@ -177,19 +153,25 @@ def _row_of(state: State, table: str, key: Any) -> tuple[Any, ...] | None:
 class Store:
     """A state database, held exclusively by this process until :meth:`close`."""
 
-    def __init__(self, path: str, db: sqlite3.Connection) -> None:
+    def __init__(self, path: str, db: sqlite3.Connection, notes: Iterable[str] = ()) -> None:
         self.path, self.db = path, db
         self._violations = 0  # how many violations the database holds
         #: Why memory can no longer be trusted (a failed commit it could not read back
         #: from): every call answers this until a restart; ``None`` when all is well.
         self.broken: str | None = None
+        #: What :meth:`open` did that the user should hear of (a file made private).
+        self.notes = list(notes)
 
     @classmethod
     def open(cls, path: str) -> Store:
-        """Open (or create) the database at ``path`` and lock it for this process."""
+        """Open (or create, mode 0600) the database at ``path`` and lock it for this
+        process. An existing database (or its ``-wal`` or ``-shm``) that other users may
+        open is made 0600 first, and :attr:`notes` says so."""
         real = os.path.realpath(path)
         if os.path.isdir(real):
             raise StateFileError(f"cannot use state file {path}: it is a directory")
+        created = _create(path, real)
+        notes = [] if created else _private(path, real)
         try:
             db = sqlite3.connect(real, isolation_level=None, timeout=0, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -202,20 +184,25 @@ class Store:
             db.execute("PRAGMA synchronous=FULL")
             if not db.execute("SELECT 1 FROM sqlite_master").fetchone():
                 with _transaction(db):
-                    for statement in _schema():
+                    for statement in statements():
                         db.execute(statement)
                     db.executemany("INSERT INTO meta VALUES (?, ?)", rows(State())["meta"])
         except sqlite3.Error as exc:
             db.close()
+            if created:
+                os.unlink(real)
             if "locked" in str(exc):
                 raise StateFileError(
                     f"cannot use state file {path}: another fakedriver serve holds it"
                 ) from None
+            unwritable = _unwritable(path, real)
+            if unwritable:
+                raise StateFileError(unwritable) from None
             hint = ""
             if "not a database" in str(exc) and _starts_with_brace(real):
                 hint = f" (a JSON state file? import it: fakedriver state import {path} NEW)"
             raise StateFileError(f"cannot load state file {path}: {exc}{hint}") from None
-        return cls(path, db)
+        return cls(path, db, notes)
 
     def close(self) -> None:
         self.db.close()
@@ -223,6 +210,9 @@ class Store:
     def load(self) -> State:
         """The state the database holds, validated, as its next run (which is saved)."""
         state = read(self.db, self.path)
+        if state.run >= LARGEST:
+            problem = f"meta row 'run': {state.run} leaves no next run"
+            raise StateFileError(f"cannot load state file {self.path}: {problem}")
         state.run += 1
         self._violations = len(state.violations)
         try:
@@ -238,8 +228,8 @@ class Store:
         try:
             with _transaction(self.db):
                 self._write(state, touched)
-        except sqlite3.Error as exc:
-            raise StoreError(str(exc)) from None
+        except Exception as exc:
+            raise _failed(exc) from None
         self._violations = len(state.violations)
 
     def _write(self, state: State, touched: Iterable[Key]) -> None:
@@ -279,8 +269,8 @@ class Store:
                     if values:
                         marks = ", ".join("?" * len(values[0]))
                         self.db.executemany(f"INSERT INTO {table} VALUES ({marks})", values)
-        except sqlite3.Error as exc:
-            raise StoreError(str(exc)) from None
+        except Exception as exc:
+            raise _failed(exc) from None
         self._violations = len(state.violations)
 
     def revert(self, state: State, touched: Iterable[Key]) -> None:
@@ -289,13 +279,15 @@ class Store:
         When they cannot be read, the store is :attr:`broken`."""
         db, path = self.db, self.path
         try:
-            _meta(db, state)
+            if db.in_transaction:  # its ROLLBACK failed: what it reads is not what is saved
+                raise StoreError("the failed transaction is still open")
+            read_meta(db, state)
             del state.violations[self._violations :]
-            origin = _Origin(state)
+            origin = Origin(state)
             for table, key in sorted(touched, key=lambda k: REVERT_ORDER.index(k[0])):
                 if table != "meta":
                     _put_back(db, state, table, key, origin)
-        except (_Bad, sqlite3.Error, DriverError, ValueError) as exc:
+        except Exception as exc:  # whatever it is, memory cannot be trusted
             self.broken = f"cannot read back state file {path} ({exc}): restart the server"
             raise StoreError(self.broken) from None
 
@@ -306,10 +298,13 @@ REVERT_ORDER = ("meta", "networks", "endpoints", "allocations", "nodes", "pools"
 
 def _fetch(db: sqlite3.Connection, table: str, where: str, key: tuple[Any, ...]) -> Any:
     columns = ", ".join(TABLES[table])
-    return db.execute(f"SELECT {columns} FROM {table} WHERE {where}", key).fetchone()
+    try:
+        return db.execute(f"SELECT {columns} FROM {table} WHERE {where}", key).fetchone()
+    except UnicodeEncodeError:  # a key SQLite cannot store (not UTF-8) is in no row
+        return None
 
 
-def _put_back(db: sqlite3.Connection, state: State, table: str, key: Any, origin: _Origin) -> None:
+def _put_back(db: sqlite3.Connection, state: State, table: str, key: Any, origin: Origin) -> None:
     """Make the record ``key`` of ``table`` in ``state`` what the database holds."""
     where = f"{table} row {key!r}"
     if table == "leases":
@@ -322,7 +317,7 @@ def _put_back(db: sqlite3.Connection, state: State, table: str, key: Any, origin
         if value in pool.leases:
             pool.release(value)
         if row is not None:
-            _lease(state, tuple(row), where, origin)
+            parse_lease(state, tuple(row), where, origin)
         return
     if table == "links":
         row = _fetch(db, "links", "endpoint_id = ?", (key,))
@@ -332,28 +327,28 @@ def _put_back(db: sqlite3.Connection, state: State, table: str, key: Any, origin
     if table == "networks":
         held = state.networks.pop(key, None)
         if row is not None:
-            network = state.networks[key] = _network(tuple(row), where, origin)
+            network = state.networks[key] = parse_network(tuple(row), where, origin)
             if held is not None:  # its endpoints stay (those the call touched follow)
                 network.endpoints, network.addresses, network.macs = (
                     held.endpoints, held.addresses, held.macs)  # fmt: skip
     elif table == "endpoints":
         if key in state.endpoints:
-            _unlink_endpoint(state, state.endpoints[key])
+            unlink_endpoint(state, state.endpoints[key])
         if row is not None:
-            _link_endpoint(state, _endpoint(state, tuple(row), where, origin))
+            link_endpoint(state, parse_endpoint(state, tuple(row), where, origin))
     elif table == "allocations":
         state.allocations.pop(key, None)
         if row is not None:
-            state.allocations[key] = _allocation(tuple(row), where, origin)
+            state.allocations[key] = parse_allocation(tuple(row), where, origin)
     elif table == "nodes":
         state.nodes.pop(key, None)
         if row is not None:
-            state.nodes[key] = _node(tuple(row), where, origin)
+            state.nodes[key] = parse_node(tuple(row), where, origin)
     elif table == "pools":
         held_pool = state.pools.pop(key, None)
         if row is None:
             return
-        pool = _pool(tuple(row), where, origin)
+        pool = parse_pool(tuple(row), where, origin)
         if held_pool is not None:  # same id, same network: what a call may change, and its leases
             held_pool.options, held_pool.call, held_pool.epoch, held_pool.run = (
                 pool.options, pool.call, pool.epoch, pool.run)  # fmt: skip
@@ -362,7 +357,63 @@ def _put_back(db: sqlite3.Connection, state: State, table: str, key: Any, origin
         state.pools[key] = pool  # released by the call: its leases come back with it
         leases = f"SELECT {', '.join(TABLES['leases'])} FROM leases WHERE pool_id = ?"
         for lease_row in db.execute(leases, (key,)):
-            _lease(state, tuple(lease_row), where, origin)
+            parse_lease(state, tuple(lease_row), where, origin)
+
+
+def _create(path: str, real: str) -> bool:
+    """Make the empty file of a new database, mode 0600 (SQLite would make it 0644, and
+    gives its ``-wal`` the database's mode); ``False`` when it exists."""
+    try:
+        os.close(os.open(real, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return False
+    except FileNotFoundError:
+        folder = os.path.dirname(real)
+        raise StateFileError(f"cannot create state file {path}: no folder {folder}") from None
+    except OSError as exc:
+        why = f"its folder is not writable ({exc.strerror})" if _denied(exc) else exc.strerror
+        raise StateFileError(f"cannot create state file {path}: {why}") from None
+    return True
+
+
+def _private(path: str, real: str) -> list[str]:
+    """Make the database's files that other users may open 0600; say what was done."""
+    notes = []
+    for name, suffix in ((path, ""), (f"{path}-wal", "-wal"), (f"{path}-shm", "-shm")):
+        try:
+            mode = stat.S_IMODE(os.stat(real + suffix).st_mode)
+        except OSError:
+            continue  # none (or none to see: opening it says why)
+        if not mode & 0o007:
+            continue
+        try:
+            os.chmod(real + suffix, 0o600)
+        except OSError as exc:
+            notes.append(f"warning: state file {name} is open to other users (mode "
+                         f"{mode:04o}) and cannot be made 0600: {exc.strerror}")  # fmt: skip
+            continue
+        notes.append(f"state file {name} was open to other users (mode {mode:04o}): made it 0600")
+    return notes
+
+
+def _denied(exc: OSError) -> bool:
+    return exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _unwritable(path: str, real: str) -> str | None:
+    """Why the database at ``path`` cannot be written, if that is why it cannot be used."""
+    folder = os.path.dirname(real)
+    try:
+        readonly = os.statvfs(folder).f_flag & os.ST_RDONLY
+    except OSError:
+        readonly = 0
+    why = os.strerror(errno.EROFS if readonly else errno.EACCES)
+    if not os.access(folder, os.W_OK):
+        return (f"cannot use state file {path}: its folder is not writable ({why}), and the "
+                "database keeps its -wal file there")  # fmt: skip
+    if not os.access(real, os.W_OK):
+        return f"cannot use state file {path}: it is not writable ({why})"
+    return None
 
 
 def _starts_with_brace(path: str) -> bool:
@@ -373,291 +424,34 @@ def _starts_with_brace(path: str) -> bool:
 
 @contextlib.contextmanager
 def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One transaction: committed, or (whatever failed, COMMIT included) rolled back."""
     db.execute("BEGIN IMMEDIATE")
     try:
         yield
+        db.execute("COMMIT")
     except BaseException:
-        with contextlib.suppress(sqlite3.Error):
-            db.execute("ROLLBACK")
+        if db.in_transaction:  # a failed COMMIT may leave it open (SQLITE_FULL, SQLITE_IOERR)
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")
+
+
+def _failed(exc: Exception) -> StoreError:
+    """The :class:`StoreError` of a failed write: SQLite's own message, or what else failed
+    (a value SQLite cannot store, as text that is not UTF-8 or an integer past 2**63 - 1)."""
+    if isinstance(exc, sqlite3.Error):
+        return StoreError(str(exc))
+    return StoreError(f"{type(exc).__name__}: {exc}")
 
 
 # -- reading, validated -----------------------------------------------------------------------
 def read(db: sqlite3.Connection, path: str) -> State:
     """The state in ``db``, every row checked; :class:`StateFileError` names the problem."""
     try:
-        return _read(db)
-    except (_Bad, sqlite3.Error, DriverError, ValueError, RecursionError) as exc:
+        return read_state(db)
+    except (Bad, sqlite3.Error, DriverError, ValueError, RecursionError) as exc:
         detail = " ".join(str(getattr(exc, "message", None) or exc).split())  # one line
         raise StateFileError(f"cannot load state file {path}: {detail}") from None
-
-
-def _rows(db: sqlite3.Connection, table: str) -> Iterator[tuple[str, tuple[Any, ...]]]:
-    columns = TABLES[table] if table != "meta" else ("key", "value")
-    order = ", ".join(columns[:2] if table == "leases" else columns[:1])
-    for row in db.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}"):
-        if len(row) != len(columns):
-            raise _Bad(f"{table}: a row of {len(row)} columns")
-        yield f"{table} row {row[0]!r}", tuple(row)
-
-
-def _read(db: sqlite3.Connection) -> State:
-    check = db.execute("PRAGMA integrity_check(1)").fetchone()  # tables and indexes agree
-    if check is None or check[0] != "ok":
-        raise _Bad(f"the database is damaged: {check[0] if check else 'no answer'}")
-    state = State()
-    _meta(db, state)
-    origin = _Origin(state)
-    for where, row in _rows(db, "networks"):
-        network = _network(row, where, origin)
-        state.networks[network.id] = network
-    for where, row in _rows(db, "endpoints"):
-        _link_endpoint(state, _endpoint(state, row, where, origin))
-    for where, row in _rows(db, "allocations"):
-        allocation = _allocation(row, where, origin)
-        state.allocations[allocation.network_id] = allocation
-    for where, row in _rows(db, "nodes"):
-        node = _node(row, where, origin)
-        state.nodes[node.address] = node
-    for where, row in _rows(db, "pools"):
-        pool = _pool(row, where, origin)
-        state.pools[pool.id] = pool
-    for where, row in _rows(db, "leases"):
-        _lease(state, row, where, origin)
-    for where, (eid,) in _rows(db, "links"):
-        state.links.add(_id(eid, where))
-    for i, (where, (seq, call, method, message)) in enumerate(_rows(db, "violations")):
-        if seq != i:
-            raise _Bad(f"{where}: violations are numbered 0, 1, ...; {i} is missing")
-        if method not in METHODS:
-            raise _Bad(f"{where}: {method!r} is not a method of either protocol")
-        state.violations.append(Violation(_int(call, where), method, _text(message, where)))
-    return state
-
-
-def _meta(db: sqlite3.Connection, state: State) -> None:
-    meta = {}
-    for where, (key, value) in _rows(db, "meta"):
-        meta[key] = _int(value, where)
-    if meta.get("schema") != SCHEMA:
-        found = meta.get("schema", "none")
-        raise _Bad(f"schema version {found}, this fakedriver reads version {SCHEMA}")
-    if set(meta) != {"schema", "epoch", "run"}:
-        raise _Bad(f"meta holds {sorted(meta)}, not epoch, run and schema")
-    state.epoch, state.run = meta["epoch"], meta["run"]
-
-
-def _link_endpoint(state: State, endpoint: Endpoint) -> None:
-    """Put ``endpoint`` in the state, its network and the network's indexes."""
-    network = state.networks[endpoint.network_id]
-    state.endpoints[endpoint.id] = network.endpoints[endpoint.id] = endpoint
-    for address in (endpoint.address, endpoint.address_v6):
-        if address is not None:
-            network.addresses.setdefault(address.ip, endpoint.id)
-    if endpoint.mac:
-        network.macs.setdefault(endpoint.mac, endpoint.id)
-
-
-def _unlink_endpoint(state: State, endpoint: Endpoint) -> None:
-    """The inverse of :func:`_link_endpoint`."""
-    del state.endpoints[endpoint.id]
-    network = state.networks.get(endpoint.network_id)
-    if network is None:
-        return
-    network.endpoints.pop(endpoint.id, None)
-    for address in (endpoint.address, endpoint.address_v6):
-        if address is not None and network.addresses.get(address.ip) == endpoint.id:
-            del network.addresses[address.ip]
-    if network.macs.get(endpoint.mac) == endpoint.id:
-        del network.macs[endpoint.mac]
-
-
-def _network(row: tuple[Any, ...], where: str, origin: _Origin) -> Network:
-    nid, options, v4, v6, call, run = row
-    data = _ipam_of(v4, v6, where)
-    return Network(_id(nid, where), _object(options, where), *data, *origin(call, run, where))
-
-
-def _allocation(row: tuple[Any, ...], where: str, origin: _Origin) -> Allocation:
-    nid, options, v4, v6, call, run = row
-    opts = _object(options, where)
-    if not all(isinstance(v, str) for v in opts.values()):
-        raise _Bad(f"{where}: options must map names to strings")
-    data = _ipam_of(v4, v6, where)
-    return Allocation(_id(nid, where), opts, *data, *origin(call, run, where))
-
-
-def _node(row: tuple[Any, ...], where: str, origin: _Origin) -> Node:
-    address, bind, self_, call, run = row
-    _ip(address, where, empty=False)
-    _ip(bind, where, empty=True)
-    return Node(address, bind, _bool(self_, where), *origin(call, run, where))
-
-
-def _lease(state: State, row: tuple[Any, ...], where: str, origin: _Origin) -> None:
-    """Put the lease of ``row`` in its pool (replacing the one it holds there, if any)."""
-    pid, address, kind, mac, call, epoch, run = row
-    pool = state.pools.get(pid) if isinstance(pid, str) else None
-    if pool is None:
-        raise _Bad(f"{where}: a lease of pool {pid!r}, which the state does not hold")
-    ip = _ip(address, where, empty=False, version=pool.network.version)
-    value = pool.check_specific(ip)  # type: ignore[arg-type]
-    if kind not in ("gateway", "address"):
-        raise _Bad(f"{where}: kind {kind!r} is neither 'gateway' nor 'address'")
-    lease_call, lease_run = origin(call, run, where)
-    lease = Lease(kind, _mac(mac, where), lease_call, origin.epoch(epoch, where), lease_run)
-    if value in pool.leases:
-        raise _Bad(f"{where}: address {address} is leased twice")
-    pool.lease(value, lease)
-
-
-class _Origin:
-    """Checks a record's ``call`` and ``run`` (and ``epoch``) against the state's."""
-
-    def __init__(self, state: State) -> None:
-        self.state = state
-
-    def __call__(self, call: object, run: object, where: str) -> tuple[int, int]:
-        call, run = _int(call, f"{where}: call"), _int(run, f"{where}: run")
-        if run > self.state.run:
-            raise _Bad(f"{where}: run {run} is later than the state's run {self.state.run}")
-        return call, run
-
-    def epoch(self, epoch: object, where: str) -> int:
-        epoch = _int(epoch, f"{where}: epoch")
-        if epoch > self.state.epoch:
-            raise _Bad(f"{where}: epoch {epoch} is later than the state's {self.state.epoch}")
-        return epoch
-
-
-def _endpoint(state: State, row: tuple[Any, ...], where: str, origin: _Origin) -> Endpoint:
-    eid, nid, address, address_v6, mac, assigned, options, call, run, joined, conn = row
-    if nid not in state.networks:
-        raise _Bad(f"{where}: network {nid!r}, which the state does not hold")
-    v4 = _cidr(address, where, 4)
-    v6 = _cidr(address_v6, where, 6)
-    join = None
-    if joined is not None:
-        j = _object(joined, where)
-        if set(j) != {"sandbox_key", "options", "answer", "call", "run"}:
-            raise _Bad(f"{where}: a join must have sandbox_key, options, answer, call and run")
-        if not isinstance(j["options"], dict) or not isinstance(j["answer"], dict):
-            raise _Bad(f"{where}: a join's options and answer must be objects")
-        if not isinstance(j["answer"].get("InterfaceName", {}), dict):
-            raise _Bad(f"{where}: a join's InterfaceName must be an object")
-        key = _text(j["sandbox_key"], f"{where}: sandbox_key")
-        join = Join(key, j["options"], j["answer"], *origin(j["call"], j["run"], where))
-    connectivity = None if conn is None else _object(conn, where)
-    call, run = origin(call, run, where)
-    mac, opts, assigned = _mac(mac, where), _object(options, where), _bool(assigned, where)
-    return Endpoint(_id(eid, where), nid, v4, v6, mac, opts, call, assigned, join, connectivity,
-                    run)  # fmt: skip
-
-
-def _pool(row: tuple[Any, ...], where: str, origin: _Origin) -> Pool:
-    pid, space, network, sub, options, call, epoch, run = row
-    net = _subnet(network, where)
-    sub_pool = _subnet(sub, where) if sub != "" else None
-    if sub_pool is not None and (
-        sub_pool.version != net.version or not sub_pool.subnet_of(net)  # type: ignore[arg-type]
-    ):
-        raise _Bad(f"{where}: sub-pool {sub} is not inside pool {network}")
-    opts = _object(options, where)
-    if not all(isinstance(v, str) for v in opts.values()):
-        raise _Bad(f"{where}: options must map names to strings")
-    expected = f"{space}/{network}" + (f"/{sub}" if sub else "")
-    if pid != expected:
-        raise _Bad(f"{where}: the id of pool {network} in {space!r} is {expected!r}")
-    call, run = origin(call, run, where)
-    return Pool(_id(pid, where), _text(space, where), net, sub_pool, opts, call,
-                origin.epoch(epoch, where), run)  # fmt: skip
-
-
-def _int(value: object, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _Bad(f"{where}: {value!r} is not a whole number")
-    return value
-
-
-def _bool(value: object, where: str) -> bool:
-    if value not in (0, 1) or isinstance(value, float):
-        raise _Bad(f"{where}: {value!r} is not 0 or 1")
-    return bool(value)
-
-
-def _text(value: object, where: str) -> str:
-    if not isinstance(value, str):
-        raise _Bad(f"{where}: {value!r} is not text")
-    return value
-
-
-def _id(value: object, where: str) -> str:
-    if not _text(value, where):
-        raise _Bad(f"{where}: an empty id")
-    return str(value)
-
-
-def _json(value: object, where: str) -> Any:
-    try:
-        return w.strict_json(_text(value, where))  # as the server decodes it: no NaN
-    except ValueError:
-        raise _Bad(f"{where}: {value!r} is not JSON") from None
-
-
-def _object(value: object, where: str) -> dict[str, Any]:
-    parsed = _json(value, where)
-    if not isinstance(parsed, dict):
-        raise _Bad(f"{where}: {value!r} is not a JSON object")
-    return parsed
-
-
-def _canonical(parse: Callable[[], Any], value: object, where: str, what: str) -> Any:
-    try:
-        parsed = parse()
-    except DriverError:
-        parsed = None
-    if parsed is None or str(parsed) != value:
-        raise _Bad(f"{where}: {value!r} is not {what}")
-    return parsed
-
-
-def _cidr(value: object, where: str, version: int) -> w.IPInterface | None:
-    if value == "":
-        return None
-    parse = lambda: w.cidr(value, where, version)  # noqa: E731
-    return _canonical(parse, value, where, f"an IPv{version} address with its prefix")  # type: ignore[no-any-return]
-
-
-def _subnet(value: object, where: str) -> w.IPNetwork:
-    return _canonical(lambda: w.subnet(value, where), value, where, "a network in CIDR form")  # type: ignore[no-any-return]
-
-
-def _ip(value: object, where: str, *, empty: bool, version: int | None = None) -> object:
-    if empty and value == "":
-        return None
-    return _canonical(lambda: w.address(value, where, version), value, where, "an IP address")
-
-
-def _mac(value: object, where: str) -> str:
-    if value == "":
-        return ""
-    _canonical(lambda: w.mac(value, where), value, where, "a MAC address in lower case")
-    return str(value)
-
-
-def _ipam_of(v4: object, v6: object, where: str) -> tuple[list[w.IPAMData], list[w.IPAMData]]:
-    out = []
-    for raw, version, key in ((v4, 4, "ipv4_data"), (v6, 6, "ipv6_data")):
-        parsed = _json(raw, f"{where}: {key}")
-        try:
-            data = w.ipam_data({key: parsed}, key, version)
-        except DriverError as exc:
-            raise _Bad(f"{where}: {exc.message}") from None
-        if parsed is None or [d.to_wire() for d in data] != parsed:
-            raise _Bad(f"{where}: {key} {raw!r} is not a list of IPAM data as written")
-        out.append(data)
-    return out[0], out[1]
 
 
 # -- reading without serving ------------------------------------------------------------------

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NET, Wire, ids
+from conftest import EP, NET, Wire, ids
 from hypothesis import given
 from hypothesis import strategies as st
 from serve_env import Conn, Launcher, create_network, temporary_short_dir
@@ -44,7 +44,8 @@ from test_persist import build_rich_state
 
 from fakedriver import FakeNetDriver, State
 from fakedriver._links import Checkpointed, VethLinks
-from fakedriver._store import SCHEMA, TABLES, StateFileError, Store, peek_state, read, rows
+from fakedriver._schema import SCHEMA, TABLES
+from fakedriver._store import StateFileError, Store, peek_state, read, rows
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -221,6 +222,191 @@ def test_a_failed_commit_that_cannot_be_read_back_refuses_every_later_call(
     assert list(peek_state(str(short_dir / "state.db")).networks) == ["n1"]
 
 
+class FailingStore(Store):
+    """A store whose commits raise :attr:`error` (any exception) after writing their rows."""
+
+    error: BaseException | None = None
+
+    def _write(self, state: State, touched: Any) -> None:
+        super()._write(state, touched)
+        if self.error is not None:
+            raise self.error
+
+
+FAILURES = [
+    RuntimeError("injected"),
+    KeyError("injected"),
+    OverflowError("Python int too large to convert to SQLite INTEGER"),
+    RecursionError("maximum recursion depth exceeded"),
+    UnicodeEncodeError("utf-8", "sur\ud800", 3, 4, "surrogates not allowed"),
+]
+
+
+@pytest.mark.parametrize("error", FAILURES, ids=lambda error: type(error).__name__)
+def test_a_commit_failing_with_any_exception_is_an_error_answer_that_changes_nothing(
+    short_dir: Path, error: Exception
+) -> None:
+    """Only sqlite3.Error used to be caught: anything else left the call's changes in memory
+    and not on disk (a lone surrogate in a NetworkID: 500, and the network gone after a
+    restart)."""
+    path = short_dir / "state.db"
+    store = FailingStore.open(str(path))
+    fake = FakeNetDriver()
+    store.replace(fake.state)
+    fake.engine.attach(store)
+    wire = Wire(fake)
+    wire.network("n1")
+    pool = {"AddressSpace": "LocalDefault", "Pool": "", "SubPool": "", "Options": {}, "V6": False}
+    calls = [("NetworkDriver.CreateNetwork", create_network("n2"), "Err"),
+             ("IpamDriver.RequestPool", pool, "Error")]  # fmt: skip
+    for method, body, key in calls:
+        before = fake.state.snapshot()
+        store.error = error
+        status, answer = wire(method, body)
+        assert (status, answer) == (500, {key: f"state not saved: {type(error).__name__}: {error}"})
+        assert fake.calls[-1].error == answer[key]
+        assert fake.state.snapshot() == before  # nothing of it in memory ...
+        assert read(store.db, str(path)).snapshot() == before  # ... nor on disk
+        check_indexes(fake)
+        store.error = None
+        wire.ok(method, body)  # the same call succeeds now: not "already exists"
+    store.close()
+    assert sorted(peek_state(str(path)).networks) == ["n1", "n2"]
+    assert len(peek_state(str(path)).pools) == 1
+
+
+def test_a_commit_interrupted_puts_memory_back_and_raises(short_dir: Path) -> None:
+    """Not even KeyboardInterrupt (in-process, Ctrl-C) leaves a call's changes in memory."""
+    path = short_dir / "state.db"
+    store = FailingStore.open(str(path))
+    fake = FakeNetDriver()
+    store.replace(fake.state)
+    fake.engine.attach(store)
+    before = fake.state.snapshot()
+    store.error = KeyboardInterrupt()
+    with pytest.raises(KeyboardInterrupt):
+        fake.engine.serve("NetworkDriver.CreateNetwork", json.dumps(create_network("n1")).encode())
+    assert fake.state.snapshot() == before == read(store.db, str(path)).snapshot()
+    store.close()
+
+
+def test_a_record_that_cannot_be_encoded_is_not_kept(short_dir: Path) -> None:
+    """A value the database cannot store (text that is not UTF-8, as a lone surrogate is)
+    fails the commit in SQLite's binding, not as an sqlite3.Error: the call answers 500 and
+    its record is read back as saved. The value is put in memory directly: the decoder
+    refuses such input before it can get there."""
+    path = short_dir / "state.db"
+    fake = FakeNetDriver()
+    store = attached(fake, path)
+    wire = Wire(fake)
+    wire.network()
+    wire.endpoint(mac="02:42:0a:00:00:02")
+    saved = fake.state.snapshot()
+    fake.state.endpoints[EP].mac = "02:42:0a:00:00:0\ud800"
+    status, answer = wire("NetworkDriver.Join", {**ids(), "SandboxKey": "/k", "Options": {}})
+    assert status == 500 and answer["Err"].startswith("state not saved: UnicodeEncodeError: ")
+    assert fake.state.snapshot() == saved == read(store.db, str(path)).snapshot()
+    check_indexes(fake)
+    wire.join()  # and the server carries on
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [
+        ("NetworkDriver.CreateNetwork", b'{"NetworkID": "sur\\ud800", "Options": {}, '
+         b'"IPv4Data": [], "IPv6Data": []}'),
+        ("NetworkDriver.CreateEndpoint", b'{"NetworkID": "n1", "EndpointID": "sur\\ud800", '
+         b'"Options": {}, "Interface": {"Address": "", "AddressIPv6": "", "MacAddress": ""}}'),
+    ],
+    ids=["NetworkID", "EndpointID"],
+)  # fmt: skip
+def test_a_lone_surrogate_in_an_id_leaves_memory_and_disk_agreeing(
+    short_dir: Path, method: str, body: bytes
+) -> None:
+    """The adversary's input: refused at decode (400) or not saved (500), never kept in
+    memory alone."""
+    path = short_dir / "state.db"
+    fake = FakeNetDriver()
+    store = attached(fake, path)
+    wire = Wire(fake)
+    wire.ok("NetworkDriver.CreateNetwork", create_network("n1"))
+    before = fake.state.snapshot()
+    status, answer = wire.raw(method, body)
+    assert status in (400, 500) and answer["Err"], answer
+    assert fake.state.snapshot() == before == read(store.db, str(path)).snapshot()
+    wire.ok("NetworkDriver.CreateNetwork", create_network("n2"))  # and the server carries on
+    store.close()
+
+
+def test_a_link_intent_failing_with_any_exception_makes_no_pair(short_dir: Path) -> None:
+    """The checkpoint before ``ip link add`` is a commit like any other."""
+    ip = FakeIp()
+    store = FailingStore.open(str(short_dir / "state.db"))
+    checkpoint = lambda eid: store.commit(fake.state, [("links", eid)])  # noqa: E731
+    fake = FakeNetDriver(links=Checkpointed(VethLinks(run=ip), checkpoint))
+    wire = Wire(fake)
+    store.replace(fake.state)
+    fake.engine.attach(store)
+    wire.network()
+    wire.endpoint()
+    before = fake.state.snapshot()
+    store.error = RuntimeError("injected")
+    status, answer = wire("NetworkDriver.Join", {**ids(), "SandboxKey": "/k", "Options": {}})
+    assert (status, answer) == (500, {"Err": "state not saved: RuntimeError: injected"})
+    assert ip.argv == [] and fake.state.snapshot() == before
+    assert read(store.db, str(short_dir / "state.db")).snapshot() == before
+    store.close()
+
+
+class CommitFails:
+    """A connection whose COMMIT (and, with ``rollback_fails``, ROLLBACK) fails without
+    running, as SQLite may leave a transaction open after a failed COMMIT (SQLITE_FULL,
+    SQLITE_IOERR): its rows are then readable on this connection, and saved nowhere."""
+
+    def __init__(self, db: sqlite3.Connection, rollback_fails: bool) -> None:
+        self.db, self.failing = db, False
+        self.refuse = ("COMMIT", "ROLLBACK") if rollback_fails else ("COMMIT",)
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if self.failing and sql in self.refuse:
+            raise sqlite3.OperationalError(f"disk I/O error (injected at {sql})")
+        return self.db.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+
+@pytest.mark.parametrize("rollback_fails", [False, True], ids=["rolled-back", "left-open"])
+def test_a_failed_commit_is_not_read_back_from_its_own_open_transaction(
+    short_dir: Path, rollback_fails: bool
+) -> None:
+    path = short_dir / "state.db"
+    opened = Store.open(str(path))
+    db = CommitFails(opened.db, rollback_fails)
+    store = Store(str(path), db)  # type: ignore[arg-type]
+    fake = FakeNetDriver()
+    store.replace(fake.state)
+    fake.engine.attach(store)
+    wire = Wire(fake)
+    wire.network("n1")
+    before = fake.state.snapshot()
+    db.failing = True
+    status, answer = wire("NetworkDriver.CreateNetwork", create_network("n2"))
+    assert status == 500 and answer["Err"].startswith("state not saved: disk I/O error"), answer
+    db.failing = False
+    if rollback_fails:  # memory cannot be put back from what is saved: nothing is answered
+        status, answer = wire("NetworkDriver.CreateNetwork", create_network("n2"))
+        assert status == 500 and "restart the server" in answer["Err"], answer
+        store.close()
+        assert list(peek_state(str(path)).networks) == ["n1"]
+        return
+    assert fake.state.snapshot() == before == read(store.db, str(path)).snapshot()
+    wire.ok("NetworkDriver.CreateNetwork", create_network("n2"))
+    store.close()
+    assert sorted(peek_state(str(path)).networks) == ["n1", "n2"]
+
+
 def test_a_link_intent_that_cannot_be_saved_makes_no_pair(short_dir: Path) -> None:
     """``serve --links veth --state`` commits the intent before ``ip link add``; when that
     commit fails, Join answers "state not saved", no pair is made, nothing changes."""
@@ -360,11 +546,18 @@ def test_a_read_only_folder_is_refused_at_start(serve: Launcher) -> None:
         attached(fake, existing).close()
         remount = ["mount", "-o", "remount,ro", str(short_dir)]
         subprocess.run(remount, check=True, timeout=30)
-        for path in (existing, short_dir / "new.db"):
+        new = short_dir / "new.db"
+        said = {  # not "disk I/O error" or "unable to open database file"
+            existing: f"cannot use state file {existing}: its folder is not writable "
+            "(Read-only file system), and the database keeps its -wal file there",
+            new: f"cannot create state file {new}: its folder is not writable "
+            "(Read-only file system)",
+        }
+        for path in (existing, new):
             sock = str(serve.folder / "x.sock")
             served = serve("--socket", sock, "--state", str(path))
             assert served.wait() == 2, served.text()
-            assert len(served.lines()) == 1 and str(path) in served.text(), served.text()
+            assert served.lines() == [f"fakedriver: {said[path]}"]
             assert not os.path.exists(sock)
 
 
@@ -493,6 +686,24 @@ def test_a_bad_file_at_start_is_exit_2_with_one_line(serve: Launcher, short_dir:
     assert "'1' is not an IP address" in served.text()
 
 
+def test_a_run_too_large_to_count_on_is_exit_2_with_one_line(
+    serve: Launcher, short_dir: Path
+) -> None:
+    """2**63 - 1 was an OverflowError traceback and exit 1 (the next run overflows)."""
+    path = short_dir / "state.db"
+    _rich_db(path)
+    db = sqlite3.connect(str(path))
+    db.execute("UPDATE meta SET value = ? WHERE key = 'run'", (2**63 - 1,))
+    db.commit()
+    db.close()
+    served = serve("--socket", str(short_dir / "x.sock"), "--state", str(path))
+    assert served.wait() == 2, served.text()
+    assert served.lines() == [
+        f"fakedriver: cannot load state file {path}: meta row 'run': {2**63 - 1} is more than "
+        f"{2**53 - 1}, the largest it holds"
+    ]
+
+
 def test_another_schema_version_is_refused(short_dir: Path) -> None:
     path = short_dir / "state.db"
     _rich_db(path)
@@ -517,6 +728,30 @@ def test_a_json_state_file_is_refused_and_can_be_imported(short_dir: Path) -> No
     done = _cli("state", "import", str(old), str(new))
     assert done.returncode == 0, done.stderr
     assert peek_state(str(new)).snapshot() == fake.state.snapshot()
+
+
+@pytest.mark.parametrize(
+    ("state", "problem"),
+    [
+        ({"networks": {"sur\ud800": {"options": {}, "ipv4_data": [], "ipv6_data": [], "call": 0}}},
+         "UnicodeEncodeError: 'utf-8' codec can't encode character '\\ud800' in position 3: "
+         "surrogates not allowed"),
+        ({"epoch": 2**64}, "OverflowError: Python int too large to convert to SQLite INTEGER"),
+    ],
+    ids=["surrogate", "overflow"],
+)  # fmt: skip
+def test_a_json_state_file_the_database_cannot_hold_is_refused_in_one_line(
+    short_dir: Path, state: dict[str, Any], problem: str
+) -> None:
+    """It was a traceback (exit 1), and left the new database behind."""
+    empty = {"epoch": 0, "run": 0, "networks": {}, "endpoints": {}, "allocations": {},
+             "nodes": {}, "pools": {}, "violations": []}  # fmt: skip
+    old, new = short_dir / "state.json", short_dir / "state.db"
+    old.write_text(json.dumps({**empty, **state}))
+    done = _cli("state", "import", str(old), str(new))
+    assert done.returncode == 2
+    assert done.stderr == f"fakedriver: cannot import {old} into {new}: {problem}\n"
+    assert sorted(p.name for p in short_dir.iterdir()) == ["state.json"]
 
 
 # -- fakedriver state show ----------------------------------------------------------------------
