@@ -51,7 +51,8 @@ def load(path: str) -> State:
         with open(path, "rb") as source:  # JSON as the server decodes it: no NaN, no 1e400
             state = restore(w.strict_json(source.read()))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise StateFileError(f"cannot load state file {path}: {exc!r}") from exc
+        detail = str(exc) if isinstance(exc, w.Unusable) else repr(exc)  # Unusable says why
+        raise StateFileError(f"cannot load state file {path}: {detail}") from exc
     state.run += 1
     return state
 
