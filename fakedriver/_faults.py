@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -193,11 +194,15 @@ class Rule:
         """Wait (in real time) until ``count`` calls are held by this rule."""
         return all(self._waiting.acquire(timeout=timeout) for _ in range(count))
 
-    def hold(self, gone: Callable[[], bool] | None = None) -> bool:
-        """Block the calling request; True once released, False if the client went away."""
+    def hold(self, gone: Callable[[], bool] | None = None, timeout: float | None = None) -> bool:
+        """Block the calling request; True once released, False if the client went away
+        or ``timeout`` seconds (real time; ``None``: no limit) passed first."""
         self._waiting.release()
+        if gone is None:
+            return self._release.wait(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
         while not self._release.wait(0.02):
-            if gone is not None and gone():
+            if gone() or (deadline is not None and time.monotonic() >= deadline):
                 return False
         return True
 
