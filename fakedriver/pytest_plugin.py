@@ -7,7 +7,9 @@ Fixtures:
   calls to ``fake_netdriver.url`` routed to it in-process (see :class:`fakedriver.Route`).
   Every installed client is routed: ``requests`` (through ``responses``), ``httpx`` sync
   and async (through respx, with ``fakedriver[httpx]``) and ``aiohttp`` (through
-  aioresponses, with ``fakedriver[aiohttp]``).
+  aioresponses, with ``fakedriver[aiohttp]``); a client installed without its routing
+  library fails the fixture with :class:`fakedriver.MissingExtra` (unless ``clients``
+  leaves it out), as its calls would reach the network.
 * ``fake_netdriver_server``: a fresh fake served on a real unix socket (and loopback TCP
   with the marker's ``tcp=True``) in a background thread, through the same server code
   as ``fakedriver serve``: for a client in another process (curl, a Go binary, dockerd).

@@ -516,3 +516,43 @@ def test_the_plugin_loads_without_responses_or_requests(pytester: pytest.Pyteste
     result = pytester.run(sys.executable, "-c", hide)
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     result.stdout.fnmatch_lines(["*1 passed*"])
+
+
+def test_requests_without_responses_fails_the_fixture_instead_of_leaking(
+    pytester: pytest.Pytester,
+) -> None:
+    """``pip install fakedriver pytest requests``: the fixture must not route "every
+    installed client" but requests, whose calls would then reach the network; naming the
+    clients (marker or ini option) is the way out."""
+    pytester.makepyfile(
+        """
+        import pytest
+        from werkzeug.test import Client
+
+        def test_default(fake_netdriver):
+            pass
+
+        @pytest.mark.fake_netdriver(clients=["httpx"])
+        def test_named(fake_netdriver):
+            assert Client(fake_netdriver).post("/Plugin.Activate").status_code == 200
+        """
+    )
+    hide = (
+        "import sys\n"
+        "sys.modules['responses'] = None  # as if not installed\n"
+        "import pytest\n"
+        "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', *sys.argv[1:]]))\n"
+    )
+    import sys
+
+    result = pytester.run(sys.executable, "-c", hide, timeout=120)
+    result.assert_outcomes(passed=1, errors=1)
+    assert (
+        "MissingExtra: requests is installed but responses is not, so fakedriver cannot "
+        "route its calls and they would reach the network: pip install 'fakedriver[requests]'"
+        "; or name the clients to route: clients=['httpx', 'aiohttp'] (of routed() or the "
+        "fake_netdriver marker) or the fake_netdriver_clients ini option"
+    ) in result.stdout.str()
+    pytester.makeini("[pytest]\nfake_netdriver_clients = httpx aiohttp\n")
+    result = pytester.run(sys.executable, "-c", hide, timeout=120)
+    result.assert_outcomes(passed=2)
