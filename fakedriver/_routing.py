@@ -16,11 +16,10 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from ._app import FakeNetDriver
+from ._app import DEFAULT_URL, FakeNetDriver
 from ._engine import Engine
 from ._inprocess import default_clients, registry
 
-DEFAULT_URL = "http://fake-netdriver"
 #: The parameter through which a decorated function gets the fake (as the fixture's name).
 INJECTED = "fake_netdriver"
 

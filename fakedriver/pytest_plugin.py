@@ -191,8 +191,8 @@ class FakeNetDriverFactory:
     def report(self) -> str:
         """The journal of every fake, for a failing test's report."""
         parts = []
-        for fake in self.fakes:
-            where = fake.url or fake.socket_path
+        made = [(r.fake, r.url) for r, _ in self._routes]
+        for fake, where in made + [(s.fake, s.socket_path) for s, _ in self._served]:
             head = f"fake at {where} (seed {fake.persona.seed}, strict={fake.persona.strict})"
             violations = "".join(f"  ~ {v}\n" for v in fake.violations)
             parts.append(f"{head}\n{fake.calls.format()}{violations}")

@@ -349,6 +349,19 @@ def test_a_failing_test_reports_the_journal(pytester: pytest.Pytester) -> None:
     assert result.stdout.str().count("fake_netdriver journal") == 1  # not for test_passing
 
 
+def test_the_journal_report_names_a_served_fakes_socket(pytester: pytest.Pytester) -> None:
+    """A served fake is reached at its socket, not at the URL a route would give it."""
+    pytester.makepyfile(
+        """
+        def test_broken(fake_netdriver_server):
+            assert False
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["fake at /*/plugin.sock (seed 0, strict=True)"])
+
+
 def test_the_journal_report_shows_violations_and_every_fake(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
