@@ -569,3 +569,57 @@ def test_requests_without_responses_fails_the_fixture_instead_of_leaking(
     pytester.makeini("[pytest]\nfake_netdriver_clients = httpx aiohttp\n")
     result = pytester.run(sys.executable, "-c", hide, timeout=120)
     result.assert_outcomes(passed=2)
+
+
+def test_a_misspelt_option_names_where_it_was_given_and_the_nearest(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.fake_netdriver(audti=True)
+        def test_marker(fake_netdriver):
+            pass
+
+        def test_factory(fake_netdriver_factory):
+            fake_netdriver_factory(scpoe="global")
+
+        def test_served(fake_netdriver_factory):
+            fake_netdriver_factory.served(tpc=True, zzz=1)
+
+        @pytest.mark.fake_netdriver_cluster(nodse=5)
+        def test_cluster(fake_netdriver_cluster):
+            pass
+
+        @pytest.mark.fake_netdriver(strict=False, audit=True, clients=["requests"], tcp=False)
+        def test_known(fake_netdriver, fake_netdriver_factory):
+            fake_netdriver_factory(scope="global", assert_all_fired=True)
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(passed=1, failed=2, errors=2)
+    persona = "scope, connectivity_scope, gw_alloc_checker"
+    result.stdout.fnmatch_lines(
+        [
+            "E * TypeError: @pytest.mark.fake_netdriver: unknown option 'audti' (did you mean "
+            "'audit'?); it takes audit, assert_all_fired, url, socket, clients, tcp, faults "
+            f"and the persona's fields: {persona}, *, seed",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        ["E * TypeError: fake_netdriver_factory(): unknown option 'scpoe' (did you mean 'scope'?);*"]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "E * TypeError: fake_netdriver_factory.served(): unknown option 'tpc' (did you mean "
+            "'tcp'?), 'zzz'; *"
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "E * TypeError: @pytest.mark.fake_netdriver_cluster: unknown option 'nodse' (did you "
+            "mean 'nodes'?); it takes nodes, persona, audit, url, clients and the persona's*"
+        ]
+    )
+    assert "Persona.__init__" not in result.stdout.str()
