@@ -54,7 +54,7 @@ class Engine:
         self.listeners: list[Listener] = []
         self.lock = threading.RLock()
         self.calls = Journal()
-        self.faults = Faults(persona.seed, clock)
+        self.faults = Faults(persona.seed, clock, lambda: self.calls)
         self.state = State()
         #: Where each call's changes are committed (``None``: memory only).
         self.store: Store | None = None
@@ -68,7 +68,7 @@ class Engine:
             self.restore(State())
             self.calls = self.calls.empty()  # a bounded journal stays bounded
             self.faults.clear()
-            self.faults = Faults(self.persona.seed, self.clock)
+            self.faults = Faults(self.persona.seed, self.clock, lambda: self.calls)
 
     def restore(self, state: State) -> None:
         """Take ``state`` (e.g. loaded from a file) as the driver's state, and reseed. With

@@ -485,8 +485,10 @@ def test_assert_all_fired_fails_a_test_whose_fault_never_fired(pytester: pytest.
 
         @pytest.mark.fake_netdriver(assert_all_fired=True)
         def test_typo_in_match(fake_netdriver):
-            fake_netdriver.fail("Plugin.Activate", "boom", match={"Nope": 1})
-            requests.post(f"{fake_netdriver.url}/Plugin.Activate")
+            fake_netdriver.fail("DeleteNetwork", "boom", match={"NetworkID": "n2"})
+            requests.post(f"{fake_netdriver.url}/NetworkDriver.DeleteNetwork", json={
+                "NetworkID": "n1"
+            })
 
         def test_not_asked(fake_netdriver):
             fake_netdriver.fail("Join", "never")
@@ -498,7 +500,9 @@ def test_assert_all_fired_fails_a_test_whose_fault_never_fired(pytester: pytest.
         [
             "*ERROR at teardown of test_typo_in_match*",
             "E * 1 fault rule(s) never fired:",
-            "E *error on Plugin.Activate: 0 matching call(s), never fired",
+            "E *error on NetworkDriver.DeleteNetwork: 0 matching call(s), never fired; "
+            "match {'NetworkID': 'n2'}; nearest miss: #0 NetworkDriver.DeleteNetwork: "
+            "NetworkID is 'n1', wanted 'n2'",
         ]
     )
 
@@ -608,7 +612,10 @@ def test_a_misspelt_option_names_where_it_was_given_and_the_nearest(
         ]
     )
     result.stdout.fnmatch_lines(
-        ["E * TypeError: fake_netdriver_factory(): unknown option 'scpoe' (did you mean 'scope'?);*"]
+        [
+            "E * TypeError: fake_netdriver_factory(): unknown option 'scpoe' (did you mean "
+            "'scope'?);*"
+        ]
     )
     result.stdout.fnmatch_lines(
         [
