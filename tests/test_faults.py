@@ -363,6 +363,22 @@ def test_hold_without_a_timeout_still_waits_until_released(
     assert fake.calls[0].ok
 
 
+def test_a_hold_after_latency_waits_only_what_the_timeout_has_left(
+    fake: FakeNetDriver, pool: ThreadPoolExecutor
+) -> None:
+    """The client waits its timeout in all: 100 s of latency (on the virtual clock), then
+    what is left, in real time, for the release."""
+    fake.fail(CAPS, kind="latency", seconds=100.0)
+    fake.hold(CAPS)
+
+    pending = pool.submit(post, CAPS, timeout=100.2)
+    with pytest.raises(requests.ReadTimeout):
+        pending.result(timeout=10)  # a hold of the whole 100.2 s fails here
+
+    assert fake.calls[0].error == "no answer: client gave up after 100.2 s (held)"
+    assert fake.clock.now() == 100.0
+
+
 def test_drop_is_a_connection_error_and_the_call_is_not_served(fake: FakeNetDriver) -> None:
     fake.fail("CreateNetwork", kind="drop", times=1)
 
