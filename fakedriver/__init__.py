@@ -79,3 +79,23 @@ __all__ = [
     "routed",
     "serving",
 ]
+
+
+def _shown_here() -> None:
+    """Show every public class and function where it is imported from,
+    ``fakedriver.LeakError`` (in tracebacks, reprs and the API reference), not at the
+    private module defining it. A class's annotations are resolved first, where they were
+    written: ``typing.get_type_hints`` looks names up in the module ``__module__`` names."""
+    import typing
+
+    for name in __all__:
+        public = globals()[name]
+        if isinstance(public, type) and "__annotations__" in public.__dict__:
+            hints = typing.get_type_hints(public, include_extras=True)
+            public.__annotations__ = {key: hints[key] for key in public.__annotations__}
+        if isinstance(public, type) or callable(public):
+            public.__module__ = __name__
+
+
+_shown_here()
+del _shown_here

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     import httpx
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
+#: The base URL a fake is routed at unless told otherwise (``routed()``, the fixture).
+DEFAULT_URL = "http://fake-netdriver"
+
 
 class FakeNetDriver:
     """A stateful, in-memory fake of a Docker remote network driver (and IPAM driver).
@@ -55,8 +58,10 @@ class FakeNetDriver:
             persona = dataclasses.replace(persona, **options)
         #: Serves every call; transports talk to it (see :class:`Reply`).
         self.engine = Engine(persona, links, clock or VirtualClock())
-        #: Where the fake is reachable while routed (see :func:`fakedriver.routed`).
-        self.url: str | None = None
+        #: The base URL the fake is routed at (see :func:`fakedriver.routed`); before it
+        #: is routed, the default one a route would serve it at, ``http://fake-netdriver``.
+        self.url: str = DEFAULT_URL
+        #: The unix socket it is served on (or routed at, over ``http+unix://``), if any.
         self.socket_path: str | None = None
 
     # -- what the engine holds ------------------------------------------------------------

@@ -17,14 +17,14 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ._app import FakeNetDriver
+from ._app import DEFAULT_URL, FakeNetDriver
 from ._audit import LeakError
 from ._faults import Rule
 from ._journal import Call, format_call, id_width, mismatches
 from ._methods import resolve
 from ._oracle import Oracle
 from ._persona import Persona
-from ._routing import DEFAULT_URL, Route
+from ._routing import Route
 
 #: What a partitioned node does with every call: ``drop`` closes the connection unanswered
 #: (the ``drop`` fault), ``hold`` keeps the call waiting until the partition heals.

@@ -54,7 +54,7 @@ class Engine:
         self.listeners: list[Listener] = []
         self.lock = threading.RLock()
         self.calls = Journal()
-        self.faults = Faults(persona.seed, clock)
+        self.faults = Faults(persona.seed, clock, lambda: self.calls)
         self.state = State()
         #: Where each call's changes are committed (``None``: memory only).
         self.store: Store | None = None
@@ -68,7 +68,7 @@ class Engine:
             self.restore(State())
             self.calls = self.calls.empty()  # a bounded journal stays bounded
             self.faults.clear()
-            self.faults = Faults(self.persona.seed, self.clock)
+            self.faults = Faults(self.persona.seed, self.clock, lambda: self.calls)
 
     def restore(self, state: State) -> None:
         """Take ``state`` (e.g. loaded from a file) as the driver's state, and reseed. With
@@ -102,7 +102,8 @@ class Engine:
         """Serve one call with the fault rules applied.
 
         :param path: ``/NetworkDriver.Join`` (the leading slash is optional).
-        :param timeout: how long the client waits for an answer (for ``hang``/``latency``).
+        :param timeout: how long the client waits for an answer (for ``hang``/``latency``, and
+            ``hold``: a held call waits for its release that long in real time at most).
         :param gone: tells whether the client has gone away (for ``hang``/``hold``).
         :raises NeverAnswered: a ``hang`` holds the call and neither ``timeout`` nor ``gone``
             could ever end it.
@@ -126,7 +127,7 @@ class Engine:
             self.clock.sleep(delay)
         for rule in fired:
             if rule.kind in ("hold", "hang"):
-                why = self._wait(rule, timeout, gone)
+                why = self._wait(rule, timeout, gone, delay)
                 if why == NeverAnswered.WHY:
                     self._not_answered(method, body, names, why)
                     raise NeverAnswered(f"{method}: {why} (and the {names!r} rule holds it)")
@@ -143,15 +144,22 @@ class Engine:
             return Reply(status, payload, call, drop=drop)
 
     def _wait(
-        self, rule: Rule, timeout: float | None, gone: Callable[[], bool] | None
+        self, rule: Rule, timeout: float | None, gone: Callable[[], bool] | None, waited: float
     ) -> str | None:
-        """Hold the call; ``None`` once released, else why it ends unanswered."""
+        """Hold the call; ``None`` once released, else why it ends unanswered. A ``hold``
+        waits in real time (another thread releases it), for what is left of the client's
+        ``timeout`` after the ``waited`` latency at most."""
         if rule.kind == "hang" and timeout is not None and not rule.released:
             self.clock.sleep(timeout)
             return f"client gave up after {timeout} s"
         if rule.kind == "hang" and gone is None and not rule.released:
             return NeverAnswered.WHY  # nothing would ever end the wait
-        return None if rule.hold(gone) else "client went away"
+        limit = None if timeout is None or rule.kind != "hold" else max(timeout - waited, 0.0)
+        if rule.hold(gone, limit):
+            return None
+        if limit is None or (gone is not None and gone()):
+            return "client went away"
+        return f"client gave up after {timeout} s (held)"
 
     def _not_answered(self, method: str, body: bytes, names: str, why: str) -> Reply:
         with self.lock:

@@ -9,18 +9,20 @@ answer. The journal entry of the call names the rules that fired.
 
 from __future__ import annotations
 
+import difflib
 import json
 import random
 import threading
+import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from ._clock import Clock
-from ._journal import mismatches
-from ._methods import resolve
+from ._journal import Call, mismatches
+from ._methods import TABLE, resolve
 
 #: kind -> what it does, as Docker's client sees it (protocol.md §1.4, §8).
 KINDS = {
@@ -73,6 +75,27 @@ def _type_names(kinds: tuple[type, ...]) -> str:
     return " or ".join("None" if kind is type(None) else kind.__name__ for kind in kinds)
 
 
+#: Every request field of any method: what a ``match`` of a rule on ``"*"`` may name.
+ANY_FIELD = tuple(sorted({name for row in TABLE.values() for name in row.fields}))
+
+
+def _check_match(method: str, match: dict[str, Any]) -> None:
+    """Refuse a ``match`` key that no call of ``method`` has (the rule could never fire),
+    naming the fields there are and the nearest one."""
+    known = ANY_FIELD if method == "*" else TABLE[method].fields
+    for key in match:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(str(key), known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        where = "any method" if method == "*" else method
+        fields = ", ".join(known) if known else "none: it takes no arguments"
+        raise ValueError(
+            f"match names {key!r}, which is not a request field of {where}{hint} "
+            f"(its fields: {fields})"
+        )
+
+
 @dataclass
 class Rule:
     """One fault and its schedule. All the given conditions must hold for it to fire.
@@ -91,7 +114,8 @@ class Rule:
     :param body: the raw body of a ``status`` rule, instead of ``{"Err": message}``.
     :param seconds: the delay of a ``latency`` rule.
     :param answer: what an ``answer`` rule merges into the driver's answer.
-    :param match: request fields the call must match (as in the journal helpers).
+    :param match: request fields the call must match (as in the journal helpers); a field
+        the method's request does not have (any method's, for ``"*"``) is refused.
     :param nth: fire on the nth matching call only (from 1).
     :param times: fire on the first ``times`` matching calls, then recover.
     :param after: let the first ``after`` matching calls through, then fire.
@@ -134,6 +158,7 @@ class Rule:
                 )
         if self.method != "*":
             self.method = resolve(self.method)
+        _check_match(self.method, self.match)
         for key, least in (("nth", 1), ("times", 1), ("every", 1), ("after", 0)):
             value = getattr(self, key)
             if value is not None and value < least:
@@ -198,11 +223,15 @@ class Rule:
         """Wait (in real time) until ``count`` calls are held by this rule."""
         return all(self._waiting.acquire(timeout=timeout) for _ in range(count))
 
-    def hold(self, gone: Callable[[], bool] | None = None) -> bool:
-        """Block the calling request; True once released, False if the client went away."""
+    def hold(self, gone: Callable[[], bool] | None = None, timeout: float | None = None) -> bool:
+        """Block the calling request; True once released, False if the client went away
+        or ``timeout`` seconds (real time; ``None``: no limit) passed first."""
         self._waiting.release()
+        if gone is None:
+            return self._release.wait(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
         while not self._release.wait(0.02):
-            if gone is not None and gone():
+            if gone() or (deadline is not None and time.monotonic() >= deadline):
                 return False
         return True
 
@@ -213,11 +242,18 @@ class Rule:
 
 
 class Faults:
-    """The fault rules of one driver, with the seeded RNG and the current phase."""
+    """The fault rules of one driver, with the seeded RNG and the current phase.
 
-    def __init__(self, seed: int, clock: Clock) -> None:
+    :param calls: gives the driver's journal, where :meth:`assert_all_fired` looks for
+        the call nearest to an idle rule (none: it names no call).
+    """
+
+    def __init__(
+        self, seed: int, clock: Clock, calls: Callable[[], Iterable[Call]] | None = None
+    ) -> None:
         self.seed = seed
         self.clock = clock
+        self._calls = calls or (lambda: ())
         self.rules: list[Rule] = []
         self.phase: str | None = None
         self._rng = random.Random(seed)
@@ -248,15 +284,31 @@ class Faults:
 
     def assert_all_fired(self) -> None:
         """Fail (``AssertionError``) naming every rule that never fired: a fault the test
-        meant to inject but that no call met (a wrong method, ``match`` or phase)."""
+        meant to inject but that no call met (a wrong method, ``match`` or phase). Each
+        is shown with its ``match`` and the journaled call of its method nearest to it,
+        or that no call of its method came at all."""
         __tracebackhide__ = True
         idle = [rule for rule in self.rules if not rule.fired]
         if idle:
             lines = "".join(
                 f"\n  {self.describe(rule)}: {rule.seen} matching call(s), never fired"
+                f"{self._nearest(rule)}"
                 for rule in idle
             )
             raise AssertionError(f"{len(idle)} fault rule(s) never fired:{lines}")
+
+    def _nearest(self, rule: Rule) -> str:
+        """What :meth:`assert_all_fired` adds for an idle rule: its ``match`` and the call
+        of its method differing from it in the fewest fields."""
+        calls = [call for call in self._calls() if rule.method in ("*", call.method)]
+        match = f"; match {rule.match!r}" if rule.match else ""
+        if not calls:
+            return f"{match}; no call {'' if rule.method == '*' else f'of {rule.method} '}at all"
+        if not rule.match:
+            return ""  # its calls came: the schedule or the phase kept it from firing
+        nearest = min(calls, key=lambda call: len(mismatches(call.request, rule.match)))
+        problems = "; ".join(mismatches(nearest.request, rule.match)) or "its request matched"
+        return f"{match}; nearest miss: #{nearest.index} {nearest.method}: {problems}"
 
     def describe(self, rule: Rule) -> str:
         """The rule's name as journaled; a random rule carries the seed that drew it."""

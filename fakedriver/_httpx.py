@@ -83,16 +83,16 @@ def _path_method(request: httpx.Request) -> str:
     return request.url.path.lstrip("/")
 
 
-def client(engine: Engine, url: str | None, **kwargs: Any) -> httpx.Client:
-    """An ``httpx.Client`` served by ``engine`` in-process, at ``url`` if given."""
-    kwargs.setdefault("base_url", url or "http://fake-netdriver")
+def client(engine: Engine, url: str, **kwargs: Any) -> httpx.Client:
+    """An ``httpx.Client`` served by ``engine`` in-process, at ``url``."""
+    kwargs.setdefault("base_url", url)
     transport = httpx.MockTransport(lambda request: serve(engine, _path_method(request), request))
     return httpx.Client(transport=transport, **kwargs)
 
 
-def async_client(engine: Engine, url: str | None, **kwargs: Any) -> httpx.AsyncClient:
-    """An ``httpx.AsyncClient`` served by ``engine`` in-process, at ``url`` if given."""
-    kwargs.setdefault("base_url", url or "http://fake-netdriver")
+def async_client(engine: Engine, url: str, **kwargs: Any) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` served by ``engine`` in-process, at ``url``."""
+    kwargs.setdefault("base_url", url)
 
     async def handler(request: httpx.Request) -> httpx.Response:
         return await serve_async(engine, _path_method(request), request)

@@ -74,21 +74,56 @@ class Registry:
         return None
 
 
-#: client -> (transport module, the libraries it needs, the extra that installs them)
+#: client -> (transport module, the libraries it needs, the extra that installs them); the
+#: first library is the client itself, the others route its calls.
 CLIENTS = {
-    "requests": ("_requests", ("requests", "responses"), "fakedriver"),
+    "requests": ("_requests", ("requests", "responses"), "fakedriver[requests]"),
     "httpx": ("_httpx", ("httpx", "respx"), "fakedriver[httpx]"),
     "aiohttp": ("_aiohttp", ("aiohttp", "aioresponses"), "fakedriver[aiohttp]"),
 }
 
 
 class MissingExtra(ImportError):
-    """A client was asked for whose routing library is not installed."""
+    """A client cannot be routed: its routing library is not installed. Raised when the
+    client is asked for, and when clients are not named and the client library is
+    installed without it (its calls to a fake's URL would reach the network)."""
+
+
+def _present(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a finder that refuses it, a module without a spec
+        return False
 
 
 def installed(client: str) -> bool:
     """Whether ``client`` can be routed here (its libraries are installed)."""
-    return all(importlib.util.find_spec(name) is not None for name in CLIENTS[client][1])
+    return all(_present(name) for name in CLIENTS[client][1])
+
+
+def default_clients() -> list[str]:
+    """The clients routed when none are named: every installed one. A client library
+    installed without its routing library is :class:`MissingExtra`, naming the extra and
+    how to name the clients instead: routing the others alone would let its calls reach
+    the network without a word."""
+    chosen, stranded = [], []
+    for client, (_, needs, extra) in CLIENTS.items():
+        if installed(client):
+            chosen.append(client)
+        elif _present(needs[0]):
+            missing = " and ".join(name for name in needs[1:] if not _present(name))
+            stranded.append(
+                f"{client} is installed but {missing} is not, so fakedriver cannot route "
+                f"its calls and they would reach the network: pip install '{extra}'"
+            )
+    if stranded:
+        listed = ", ".join(repr(client) for client in chosen)
+        where = " or the fake_netdriver_clients ini option" if chosen else ""
+        raise MissingExtra(
+            f"{'; '.join(stranded)}; or name the clients to route: clients=[{listed}] "
+            f"(of routed() or the fake_netdriver marker){where}"
+        )
+    return chosen
 
 
 def registry(client: str) -> Registry:

@@ -1,7 +1,9 @@
 """The methods of both protocols as data, and how a short name resolves to one of them.
 
-Each :class:`Method` row names the model that serves it and the model's function: adding
-a protocol method is a row here and a function on its model.
+Each :class:`Method` row names the model that serves it, the model's function, and the
+fields of its request (as dockerd 20.10 and 28 send them: protocol.md §2 and §6, and the
+captures in ``shared/dockerd``): adding a protocol method is a row here and a function on
+its model.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class Method:
     :param handler: the model's function: ``handler(model, request) -> answer``.
     :param no_arguments: the request may be empty (dockerd sends ``Content-Length: 0``).
     :param read_only: the call changes no state (nothing to save after it).
+    :param fields: the top-level keys of its request, as dockerd sends them (a fault's
+        ``match`` may name only these).
     """
 
     name: str
@@ -42,6 +46,7 @@ class Method:
     handler: Callable[[Any, Body], dict[str, Any]]
     no_arguments: bool = False
     read_only: bool = False
+    fields: tuple[str, ...] = ()
 
     @property
     def subsystem(self) -> str:
@@ -50,29 +55,49 @@ class Method:
 
 def _rows() -> dict[str, Method]:
     n, i = NetworkModel, IpamModel
+    net, ids, opts = ("NetworkID",), ("NetworkID", "EndpointID"), ("Options",)
+    network = (*net, *opts, "IPv4Data", "IPv6Data")
+    discovery = ("DiscoveryType", "DiscoveryData")
+    endpoint = (*ids, "Interface", *opts)
+    pool, address = ("PoolID",), ("PoolID", "Address")
     rows = [
         Method("Plugin.Activate", PluginModel, PluginModel.activate, no_arguments=True),
         Method("NetworkDriver.GetCapabilities", n, n.get_capabilities, True, True),
-        Method("NetworkDriver.GwAllocCheck", n, n.gw_alloc_check, read_only=True),
-        Method("NetworkDriver.CreateNetwork", n, n.create_network),
-        Method("NetworkDriver.DeleteNetwork", n, n.delete_network),
-        Method("NetworkDriver.AllocateNetwork", n, n.allocate_network),
-        Method("NetworkDriver.FreeNetwork", n, n.free_network),
-        Method("NetworkDriver.CreateEndpoint", n, n.create_endpoint),
-        Method("NetworkDriver.DeleteEndpoint", n, n.delete_endpoint),
-        Method("NetworkDriver.EndpointOperInfo", n, n.endpoint_oper_info, read_only=True),
-        Method("NetworkDriver.Join", n, n.join),
-        Method("NetworkDriver.Leave", n, n.leave),
-        Method("NetworkDriver.ProgramExternalConnectivity", n, n.program_external_connectivity),
-        Method("NetworkDriver.RevokeExternalConnectivity", n, n.revoke_external_connectivity),
-        Method("NetworkDriver.DiscoverNew", n, n.discover_new),
-        Method("NetworkDriver.DiscoverDelete", n, n.discover_delete),
+        Method("NetworkDriver.GwAllocCheck", n, n.gw_alloc_check, False, True, opts),
+        Method("NetworkDriver.CreateNetwork", n, n.create_network, fields=network),
+        Method("NetworkDriver.DeleteNetwork", n, n.delete_network, fields=net),
+        Method("NetworkDriver.AllocateNetwork", n, n.allocate_network, fields=network),
+        Method("NetworkDriver.FreeNetwork", n, n.free_network, fields=net),
+        Method("NetworkDriver.CreateEndpoint", n, n.create_endpoint, fields=endpoint),
+        Method("NetworkDriver.DeleteEndpoint", n, n.delete_endpoint, fields=ids),
+        Method("NetworkDriver.EndpointOperInfo", n, n.endpoint_oper_info, False, True, ids),
+        Method("NetworkDriver.Join", n, n.join, fields=(*ids, "SandboxKey", *opts)),
+        Method("NetworkDriver.Leave", n, n.leave, fields=ids),
+        Method(
+            "NetworkDriver.ProgramExternalConnectivity",
+            n,
+            n.program_external_connectivity,
+            fields=(*ids, *opts),
+        ),
+        Method(
+            "NetworkDriver.RevokeExternalConnectivity",
+            n,
+            n.revoke_external_connectivity,
+            fields=ids,
+        ),
+        Method("NetworkDriver.DiscoverNew", n, n.discover_new, fields=discovery),
+        Method("NetworkDriver.DiscoverDelete", n, n.discover_delete, fields=discovery),
         Method("IpamDriver.GetCapabilities", i, i.get_capabilities, True, True),
         Method("IpamDriver.GetDefaultAddressSpaces", i, i.get_default_address_spaces, True, True),
-        Method("IpamDriver.RequestPool", i, i.request_pool),
-        Method("IpamDriver.ReleasePool", i, i.release_pool),
-        Method("IpamDriver.RequestAddress", i, i.request_address),
-        Method("IpamDriver.ReleaseAddress", i, i.release_address),
+        Method(
+            "IpamDriver.RequestPool",
+            i,
+            i.request_pool,
+            fields=("AddressSpace", "Pool", "SubPool", *opts, "V6"),
+        ),
+        Method("IpamDriver.ReleasePool", i, i.release_pool, fields=pool),
+        Method("IpamDriver.RequestAddress", i, i.request_address, fields=(*address, *opts)),
+        Method("IpamDriver.ReleaseAddress", i, i.release_address, fields=address),
     ]
     return {row.name: row for row in rows}
 

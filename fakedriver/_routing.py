@@ -16,11 +16,10 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from ._app import FakeNetDriver
+from ._app import DEFAULT_URL, FakeNetDriver
 from ._engine import Engine
-from ._inprocess import CLIENTS, installed, registry
+from ._inprocess import default_clients, registry
 
-DEFAULT_URL = "http://fake-netdriver"
 #: The parameter through which a decorated function gets the fake (as the fixture's name).
 INJECTED = "fake_netdriver"
 
@@ -41,7 +40,9 @@ class Route:
     :param socket: also route ``http+unix://<quoted socket path>/...``, the URL form that
         requests-unixsocket users write for ``/run/docker/plugins/NAME.sock``.
     :param clients: which libraries to route: any of ``"requests"``, ``"httpx"`` (sync and
-        async), ``"aiohttp"``. ``None``: every one of them that is installed.
+        async), ``"aiohttp"``. ``None``: every one of them that is installed; one installed
+        without its routing library is :class:`~fakedriver.MissingExtra` (its calls would
+        reach the network), naming the extra to install.
     """
 
     def __init__(
@@ -59,7 +60,7 @@ class Route:
             bases.append(re.escape("http+unix://" + quote(socket, safe="")))
         self.pattern = re.compile(rf"^(?:{'|'.join(bases)})/(?P<method>[^/?#]*)", re.IGNORECASE)
         if clients is None:
-            clients = [client for client in CLIENTS if installed(client)]
+            clients = default_clients()
         #: The client libraries this route serves.
         self.clients = tuple(clients)
         self._registries = [registry(client) for client in self.clients]

@@ -7,7 +7,9 @@ Fixtures:
   calls to ``fake_netdriver.url`` routed to it in-process (see :class:`fakedriver.Route`).
   Every installed client is routed: ``requests`` (through ``responses``), ``httpx`` sync
   and async (through respx, with ``fakedriver[httpx]``) and ``aiohttp`` (through
-  aioresponses, with ``fakedriver[aiohttp]``).
+  aioresponses, with ``fakedriver[aiohttp]``); a client installed without its routing
+  library fails the fixture with :class:`fakedriver.MissingExtra` (unless ``clients``
+  leaves it out), as its calls would reach the network.
 * ``fake_netdriver_server``: a fresh fake served on a real unix socket (and loopback TCP
   with the marker's ``tcp=True``) in a background thread, through the same server code
   as ``fakedriver serve``: for a client in another process (curl, a Go binary, dockerd).
@@ -36,7 +38,9 @@ and the cluster's audit).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator, Iterator
+import dataclasses
+import difflib
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +51,33 @@ from fakedriver import Cluster, FakeNetDriver, Persona, Route, Served, serving
 _factories = pytest.StashKey["FakeNetDriverFactory"]()
 _passed = pytest.StashKey[bool]()
 _clusters = pytest.StashKey[Cluster]()
+
+_PERSONA = tuple(field.name for field in dataclasses.fields(Persona))
+_CHECKS = ("audit", "assert_all_fired")
+#: Where options are given -> the plugin's own options there (the persona's fields too).
+_OWN = {
+    "@pytest.mark.fake_netdriver": (*_CHECKS, "url", "socket", "clients", "tcp", "faults"),
+    "fake_netdriver_factory()": (*_CHECKS, "url", "socket", "clients", "faults"),
+    "fake_netdriver_factory.served()": (*_CHECKS, "url", "socket", "clients", "tcp", "faults"),
+    "@pytest.mark.fake_netdriver_cluster": ("nodes", "persona", "audit", "url", "clients"),
+}
+
+
+def _check_options(where: str, names: Iterable[str]) -> None:
+    """Refuse options ``where`` does not take (a typo would otherwise surface as a
+    ``Persona`` error naming neither the marker nor the option meant), with the nearest."""
+    own = _OWN[where]
+    unknown = [name for name in names if name not in own and name not in _PERSONA]
+    if not unknown:
+        return
+    parts = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, [*own, *_PERSONA], n=1)
+        parts.append(f"{name!r}{f' (did you mean {close[0]!r}?)' if close else ''}")
+    raise TypeError(
+        f"{where}: unknown option {', '.join(parts)}; it takes {', '.join(own)} and the "
+        f"persona's fields: {', '.join(_PERSONA)}"
+    )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -109,6 +140,7 @@ class FakeNetDriverFactory:
         }
         self._url = str(config.getini("fake_netdriver_url")).rstrip("/")
         if marker is not None:
+            _check_options("@pytest.mark.fake_netdriver", marker.kwargs)
             self._defaults.update(marker.kwargs)
             self._url = str(self._defaults.pop("url", self._url)).rstrip("/")
         self._socket = self._defaults.pop("socket", None)
@@ -141,6 +173,7 @@ class FakeNetDriverFactory:
         :param options: persona fields, and ``audit``, ``assert_all_fired``, ``url``,
             ``socket``, ``clients``, ``faults``.
         """
+        _check_options("fake_netdriver_factory()", options)
         merged = {**self._defaults, **options}
         checks = self._checks(merged)
         first = not self._routes
@@ -156,6 +189,7 @@ class FakeNetDriverFactory:
     def served(self, persona: Persona | None = None, **options: Any) -> Served:
         """A new fake served on a real socket until the test ends (see
         :func:`fakedriver.serving`); ``options`` as for a routed fake, plus ``tcp``."""
+        _check_options("fake_netdriver_factory.served()", options)
         merged = {**self._defaults, **options}
         checks = self._checks(merged)
         tcp = bool(merged.pop("tcp", self._tcp))
@@ -189,8 +223,8 @@ class FakeNetDriverFactory:
     def report(self) -> str:
         """The journal of every fake, for a failing test's report."""
         parts = []
-        for fake in self.fakes:
-            where = fake.url or fake.socket_path
+        made = [(r.fake, r.url) for r, _ in self._routes]
+        for fake, where in made + [(s.fake, s.socket_path) for s, _ in self._served]:
             head = f"fake at {where} (seed {fake.persona.seed}, strict={fake.persona.strict})"
             violations = "".join(f"  ~ {v}\n" for v in fake.violations)
             parts.append(f"{head}\n{fake.calls.format()}{violations}")
@@ -234,7 +268,9 @@ def fake_netdriver_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         "url": str(config.getini("fake_netdriver_url")),
         "clients": config.getini("fake_netdriver_clients") or None,
     }
-    options.update(marker.kwargs if marker is not None else {})
+    if marker is not None:
+        _check_options("@pytest.mark.fake_netdriver_cluster", marker.kwargs)
+        options.update(marker.kwargs)
     audit = bool(options.pop("audit"))
     cluster = Cluster(**options)
     request.node.stash[_clusters] = cluster

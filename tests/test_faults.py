@@ -363,6 +363,22 @@ def test_hold_without_a_timeout_still_waits_until_released(
     assert fake.calls[0].ok
 
 
+def test_a_hold_after_latency_waits_only_what_the_timeout_has_left(
+    fake: FakeNetDriver, pool: ThreadPoolExecutor
+) -> None:
+    """The client waits its timeout in all: 100 s of latency (on the virtual clock), then
+    what is left, in real time, for the release."""
+    fake.fail(CAPS, kind="latency", seconds=100.0)
+    fake.hold(CAPS)
+
+    pending = pool.submit(post, CAPS, timeout=100.2)
+    with pytest.raises(requests.ReadTimeout):
+        pending.result(timeout=10)  # a hold of the whole 100.2 s fails here
+
+    assert fake.calls[0].error == "no answer: client gave up after 100.2 s (held)"
+    assert fake.clock.now() == 100.0
+
+
 def test_drop_is_a_connection_error_and_the_call_is_not_served(fake: FakeNetDriver) -> None:
     fake.fail("CreateNetwork", kind="drop", times=1)
 
@@ -710,11 +726,82 @@ def test_assert_all_fired_names_the_rules_no_call_met(fake: FakeNetDriver) -> No
 
     assert str(raised.value) == (
         "2 fault rule(s) never fired:"
-        "\n  join-refused: 0 matching call(s), never fired"
+        "\n  join-refused: 0 matching call(s), never fired; no call of NetworkDriver.Join at all"
         f"\n  error on {CAPS}: 1 matching call(s), never fired"
     )
     fake.faults.clear()
     fake.faults.assert_all_fired()  # no rules: nothing to miss
+
+
+def test_assert_all_fired_shows_each_idle_rules_match_and_its_nearest_miss(
+    fake: FakeNetDriver,
+) -> None:
+    with_endpoint(EP, EP2)
+    fake.fail("Join", "netns gone", match={"EndpointID": EP2, "SandboxKey": "/other"})
+    fake.fail("*", "never", match={"PoolID": "p9"})
+    post("NetworkDriver.Join", join(EP))
+    post("NetworkDriver.Join", join(EP2))  # one field off: the nearest
+
+    with pytest.raises(AssertionError) as raised:
+        fake.faults.assert_all_fired()
+
+    assert str(raised.value) == (
+        "2 fault rule(s) never fired:"
+        "\n  error on NetworkDriver.Join: 0 matching call(s), never fired; match "
+        f"{{'EndpointID': '{EP2}', 'SandboxKey': '/other'}}; nearest miss: "
+        "#4 NetworkDriver.Join: SandboxKey is '/var/run/netns/c1', wanted '/other'"
+        "\n  error on *: 0 matching call(s), never fired; match {'PoolID': 'p9'}; "
+        "nearest miss: #0 NetworkDriver.CreateNetwork: PoolID is missing, wanted 'p9'"
+    )
+    fake.reset()  # a fresh journal: the rule's method was not called there
+    fake.fail("Join", "netns gone", match={"EndpointID": EP2})
+    with pytest.raises(AssertionError, match=f"{EP2}'}}; no call of NetworkDriver.Join at all"):
+        fake.faults.assert_all_fired()
+
+
+@pytest.mark.parametrize(
+    ("method", "match", "message"),
+    [
+        (
+            "Join",
+            {"EndpointId": EP},
+            "match names 'EndpointId', which is not a request field of NetworkDriver.Join; "
+            "did you mean 'EndpointID'? (its fields: NetworkID, EndpointID, SandboxKey, Options)",
+        ),
+        (
+            "RequestPool",
+            {"PoolID": "p1"},
+            "match names 'PoolID', which is not a request field of IpamDriver.RequestPool; "
+            "did you mean 'Pool'? (its fields: AddressSpace, Pool, SubPool, Options, V6)",
+        ),
+        (
+            "Plugin.Activate",
+            {"Implements": []},
+            "match names 'Implements', which is not a request field of Plugin.Activate (its "
+            "fields: none: it takes no arguments)",
+        ),
+        ("*", {"EndpointId": EP}, "not a request field of any method; did you mean 'EndpointID'"),
+    ],
+)
+def test_a_match_on_a_field_the_request_does_not_have_is_refused(
+    fake: FakeNetDriver, method: str, match: dict[str, Any], message: str
+) -> None:
+    """Such a rule could never fire: refused when made, not reported idle at teardown."""
+    with pytest.raises(ValueError) as raised:
+        fake.fail(method, "boom", match=match)
+    assert str(raised.value) == message if method != "*" else message in str(raised.value)
+    with pytest.raises(ValueError, match="match names"):
+        rule_from_dict({"method": method, "match": match})  # a scenario file, the control API
+    with pytest.raises(ValueError, match="match names"):
+        fake.hold(method, **match)
+    assert fake.faults.rules == []
+
+
+def test_a_match_on_any_methods_field_is_taken_for_every_method(fake: FakeNetDriver) -> None:
+    with_endpoint()
+    rule = fake.fail("*", "boom", match={"EndpointID": EP})
+    assert post("NetworkDriver.Join", join(EP)).json() == {"Err": "boom"}
+    assert rule.fired == 1
 
 
 # -- rules: validation and reset --------------------------------------------------------------

@@ -257,7 +257,7 @@ NOT_NUMBERS = {
     "Infinity seconds": b'{"method": "Join", "kind": "latency", "seconds": Infinity}',
     "1e308 seconds": b'{"method": "Join", "kind": "latency", "seconds": 1e308}',
     "-Infinity probability": b'{"method": "Join", "kind": "error", "probability": -Infinity}',
-    "NaN in match": b'{"method": "Join", "kind": "error", "match": {"a": NaN}}',
+    "NaN in match": b'{"method": "Join", "kind": "error", "match": {"EndpointID": NaN}}',
 }
 
 

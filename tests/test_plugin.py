@@ -349,6 +349,19 @@ def test_a_failing_test_reports_the_journal(pytester: pytest.Pytester) -> None:
     assert result.stdout.str().count("fake_netdriver journal") == 1  # not for test_passing
 
 
+def test_the_journal_report_names_a_served_fakes_socket(pytester: pytest.Pytester) -> None:
+    """A served fake is reached at its socket, not at the URL a route would give it."""
+    pytester.makepyfile(
+        """
+        def test_broken(fake_netdriver_server):
+            assert False
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["fake at /*/plugin.sock (seed 0, strict=True)"])
+
+
 def test_the_journal_report_shows_violations_and_every_fake(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
@@ -472,8 +485,10 @@ def test_assert_all_fired_fails_a_test_whose_fault_never_fired(pytester: pytest.
 
         @pytest.mark.fake_netdriver(assert_all_fired=True)
         def test_typo_in_match(fake_netdriver):
-            fake_netdriver.fail("Plugin.Activate", "boom", match={"Nope": 1})
-            requests.post(f"{fake_netdriver.url}/Plugin.Activate")
+            fake_netdriver.fail("DeleteNetwork", "boom", match={"NetworkID": "n2"})
+            requests.post(f"{fake_netdriver.url}/NetworkDriver.DeleteNetwork", json={
+                "NetworkID": "n1"
+            })
 
         def test_not_asked(fake_netdriver):
             fake_netdriver.fail("Join", "never")
@@ -485,7 +500,9 @@ def test_assert_all_fired_fails_a_test_whose_fault_never_fired(pytester: pytest.
         [
             "*ERROR at teardown of test_typo_in_match*",
             "E * 1 fault rule(s) never fired:",
-            "E *error on Plugin.Activate: 0 matching call(s), never fired",
+            "E *error on NetworkDriver.DeleteNetwork: 0 matching call(s), never fired; "
+            "match {'NetworkID': 'n2'}; nearest miss: #0 NetworkDriver.DeleteNetwork: "
+            "NetworkID is 'n1', wanted 'n2'",
         ]
     )
 
@@ -516,3 +533,100 @@ def test_the_plugin_loads_without_responses_or_requests(pytester: pytest.Pyteste
     result = pytester.run(sys.executable, "-c", hide)
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     result.stdout.fnmatch_lines(["*1 passed*"])
+
+
+def test_requests_without_responses_fails_the_fixture_instead_of_leaking(
+    pytester: pytest.Pytester,
+) -> None:
+    """``pip install fakedriver pytest requests``: the fixture must not route "every
+    installed client" but requests, whose calls would then reach the network; naming the
+    clients (marker or ini option) is the way out."""
+    pytester.makepyfile(
+        """
+        import pytest
+        from werkzeug.test import Client
+
+        def test_default(fake_netdriver):
+            pass
+
+        @pytest.mark.fake_netdriver(clients=["httpx"])
+        def test_named(fake_netdriver):
+            assert Client(fake_netdriver).post("/Plugin.Activate").status_code == 200
+        """
+    )
+    hide = (
+        "import sys\n"
+        "sys.modules['responses'] = None  # as if not installed\n"
+        "import pytest\n"
+        "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', *sys.argv[1:]]))\n"
+    )
+    import sys
+
+    result = pytester.run(sys.executable, "-c", hide, timeout=120)
+    result.assert_outcomes(passed=1, errors=1)
+    assert (
+        "MissingExtra: requests is installed but responses is not, so fakedriver cannot "
+        "route its calls and they would reach the network: pip install 'fakedriver[requests]'"
+        "; or name the clients to route: clients=['httpx', 'aiohttp'] (of routed() or the "
+        "fake_netdriver marker) or the fake_netdriver_clients ini option"
+    ) in result.stdout.str()
+    pytester.makeini("[pytest]\nfake_netdriver_clients = httpx aiohttp\n")
+    result = pytester.run(sys.executable, "-c", hide, timeout=120)
+    result.assert_outcomes(passed=2)
+
+
+def test_a_misspelt_option_names_where_it_was_given_and_the_nearest(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.fake_netdriver(audti=True)
+        def test_marker(fake_netdriver):
+            pass
+
+        def test_factory(fake_netdriver_factory):
+            fake_netdriver_factory(scpoe="global")
+
+        def test_served(fake_netdriver_factory):
+            fake_netdriver_factory.served(tpc=True, zzz=1)
+
+        @pytest.mark.fake_netdriver_cluster(nodse=5)
+        def test_cluster(fake_netdriver_cluster):
+            pass
+
+        @pytest.mark.fake_netdriver(strict=False, audit=True, clients=["requests"], tcp=False)
+        def test_known(fake_netdriver, fake_netdriver_factory):
+            fake_netdriver_factory(scope="global", assert_all_fired=True)
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(passed=1, failed=2, errors=2)
+    persona = "scope, connectivity_scope, gw_alloc_checker"
+    result.stdout.fnmatch_lines(
+        [
+            "E * TypeError: @pytest.mark.fake_netdriver: unknown option 'audti' (did you mean "
+            "'audit'?); it takes audit, assert_all_fired, url, socket, clients, tcp, faults "
+            f"and the persona's fields: {persona}, *, seed",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "E * TypeError: fake_netdriver_factory(): unknown option 'scpoe' (did you mean "
+            "'scope'?);*"
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "E * TypeError: fake_netdriver_factory.served(): unknown option 'tpc' (did you mean "
+            "'tcp'?), 'zzz'; *"
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "E * TypeError: @pytest.mark.fake_netdriver_cluster: unknown option 'nodse' (did you "
+            "mean 'nodes'?); it takes nodes, persona, audit, url, clients and the persona's*"
+        ]
+    )
+    assert "Persona.__init__" not in result.stdout.str()

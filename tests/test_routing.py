@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import gc
 import inspect
+import json
+import re
+import subprocess
+import sys
 import threading
+import tomllib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import pytest
 import requests
@@ -18,6 +24,7 @@ from werkzeug.test import Client
 
 import fakedriver
 from fakedriver import FakeNetDriver, Route
+from fakedriver._inprocess import CLIENTS
 
 PLUGIN = "http://plugin"
 SOCKET = "/run/docker/plugins/fake.sock"
@@ -257,8 +264,89 @@ def test_a_route_for_a_client_that_is_not_installed_says_what_to_install(
         fakedriver.routed(url=PLUGIN, clients=["httpx"])
     with pytest.raises(fakedriver.MissingExtra, match="respx"):
         FakeNetDriver().httpx_client()
-    route = fakedriver.routed(url=PLUGIN)  # by default: what is installed
+    route = fakedriver.routed(url=PLUGIN, clients=["requests", "aiohttp"])
     assert route.clients == ("requests", "aiohttp")
+
+
+def test_a_client_installed_without_its_routing_library_is_an_error_not_a_leak(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """httpx installed, respx not: routing "every installed client" would leave httpx's
+    calls to the fake's URL going to the network without a word."""
+    monkeypatch.setitem(sys.modules, "respx", None)  # as if not installed
+    with pytest.raises(fakedriver.MissingExtra) as raised:
+        fakedriver.routed(url=PLUGIN)
+    assert str(raised.value) == (
+        "httpx is installed but respx is not, so fakedriver cannot route its calls and they "
+        "would reach the network: pip install 'fakedriver[httpx]'; or name the clients to "
+        "route: clients=['requests', 'aiohttp'] (of routed() or the fake_netdriver marker) or "
+        "the fake_netdriver_clients ini option"
+    )
+    assert fakedriver.routed(url=PLUGIN, clients=["requests"]).clients == ("requests",)
+
+
+#: Run in a fresh interpreter where ``responses`` cannot be imported (``pip install
+#: fakedriver requests``): what routed() does, as JSON.
+WITHOUT_RESPONSES = """
+import json, sys
+sys.modules["responses"] = None  # as if not installed
+import fakedriver
+
+def attempt(**options):
+    try:
+        return list(fakedriver.routed(url="http://plugin", **options).clients)
+    except fakedriver.MissingExtra as exc:
+        return str(exc)
+
+print(json.dumps([attempt(), attempt(clients=["requests"]), attempt(clients=["httpx"])]))
+"""
+
+
+def test_requests_without_responses_is_refused_naming_the_requests_extra() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_RESPONSES], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    default, named, other = json.loads(done.stdout)
+    assert default == (
+        "requests is installed but responses is not, so fakedriver cannot route its calls "
+        "and they would reach the network: pip install 'fakedriver[requests]'; or name the "
+        "clients to route: clients=['httpx', 'aiohttp'] (of routed() or the fake_netdriver "
+        "marker) or the fake_netdriver_clients ini option"
+    )
+    assert named == "routing requests calls needs requests and responses: " + (
+        "pip install 'fakedriver[requests]'"
+    )
+    assert other == ["httpx"]  # naming the clients is the way out
+
+
+def _extras() -> dict[str, set[str]]:
+    """pyproject's extras: each one's distribution names, its own extras expanded."""
+    with open(Path(__file__).resolve().parents[1] / "pyproject.toml", "rb") as source:
+        declared = tomllib.load(source)["project"]["optional-dependencies"]
+
+    def names(extra: str) -> set[str]:
+        found: set[str] = set()
+        for requirement in declared[extra]:
+            name = re.match(r"[A-Za-z0-9_.-]+", requirement)
+            assert name is not None, requirement
+            inner = re.search(r"\[(.*)\]", requirement) if name[0] == "fakedriver" else None
+            for own in inner[1].split(",") if inner else []:
+                found |= names(own.strip())
+            if name[0] != "fakedriver":
+                found.add(name[0])
+        return found
+
+    return {extra: names(extra) for extra in declared}
+
+
+def test_every_install_hint_names_an_extra_that_installs_the_client() -> None:
+    extras = _extras()
+    for client, (_, needs, hint) in CLIENTS.items():
+        extra = re.fullmatch(r"fakedriver\[(\w+)\]", hint)
+        assert extra is not None and extra[1] in extras, (client, hint)
+        assert set(needs) <= extras[extra[1]], (client, extras[extra[1]])
+    assert set(CLIENTS["requests"][1]) <= extras["pytest"]  # the fixtures route requests
 
 
 # -- lifecycle -----------------------------------------------------------------------------

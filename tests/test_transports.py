@@ -119,6 +119,40 @@ def test_a_held_call_is_answered_once_released(transport: Transport) -> None:
 
 
 @pytest.mark.parametrize(
+    "transport", [t for t in TRANSPORTS if t.timeout is not None], ids=lambda t: t.name
+)
+def test_a_held_call_ends_at_the_clients_timeout(transport: Transport) -> None:
+    fake = transport.fake()
+    rule = fake.hold(METHOD)
+    got: list[BaseException | tuple[int, bytes]] = []
+
+    def send(where: str) -> None:
+        try:
+            got.append(transport.send(fake, where, METHOD, CREATE, TIMEOUT))
+        except BaseException as exc:  # the client's own error, checked below
+            got.append(exc)
+
+    with transport.serving(fake) as where:
+        caller = threading.Thread(target=send, args=(where,), daemon=True)
+        caller.start()
+        caller.join(timeout=10)  # a held call that ignores the timeout fails here, not hangs
+        deadline = time.monotonic() + 3  # a real socket journals the call once it sees
+        while not fake.calls and time.monotonic() < deadline:  # the client go
+            time.sleep(0.02)
+        alive = caller.is_alive()
+        rule.release()  # frees a call that hung, whatever the outcome
+        caller.join(timeout=10)
+        assert not alive, "the held call outlived the client's timeout"
+    assert len(got) == 1 and isinstance(got[0], transport.timeout), got
+    # a real socket cannot know the client's timeout: it sees the client hang up
+    why = "client went away" if transport.real_time else f"client gave up after {TIMEOUT} s (held)"
+    assert [(c.status, c.error, c.fault) for c in fake.calls] == [
+        (0, f"no answer: {why}", f"hold on {METHOD}")
+    ]
+    assert NET not in fake.state.networks
+
+
+@pytest.mark.parametrize(
     "transport",
     [t for t in TRANSPORTS if t.name in ("httpx-async", "aiohttp")],
     ids=lambda t: t.name,
