@@ -1,7 +1,9 @@
 """The documentation site stays true: every Python block in ``docs/`` either is a test of
-``examples/`` (quoted verbatim, as the README's are) or runs here as it stands; every
-scenario it shows is one the fake accepts; the cookbook is the one run on dockerd; and the
-site builds with ``mkdocs build --strict`` (where the ``docs`` extra is installed)."""
+``examples/`` (quoted verbatim, as the README's are, after a comment naming its file and
+the imports it needs) or runs here as it stands, and says where every name it uses comes
+from; every scenario it shows is one the fake accepts; the cookbook is the one run on
+dockerd; and the site builds with ``mkdocs build --strict`` (where the ``docs`` extra is
+installed), its API reference readable."""
 
 from __future__ import annotations
 
