@@ -246,13 +246,20 @@ def test_an_error_fault_is_in_the_protocol_on_the_socket(sockets: Sockets) -> No
         {"method": "RequestPool", "kind": "not_found"},
     )
 
+    start = len(sockets.served.text())  # the module's server logs every test's calls
+
     with Conn(sockets.plugin) as conn:
         network = conn.send("NetworkDriver.CreateNetwork", create_network(NET))
         pool = conn.send("IpamDriver.RequestPool", {"AddressSpace": "LocalDefault", "Pool": ""})
 
     assert (network.status, network.body) == (200, b'{"Err":"no bridge"}\n')
     assert (pool.status, pool.body) == (404, b"404 page not found\n")
-    assert "[fault: error on NetworkDriver.CreateNetwork]" in sockets.served.text()  # the log
+    # the log: a thread writes the line after the answer, so wait for it
+    logged = eventually(
+        lambda: "[fault: error on NetworkDriver.CreateNetwork]" in sockets.served.text()[start:],
+        timeout=10.0,
+    )
+    assert logged, sockets.served.text()[start:]
 
 
 # -- the control API ----------------------------------------------------------------------------

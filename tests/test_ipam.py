@@ -267,3 +267,52 @@ def test_resource_errors_are_refused_even_in_lenient_mode(lenient: Wire) -> None
     assert lenient.refused("IpamDriver.RequestAddress", {"PoolID": pid}) == (
         f"no available addresses in pool {pid}"
     )
+
+
+def test_ipv4_point_to_point_pools_hand_out_every_address(wire: Wire) -> None:
+    """A /31 has no network or broadcast address (RFC 3021): both its addresses are
+    usable, and a /32 its only one, as in Docker's own IPAM (libnetwork's
+    ``defaultipam.newPoolData`` reserves the first and last IPv4 address only in pools
+    wider than a /31)."""
+    p31 = pool(wire, "10.0.0.0/31")["PoolID"]
+    assert wire.fake.state.pools[p31].capacity == 2
+    assert [address(wire, p31) for _ in range(2)] == ["10.0.0.0/31", "10.0.0.1/31"]
+    assert wire.refused("IpamDriver.RequestAddress", {"PoolID": p31}) == (
+        f"no available addresses in pool {p31}"
+    )
+    wire.ok("IpamDriver.ReleaseAddress", {"PoolID": p31, "Address": "10.0.0.1"})
+    assert address(wire, p31, "10.0.0.1") == "10.0.0.1/31"  # by name too
+    p32 = pool(wire, "10.0.1.5/32")["PoolID"]
+    assert address(wire, p32) == "10.0.1.5/32"
+    wire.ok("IpamDriver.ReleaseAddress", {"PoolID": p32, "Address": "10.0.1.5"})
+    assert address(wire, p32, "10.0.1.5") == "10.0.1.5/32"
+
+
+def test_lenient_repeated_request_pool_keeps_the_pool_held(lenient: Wire) -> None:
+    """A RequestPool of a pool already held (no replay) is recorded, and answers the held
+    pool, its leases kept: nothing is replaced."""
+    fake = lenient.fake
+    pid = pool(lenient, "10.0.0.0/24")["PoolID"]
+    address(lenient, pid, options=GATEWAY)
+    address(lenient, pid)
+    held = fake.state.pools[pid]
+    before = fake.state.snapshot()["pools"]
+    assert pool(lenient, "10.0.0.0/24") == {"PoolID": pid, "Pool": "10.0.0.0/24", "Data": {}}
+    assert fake.calls[-1].violations == (f"pool 10.0.0.0/24 overlaps pool 10.0.0.0/24 ({pid})",)
+    assert fake.state.pools[pid] is held
+    assert fake.state.snapshot()["pools"] == before
+    assert address(lenient, pid) == "10.0.0.3/24"  # the leases still count
+
+
+def test_lenient_overlapping_request_pool_leaves_the_held_pool_alone(lenient: Wire) -> None:
+    """An overlapping RequestPool of another pool is recorded and served; the pool already
+    held stays as it was, leases and all."""
+    fake = lenient.fake
+    pid = pool(lenient, "10.0.0.0/24")["PoolID"]
+    address(lenient, pid)
+    before = fake.state.pools[pid].snapshot()
+    wider = pool(lenient, "10.0.0.0/16")["PoolID"]
+    assert fake.calls[-1].violations == (f"pool 10.0.0.0/16 overlaps pool 10.0.0.0/24 ({pid})",)
+    assert fake.state.pools[pid].snapshot() == before
+    assert sorted(fake.state.pools) == sorted([pid, wider])
+    assert address(lenient, pid) == "10.0.0.2/24"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from conftest import EP, NET, Wire, ids
@@ -457,3 +458,84 @@ def test_after_a_lost_join_answer_dockerds_rollback_leaves_the_network_usable(ki
     wire.ok("NetworkDriver.DeleteEndpoint", ids(eid="f" * 64))
     wire.ok("NetworkDriver.DeleteNetwork", {"NetworkID": NET})
     fake.assert_clean()
+
+
+def held_state(fake: FakeNetDriver) -> dict[str, Any]:
+    """The whole state but the violations found so far."""
+    return {k: v for k, v in fake.state.snapshot().items() if k != "violations"}
+
+
+# -- lenient mode keeps its indexes true ----------------------------------------------------------
+@pytest.mark.parametrize("shared", ["address", "mac"])
+def test_lenient_delete_of_the_first_owner_hands_the_index_to_the_next(
+    lenient: Wire, shared: str
+) -> None:
+    """Lenient mode: endpoints A and B share an address (or a MAC), A first. Deleting A
+    must leave the address indexed to B, which still holds it: a third endpoint C taking it
+    is a violation that names B."""
+    a, b, c = "a" * 64, "b" * 64, "c" * 64
+    addresses = {a: "10.0.0.2/24", b: "10.0.0.3/24", c: "10.0.0.4/24"}
+    macs = {a: "02:00:00:00:00:0a", b: "02:00:00:00:00:0b", c: "02:00:00:00:00:0c"}
+    if shared == "address":
+        addresses = dict.fromkeys(addresses, "10.0.0.2/24")
+        message = f"address 10.0.0.2 is in use by endpoint {b}"
+    else:
+        macs = dict.fromkeys(macs, "02:00:00:00:00:0a")
+        message = f"MAC address 02:00:00:00:00:0a is in use by endpoint {b}"
+    lenient.network()
+    for eid in (a, b):
+        lenient.endpoint(eid, address=addresses[eid], mac=macs[eid])
+    assert len(lenient.fake.violations) == 1  # B's duplicate of A's
+    lenient.ok("NetworkDriver.DeleteEndpoint", ids(eid=a))
+    assert lenient.fake.calls[-1].violations == ()
+    lenient.endpoint(c, address=addresses[c], mac=macs[c])
+    assert lenient.fake.calls[-1].violations == (message,)
+
+
+def test_lenient_duplicate_create_network_keeps_the_network_held(lenient: Wire) -> None:
+    """A second CreateNetwork of a held id is recorded, and the network stays as it was:
+    its options, its pools, its endpoints and their address and MAC indexes."""
+    fake = lenient.fake
+    lenient.network(**{"com.docker.network.internal": True})
+    lenient.endpoint(mac="02:00:00:00:00:01")
+    held = fake.state.networks[NET]
+    before = held_state(fake)
+    lenient.ok(
+        "NetworkDriver.CreateNetwork",
+        {
+            "NetworkID": NET,
+            "Options": {"other": "options"},
+            "IPv4Data": [{"AddressSpace": "", "Pool": "10.5.0.0/16", "Gateway": "10.5.0.1/16"}],
+        },
+    )
+    assert fake.calls[-1].violations == (f"network {NET} already exists",)
+    assert fake.state.networks[NET] is held
+    assert held_state(fake) == before
+    lenient.endpoint("f" * 64, address="10.0.0.2/24", mac="02:00:00:00:00:01")
+    assert fake.calls[-1].violations == (
+        f"address 10.0.0.2 is in use by endpoint {EP}",
+        f"MAC address 02:00:00:00:00:01 is in use by endpoint {EP}",
+    )
+
+
+# -- Join's gateway --------------------------------------------------------------------------------
+def test_join_answers_the_first_pools_gateway_for_an_address_in_no_pool_with_one(
+    wire: Wire,
+) -> None:
+    """The endpoint's address lies in a pool with no gateway: Join answers the gateway of
+    the first pool that has one (not the last)."""
+    wire.ok(
+        "NetworkDriver.CreateNetwork",
+        {
+            "NetworkID": NET,
+            "IPv4Data": [
+                {"AddressSpace": "", "Pool": "10.1.0.0/24", "Gateway": "10.1.0.1/24"},
+                {"AddressSpace": "", "Pool": "10.2.0.0/24", "Gateway": "10.2.0.1/24"},
+                {"AddressSpace": "", "Pool": "10.3.0.0/24"},
+            ],
+        },
+    )
+    wire.endpoint(address="10.3.0.5/24")
+    assert wire.join()["Gateway"] == "10.1.0.1"
+    wire.endpoint("f" * 64, address="10.2.0.5/24")  # in a pool with a gateway: that one
+    assert wire.join("f" * 64)["Gateway"] == "10.2.0.1"
