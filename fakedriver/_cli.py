@@ -80,7 +80,7 @@ def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False  # a host name: it may be anything
 
@@ -88,16 +88,16 @@ def _loopback(host: str) -> bool:
 def _plugin_server(args: argparse.Namespace, app: FakeNetDriver, **shared: Any) -> PluginServer:
     """The server of the plugin socket (or TCP address) the arguments ask for."""
     if args.tcp:
-        host, _, port = args.tcp.rpartition(":")
-        host = host or "127.0.0.1"
+        host, port = args.tcp
+        spec = os.path.join(args.spec_dir or SPEC_DIR, f"{args.name or DEFAULT_NAME}.spec")
+        server = PluginServer(app, tcp=(host, port), spec=spec, **shared)
         if not _loopback(host):
             _say(
                 args,
                 f"fakedriver: warning: serving the plugin protocol on {host}, beyond this "
                 "host: anyone who can reach it can create and delete networks",
             )
-        spec = os.path.join(args.spec_dir or SPEC_DIR, f"{args.name or DEFAULT_NAME}.spec")
-        return PluginServer(app, tcp=(host, int(port)), spec=spec, **shared)
+        return server
     path = args.socket or os.path.join(PLUGIN_DIR, f"{args.name or DEFAULT_NAME}.sock")
     try:
         return PluginServer(app, socket_path=path, **shared)

@@ -84,15 +84,21 @@ def _bind_unix(path: str) -> socket.socket:
 
 
 def _bind_tcp(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host`` (an IPv6 address without brackets) and ``port``;
+    :class:`ServeError` when it cannot be (in use, not an address of this host)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise ServeError(f"cannot listen on {_host_port(host, port)}: {exc.strerror}") from None
     return sock
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class PluginServer:
@@ -139,7 +145,7 @@ class PluginServer:
         else:
             host, port = tcp  # type: ignore[misc]
             self.listener = _bind_tcp(host, port)
-            self.address = f"tcp://{host}:{self.listener.getsockname()[1]}"
+            self.address = f"tcp://{_host_port(host, self.listener.getsockname()[1])}"
         self.listener.listen(BACKLOG)
         self._stop = threading.Event()
         self._stopped = threading.Event()

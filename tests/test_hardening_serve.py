@@ -21,6 +21,7 @@ from rawhttp import Served, call, connect, eventually, exchange, nobody_command,
 from rawhttp import request as raw_request
 
 from fakedriver import FakeNetDriver
+from fakedriver._args import parser, tcp_address
 from fakedriver._cli import main
 from fakedriver._control import control
 from fakedriver._journal import Journal
@@ -389,3 +390,91 @@ def test_a_hung_call_does_not_keep_the_server_from_stopping(short_dir: Path) -> 
         sock.sendall(call("Plugin.Activate"))
         assert eventually(lambda: _hung(path), 5.0)
         assert served.stop(signal.SIGHUP) == 0
+
+
+# -- --tcp: one parser, and a bind that fails says why (issue 17) -------------------------------
+TCP_ADDRESSES = {
+    "127.0.0.1:0": ("127.0.0.1", 0),
+    ":9000": ("127.0.0.1", 9000),
+    "0.0.0.0:65535": ("0.0.0.0", 65535),
+    "localhost:80": ("localhost", 80),
+    "[::1]:0": ("::1", 0),
+    "[::]:7": ("::", 7),
+}
+BAD_TCP = {
+    "abc": "is not HOST:PORT",
+    "127.0.0.1": "is not HOST:PORT",
+    "127.0.0.1:99999": "the port must be 0 to 65535",
+    ":-1": "the port must be 0 to 65535",
+    "127.0.0.1:": "the port must be 0 to 65535",
+    "127.0.0.1:+80": "the port must be 0 to 65535",
+    "127.0.0.1: 80": "the port must be 0 to 65535",
+    "127.0.0.1:\u0664\u0665": "the port must be 0 to 65535",  # Arabic-Indic digits
+    "::1:0": "write an IPv6 address in brackets, as [::1]:0",
+    "[::1]": "write an IPv6 address as [ADDRESS]:PORT",
+    "[::1]80": "write an IPv6 address as [ADDRESS]:PORT",
+    "[::1:0": "write an IPv6 address as [ADDRESS]:PORT",
+    "[127.0.0.1]:0": "in brackets is not an IPv6 address",
+    "[]:0": "in brackets is not an IPv6 address",
+}
+
+
+@pytest.mark.parametrize("value", TCP_ADDRESSES)
+def test_a_tcp_address_is_parsed(value: str) -> None:
+    assert tcp_address(value) == TCP_ADDRESSES[value]
+
+
+@pytest.mark.parametrize("value", BAD_TCP)
+def test_a_bad_tcp_address_is_a_usage_error_exit_2(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:  # parsed only: a bad parser starts no server
+        parser().parse_args(["serve", "--tcp", value])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --tcp: {value!r}" in err and BAD_TCP[value] in err, err
+    assert "Traceback" not in err
+
+
+def test_a_tcp_address_that_cannot_be_listened_on_is_one_line_exit_2(
+    short_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    cases = {
+        "192.0.2.1:0": "cannot listen on 192.0.2.1:0: Cannot assign requested address",
+        f"127.0.0.1:{port}": f"cannot listen on 127.0.0.1:{port}: Address already in use",
+    }
+    try:
+        for value, why in cases.items():
+            code = main(["serve", "--tcp", value, "--spec-dir", str(short_dir), "--quiet"])
+            assert (code, capsys.readouterr().err) == (2, f"fakedriver: {why}\n")
+            assert list(short_dir.iterdir()) == []  # no spec file written
+    finally:
+        taken.close()
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+def test_a_bracketed_ipv6_tcp_address_is_served_and_written_to_the_spec(short_dir: Path) -> None:
+    served = Served(short_dir, "--tcp", "[::1]:0", "--spec-dir", str(short_dir)).wait_ready()
+    try:
+        spec = (short_dir / "fake.spec").read_text().strip()
+        host, _, port = spec.removeprefix("tcp://").rpartition(":")
+        assert host == "[::1]" and f"serving on {spec}" in served.stderr()
+        with socket.create_connection(("::1", int(port)), timeout=5) as sock:
+            sock.sendall(call("Plugin.Activate"))
+            assert read_one(sock).status == 200
+    finally:
+        assert served.stop() == 0
+    assert not (short_dir / "fake.spec").exists()
