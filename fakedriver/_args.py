@@ -182,7 +182,8 @@ def parser() -> argparse.ArgumentParser:
         type=_positive(int),
         default=default.max_connections,
         metavar="N",
-        help=f"connections served at once; more get 503 (default: {default.max_connections})",
+        help="connections served at once; one more closes the one idle the longest, or gets "
+        f"503 when all are in a request (default: {default.max_connections})",
     )
     limits.add_argument(
         "--journal-size",

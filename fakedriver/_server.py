@@ -32,7 +32,8 @@ from ._log import LineWriter
 
 PLUGIN_DIR = "/run/docker/plugins"
 SPEC_DIR = "/etc/docker/plugins"
-#: The listen backlog: dockerd dials without blocking, so a full backlog fails at once.
+#: The least listen backlog (it is ``--max-connections`` when that is more): dockerd dials
+#: without blocking, so a full backlog fails at once.
 BACKLOG = 128
 #: Serves ``(verb, path, body) -> (status, answer)`` for paths under ``/fakedriver/``.
 Control = Callable[[str, str, bytes], tuple[int, Any]]
@@ -146,11 +147,11 @@ class PluginServer:
             host, port = tcp  # type: ignore[misc]
             self.listener = _bind_tcp(host, port)
             self.address = f"tcp://{_host_port(host, self.listener.getsockname()[1])}"
-        self.listener.listen(BACKLOG)
+        self.listener.listen(max(BACKLOG, self.limits.max_connections))
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._stopped.set()
-        self._open = 0
+        self._open: dict[Connection, None] = {}  # the connections being served, oldest first
         self._open_lock = threading.Lock()
         if socket_path is None and spec:
             _write_spec(spec, self.address)
@@ -183,7 +184,7 @@ class PluginServer:
     def connections(self) -> int:
         """How many connections are being served now."""
         with self._open_lock:
-            return self._open
+            return len(self._open)
 
     def serve_forever(self) -> None:
         """Accept connections until :meth:`shutdown`, each served by a thread of its own."""
@@ -213,26 +214,49 @@ class PluginServer:
             self._stopped.set()
 
     def _start(self, sock: socket.socket) -> None:
+        connection = Connection(sock, self._serve, self.limits, self.say)
+        evicted = None
         with self._open_lock:
-            full = self._open >= self.limits.max_connections
-            if not full:
-                self._open += 1
-        if full:
+            full = len(self._open) >= self.limits.max_connections
+            if full:
+                evicted = self._evict()
+            if not full or evicted is not None:
+                self._open[connection] = None
+        cap = self.limits.max_connections
+        if evicted is not None:
+            idle = time.monotonic() - (evicted.idle_since or time.monotonic())
+            self.say(
+                f"fakedriver: {cap} connections open (the cap); closed the one idle the "
+                f"longest ({idle:.1f} s) to make room"
+            )
+        elif full:
             self._turn_away(sock)
             return
-        connection = Connection(sock, self._serve, self.limits, self.say)
         threading.Thread(target=self._run, args=(connection,), daemon=True).start()
+
+    def _evict(self) -> Connection | None:
+        """Close the connection idle the longest and forget it; ``None`` when every one
+        is in a request (the caller holds the lock)."""
+        idle = [c for c in self._open if c.idle_since is not None]
+        for connection in sorted(idle, key=lambda c: c.idle_since or 0.0):
+            if connection.evict():  # still idle: it was not in a request meanwhile
+                del self._open[connection]
+                return connection
+        return None
 
     def _run(self, connection: Connection) -> None:
         try:
             connection.run()
         finally:
             with self._open_lock:
-                self._open -= 1
+                self._open.pop(connection, None)
 
     def _turn_away(self, sock: socket.socket) -> None:
         cap = self.limits.max_connections
-        self.say(f"fakedriver: {cap} connections open (the cap); turned one away with 503")
+        self.say(
+            f"fakedriver: {cap} connections open (the cap), each in a request; "
+            "turned one away with 503"
+        )
         body = encode({"Err": f"too many connections (the server serves {cap} at once)"})
         head = f"HTTP/1.1 503 {reason(503)}\r\n" + "".join(
             f"{name}: {value}\r\n" for name, value in headers(body)

@@ -5,6 +5,8 @@ name, SIGHUP). Raw sockets, loopback and unix only, each with a timeout."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -17,12 +19,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rawhttp import Served, call, connect, eventually, exchange, nobody_command, parse, read_one
+from rawhttp import (
+    Served,
+    call,
+    connect,
+    eventually,
+    exchange,
+    nobody_command,
+    parse,
+    read_one,
+    until_eof,
+)
 from rawhttp import request as raw_request
 
 from fakedriver import FakeNetDriver
 from fakedriver._args import parser, tcp_address
 from fakedriver._cli import main
+from fakedriver._connection import Limits
 from fakedriver._control import control
 from fakedriver._journal import Journal
 from fakedriver._server import PluginServer
@@ -478,3 +491,88 @@ def test_a_bracketed_ipv6_tcp_address_is_served_and_written_to_the_spec(short_di
     finally:
         assert served.stop() == 0
     assert not (short_dir / "fake.spec").exists()
+
+
+# -- the connection cap: idle connections make room (issue 17) ---------------------------------
+@pytest.fixture
+def capped(short_dir: Path) -> Iterator[tuple[PluginServer, str, io.StringIO]]:
+    """A server of at most three connections, idle for as long as they like."""
+    fake, log = FakeNetDriver(), io.StringIO()
+    path = str(short_dir / "p.sock")
+    limits = Limits(idle_timeout=300.0, max_connections=3)
+    server = PluginServer(fake, socket_path=path, limits=limits, log=log)
+    accepting = threading.Thread(target=server.serve_forever, daemon=True)
+    accepting.start()
+    try:
+        yield server, path, log
+    finally:
+        fake.engine.release_rules()
+        server.close()
+
+
+def test_at_the_cap_the_connection_idle_the_longest_makes_room(
+    capped: tuple[PluginServer, str, io.StringIO],
+) -> None:
+    """Idle connections (after a call, or before any) cannot lock a client out: each
+    newcomer closes the one that has waited the longest for its next request."""
+    server, path, log = capped
+    with contextlib.ExitStack() as stack:
+        first = stack.enter_context(connect(path))
+        first.sendall(call("Plugin.Activate"))
+        assert read_one(first).status == 200  # idle from here on
+        silent = stack.enter_context(connect(path))  # never sends anything
+        assert eventually(lambda: server.connections == 2, 5.0)
+        third = stack.enter_context(connect(path))
+        third.sendall(call("Plugin.Activate"))
+        assert read_one(third).status == 200
+        for evicted in (first, silent):
+            newcomer = stack.enter_context(connect(path))
+            newcomer.sendall(call("NetworkDriver.GetCapabilities"))
+            assert read_one(newcomer).status == 200
+            assert until_eof(evicted) == b""  # closed, without a word
+            assert server.connections == 3
+        third.sendall(call("Plugin.Activate"))  # the newest of the old ones is still served
+        assert read_one(third).status == 200
+    line = "3 connections open (the cap); closed the one idle the longest"
+    assert eventually(lambda: log.getvalue().count(line) == 2, 5.0), log.getvalue()
+
+
+def test_at_the_cap_with_every_connection_in_a_call_a_newcomer_gets_503(
+    capped: tuple[PluginServer, str, io.StringIO],
+) -> None:
+    server, path, log = capped
+    rule = server.app.hold("Plugin.Activate")
+    with contextlib.ExitStack() as stack:
+        for _ in range(3):
+            stack.enter_context(connect(path)).sendall(call("Plugin.Activate"))
+        assert rule.wait_held(3)
+        raw = exchange(path, call("Plugin.Activate"))
+        assert parse(raw).status == 503 and "too many connections" in parse(raw).json["Err"]
+        assert "each in a request; turned one away with 503" in eventually(log.getvalue)
+
+
+@pytest.mark.skipif(
+    int(Path("/proc/sys/net/core/somaxconn").read_text()) < 300,
+    reason="the kernel caps the listen backlog below 300",
+)
+def test_the_listen_backlog_holds_a_burst_as_large_as_the_connection_cap(
+    short_dir: Path,
+) -> None:
+    """Go connects without blocking: a burst beyond the backlog fails at once (EAGAIN),
+    so the backlog is as large as --max-connections."""
+    path = str(short_dir / "p.sock")
+    server = PluginServer(FakeNetDriver(), socket_path=path, limits=Limits(max_connections=300))
+    pending: list[socket.socket] = []
+    try:  # not accepting yet: every connection waits in the backlog
+        for i in range(300):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            pending.append(sock)
+            sock.setblocking(False)
+            try:
+                sock.connect(path)
+            except BlockingIOError:
+                pytest.fail(f"connection {i + 1} of a burst of 300 found the backlog full")
+    finally:
+        for sock in pending:
+            sock.close()
+        server.close()
