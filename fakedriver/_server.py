@@ -68,6 +68,24 @@ def claim_socket(path: str) -> None:
     raise ServeError(f"{path} is served by a live process; stop it first")
 
 
+#: A file's identity: what a path must still be for this server to remove it. Sound
+#: while the server holds the file (its socket bound, its spec file open): no other
+#: file can be given the inode number of one still held.
+Identity = tuple[int, int]
+
+
+def _identity(st: os.stat_result) -> Identity:
+    return st.st_dev, st.st_ino
+
+
+def _remove_if_ours(path: str, ours: Identity) -> None:
+    """Remove ``path`` only if it is still the file this server made: after an ``rm`` and
+    another server's start on the same path, it is that server's, and stays."""
+    with contextlib.suppress(FileNotFoundError):
+        if _identity(os.lstat(path)) == ours:
+            os.unlink(path)
+
+
 def _bind_unix(path: str) -> socket.socket:
     """A listening unix socket at ``path``, never reachable by others, not even between
     bind() and chmod(): it is created under a umask that leaves it ``0600``."""
@@ -139,9 +157,13 @@ class PluginServer:
         self.limits = limits or Limits()
         self.log_format = log_format
         self.writer = LineWriter(log) if log is not None else None
+        #: The files this server made, each with its identity (removed at close if still it).
+        self.made: dict[str, Identity] = {}
+        self._spec_fd: int | None = None  # the spec file, held open until it is removed
         if socket_path is not None:
             claim_socket(socket_path)
             self.listener = _bind_unix(socket_path)
+            self.made[socket_path] = _identity(os.lstat(socket_path))
             self.address = f"unix://{socket_path}"
         else:
             host, port = tcp  # type: ignore[misc]
@@ -154,7 +176,8 @@ class PluginServer:
         self._open: dict[Connection, None] = {}  # the connections being served, oldest first
         self._open_lock = threading.Lock()
         if socket_path is None and spec:
-            _write_spec(spec, self.address)
+            self._spec_fd = _write_spec(spec, self.address)
+            self.made[spec] = _identity(os.fstat(self._spec_fd))
         if self.writer is not None:
             app.listeners.append(self.log_call)
 
@@ -295,14 +318,16 @@ class PluginServer:
         self._stopped.wait()
 
     def close(self) -> None:
-        """Stop listening, remove the socket and spec file, and write what is left to log."""
+        """Stop listening, remove the socket and spec file if they are still the ones this
+        server made, and write what is left to log."""
         self._stop.set()
         self._stopped.wait()
+        for path, ours in self.made.items():  # while they are held: see Identity
+            _remove_if_ours(path, ours)
         self.listener.close()
-        for path in (self.socket_path, self.spec):
-            if path:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
+        if self._spec_fd is not None:
+            os.close(self._spec_fd)
+            self._spec_fd = None
         if self.writer is not None:
             with contextlib.suppress(ValueError):
                 self.app.listeners.remove(self.log_call)
@@ -315,21 +340,25 @@ class PluginServer:
         self.close()
 
 
-def _write_spec(path: str, address: str) -> None:
+def _write_spec(path: str, address: str) -> int:
     """Write the spec file through a temporary file of its own: an unpredictable name
-    opened with ``O_EXCL|O_NOFOLLOW`` (``mkstemp``) in the spec's folder, then renamed."""
+    opened with ``O_EXCL|O_NOFOLLOW`` (``mkstemp``) in the spec's folder, then renamed.
+    Returns the file, still open."""
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "w") as out:
-            out.write(address + "\n")
-        os.chmod(tmp, 0o644)  # dockerd reads it
+        data = (address + "\n").encode()
+        while data:
+            data = data[os.write(fd, data) :]
+        os.fchmod(fd, 0o644)  # dockerd reads it
         os.replace(tmp, path)
     except BaseException:
+        os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    return fd
 
 
 def stamp(when: float) -> str:

@@ -405,6 +405,38 @@ def test_a_hung_call_does_not_keep_the_server_from_stopping(short_dir: Path) -> 
         assert served.stop(signal.SIGHUP) == 0
 
 
+# -- stopping removes only what is still its own (issue 17) ------------------------------------
+def test_stop_leaves_a_socket_another_server_made_at_the_same_path(short_dir: Path) -> None:
+    path = str(short_dir / "p.sock")
+    first = PluginServer(FakeNetDriver(), socket_path=path)
+    os.unlink(path)  # someone removes it, and another server starts on the same path
+    second = PluginServer(FakeNetDriver(), socket_path=path)
+    accepting = threading.Thread(target=second.serve_forever, daemon=True)
+    accepting.start()
+    try:
+        first.close()
+        assert stat.S_ISSOCK(os.lstat(path).st_mode)
+        with connect(path) as sock:  # still the second server's, still served
+            sock.sendall(call("Plugin.Activate"))
+            assert read_one(sock).status == 200
+    finally:
+        second.close()
+    assert not os.path.lexists(path)
+
+
+def test_stop_leaves_a_spec_file_another_server_wrote_at_the_same_path(short_dir: Path) -> None:
+    spec = short_dir / "fake.spec"
+    first = PluginServer(FakeNetDriver(), tcp=("127.0.0.1", 0), spec=str(spec))
+    spec.unlink()
+    second = PluginServer(FakeNetDriver(), tcp=("127.0.0.1", 0), spec=str(spec))
+    try:
+        first.close()
+        assert spec.read_text() == second.address + "\n"
+    finally:
+        second.close()
+    assert not spec.exists()
+
+
 # -- --tcp: one parser, and a bind that fails says why (issue 17) -------------------------------
 TCP_ADDRESSES = {
     "127.0.0.1:0": ("127.0.0.1", 0),
