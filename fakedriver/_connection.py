@@ -13,6 +13,7 @@ dialect) after which the connection is closed.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -93,12 +94,12 @@ class _Closed(Exception):
 
 class Connection:
     """Serves the requests of one accepted socket, one after the other, until either
-    side closes it, or the server closes it while idle (:meth:`evict`). :meth:`run`
+    side closes it, or the server stops it (:meth:`evict`, :meth:`stop`). :meth:`run`
     never raises.
 
     Between requests it is *idle* (:attr:`idle_since` is when it began to wait); from the
     first byte of a request until its answer is written it is *busy* (``None``). The
-    server may close an idle connection at any time.
+    server may close an idle connection at any time; a busy one ends after its answer.
     """
 
     def __init__(
@@ -115,7 +116,7 @@ class Connection:
         #: When it began to wait for its next request (``time.monotonic()``); ``None``
         #: while it is in a request.
         self.idle_since: float | None = time.monotonic()
-        #: Set by :meth:`evict`: serve no further request.
+        #: Set by the server: serve no further request.
         self.closing = False
 
     def _parser(self, pending: bytes) -> h11.Connection:
@@ -146,6 +147,19 @@ class Connection:
         hang_up(self.sock)  # its thread wakes from recv() and ends
         return True
 
+    def stop(self) -> None:
+        """Serve no further request: an idle connection is closed now; a busy one stops
+        reading (a request not yet whole is not served, a held call sees its client gone)
+        and its answer, if it has one, is the last, with ``Connection: close``."""
+        with self._lock:
+            self.closing = True
+            idle = self.idle_since is not None
+        if idle:
+            hang_up(self.sock)
+        else:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RD)
+
     def _idle(self) -> None:
         with self._lock:
             if self.closing:
@@ -154,7 +168,7 @@ class Connection:
 
     def _busy(self) -> None:
         with self._lock:
-            if self.closing:  # evicted as the request came in: not served
+            if self.closing:  # evicted or stopped as the request came in: not served
                 raise _Closed
             self.idle_since = None
 
@@ -262,7 +276,7 @@ class Connection:
         if answer.drop == "before":
             return False
         self._timeout(self.limits.idle_timeout)  # a client that never reads its answer
-        close = not self.keep_alive or answer.drop is not None
+        close = not self.keep_alive or answer.drop is not None or self.closing
         head = response_head(answer.status, answer.body, close=close)
         body = answer.body if self.verb != "HEAD" else b""
         if answer.drop == "mid_body":

@@ -15,6 +15,7 @@ import dataclasses
 import errno
 import json
 import os
+import select
 import socket
 import stat
 import tempfile
@@ -29,12 +30,15 @@ from ._control import refusal
 from ._http import encode, headers, not_allowed, reason
 from ._journal import Call
 from ._log import LineWriter
+from ._peer import hang_up
 
 PLUGIN_DIR = "/run/docker/plugins"
 SPEC_DIR = "/etc/docker/plugins"
 #: The least listen backlog (it is ``--max-connections`` when that is more): dockerd dials
 #: without blocking, so a full backlog fails at once.
 BACKLOG = 128
+#: Seconds :meth:`PluginServer.close` waits for the calls being served to be answered.
+GRACE = 5.0
 #: Serves ``(verb, path, body) -> (status, answer)`` for paths under ``/fakedriver/``.
 Control = Callable[[str, str, bytes], tuple[int, Any]]
 #: accept() errors that pass once connections close: back off instead of spinning.
@@ -173,8 +177,11 @@ class PluginServer:
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._stopped.set()
-        self._open: dict[Connection, None] = {}  # the connections being served, oldest first
-        self._open_lock = threading.Lock()
+        self._wake, self._woken = socket.socketpair()  # ends the accept loop's wait
+        #: The connections being served, oldest first; the lock is also notified when
+        #: one ends.
+        self._open: dict[Connection, None] = {}
+        self._open_lock = threading.Condition()
         if socket_path is None and spec:
             self._spec_fd = _write_spec(spec, self.address)
             self.made[spec] = _identity(os.fstat(self._spec_fd))
@@ -213,13 +220,19 @@ class PluginServer:
         """Accept connections until :meth:`shutdown`, each served by a thread of its own."""
         try:  # a signal anywhere in here still leaves it stopped, so close() never waits
             self._stopped.clear()
-            self.listener.settimeout(0.1)  # how soon a shutdown is noticed
+            self.listener.setblocking(False)
+            ready = select.poll()
+            ready.register(self.listener, select.POLLIN)
+            ready.register(self._woken, select.POLLIN)  # shutdown() writes to it
             backoff = 0.0
             while not self._stop.is_set():
+                ready.poll()
+                if self._stop.is_set():
+                    break
                 try:
                     sock, _ = self.listener.accept()
-                except TimeoutError:
-                    continue
+                except BlockingIOError:
+                    continue  # the client gave up in between
                 except OSError as exc:
                     if self._stop.is_set():
                         break
@@ -273,6 +286,7 @@ class PluginServer:
         finally:
             with self._open_lock:
                 self._open.pop(connection, None)
+                self._open_lock.notify_all()
 
     def _turn_away(self, sock: socket.socket) -> None:
         cap = self.limits.max_connections
@@ -315,23 +329,43 @@ class PluginServer:
     def shutdown(self) -> None:
         """Stop :meth:`serve_forever` (from another thread) and wait until it has."""
         self._stop.set()
+        with contextlib.suppress(OSError):
+            self._wake.send(b"\0")
         self._stopped.wait()
 
-    def close(self) -> None:
-        """Stop listening, remove the socket and spec file if they are still the ones this
-        server made, and write what is left to log."""
-        self._stop.set()
-        self._stopped.wait()
+    def close(self, grace: float = GRACE) -> None:
+        """Stop listening and remove the socket and spec file (if they are still the ones
+        this server made), then stop the connections (:meth:`Connection.stop`: an idle one
+        is closed at once, a call being served is answered, a held one ends as if its
+        client left) and wait up to ``grace`` seconds for them; those left are cut off.
+        Then write what is left to log. Once it returns, no connection of this server
+        starts another call."""
+        self.shutdown()
         for path, ours in self.made.items():  # while they are held: see Identity
             _remove_if_ours(path, ours)
         self.listener.close()
+        self._wake.close()
+        self._woken.close()
         if self._spec_fd is not None:
             os.close(self._spec_fd)
             self._spec_fd = None
+        self._drain(grace)
         if self.writer is not None:
             with contextlib.suppress(ValueError):
                 self.app.listeners.remove(self.log_call)
             self.writer.close()
+
+    def _drain(self, grace: float) -> None:
+        with self._open_lock:
+            connections = list(self._open)
+        for connection in connections:
+            connection.stop()
+        with self._open_lock:
+            if self._open_lock.wait_for(lambda: not self._open, grace):
+                return
+            left = list(self._open)
+        for connection in left:  # stuck writing, or in a long latency: cut off
+            hang_up(connection.sock)
 
     def __enter__(self) -> PluginServer:
         return self
