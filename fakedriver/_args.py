@@ -4,6 +4,7 @@ flags are generated from :class:`~fakedriver.Persona` (see ``_options.py``)."""
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import re
 import stat
@@ -40,6 +41,35 @@ def _name(value: str) -> str:
             "starting with a letter or digit"
         )
     return value
+
+
+def tcp_address(value: str) -> tuple[str, int]:
+    """``--tcp HOST:PORT`` as ``(host, port)``: HOST an IPv4 address, a host name, or an
+    IPv6 address in brackets (``[::1]:0``), ``127.0.0.1`` when empty; PORT 0 to 65535
+    (0: any free one). Whether the address can be listened on is for the bind to say."""
+    if value.startswith("["):
+        host, bracket, rest = value[1:].partition("]")
+        port = rest.removeprefix(":")
+        if not bracket or port == rest:
+            raise argparse.ArgumentTypeError(f"{value!r}: write an IPv6 address as [ADDRESS]:PORT")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{value!r}: {host!r} in brackets is not an IPv6 address"
+            ) from None
+    else:
+        host, colon, port = value.rpartition(":")
+        if not colon:
+            raise argparse.ArgumentTypeError(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:9000)")
+        if ":" in host:
+            raise argparse.ArgumentTypeError(
+                f"{value!r}: write an IPv6 address in brackets, as [{host}]:{port}"
+            )
+        host = host or "127.0.0.1"
+    if not (port.isascii() and port.isdigit() and int(port) <= 65535):
+        raise argparse.ArgumentTypeError(f"{value!r}: the port must be 0 to 65535, not {port!r}")
+    return host, int(port)
 
 
 def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
@@ -86,7 +116,9 @@ def parser() -> argparse.ArgumentParser:
     socket_or_tcp.add_argument(
         "--tcp",
         metavar="HOST:PORT",
-        help=f"listen on TCP and write {SPEC_DIR}/NAME.spec (port 0: any free)",
+        type=tcp_address,
+        help=f"listen on TCP and write {SPEC_DIR}/NAME.spec (port 0: any free; an IPv6 "
+        "address in brackets: [::1]:0)",
     )
     where.add_argument("--spec-dir", help=f"where --tcp writes NAME.spec (default: {SPEC_DIR})")
 
@@ -171,7 +203,8 @@ def parser() -> argparse.ArgumentParser:
         type=_positive(int),
         default=default.max_connections,
         metavar="N",
-        help=f"connections served at once; more get 503 (default: {default.max_connections})",
+        help="connections served at once; one more closes the one idle the longest, or gets "
+        f"503 when all are in a request (default: {default.max_connections})",
     )
     limits.add_argument(
         "--journal-size",

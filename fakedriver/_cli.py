@@ -8,12 +8,12 @@ import contextlib
 import ipaddress
 import json
 import os
+import select
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from functools import partial
-from types import FrameType
 from typing import Any
 
 from ._app import FakeNetDriver
@@ -29,6 +29,47 @@ from ._plugincmd import plugin_command
 from ._server import PLUGIN_DIR, SPEC_DIR, PluginServer, ServeError
 from ._statefile import state_command
 from ._store import StateFileError, Store, StoreError
+
+
+class StopSignals:
+    """SIGINT, SIGTERM and SIGHUP stop ``serve``, and nothing else happens when one comes:
+    the handlers run no code of the server. Python's own handler writes the signal's
+    number to a pipe (:func:`signal.set_wakeup_fd`), the main thread waits on it
+    (:meth:`wait`), and the shutdown that follows runs once, uninterrupted: a second signal
+    is ignored (an exception raised by a handler would land anywhere, the shutdown
+    itself included)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._read, self._write = os.pipe()
+        for fd in (self._read, self._write):
+            os.set_blocking(fd, False)
+        self._old_fd = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        self._old = {signum: signal.signal(signum, _noted) for signum in self.SIGNALS}
+
+    def wait(self) -> int:
+        """Block until a stop signal comes (or came since the start); its number."""
+        while self.received is None:
+            select.select([self._read], [], [])
+            with contextlib.suppress(BlockingIOError):
+                numbers = os.read(self._read, 64)
+                self.received = next((n for n in numbers if n in self.SIGNALS), None)
+        return self.received
+
+    def close(self) -> None:
+        """Stop listening for signals. After one came the process is stopping, so later
+        ones stay ignored up to its exit; otherwise the former handlers are back."""
+        for signum, old in self._old.items():
+            signal.signal(signum, signal.SIG_IGN if self.received is not None else old)
+        signal.set_wakeup_fd(self._old_fd)
+        os.close(self._read)
+        os.close(self._write)
+
+
+def _noted(signum: int, frame: object) -> None:
+    """A stop signal's Python handler: nothing to do, the wakeup pipe has its number."""
 
 
 def build(args: argparse.Namespace) -> FakeNetDriver:
@@ -83,7 +124,7 @@ def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False  # a host name: it may be anything
 
@@ -91,16 +132,16 @@ def _loopback(host: str) -> bool:
 def _plugin_server(args: argparse.Namespace, app: FakeNetDriver, **shared: Any) -> PluginServer:
     """The server of the plugin socket (or TCP address) the arguments ask for."""
     if args.tcp:
-        host, _, port = args.tcp.rpartition(":")
-        host = host or "127.0.0.1"
+        host, port = args.tcp
+        spec = os.path.join(args.spec_dir or SPEC_DIR, f"{args.name or DEFAULT_NAME}.spec")
+        server = PluginServer(app, tcp=(host, port), spec=spec, **shared)
         if not _loopback(host):
             _say(
                 args,
                 f"fakedriver: warning: serving the plugin protocol on {host}, beyond this "
                 "host: anyone who can reach it can create and delete networks",
             )
-        spec = os.path.join(args.spec_dir or SPEC_DIR, f"{args.name or DEFAULT_NAME}.spec")
-        return PluginServer(app, tcp=(host, int(port)), spec=spec, **shared)
+        return server
     path = args.socket or os.path.join(PLUGIN_DIR, f"{args.name or DEFAULT_NAME}.sock")
     try:
         return PluginServer(app, socket_path=path, **shared)
@@ -117,6 +158,17 @@ def _say(args: argparse.Namespace, line: str) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
+    stop = StopSignals()  # first: a signal during the start ends it cleanly too
+    try:
+        return _serve(args, stop)
+    finally:
+        stop.close()
+
+
+def _serve(args: argparse.Namespace, stop: StopSignals) -> int:
+    """Serve until a stop signal, then shut down once: stop accepting, stop the
+    connections (the calls being served are answered), then close the driver, and with it
+    the state file, under its lock (:meth:`Engine.close`)."""
     token = control_token(args)  # before anything is made; the variable read once
     app = build(args)
     log = None if args.quiet else sys.stderr
@@ -127,56 +179,50 @@ def serve(args: argparse.Namespace) -> int:
         idle_timeout=args.idle_timeout,
         max_connections=args.max_connections,
     )
-    server = _plugin_server(
-        args,
-        app,
-        log=log,
-        log_format=args.log_format,
-        control=None if args.control_socket else api,
-        control_token=token,
-        limits=limits,
-    )
-    if args.tcp and api is not None and not args.control_socket and not token:
-        _say(
-            args,
-            "fakedriver: the control API is not served over TCP without a control token "
-            "(--control-token-file)",
-        )
-    _reconcile(args, app)
-    servers = [server]
-    if args.control_socket and api is not None:
-        servers.append(
-            PluginServer(
-                app,
-                socket_path=args.control_socket,
-                control=api,
-                control_token=token,
-                protocol=False,
-                limits=limits,
-            )
-        )
-        threading.Thread(target=servers[1].serve_forever, daemon=True).start()
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, stop)
-    where = " and control API on " + servers[1].address if len(servers) > 1 else ""
-    banner = f"fakedriver: serving on {server.address}{where}"
-    if args.log_format == "json":  # keep the stream JSON lines throughout
-        banner = json.dumps({"event": "serving", "message": banner})
-    print(banner, file=sys.stderr, flush=True)
+    servers: list[PluginServer] = []
     try:
-        with contextlib.suppress(KeyboardInterrupt):
-            server.serve_forever()
+        server = _plugin_server(
+            args,
+            app,
+            log=log,
+            log_format=args.log_format,
+            control=None if args.control_socket else api,
+            control_token=token,
+            limits=limits,
+        )
+        servers.append(server)
+        if args.tcp and api is not None and not args.control_socket and not token:
+            _say(
+                args,
+                "fakedriver: the control API is not served over TCP without a control token "
+                "(--control-token-file)",
+            )
+        _reconcile(args, app)
+        if args.control_socket and api is not None:
+            servers.append(
+                PluginServer(
+                    app,
+                    socket_path=args.control_socket,
+                    control=api,
+                    control_token=token,
+                    protocol=False,
+                    limits=limits,
+                )
+            )
+        for each in servers:
+            threading.Thread(target=each.serve_forever, daemon=True).start()
+        where = " and control API on " + servers[1].address if len(servers) > 1 else ""
+        banner = f"fakedriver: serving on {server.address}{where}"
+        if args.log_format == "json":  # keep the stream JSON lines throughout
+            banner = json.dumps({"event": "serving", "message": banner})
+        print(banner, file=sys.stderr, flush=True)
+        stop.wait()
     finally:
-        for each in servers[1:]:
+        for each in servers:
             each.shutdown()
         for each in servers:
             each.close()
-        if app.engine.store is not None:
-            app.engine.store.close()
+        app.engine.close()
     return 0
 
 

@@ -13,7 +13,9 @@ dialect) after which the connection is closed.
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,7 +35,8 @@ class Limits:
     :param read_timeout: seconds from a request's first byte to its last (408 beyond).
     :param idle_timeout: seconds a keep-alive connection may wait for its next request;
         longer than Go's 90 s idle timeout, so that dockerd always closes first.
-    :param max_connections: connections served at once (503 beyond).
+    :param max_connections: connections served at once; beyond, the one idle the longest
+        is closed to make room, or, when every one is in a request, the newcomer gets 503.
     """
 
     max_body: int = 1 << 20
@@ -91,7 +94,13 @@ class _Closed(Exception):
 
 class Connection:
     """Serves the requests of one accepted socket, one after the other, until either
-    side closes it. :meth:`run` never raises."""
+    side closes it, or the server stops it (:meth:`evict`, :meth:`stop`). :meth:`run`
+    never raises.
+
+    Between requests it is *idle* (:attr:`idle_since` is when it began to wait); from the
+    first byte of a request until its answer is written it is *busy* (``None``). The
+    server may close an idle connection at any time; a busy one ends after its answer.
+    """
 
     def __init__(
         self, sock: socket.socket, app: App, limits: Limits, log: Callable[[str], None]
@@ -103,6 +112,12 @@ class Connection:
         self.deadline: float | None = None  # when the request being read must be whole
         self.head = b""  # its first bytes: the target of a request h11 refused
         self.timeout: float | None = None  # the socket's, as last set
+        self._lock = threading.Lock()  # idle_since and closing change together
+        #: When it began to wait for its next request (``time.monotonic()``); ``None``
+        #: while it is in a request.
+        self.idle_since: float | None = time.monotonic()
+        #: Set by the server: serve no further request.
+        self.closing = False
 
     def _parser(self, pending: bytes) -> h11.Connection:
         """h11 parses one request each (it would also frame the answers, which are
@@ -122,10 +137,50 @@ class Connection:
             hang_up(self.sock)
             self.sock.close()
 
+    # -- idle or busy, and stopped by the server ------------------------------------------
+    def evict(self) -> bool:
+        """Close the connection if it is idle; whether it was (and is now closed)."""
+        with self._lock:
+            if self.closing or self.idle_since is None:
+                return False
+            self.closing = True
+        hang_up(self.sock)  # its thread wakes from recv() and ends
+        return True
+
+    def stop(self) -> None:
+        """Serve no further request: an idle connection is closed now; a busy one stops
+        reading (a request not yet whole is not served, a held call sees its client gone)
+        and its answer, if it has one, is the last, with ``Connection: close``."""
+        with self._lock:
+            self.closing = True
+            idle = self.idle_since is not None
+        if idle:
+            hang_up(self.sock)
+        else:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RD)
+
+    def _idle(self) -> None:
+        with self._lock:
+            if self.closing:
+                raise _Closed
+            self.idle_since = time.monotonic()
+
+    def _busy(self) -> None:
+        with self._lock:
+            if self.closing:  # evicted or stopped as the request came in: not served
+                raise _Closed
+            self.idle_since = None
+
+    # -- serving ----------------------------------------------------------------------------
     def _serve_one(self) -> bool:
         """Serve one request; whether the connection stays open for the next."""
         self.verb, self.target = "", ""
         pending = self.h11.trailing_data[0]  # a pipelined request already started
+        if pending:
+            self._busy()
+        else:
+            self._idle()
         self.h11 = self._parser(pending)
         self.head = bytes(pending[:_HEAD])
         self.deadline = time.monotonic() + self.limits.read_timeout if pending else None
@@ -199,6 +254,7 @@ class Connection:
         if len(self.head) < _HEAD:
             self.head += data[: _HEAD - len(self.head)]
         if data and self.deadline is None:
+            self._busy()
             self.deadline = time.monotonic() + self.limits.read_timeout
         self.h11.receive_data(data)
 
@@ -220,7 +276,7 @@ class Connection:
         if answer.drop == "before":
             return False
         self._timeout(self.limits.idle_timeout)  # a client that never reads its answer
-        close = not self.keep_alive or answer.drop is not None
+        close = not self.keep_alive or answer.drop is not None or self.closing
         head = response_head(answer.status, answer.body, close=close)
         body = answer.body if self.verb != "HEAD" else b""
         if answer.drop == "mid_body":

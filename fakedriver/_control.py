@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from ._errors import DriverError
 from ._faults import rule_from_dict
 from ._wire import strict_json
 
@@ -66,6 +67,8 @@ def control(fake: FakeNetDriver, verb: str, target: str, body: bytes) -> tuple[i
         if route is None:
             return 404, {"Err": f"no control endpoint {verb} {url.path}"}
         return 200, route(fake, data, parse_qs(url.query))
+    except DriverError as exc:  # the server is shutting down
+        return exc.status, {"Err": exc.message}
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         return 400, {"Err": f"bad control request: {exc}"}
 

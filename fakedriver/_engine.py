@@ -23,7 +23,7 @@ from typing import Any
 
 from ._audit import leaks
 from ._clock import Clock
-from ._errors import DriverError, UnknownMethod
+from ._errors import DriverError, ShuttingDown, UnknownMethod
 from ._faults import TIMING, Faults, Rule
 from ._http import encode, error_key
 from ._journal import Call, Journal
@@ -36,6 +36,7 @@ from ._store import Store, StoreError
 from ._wire import decode, peek
 
 Listener = Callable[[Call], None]
+_CLOSED = "the server is shutting down: call not served"
 
 
 class Engine:
@@ -58,6 +59,8 @@ class Engine:
         self.state = State()
         #: Where each call's changes are committed (``None``: memory only).
         self.store: Store | None = None
+        #: Set by :meth:`close`: every call from then on is refused.
+        self.closed = False
         self._rng = random.Random(persona.seed)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -74,6 +77,8 @@ class Engine:
         """Take ``state`` (e.g. loaded from a file) as the driver's state, and reseed. With
         a store, the database is made to hold it first (:class:`StoreError` if it cannot)."""
         with self.lock:
+            if self.closed:
+                raise ShuttingDown(_CLOSED)
             if self.store is not None:
                 self.store.replace(state)
             self.state = state
@@ -84,6 +89,17 @@ class Engine:
         already (see :meth:`Store.load` and :meth:`Store.replace`)."""
         with self.lock:
             self.store = store
+
+    def close(self) -> None:
+        """Stop serving, for good: under the lock (a call being served finishes, and is
+        saved, first) detach the store and close it. Every call after is refused 503,
+        never served into memory alone. Whoever attached the store calls this once the
+        connections have stopped."""
+        with self.lock:
+            self.closed = True
+            store, self.store = self.store, None
+            if store is not None:
+                store.close()
 
     # -- serving ----------------------------------------------------------------------------
     def serve(self, method: str, body: bytes) -> Call:
@@ -175,6 +191,8 @@ class Engine:
         notes: tuple[str, ...] = ()
         model = None
         try:
+            if self.closed:
+                raise ShuttingDown(_CLOSED)
             if self.store is not None and self.store.broken is not None:
                 raise StoreError(self.store.broken)  # memory may not be what was saved
             row = self._route(method)

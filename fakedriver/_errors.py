@@ -50,6 +50,12 @@ class Conflict(ProtocolViolation):
     """The call would create something that exists already, or remove something in use."""
 
 
+class ShuttingDown(DriverError):
+    """The server is stopping (its state file is closed): the call is not served."""
+
+    status = 503
+
+
 class ResourceError(DriverError):
     """The request is well formed and in order, but the resource cannot be given:
     a pool is exhausted, an address is outside its pool or taken. Always refused."""

@@ -15,6 +15,7 @@ import dataclasses
 import errno
 import json
 import os
+import select
 import socket
 import stat
 import tempfile
@@ -29,11 +30,15 @@ from ._control import refusal
 from ._http import encode, error_key, from_browser, headers, not_allowed, reason
 from ._journal import Call
 from ._log import LineWriter
+from ._peer import hang_up
 
 PLUGIN_DIR = "/run/docker/plugins"
 SPEC_DIR = "/etc/docker/plugins"
-#: The listen backlog: dockerd dials without blocking, so a full backlog fails at once.
+#: The least listen backlog (it is ``--max-connections`` when that is more): dockerd dials
+#: without blocking, so a full backlog fails at once.
 BACKLOG = 128
+#: Seconds :meth:`PluginServer.close` waits for the calls being served to be answered.
+GRACE = 5.0
 #: Serves ``(verb, path, body) -> (status, answer)`` for paths under ``/fakedriver/``.
 Control = Callable[[str, str, bytes], tuple[int, Any]]
 #: accept() errors that pass once connections close: back off instead of spinning.
@@ -67,6 +72,24 @@ def claim_socket(path: str) -> None:
     raise ServeError(f"{path} is served by a live process; stop it first")
 
 
+#: A file's identity: what a path must still be for this server to remove it. Sound
+#: while the server holds the file (its socket bound, its spec file open): no other
+#: file can be given the inode number of one still held.
+Identity = tuple[int, int]
+
+
+def _identity(st: os.stat_result) -> Identity:
+    return st.st_dev, st.st_ino
+
+
+def _remove_if_ours(path: str, ours: Identity) -> None:
+    """Remove ``path`` only if it is still the file this server made: after an ``rm`` and
+    another server's start on the same path, it is that server's, and stays."""
+    with contextlib.suppress(FileNotFoundError):
+        if _identity(os.lstat(path)) == ours:
+            os.unlink(path)
+
+
 def _bind_unix(path: str) -> socket.socket:
     """A listening unix socket at ``path``, never reachable by others, not even between
     bind() and chmod(): it is created under a umask that leaves it ``0600``."""
@@ -84,15 +107,21 @@ def _bind_unix(path: str) -> socket.socket:
 
 
 def _bind_tcp(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host`` (an IPv6 address without brackets) and ``port``;
+    :class:`ServeError` when it cannot be (in use, not an address of this host)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise ServeError(f"cannot listen on {_host_port(host, port)}: {exc.strerror}") from None
     return sock
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class PluginServer:
@@ -132,22 +161,30 @@ class PluginServer:
         self.limits = limits or Limits()
         self.log_format = log_format
         self.writer = LineWriter(log) if log is not None else None
+        #: The files this server made, each with its identity (removed at close if still it).
+        self.made: dict[str, Identity] = {}
+        self._spec_fd: int | None = None  # the spec file, held open until it is removed
         if socket_path is not None:
             claim_socket(socket_path)
             self.listener = _bind_unix(socket_path)
+            self.made[socket_path] = _identity(os.lstat(socket_path))
             self.address = f"unix://{socket_path}"
         else:
             host, port = tcp  # type: ignore[misc]
             self.listener = _bind_tcp(host, port)
-            self.address = f"tcp://{host}:{self.listener.getsockname()[1]}"
-        self.listener.listen(BACKLOG)
+            self.address = f"tcp://{_host_port(host, self.listener.getsockname()[1])}"
+        self.listener.listen(max(BACKLOG, self.limits.max_connections))
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._stopped.set()
-        self._open = 0
-        self._open_lock = threading.Lock()
+        self._wake, self._woken = socket.socketpair()  # ends the accept loop's wait
+        #: The connections being served, oldest first; the lock is also notified when
+        #: one ends.
+        self._open: dict[Connection, None] = {}
+        self._open_lock = threading.Condition()
         if socket_path is None and spec:
-            _write_spec(spec, self.address)
+            self._spec_fd = _write_spec(spec, self.address)
+            self.made[spec] = _identity(os.fstat(self._spec_fd))
         if self.writer is not None:
             app.listeners.append(self.log_call)
 
@@ -179,19 +216,25 @@ class PluginServer:
     def connections(self) -> int:
         """How many connections are being served now."""
         with self._open_lock:
-            return self._open
+            return len(self._open)
 
     def serve_forever(self) -> None:
         """Accept connections until :meth:`shutdown`, each served by a thread of its own."""
         try:  # a signal anywhere in here still leaves it stopped, so close() never waits
             self._stopped.clear()
-            self.listener.settimeout(0.1)  # how soon a shutdown is noticed
+            self.listener.setblocking(False)
+            ready = select.poll()
+            ready.register(self.listener, select.POLLIN)
+            ready.register(self._woken, select.POLLIN)  # shutdown() writes to it
             backoff = 0.0
             while not self._stop.is_set():
+                ready.poll()
+                if self._stop.is_set():
+                    break
                 try:
                     sock, _ = self.listener.accept()
-                except TimeoutError:
-                    continue
+                except BlockingIOError:
+                    continue  # the client gave up in between
                 except OSError as exc:
                     if self._stop.is_set():
                         break
@@ -209,26 +252,50 @@ class PluginServer:
             self._stopped.set()
 
     def _start(self, sock: socket.socket) -> None:
+        connection = Connection(sock, self._serve, self.limits, self.say)
+        evicted = None
         with self._open_lock:
-            full = self._open >= self.limits.max_connections
-            if not full:
-                self._open += 1
-        if full:
+            full = len(self._open) >= self.limits.max_connections
+            if full:
+                evicted = self._evict()
+            if not full or evicted is not None:
+                self._open[connection] = None
+        cap = self.limits.max_connections
+        if evicted is not None:
+            idle = time.monotonic() - (evicted.idle_since or time.monotonic())
+            self.say(
+                f"fakedriver: {cap} connections open (the cap); closed the one idle the "
+                f"longest ({idle:.1f} s) to make room"
+            )
+        elif full:
             self._turn_away(sock)
             return
-        connection = Connection(sock, self._serve, self.limits, self.say)
         threading.Thread(target=self._run, args=(connection,), daemon=True).start()
+
+    def _evict(self) -> Connection | None:
+        """Close the connection idle the longest and forget it; ``None`` when every one
+        is in a request (the caller holds the lock)."""
+        idle = [c for c in self._open if c.idle_since is not None]
+        for connection in sorted(idle, key=lambda c: c.idle_since or 0.0):
+            if connection.evict():  # still idle: it was not in a request meanwhile
+                del self._open[connection]
+                return connection
+        return None
 
     def _run(self, connection: Connection) -> None:
         try:
             connection.run()
         finally:
             with self._open_lock:
-                self._open -= 1
+                self._open.pop(connection, None)
+                self._open_lock.notify_all()
 
     def _turn_away(self, sock: socket.socket) -> None:
         cap = self.limits.max_connections
-        self.say(f"fakedriver: {cap} connections open (the cap); turned one away with 503")
+        self.say(
+            f"fakedriver: {cap} connections open (the cap), each in a request; "
+            "turned one away with 503"
+        )
         body = encode({"Err": f"too many connections (the server serves {cap} at once)"})
         head = f"HTTP/1.1 503 {reason(503)}\r\n" + "".join(
             f"{name}: {value}\r\n" for name, value in headers(body)
@@ -277,21 +344,43 @@ class PluginServer:
     def shutdown(self) -> None:
         """Stop :meth:`serve_forever` (from another thread) and wait until it has."""
         self._stop.set()
+        with contextlib.suppress(OSError):
+            self._wake.send(b"\0")
         self._stopped.wait()
 
-    def close(self) -> None:
-        """Stop listening, remove the socket and spec file, and write what is left to log."""
-        self._stop.set()
-        self._stopped.wait()
+    def close(self, grace: float = GRACE) -> None:
+        """Stop listening and remove the socket and spec file (if they are still the ones
+        this server made), then stop the connections (:meth:`Connection.stop`: an idle one
+        is closed at once, a call being served is answered, a held one ends as if its
+        client left) and wait up to ``grace`` seconds for them; those left are cut off.
+        Then write what is left to log. Once it returns, no connection of this server
+        starts another call."""
+        self.shutdown()
+        for path, ours in self.made.items():  # while they are held: see Identity
+            _remove_if_ours(path, ours)
         self.listener.close()
-        for path in (self.socket_path, self.spec):
-            if path:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
+        self._wake.close()
+        self._woken.close()
+        if self._spec_fd is not None:
+            os.close(self._spec_fd)
+            self._spec_fd = None
+        self._drain(grace)
         if self.writer is not None:
             with contextlib.suppress(ValueError):
                 self.app.listeners.remove(self.log_call)
             self.writer.close()
+
+    def _drain(self, grace: float) -> None:
+        with self._open_lock:
+            connections = list(self._open)
+        for connection in connections:
+            connection.stop()
+        with self._open_lock:
+            if self._open_lock.wait_for(lambda: not self._open, grace):
+                return
+            left = list(self._open)
+        for connection in left:  # stuck writing, or in a long latency: cut off
+            hang_up(connection.sock)
 
     def __enter__(self) -> PluginServer:
         return self
@@ -300,21 +389,25 @@ class PluginServer:
         self.close()
 
 
-def _write_spec(path: str, address: str) -> None:
+def _write_spec(path: str, address: str) -> int:
     """Write the spec file through a temporary file of its own: an unpredictable name
-    opened with ``O_EXCL|O_NOFOLLOW`` (``mkstemp``) in the spec's folder, then renamed."""
+    opened with ``O_EXCL|O_NOFOLLOW`` (``mkstemp``) in the spec's folder, then renamed.
+    Returns the file, still open."""
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "w") as out:
-            out.write(address + "\n")
-        os.chmod(tmp, 0o644)  # dockerd reads it
+        data = (address + "\n").encode()
+        while data:
+            data = data[os.write(fd, data) :]
+        os.fchmod(fd, 0o644)  # dockerd reads it
         os.replace(tmp, path)
     except BaseException:
+        os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    return fd
 
 
 def json_line(call: Call) -> str:

@@ -5,6 +5,7 @@ name, SIGHUP). Raw sockets, loopback and unix only, each with a timeout."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -18,11 +19,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rawhttp import Served, call, connect, eventually, exchange, nobody_command, parse, read_one
+from rawhttp import (
+    Served,
+    call,
+    connect,
+    eventually,
+    exchange,
+    nobody_command,
+    parse,
+    read_one,
+    until_eof,
+)
 from rawhttp import request as raw_request
 
 from fakedriver import FakeNetDriver
+from fakedriver._args import parser, tcp_address
 from fakedriver._cli import main
+from fakedriver._connection import Limits
 from fakedriver._control import control
 from fakedriver._journal import Journal
 from fakedriver._server import PluginServer
@@ -508,3 +521,208 @@ def test_a_hung_call_does_not_keep_the_server_from_stopping(short_dir: Path) -> 
         sock.sendall(call("Plugin.Activate"))
         assert eventually(lambda: _hung(path), 5.0)
         assert served.stop(signal.SIGHUP) == 0
+
+
+# -- stopping removes only what is still its own (issue 17) ------------------------------------
+def test_stop_leaves_a_socket_another_server_made_at_the_same_path(short_dir: Path) -> None:
+    path = str(short_dir / "p.sock")
+    first = PluginServer(FakeNetDriver(), socket_path=path)
+    os.unlink(path)  # someone removes it, and another server starts on the same path
+    second = PluginServer(FakeNetDriver(), socket_path=path)
+    accepting = threading.Thread(target=second.serve_forever, daemon=True)
+    accepting.start()
+    try:
+        first.close()
+        assert stat.S_ISSOCK(os.lstat(path).st_mode)
+        with connect(path) as sock:  # still the second server's, still served
+            sock.sendall(call("Plugin.Activate"))
+            assert read_one(sock).status == 200
+    finally:
+        second.close()
+    assert not os.path.lexists(path)
+
+
+def test_stop_leaves_a_spec_file_another_server_wrote_at_the_same_path(short_dir: Path) -> None:
+    spec = short_dir / "fake.spec"
+    first = PluginServer(FakeNetDriver(), tcp=("127.0.0.1", 0), spec=str(spec))
+    spec.unlink()
+    second = PluginServer(FakeNetDriver(), tcp=("127.0.0.1", 0), spec=str(spec))
+    try:
+        first.close()
+        assert spec.read_text() == second.address + "\n"
+    finally:
+        second.close()
+    assert not spec.exists()
+
+
+# -- --tcp: one parser, and a bind that fails says why (issue 17) -------------------------------
+TCP_ADDRESSES = {
+    "127.0.0.1:0": ("127.0.0.1", 0),
+    ":9000": ("127.0.0.1", 9000),
+    "0.0.0.0:65535": ("0.0.0.0", 65535),
+    "localhost:80": ("localhost", 80),
+    "[::1]:0": ("::1", 0),
+    "[::]:7": ("::", 7),
+}
+BAD_TCP = {
+    "abc": "is not HOST:PORT",
+    "127.0.0.1": "is not HOST:PORT",
+    "127.0.0.1:99999": "the port must be 0 to 65535",
+    ":-1": "the port must be 0 to 65535",
+    "127.0.0.1:": "the port must be 0 to 65535",
+    "127.0.0.1:+80": "the port must be 0 to 65535",
+    "127.0.0.1: 80": "the port must be 0 to 65535",
+    "127.0.0.1:\u0664\u0665": "the port must be 0 to 65535",  # Arabic-Indic digits
+    "::1:0": "write an IPv6 address in brackets, as [::1]:0",
+    "[::1]": "write an IPv6 address as [ADDRESS]:PORT",
+    "[::1]80": "write an IPv6 address as [ADDRESS]:PORT",
+    "[::1:0": "write an IPv6 address as [ADDRESS]:PORT",
+    "[127.0.0.1]:0": "in brackets is not an IPv6 address",
+    "[]:0": "in brackets is not an IPv6 address",
+}
+
+
+@pytest.mark.parametrize("value", TCP_ADDRESSES)
+def test_a_tcp_address_is_parsed(value: str) -> None:
+    assert tcp_address(value) == TCP_ADDRESSES[value]
+
+
+@pytest.mark.parametrize("value", BAD_TCP)
+def test_a_bad_tcp_address_is_a_usage_error_exit_2(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:  # parsed only: a bad parser starts no server
+        parser().parse_args(["serve", "--tcp", value])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --tcp: {value!r}" in err and BAD_TCP[value] in err, err
+    assert "Traceback" not in err
+
+
+def test_a_tcp_address_that_cannot_be_listened_on_is_one_line_exit_2(
+    short_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    cases = {
+        "192.0.2.1:0": "cannot listen on 192.0.2.1:0: Cannot assign requested address",
+        f"127.0.0.1:{port}": f"cannot listen on 127.0.0.1:{port}: Address already in use",
+    }
+    try:
+        for value, why in cases.items():
+            code = main(["serve", "--tcp", value, "--spec-dir", str(short_dir), "--quiet"])
+            assert (code, capsys.readouterr().err) == (2, f"fakedriver: {why}\n")
+            assert list(short_dir.iterdir()) == []  # no spec file written
+    finally:
+        taken.close()
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+def test_a_bracketed_ipv6_tcp_address_is_served_and_written_to_the_spec(short_dir: Path) -> None:
+    served = Served(short_dir, "--tcp", "[::1]:0", "--spec-dir", str(short_dir)).wait_ready()
+    try:
+        spec = (short_dir / "fake.spec").read_text().strip()
+        host, _, port = spec.removeprefix("tcp://").rpartition(":")
+        assert host == "[::1]" and f"serving on {spec}" in served.stderr()
+        with socket.create_connection(("::1", int(port)), timeout=5) as sock:
+            sock.sendall(call("Plugin.Activate"))
+            assert read_one(sock).status == 200
+    finally:
+        assert served.stop() == 0
+    assert not (short_dir / "fake.spec").exists()
+
+
+# -- the connection cap: idle connections make room (issue 17) ---------------------------------
+@pytest.fixture
+def capped(short_dir: Path) -> Iterator[tuple[PluginServer, str, io.StringIO]]:
+    """A server of at most three connections, idle for as long as they like."""
+    fake, log = FakeNetDriver(), io.StringIO()
+    path = str(short_dir / "p.sock")
+    limits = Limits(idle_timeout=300.0, max_connections=3)
+    server = PluginServer(fake, socket_path=path, limits=limits, log=log)
+    accepting = threading.Thread(target=server.serve_forever, daemon=True)
+    accepting.start()
+    try:
+        yield server, path, log
+    finally:
+        fake.engine.release_rules()
+        server.close()
+
+
+def test_at_the_cap_the_connection_idle_the_longest_makes_room(
+    capped: tuple[PluginServer, str, io.StringIO],
+) -> None:
+    """Idle connections (after a call, or before any) cannot lock a client out: each
+    newcomer closes the one that has waited the longest for its next request."""
+    server, path, log = capped
+    with contextlib.ExitStack() as stack:
+        first = stack.enter_context(connect(path))
+        first.sendall(call("Plugin.Activate"))
+        assert read_one(first).status == 200  # idle from here on
+        silent = stack.enter_context(connect(path))  # never sends anything
+        assert eventually(lambda: server.connections == 2, 5.0)
+        third = stack.enter_context(connect(path))
+        third.sendall(call("Plugin.Activate"))
+        assert read_one(third).status == 200
+        for evicted in (first, silent):
+            newcomer = stack.enter_context(connect(path))
+            newcomer.sendall(call("NetworkDriver.GetCapabilities"))
+            assert read_one(newcomer).status == 200
+            assert until_eof(evicted) == b""  # closed, without a word
+            assert server.connections == 3
+        third.sendall(call("Plugin.Activate"))  # the newest of the old ones is still served
+        assert read_one(third).status == 200
+    line = "3 connections open (the cap); closed the one idle the longest"
+    assert eventually(lambda: log.getvalue().count(line) == 2, 5.0), log.getvalue()
+
+
+def test_at_the_cap_with_every_connection_in_a_call_a_newcomer_gets_503(
+    capped: tuple[PluginServer, str, io.StringIO],
+) -> None:
+    server, path, log = capped
+    rule = server.app.hold("Plugin.Activate")
+    with contextlib.ExitStack() as stack:
+        for _ in range(3):
+            stack.enter_context(connect(path)).sendall(call("Plugin.Activate"))
+        assert rule.wait_held(3)
+        raw = exchange(path, call("Plugin.Activate"))
+        assert parse(raw).status == 503 and "too many connections" in parse(raw).json["Err"]
+        assert "each in a request; turned one away with 503" in eventually(log.getvalue)
+
+
+@pytest.mark.skipif(
+    int(Path("/proc/sys/net/core/somaxconn").read_text()) < 300,
+    reason="the kernel caps the listen backlog below 300",
+)
+def test_the_listen_backlog_holds_a_burst_as_large_as_the_connection_cap(
+    short_dir: Path,
+) -> None:
+    """Go connects without blocking: a burst beyond the backlog fails at once (EAGAIN),
+    so the backlog is as large as --max-connections."""
+    path = str(short_dir / "p.sock")
+    server = PluginServer(FakeNetDriver(), socket_path=path, limits=Limits(max_connections=300))
+    pending: list[socket.socket] = []
+    try:  # not accepting yet: every connection waits in the backlog
+        for i in range(300):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            pending.append(sock)
+            sock.setblocking(False)
+            try:
+                sock.connect(path)
+            except BlockingIOError:
+                pytest.fail(f"connection {i + 1} of a burst of 300 found the backlog full")
+    finally:
+        for sock in pending:
+            sock.close()
+        server.close()
