@@ -1,4 +1,4 @@
-"""``FakeNetDriver``: the fake driver, a thin facade over its :class:`Engine`, and a WSGI
+"""``FakeNetDriver``: the fake driver, a thin facade over its `Engine`, and a WSGI
 application."""
 
 from __future__ import annotations
@@ -34,9 +34,11 @@ class FakeNetDriver:
     An instance is a WSGI application: hand it to ``werkzeug.test.Client``,
     ``httpx.WSGITransport`` or any WSGI server. It answers every call of the
     ``NetworkDriver`` and ``IpamDriver`` protocols, remembers what it was told in
-    :attr:`state`, and journals every call in :attr:`calls`.
+    [`state`][fakedriver.FakeNetDriver.state], and journals every call in
+    [`calls`][fakedriver.FakeNetDriver.calls].
 
-    :param persona: what the driver announces and how it behaves; see :class:`Persona`.
+    :param persona: what the driver announces and how it behaves; see
+        [`Persona`][fakedriver.Persona].
     :param links: makes a host interface per Join (see ``fakedriver serve --links``).
     :param clock: what latency and hangs wait on: virtual (no waiting) unless given.
     :param options: shortcuts for persona fields, e.g. ``FakeNetDriver(scope="global")``.
@@ -56,9 +58,9 @@ class FakeNetDriver:
             persona = Persona(**options)
         elif options:
             persona = dataclasses.replace(persona, **options)
-        #: Serves every call; transports talk to it (see :class:`Reply`).
+        #: Serves every call; transports talk to it (see `Reply`).
         self.engine = Engine(persona, links, clock or VirtualClock())
-        #: The base URL the fake is routed at (see :func:`fakedriver.routed`); before it
+        #: The base URL the fake is routed at (see `fakedriver.routed()`); before it
         #: is routed, the default one a route would serve it at, ``http://fake-netdriver``.
         self.url: str = DEFAULT_URL
         #: The unix socket it is served on (or routed at, over ``http+unix://``), if any.
@@ -82,7 +84,8 @@ class FakeNetDriver:
 
     @property
     def listeners(self) -> list[Listener]:
-        """Called with each :class:`Call` once it is journaled, under the driver's lock."""
+        """Called with each [`Call`][fakedriver.Call] once it is journaled, under the driver's
+        lock."""
         return self.engine.listeners
 
     @property
@@ -120,7 +123,8 @@ class FakeNetDriver:
         return self.engine.leaks()
 
     def assert_clean(self) -> None:
-        """Fail with :class:`LeakError` when :meth:`leaks` finds anything."""
+        """Fail with [`LeakError`][fakedriver.LeakError] when
+        [`leaks()`][fakedriver.FakeNetDriver.leaks] finds anything."""
         __tracebackhide__ = True
         found = self.leaks()
         if found:
@@ -140,9 +144,9 @@ class FakeNetDriver:
         """Add a fault rule: ``fake.fail("Join", message="boom", times=1)``.
 
         The kind, when not given, is ``"status"`` if a ``status`` is, else ``"error"``
-        (HTTP 200 with ``Err``/``Error``); see :class:`Rule`. ``schedule`` takes the other
-        :class:`Rule` fields (``match``, ``nth``, ``times``, ``every``, ``probability``,
-        ``phase``, ``seconds``, ``answer``, ``body``, ``name``).
+        (HTTP 200 with ``Err``/``Error``); see [`Rule`][fakedriver.Rule]. ``schedule`` takes the
+        other [`Rule`][fakedriver.Rule] fields (``match``, ``nth``, ``times``, ``after``,
+        ``every``, ``probability``, ``phase``, ``seconds``, ``answer``, ``body``, ``name``).
 
         :param err: the old name of ``message``: deprecated, it warns.
         """
@@ -171,7 +175,7 @@ class FakeNetDriver:
         timeout: float | None = None,
         gone: Callable[[], bool] | None = None,
     ) -> Reply:
-        """Serve one call with the fault rules applied; see :class:`Reply`.
+        """Serve one call with the fault rules applied; see [`Reply`][fakedriver.Reply].
 
         :param timeout: how long the client waits for an answer (for ``hang``).
         :param gone: tells whether the client has gone away (for ``hang``/``hold``).
@@ -195,7 +199,7 @@ class FakeNetDriver:
 
     def httpx_async_client(self, **kwargs: Any) -> httpx.AsyncClient:
         """An ``httpx.AsyncClient`` served by this fake in-process; see
-        :meth:`httpx_client`."""
+        [`httpx_client()`][fakedriver.FakeNetDriver.httpx_client]."""
         registry("httpx")
         from ._httpx import async_client
 

@@ -1,5 +1,5 @@
 """The ``fakedriver`` command line: every flag, its help and its default. The persona's
-flags are generated from :class:`~fakedriver.Persona` (see ``_options.py``)."""
+flags are generated from [`Persona`][fakedriver.Persona] (see ``_options.py``)."""
 
 from __future__ import annotations
 
@@ -246,8 +246,8 @@ def control_token(
     args: argparse.Namespace, environ: MutableMapping[str, str] = os.environ
 ) -> str | None:
     """The control API's token: what ``--control-token-file`` holds, or the value of
-    :data:`TOKEN_ENV` (taken out of ``environ``, so that no child process inherits it),
-    or ``None`` when neither is given. Never a command line's: see :data:`ARGV_TOKEN`.
+    `TOKEN_ENV` (taken out of ``environ``, so that no child process inherits it),
+    or ``None`` when neither is given. Never a command line's: see `ARGV_TOKEN`.
 
     :raises ServeError: both are given (or the variable with ``--no-control``); the file
         cannot be read, or its group or others may read or write it; the token is empty,

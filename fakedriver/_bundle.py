@@ -2,8 +2,8 @@
 ``fakedriver serve``, for ``docker plugin create NAME DIR`` (see docs/plugin.md).
 
 dockerd runs the plugin with the host's network, the capabilities of ``config.json``, its
-mounts (the settable ``data`` one, at :data:`DATA`) and ``/run/docker/plugins`` bound to
-the host's ``/run/docker/plugins/<id>/``: the socket :func:`config` names is found there.
+mounts (the settable ``data`` one, at `DATA`) and ``/run/docker/plugins`` bound to
+the host's ``/run/docker/plugins/<id>/``: the socket `config()` names is found there.
 """
 
 from __future__ import annotations
@@ -199,7 +199,7 @@ def _size(path: Path) -> int:
 def _place(work: Path, target: Path) -> None:
     """Rename the finished bundle ``work`` to ``target``, which replaces the empty folder
     there, if any. Another build of the same folder may have put its bundle there since
-    :func:`_target` looked: that one is left as it is, and this build is refused."""
+    `_target()` looked: that one is left as it is, and this build is refused."""
     try:
         with contextlib.suppress(FileNotFoundError):  # the other build's rmdir came first
             os.rmdir(target)  # removes an empty folder, and never anything else

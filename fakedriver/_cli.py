@@ -34,8 +34,8 @@ from ._store import StateFileError, Store, StoreError
 class StopSignals:
     """SIGINT, SIGTERM and SIGHUP stop ``serve``, and nothing else happens when one comes:
     the handlers run no code of the server. Python's own handler writes the signal's
-    number to a pipe (:func:`signal.set_wakeup_fd`), the main thread waits on it
-    (:meth:`wait`), and the shutdown that follows runs once, uninterrupted: a second signal
+    number to a pipe (`signal.set_wakeup_fd()`), the main thread waits on it
+    (`wait()`), and the shutdown that follows runs once, uninterrupted: a second signal
     is ignored (an exception raised by a handler would land anywhere, the shutdown
     itself included)."""
 
@@ -168,7 +168,7 @@ def serve(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, stop: StopSignals) -> int:
     """Serve until a stop signal, then shut down once: stop accepting, stop the
     connections (the calls being served are answered), then close the driver, and with it
-    the state file, under its lock (:meth:`Engine.close`)."""
+    the state file, under its lock (`Engine.close()`)."""
     token = control_token(args)  # before anything is made; the variable read once
     app = build(args)
     log = None if args.quiet else sys.stderr

@@ -1,8 +1,9 @@
 """Clocks for latency and hangs: real time, or virtual time that passes without waiting.
 
 A test of an orchestrator's 30-second retry window runs in milliseconds on a
-:class:`VirtualClock`: ``sleep`` moves the clock forward and returns at once. The socket
-server uses :class:`RealClock` by default; everything in-process uses a virtual one.
+[`VirtualClock`][fakedriver.VirtualClock]: ``sleep`` moves the clock forward and returns at once.
+The socket server uses [`RealClock`][fakedriver.RealClock] by default; everything in-process uses a
+virtual one.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Protocol
 
 
 class Clock(Protocol):
-    """What a fake's latency and hangs wait on: :class:`RealClock` or :class:`VirtualClock`."""
+    """What a fake's latency and hangs wait on: [`RealClock`][fakedriver.RealClock] or
+    [`VirtualClock`][fakedriver.VirtualClock]."""
 
     def now(self) -> float:
         """Seconds, from an arbitrary start."""
@@ -35,14 +37,16 @@ class RealClock:
 
 
 class VirtualClock:
-    """Time that passes only when something sleeps or the test calls :meth:`advance`."""
+    """Time that passes only when something sleeps or the test calls
+    [`advance()`][fakedriver.VirtualClock.advance]."""
 
     def __init__(self, start: float = 0.0) -> None:
         self._now = start
         self._lock = threading.Lock()
 
     def now(self) -> float:
-        """Seconds since ``start``, as far as sleeps and :meth:`advance` have moved it."""
+        """Seconds since ``start``, as far as sleeps and
+        [`advance()`][fakedriver.VirtualClock.advance] have moved it."""
         with self._lock:
             return self._now
 

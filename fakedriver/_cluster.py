@@ -1,6 +1,6 @@
 """A cluster of fakes: one driver per node of a swarm, for an orchestrator that drives many
 hosts, with partitions, one merged timeline and the checks no single driver can make
-(see :mod:`fakedriver._oracle`).
+(see `fakedriver._oracle`).
 
 Each node tells the cluster of its calls through a listener, which runs under that node's
 lock and takes the cluster's: so the cluster never takes a node's lock while it holds its
@@ -48,7 +48,7 @@ class NodeCall:
         return self.line()
 
     def line(self, width: int | None = None) -> str:
-        """The call on one line, hex ids cut to ``width`` (see :func:`format_call`)."""
+        """The call on one line, hex ids cut to ``width`` (see `format_call()`)."""
         return f"@{self.seq} {self.node} {format_call(self.call, width)}"
 
 
@@ -57,7 +57,7 @@ class Timeline(list[NodeCall]):
 
     def of(self, method: str, node: str | None = None, **fields: Any) -> list[NodeCall]:
         """The calls of ``method`` (on ``node``, if given) whose request matches ``fields``
-        (as :meth:`fakedriver.Journal.of`)."""
+        (as [`fakedriver.Journal.of()`][fakedriver.Journal.of])."""
         name = resolve(method)
         return [
             c
@@ -95,8 +95,10 @@ class ClusterViolation:
 
 @dataclass
 class Partition:
-    """Nodes cut off by :meth:`Cluster.partition`; ``heal()`` (or the end of a ``with``
-    block) joins them again. In ``hold`` mode, :meth:`wait_held` waits for held calls."""
+    """Nodes cut off by [`Cluster.partition()`][fakedriver.Cluster.partition]; ``heal()`` (or the
+    end of a ``with`` block) joins them again. In ``hold`` mode,
+    [`wait_held()`][fakedriver.Partition.wait_held] waits
+    for held calls."""
 
     cluster: Cluster
     nodes: tuple[str, ...]
@@ -129,11 +131,11 @@ class Cluster:
     """``nodes`` fake drivers, one per node of a swarm, sharing one persona (global scope
     unless told otherwise), named ``node-1`` ... ``node-N``; ``node-1`` is the manager.
 
-    Each node is a :class:`FakeNetDriver` with a URL of its own
+    Each node is a [`FakeNetDriver`][fakedriver.FakeNetDriver] with a URL of its own
     (``http://node-2.fake-netdriver``), where its calls are served in-process while the
-    cluster is routed (``with cluster:`` or :meth:`route`), and it can be served on a
-    real socket with :func:`fakedriver.serving`. Every call is added to :attr:`calls`,
-    one timeline of all nodes, and checked against the other nodes (:attr:`violations`).
+    cluster is routed (``with cluster:`` or [`route()`][fakedriver.Cluster.route]), and it can be
+    served on a real socket with [`fakedriver.serving()`][fakedriver.serving]. Every call is added
+    to `calls`, one timeline of all nodes, and checked against the other nodes (`violations`).
 
     :param nodes: how many nodes.
     :param persona: the nodes' persona; ``options`` override its fields.
@@ -206,7 +208,8 @@ class Cluster:
 
     def reset(self) -> None:
         """Heal every partition, then reset every node (see
-        :meth:`fakedriver.FakeNetDriver.reset`) and forget the timeline and violations.
+        [`fakedriver.FakeNetDriver.reset()`][fakedriver.FakeNetDriver.reset]) and forget the
+        timeline and violations.
         Reset the cluster, not one node: the checks keep a view of every node."""
         self.heal()
         for fake in self.nodes.values():  # never a node's lock under the cluster's
@@ -221,7 +224,8 @@ class Cluster:
 
     # -- routing ------------------------------------------------------------------------------
     def route(self) -> None:
-        """Serve each node's calls at its URL in-process until :meth:`close`."""
+        """Serve each node's calls at its URL in-process until
+        [`close()`][fakedriver.Cluster.close]."""
         for route in self._routes:
             route.start()
 
@@ -243,7 +247,8 @@ class Cluster:
         """Cut ``names`` off: every call to them is dropped (``mode="drop"``: the
         connection closes unanswered, the call is not served) or held (``"hold"``: served
         once healed). Ahead of the node's own fault rules; journaled with the fault
-        ``partition of <node>``. Returns a :class:`Partition` (a context manager that heals)."""
+        ``partition of <node>``. Returns a [`Partition`][fakedriver.Partition] (a context manager
+        that heals)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         if not names:
@@ -280,7 +285,8 @@ class Cluster:
 
     def leaks(self) -> list[str]:
         """Every node's leaks (each named with its node), every cluster violation, and
-        what the discovery audit finds now (see :meth:`fakedriver.FakeNetDriver.leaks`)."""
+        what the discovery audit finds now (see
+        [`fakedriver.FakeNetDriver.leaks()`][fakedriver.FakeNetDriver.leaks])."""
         found = [f"{name}: {leak}" for name, fake in self.nodes.items() for leak in fake.leaks()]
         with self._lock:
             found += [f"cluster violation: {v}" for v in self.violations]
@@ -288,7 +294,8 @@ class Cluster:
         return found
 
     def assert_clean(self) -> None:
-        """Fail with :class:`fakedriver.LeakError` when :meth:`leaks` finds anything."""
+        """Fail with [`fakedriver.LeakError`][fakedriver.LeakError] when
+        [`leaks()`][fakedriver.Cluster.leaks] finds anything."""
         __tracebackhide__ = True
         found = self.leaks()
         if found:

@@ -94,10 +94,10 @@ class _Closed(Exception):
 
 class Connection:
     """Serves the requests of one accepted socket, one after the other, until either
-    side closes it, or the server stops it (:meth:`evict`, :meth:`stop`). :meth:`run`
+    side closes it, or the server stops it (`evict()`, `stop()`). `run()`
     never raises.
 
-    Between requests it is *idle* (:attr:`idle_since` is when it began to wait); from the
+    Between requests it is *idle* (`idle_since` is when it began to wait); from the
     first byte of a request until its answer is written it is *busy* (``None``). The
     server may close an idle connection at any time; a busy one ends after its answer.
     """

@@ -17,7 +17,7 @@ POST     /fakedriver/reset           forget state, journal and rules
 
 Who may call it: no browser (the socket server refuses every request that carries
 ``Origin`` or a ``Sec-Fetch-*`` header, the plugin protocol's too: see ``_http.from_browser``;
-and :func:`refusal` wants a body in ``application/json``, which a cross-origin page cannot
+and `refusal()` wants a body in ``application/json``, which a cross-origin page cannot
 send without a preflight), and, with a token, only a client that shows it
 (``Authorization: Bearer TOKEN``, the scheme in any case); without a token the server does
 not serve the control API on TCP at all.

@@ -1,12 +1,12 @@
 """The call engine: the one place a call is served.
 
-:class:`Engine` owns the lock, the state, the protocol models, the journal, the fault
-rules and the clock. :meth:`Engine.respond` serves one call with the fault rules applied
-and returns the :class:`Reply` that every transport renders in its own way;
-:meth:`Engine.serve` serves it with no faults. Everything else here (the fault and journal
+`Engine` owns the lock, the state, the protocol models, the journal, the fault
+rules and the clock. `Engine.respond()` serves one call with the fault rules applied
+and returns the [`Reply`][fakedriver.Reply] that every transport renders in its own way;
+`Engine.serve()` serves it with no faults. Everything else here (the fault and journal
 operations of the control API) runs under the same lock.
 
-With a :class:`~fakedriver._store.Store` attached (``--state FILE``), what a served call
+With a `Store` attached (``--state FILE``), what a served call
 changed is committed before its answer is made; when the commit fails, the store puts the
 state back as the database has it, and the call answers ``state not saved: ...``.
 """
@@ -51,7 +51,7 @@ class Engine:
         self.persona = persona
         self.links = links
         self.clock = clock
-        #: Called with each :class:`Call` once it is journaled, under the lock.
+        #: Called with each `Call` once it is journaled, under the lock.
         self.listeners: list[Listener] = []
         self.lock = threading.RLock()
         self.calls = Journal()
@@ -59,7 +59,7 @@ class Engine:
         self.state = State()
         #: Where each call's changes are committed (``None``: memory only).
         self.store: Store | None = None
-        #: Set by :meth:`close`: every call from then on is refused.
+        #: Set by `close()`: every call from then on is refused.
         self.closed = False
         self._rng = random.Random(persona.seed)
 
@@ -75,7 +75,7 @@ class Engine:
 
     def restore(self, state: State) -> None:
         """Take ``state`` (e.g. loaded from a file) as the driver's state, and reseed. With
-        a store, the database is made to hold it first (:class:`StoreError` if it cannot)."""
+        a store, the database is made to hold it first (`StoreError` if it cannot)."""
         with self.lock:
             if self.closed:
                 raise ShuttingDown(_CLOSED)
@@ -85,8 +85,8 @@ class Engine:
             self._rng = random.Random(self.persona.seed)
 
     def attach(self, store: Store) -> None:
-        """Commit every call's changes to ``store`` from now on; it holds :attr:`state`
-        already (see :meth:`Store.load` and :meth:`Store.replace`)."""
+        """Commit every call's changes to ``store`` from now on; it holds `state`
+        already (see `Store.load()` and `Store.replace()`)."""
         with self.lock:
             self.store = store
 

@@ -1,9 +1,9 @@
 """The errors a driver call can end in, and how each is classed.
 
-Every refusal is a :class:`DriverError`. The model raises them; the WSGI layer turns
-them into the wire format of the subsystem that was called (``Err`` for
-``NetworkDriver``, ``Error`` for ``IpamDriver``). Nothing here knows about HTTP
-beyond the status each class is answered with.
+Every refusal is a [`DriverError`][fakedriver.DriverError]. The model raises them; the WSGI layer
+turns them into the wire format of the subsystem that was called (``Err`` for ``NetworkDriver``,
+``Error`` for ``IpamDriver``). Nothing here knows about HTTP beyond the status each class is
+answered with.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Fault injection in the plugin protocol's own terms.
 
-A :class:`Rule` says *what* goes wrong (its ``kind``) and *when* (method, request fields,
-nth call, first N calls, every k-th, a seeded probability, a named phase). Rules are
-checked in order for every call; every firing ``latency`` adds its delay, a firing
-``hold``/``hang`` holds the call, and the first firing rule of any other kind decides the
-answer. The journal entry of the call names the rules that fired.
+A [`Rule`][fakedriver.Rule] says *what* goes wrong (its ``kind``) and *when* (method, request
+fields, nth call, first N calls, every k-th, a seeded probability, a named phase). Rules are checked
+in order for every call; every firing ``latency`` adds its delay, a firing ``hold``/``hang`` holds
+the call, and the first firing rule of any other kind decides the answer. The journal entry of the
+call names the rules that fired.
 """
 
 from __future__ import annotations
@@ -103,11 +103,11 @@ class Rule:
     The kind is inferred when it is not given: ``"status"`` when a ``status`` is, else
     ``"error"``. A field that belongs to another kind (``status`` or ``body`` on anything
     but a ``status`` rule, ``seconds`` on anything but ``latency``, ``answer`` on anything
-    but ``answer``) is refused, as is a field of the wrong type (:class:`TypeError`, naming
+    but ``answer``) is refused, as is a field of the wrong type (`TypeError`, naming
     the field and the type it takes).
 
     :param method: ``"Join"``, ``"IpamDriver.RequestPool"`` or ``"*"`` for every call.
-    :param kind: one of :data:`KINDS`; ``""`` (the default): inferred, as above.
+    :param kind: one of [`KINDS`][fakedriver.KINDS]; ``""`` (the default): inferred, as above.
     :param message: the error message the fault answers (``error``, ``status``,
         ``wrong_key``, ``lost_reply``).
     :param status: the HTTP status of a ``status`` rule (default 500).
@@ -212,7 +212,7 @@ class Rule:
     # -- holding ------------------------------------------------------------------------
     @property
     def released(self) -> bool:
-        """Whether :meth:`release` was called: held and hung calls go on."""
+        """Whether [`release()`][fakedriver.Rule.release] was called: held and hung calls go on."""
         return self._release.is_set()
 
     def release(self) -> None:
@@ -244,8 +244,9 @@ class Rule:
 class Faults:
     """The fault rules of one driver, with the seeded RNG and the current phase.
 
-    :param calls: gives the driver's journal, where :meth:`assert_all_fired` looks for
-        the call nearest to an idle rule (none: it names no call).
+    :param calls: gives the driver's journal, where
+        [`assert_all_fired()`][fakedriver.Faults.assert_all_fired] looks for the call nearest to an
+        idle rule (none: it names no call).
     """
 
     def __init__(
@@ -298,7 +299,8 @@ class Faults:
             raise AssertionError(f"{len(idle)} fault rule(s) never fired:{lines}")
 
     def _nearest(self, rule: Rule) -> str:
-        """What :meth:`assert_all_fired` adds for an idle rule: its ``match`` and the call
+        """What [`assert_all_fired()`][fakedriver.Faults.assert_all_fired] adds for an idle rule:
+        its ``match`` and the call
         of its method differing from it in the fewest fields."""
         calls = [call for call in self._calls() if rule.method in ("*", call.method)]
         match = f"; match {rule.match!r}" if rule.match else ""

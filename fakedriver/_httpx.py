@@ -48,7 +48,7 @@ def serve(engine: Engine, method: str, request: httpx.Request) -> httpx.Response
 
 
 async def serve_async(engine: Engine, method: str, request: httpx.Request) -> httpx.Response:
-    """:func:`serve` for an event loop: in a worker thread when a rule may hold the call."""
+    """`serve()` for an event loop: in a worker thread when a rule may hold the call."""
     if not engine.faults.rules:
         return serve(engine, method, request)
     return await asyncio.to_thread(serve, engine, method, request)

@@ -15,7 +15,7 @@ from ._engine import Engine
 
 
 class Routed(Protocol):
-    """A route as the transports see it (see :class:`fakedriver.Route`)."""
+    """A route as the transports see it (see [`fakedriver.Route`][fakedriver.Route])."""
 
     @property
     def engine(self) -> Engine: ...
@@ -103,8 +103,8 @@ def installed(client: str) -> bool:
 
 def default_clients() -> list[str]:
     """The clients routed when none are named: every installed one. A client library
-    installed without its routing library is :class:`MissingExtra`, naming the extra and
-    how to name the clients instead: routing the others alone would let its calls reach
+    installed without its routing library is [`MissingExtra`][fakedriver.MissingExtra], naming the
+    extra and how to name the clients instead: routing the others alone would let its calls reach
     the network without a word."""
     chosen, stranded = [], []
     for client, (_, needs, extra) in CLIENTS.items():
@@ -127,7 +127,8 @@ def default_clients() -> list[str]:
 
 
 def registry(client: str) -> Registry:
-    """The routes of ``client``; raises :class:`MissingExtra` naming what to install."""
+    """The routes of ``client``; raises [`MissingExtra`][fakedriver.MissingExtra] naming what to
+    install."""
     if client not in CLIENTS:
         raise ValueError(f"unknown client {client!r}; known: {', '.join(CLIENTS)}")
     module, needs, extra = CLIENTS[client]

@@ -90,7 +90,7 @@ def _cut_text(text: str | None) -> str | None:
 
 def bounded(call: Call) -> tuple[Call, int]:
     """``call`` as a bounded journal holds it (its request, answer and texts cut down
-    when large: see :data:`FIELD_LIMIT`), and its size in bytes of JSON."""
+    when large: see `FIELD_LIMIT`), and its size in bytes of JSON."""
     request, request_size = _cut_value(call.request)
     response, response_size = _cut_value(call.response)
     texts = (call.error, call.fault, call.violations, call.notes)
@@ -130,9 +130,9 @@ class Journal(list[Call]):
     Unbounded by default (a test's fake keeps every call, whole). Bounded by ``maxlen``
     (calls) or ``max_bytes`` (bytes of JSON), or both, it is a ring for a long-running
     server: it keeps the most recent calls, each still with its absolute index, evicting
-    the oldest past either bound, and :attr:`first` is the index of the oldest one held. A
+    the oldest past either bound, and `first` is the index of the oldest one held. A
     bounded journal cuts down each call's large request, answer and texts (see
-    :data:`FIELD_LIMIT`), reckons each entry's size once as it is appended, and always
+    `FIELD_LIMIT`), reckons each entry's size once as it is appended, and always
     holds the newest call, even alone past ``max_bytes``.
     """
 
@@ -222,7 +222,7 @@ class Journal(list[Call]):
         return [c for c in self if c.method == name and not mismatches(c.request, fields)]
 
     def count_of(self, method: str, **fields: Matcher) -> int:
-        """How many calls of ``method`` match ``fields`` (see :meth:`of`)."""
+        """How many calls of ``method`` match ``fields`` (see [`of()`][fakedriver.Journal.of])."""
         return len(self.of(method, **fields))
 
     def assert_called(
@@ -354,7 +354,7 @@ def _shown(call: Call) -> list[tuple[str, str]]:
 
 def id_width(calls: Iterable[Call]) -> int:
     """How many characters of a 64-digit hex id a report of ``calls`` shows: the fewest
-    (at least :data:`SHORT_ID`) that keep the ids it shows apart, else all 64."""
+    (at least `SHORT_ID`) that keep the ids it shows apart, else all 64."""
     ids = sorted({v for call in calls for _, v in _shown(call) if _HEX_ID.fullmatch(v)})
     width = SHORT_ID
     for one, other in itertools.pairwise(ids):  # in order, the nearest ids are neighbours
@@ -365,7 +365,7 @@ def id_width(calls: Iterable[Call]) -> int:
 
 def format_call(call: Call, width: int | None = None) -> str:
     """One call on one line, as the journal is shown in failure reports. A 64-digit hex
-    id is cut to ``width`` characters (see :func:`id_width`; by default, as few as keep
+    id is cut to ``width`` characters (see `id_width()`; by default, as few as keep
     this call's own ids apart)."""
     if width is None:
         width = id_width([call])

@@ -1,13 +1,13 @@
 """Real host interfaces for joins (``fakedriver serve --links veth``).
 
 Docker moves the interface named in Join's ``SrcName`` into the container and configures
-on it the address the endpoint was created with. With :class:`VethLinks` the driver makes
+on it the address the endpoint was created with. With `VethLinks` the driver makes
 a veth pair per join (``fdv…`` for the container, ``fdp…`` left on the host) and
 removes it on Leave. Without links Join answers an empty ``SrcName``.
 
 A server killed while it makes a pair must not leave the pair behind: the driver records
-the intent in :attr:`State.links` before the pair is made, :class:`Checkpointed` has it
-committed before ``ip link add`` runs, and :func:`reconcile`, at the next start, removes the
+the intent in `State.links` before the pair is made, `Checkpointed` has it
+committed before ``ip link add`` runs, and `reconcile()`, at the next start, removes the
 pairs no saved join owns and adopts the others.
 """
 
@@ -32,7 +32,7 @@ class Links(Protocol):
         """Make the interface for ``endpoint_id``; return its name. Raise DriverError."""
 
     def delete(self, endpoint_id: str) -> None:
-        """Remove what :meth:`create` made, if it still exists."""
+        """Remove what `create()` made, if it still exists."""
 
 
 def _run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
@@ -95,7 +95,7 @@ class Checkpointed:
 
 @dataclass(frozen=True)
 class Reconciled:
-    """What :func:`reconcile` did, by endpoint id."""
+    """What `reconcile()` did, by endpoint id."""
 
     removed: list[str]
     adopted: list[str]

@@ -12,7 +12,7 @@ from typing import IO
 
 
 class LineWriter:
-    """Writes lines to ``stream`` in the background; :meth:`write` never blocks.
+    """Writes lines to ``stream`` in the background; `write()` never blocks.
 
     :param capacity: characters waiting at most (8 Mi); lines beyond are dropped and
         counted. A bound in size, not in lines: one line can be a whole large request.

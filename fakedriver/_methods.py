@@ -1,6 +1,6 @@
 """The methods of both protocols as data, and how a short name resolves to one of them.
 
-Each :class:`Method` row names the model that serves it, the model's function, and the
+Each `Method` row names the model that serves it, the model's function, and the
 fields of its request (as dockerd 20.10 and 28 send them: protocol.md §2 and §6, and the
 captures in ``shared/dockerd``): adding a protocol method is a row here and a function on
 its model.
@@ -111,7 +111,7 @@ METHODS = tuple(TABLE)
 def resolve(name: str) -> str:
     """``"Join"`` -> ``"NetworkDriver.Join"``; full names are returned as they are.
 
-    Raises :class:`ValueError` for a name no protocol has (with the nearest names), or
+    Raises `ValueError` for a name no protocol has (with the nearest names), or
     one both have (``GetCapabilities``).
     """
     if name in TABLE:

@@ -1,7 +1,7 @@
 """The ``NetworkDriver`` protocol: one method per call, on the state, with no HTTP.
 
 Each method takes the decoded request object and returns the answer object (without
-``Err``). Refusals are raised as :class:`~fakedriver.DriverError`.
+``Err``). Refusals are raised as [`DriverError`][fakedriver.DriverError].
 """
 
 from __future__ import annotations

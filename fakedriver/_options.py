@@ -1,5 +1,5 @@
-"""The persona as command-line options, generated from :class:`Persona`'s fields, so every
-field is reachable from ``fakedriver serve`` and each default is stated once (on the
+"""The persona as command-line options, generated from [`Persona`][fakedriver.Persona]'s fields, so
+every field is reachable from ``fakedriver serve`` and each default is stated once (on the
 dataclass). A ``--persona FILE`` (TOML, the shape of the pytest marker's keywords) gives a
 base that the flags override."""
 

@@ -14,7 +14,7 @@ and checks the rules a real swarm keeps between nodes
   space handed out for that pool, when the cluster's IPAM holds the pool;
 * ``FreeNetwork`` comes after every node deleted the network;
 * with ``ConnectivityScope: "global"``, every member (known by its ``Self`` DiscoverNew)
-  was told of every other member and of none that left (:meth:`Oracle.audit`).
+  was told of every other member and of none that left (`Oracle.audit()`).
 
 Findings are not refusals: the calls were answered as the single driver would.
 """

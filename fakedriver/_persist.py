@@ -2,10 +2,10 @@
 
 ``fakedriver serve --state FILE`` keeps the state in SQLite now (``_store``); ``fakedriver
 state import`` reads one of these files into a database. The file is the JSON of
-:meth:`State.snapshot`; it is written atomically (a temporary
+[`State.snapshot()`][fakedriver.State.snapshot]; it is written atomically (a temporary
 file, fsync, rename), so a crash leaves either the old file or the new one.
 
-Loading a state back starts a new run of it (:attr:`State.run`): its records keep the call
+Loading a state back starts a new run of it (`State.run`): its records keep the call
 numbers of the journal they were made in, which is gone, and say so in the leak audit.
 Files written before runs and link intents were kept load with run 0 and the links of
 their joins.
@@ -58,7 +58,7 @@ def load(path: str) -> State:
 
 
 def restore(data: dict[str, Any]) -> State:
-    """The inverse of :meth:`State.snapshot`."""
+    """The inverse of [`State.snapshot()`][fakedriver.State.snapshot]."""
     state = State(epoch=int(data["epoch"]), run=int(data.get("run", 0)))
     for nid, n in data["networks"].items():
         state.networks[nid] = Network(nid, n["options"], *_ipam(n), n["call"], _run(n))

@@ -1,6 +1,6 @@
 """The persona: what kind of driver the fake pretends to be.
 
-A persona is fixed for the life of a :class:`~fakedriver.FakeNetDriver` (``reset()`` keeps
+A persona is fixed for the life of a [`FakeNetDriver`][fakedriver.FakeNetDriver] (``reset()`` keeps
 it). Everything a real driver would announce in its capabilities, plus the few choices a
 real driver makes on its own (pools handed out, MACs, routes), lives here.
 """

@@ -1,5 +1,5 @@
-"""What the client gets for one call: the :class:`Reply` every transport shows in its own
-way, and how a fault's outcome shapes it.
+"""What the client gets for one call: the [`Reply`][fakedriver.Reply] every transport shows in its
+own way, and how a fault's outcome shapes it.
 
 The engine decides the reply; a transport only renders it: the socket server and the WSGI
 app close a real connection, the in-process routes raise the error their client would.
@@ -70,7 +70,7 @@ def as_sent(call: Call, outcome: Rule | None) -> Call:
 
 
 def served(call: Call, outcome: Rule | None) -> Reply:
-    """The reply to a call the driver served (``outcome`` one of :data:`SERVED` or none)."""
+    """The reply to a call the driver served (``outcome`` one of `SERVED` or none)."""
     payload = encode(call.response)
     if outcome is not None and outcome.kind == "truncated":
         return Reply(call.status, payload[: len(payload) // 2], call)

@@ -4,7 +4,7 @@ The interpreter's prefix is copied at the same absolute path (``sys.base_prefix`
 binary, the standard library pruned of what ``fakedriver serve`` never imports, its
 ``lib-dynload`` modules), with every shared library ``ldd`` lists for the binary and those
 modules, the dynamic loader, and iproute2's ``ip`` (for ``--links veth``). fakedriver and
-its core dependencies are copied from the running environment into :data:`SITE`. Nothing
+its core dependencies are copied from the running environment into `SITE`. Nothing
 is downloaded.
 """
 

@@ -1,10 +1,10 @@
 """Routing a client library's calls to a fake in-process.
 
-While a :class:`Route` is active, every call that ``requests``, ``httpx`` (sync and async)
-and ``aiohttp`` make to the fake's base URL (or, for ``requests``, the ``http+unix://``
-URL of its socket) is served by the fake, failing as that library fails when a fault
-drops the connection or hangs; every other URL goes on to whatever would have handled it
-otherwise. Each library has its own transport module.
+While a [`Route`][fakedriver.Route] is active, every call that ``requests``, ``httpx`` (sync and
+async) and ``aiohttp`` make to the fake's base URL (or, for ``requests``, the ``http+unix://`` URL
+of its socket) is served by the fake, failing as that library fails when a fault drops the
+connection or hangs; every other URL goes on to whatever would have handled it otherwise. Each
+library has its own transport module.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class Route:
         requests-unixsocket users write for ``/run/docker/plugins/NAME.sock``.
     :param clients: which libraries to route: any of ``"requests"``, ``"httpx"`` (sync and
         async), ``"aiohttp"``. ``None``: every one of them that is installed; one installed
-        without its routing library is :class:`~fakedriver.MissingExtra` (its calls would
+        without its routing library is [`MissingExtra`][fakedriver.MissingExtra] (its calls would
         reach the network), naming the extra to install.
     """
 
@@ -77,7 +77,7 @@ class Route:
         return match.group("method") if match else None
 
     def start(self) -> None:
-        """Route calls to the fake until :meth:`stop` (``with`` does both)."""
+        """Route calls to the fake until [`stop()`][fakedriver.Route.stop] (``with`` does both)."""
         if self._active:
             raise RuntimeError("this route is already active")
         for routes in self._registries:
@@ -136,7 +136,7 @@ def routed(
     clients: Iterable[str] | None = None,
     **persona: Any,
 ) -> Route:
-    """A :class:`Route` to ``fake`` (a new ``FakeNetDriver(**persona)`` when omitted),
+    """A [`Route`][fakedriver.Route] to ``fake`` (a new ``FakeNetDriver(**persona)`` when omitted),
     as a context manager::
 
         with fakedriver.routed(url="http://plugin") as fake:

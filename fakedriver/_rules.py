@@ -18,11 +18,11 @@ class Model:
     call (its journal index, the violations it found) lives on an object that dies with it.
 
     A method first reads and checks everything, then changes state, so a refused call
-    changes nothing; it names every record it changes with :meth:`touch`. Lifecycle
-    violations go through :meth:`violate`: in strict mode it
+    changes nothing; it names every record it changes with `touch()`. Lifecycle
+    violations go through `violate()`: in strict mode it
     raises; otherwise it records the finding and the method carries on as a tolerant
     driver would. What a call did beyond what its name says (an implicit Leave, say) goes
-    through :meth:`note`, and shows in the call's journal entry.
+    through `note()`, and shows in the call's journal entry.
 
     :param call: the journal index of the call being served (records remember it).
     :param links: makes the host interfaces handed out by Join (``None``: none).

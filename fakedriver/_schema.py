@@ -4,7 +4,7 @@ file holds only that: its tables, and every row read back.
 Reading checks every row (types, addresses and networks in canonical form, leases inside
 their pools, endpoints of known networks, epochs and runs no later than the state's) and
 keeps what it reads exactly: a value that would not be written back as it was stored is
-:class:`Bad`, which ``_store`` turns into a ``StateFileError`` naming the file.
+`Bad`, which ``_store`` turns into a ``StateFileError`` naming the file.
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ def statements() -> Iterator[str]:
 
 
 def check_tables(db: sqlite3.Connection) -> None:
-    """Raise :class:`Bad` naming the first way the database's schema differs from the one
-    :func:`statements` makes: a table, view, trigger or index it does not make (other than
+    """Raise `Bad` naming the first way the database's schema differs from the one
+    `statements()` makes: a table, view, trigger or index it does not make (other than
     the index SQLite makes for each table's primary key), a table it lacks, or a table made
     otherwise (its columns, STRICT, its declaration). A missing primary key index is damage,
     which ``PRAGMA integrity_check`` finds first."""
@@ -128,7 +128,7 @@ def _rows(db: sqlite3.Connection, table: str) -> Iterator[tuple[str, tuple[Any, 
 
 
 def read_state(db: sqlite3.Connection) -> State:
-    """The state in ``db``, every row checked (:class:`Bad` names the first problem)."""
+    """The state in ``db``, every row checked (`Bad` names the first problem)."""
     check = db.execute("PRAGMA integrity_check(1)").fetchone()  # tables and indexes agree
     if check is None or check[0] != "ok":
         raise Bad(f"the database is damaged: {check[0] if check else 'no answer'}")
@@ -187,7 +187,7 @@ def link_endpoint(state: State, endpoint: Endpoint) -> None:
 
 
 def unlink_endpoint(state: State, endpoint: Endpoint) -> None:
-    """The inverse of :func:`_link_endpoint`."""
+    """The inverse of `_link_endpoint()`."""
     del state.endpoints[endpoint.id]
     network = state.networks.get(endpoint.network_id)
     if network is None:

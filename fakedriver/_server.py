@@ -3,7 +3,7 @@
 dockerd speaks HTTP/1.1 with keep-alive, sends calls concurrently, an empty ``Host:``
 header and no ``Content-Type``. werkzeug's development server closes every connection,
 so the plugin socket has its own accept loop and a thread per connection
-(:mod:`._connection`, HTTP on h11) that calls :meth:`Engine.respond` directly; owning
+(`._connection`, HTTP on h11) that calls `Engine.respond()` directly; owning
 the socket is also what lets a fault close it before or in the middle of an answer, or
 notice that the client gave up on a hang.
 """
@@ -37,7 +37,7 @@ SPEC_DIR = "/etc/docker/plugins"
 #: The least listen backlog (it is ``--max-connections`` when that is more): dockerd dials
 #: without blocking, so a full backlog fails at once.
 BACKLOG = 128
-#: Seconds :meth:`PluginServer.close` waits for the calls being served to be answered.
+#: Seconds `PluginServer.close()` waits for the calls being served to be answered.
 GRACE = 5.0
 #: Serves ``(verb, path, body) -> (status, answer)`` for paths under ``/fakedriver/``.
 Control = Callable[[str, str, bytes], tuple[int, Any]]
@@ -108,7 +108,7 @@ def _bind_unix(path: str) -> socket.socket:
 
 def _bind_tcp(host: str, port: int) -> socket.socket:
     """A TCP socket bound to ``host`` (an IPv6 address without brackets) and ``port``;
-    :class:`ServeError` when it cannot be (in use, not an address of this host)."""
+    `ServeError` when it cannot be (in use, not an address of this host)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -219,7 +219,7 @@ class PluginServer:
             return len(self._open)
 
     def serve_forever(self) -> None:
-        """Accept connections until :meth:`shutdown`, each served by a thread of its own."""
+        """Accept connections until `shutdown()`, each served by a thread of its own."""
         try:  # a signal anywhere in here still leaves it stopped, so close() never waits
             self._stopped.clear()
             self.listener.setblocking(False)
@@ -342,7 +342,7 @@ class PluginServer:
 
     # -- stopping ---------------------------------------------------------------------------
     def shutdown(self) -> None:
-        """Stop :meth:`serve_forever` (from another thread) and wait until it has."""
+        """Stop `serve_forever()` (from another thread) and wait until it has."""
         self._stop.set()
         with contextlib.suppress(OSError):
             self._wake.send(b"\0")
@@ -350,7 +350,7 @@ class PluginServer:
 
     def close(self, grace: float = GRACE) -> None:
         """Stop listening and remove the socket and spec file (if they are still the ones
-        this server made), then stop the connections (:meth:`Connection.stop`: an idle one
+        this server made), then stop the connections (`Connection.stop()`: an idle one
         is closed at once, a call being served is answered, a held one ends as if its
         client left) and wait up to ``grace`` seconds for them; those left are cut off.
         Then write what is left to log. Once it returns, no connection of this server

@@ -1,9 +1,9 @@
 """What the fake remembers. Plain data: no HTTP, no rules (those are in ``_netdriver`` and
 ``_ipam``).
 
-``FakeNetDriver.state`` is a :class:`State`. Read it freely in tests; change it only
+``FakeNetDriver.state`` is a [`State`][fakedriver.State]. Read it freely in tests; change it only
 through driver calls. Every record keeps ``call``, the journal index of the call that
-made it, and ``run``, the run of the state it was made in (:attr:`State.run`), so leaks
+made it, and ``run``, the run of the state it was made in (`State.run`), so leaks
 can be traced to their origin even after the state was saved and loaded back.
 """
 
@@ -150,7 +150,7 @@ class State:
     run: int = 0
     #: Endpoints whose host link (veth pair) may exist: recorded *before* the link is made
     #: and dropped once it is removed, so a crash in between leaves a trace to clean up
-    #: (see :func:`fakedriver._links.reconcile`). A superset of the joins with a link.
+    #: (see `fakedriver._links.reconcile()`). A superset of the joins with a link.
     links: set[str] = field(default_factory=set)
 
     @property

@@ -1,11 +1,11 @@
 """The state in SQLite (``fakedriver serve --state FILE``): what each call changed is
 committed in one transaction before its answer is sent.
 
-The models say which records a call touched (:meth:`Model.touch`, by table and key); the
-engine hands those keys to :meth:`Store.commit`, which writes or deletes exactly those rows,
+The models say which records a call touched (`Model.touch()`, by table and key); the
+engine hands those keys to `Store.commit()`, which writes or deletes exactly those rows,
 so a change costs the same in a state of 100 endpoints as of 50,000. When the commit fails,
 whatever the failure (disk full, read-only file system, a value SQLite cannot store), it is
-rolled back and is a :class:`StoreError`, and :meth:`Store.revert` reads those same records
+rolled back and is a `StoreError`, and `Store.revert()` reads those same records
 back from the database: memory is what the last commit left, and the call answers an error.
 
 The database is the server's alone: it is opened in SQLite's exclusive locking mode and
@@ -13,7 +13,7 @@ locked at once, so a second server on the same file is refused at start. A symli
 path is followed: the database (and its ``-wal`` file) is the file it points to.
 
 Loading checks the file's tables and every row (see ``_schema``): what is not as this
-module writes it is a :class:`StateFileError` naming the file and the first problem.
+module writes it is a `StateFileError` naming the file and the first problem.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from ._schema import (
 )
 from ._state import Allocation, Endpoint, Network, Node, State
 
-#: A record a call touched: ``(table, key)`` (see :meth:`fakedriver._rules.Model.touch`).
+#: A record a call touched: ``(table, key)`` (see `fakedriver._rules.Model.touch()`).
 Key = tuple[str, Any]
 
 
@@ -113,7 +113,7 @@ def lease_row(p: Pool, value: int, lease: Lease) -> tuple[Any, ...]:
 
 
 def rows(state: State) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of ``state``, by table (what :meth:`Store.replace` writes)."""
+    """Every row of ``state``, by table (what `Store.replace()` writes)."""
     return {
         "meta": [("epoch", state.epoch), ("run", state.run), ("schema", SCHEMA)],
         "networks": [network_row(n) for n in state.networks.values()],
@@ -151,7 +151,7 @@ def _row_of(state: State, table: str, key: Any) -> tuple[Any, ...] | None:
 
 # -- the store --------------------------------------------------------------------------------
 class Store:
-    """A state database, held exclusively by this process until :meth:`close`."""
+    """A state database, held exclusively by this process until `close()`."""
 
     def __init__(self, path: str, db: sqlite3.Connection, notes: Iterable[str] = ()) -> None:
         self.path, self.db = path, db
@@ -159,14 +159,14 @@ class Store:
         #: Why memory can no longer be trusted (a failed commit it could not read back
         #: from): every call answers this until a restart; ``None`` when all is well.
         self.broken: str | None = None
-        #: What :meth:`open` did that the user should hear of (a file made private).
+        #: What `open()` did that the user should hear of (a file made private).
         self.notes = list(notes)
 
     @classmethod
     def open(cls, path: str) -> Store:
         """Open (or create, mode 0600) the database at ``path`` and lock it for this
         process. An existing database (or its ``-wal`` or ``-shm``) that other users may
-        open is made 0600 first, and :attr:`notes` says so."""
+        open is made 0600 first, and `notes` says so."""
         real = os.path.realpath(path)
         if os.path.isdir(real):
             raise StateFileError(f"cannot use state file {path}: it is a directory")
@@ -276,7 +276,7 @@ class Store:
     def revert(self, state: State, touched: Iterable[Key]) -> None:
         """Put the records ``touched`` names (and the meta values and violations) back in
         ``state`` as the database has them: after a failed commit, the call's changes go.
-        When they cannot be read, the store is :attr:`broken`."""
+        When they cannot be read, the store is `broken`."""
         db, path = self.db, self.path
         try:
             if db.in_transaction:  # its ROLLBACK failed: what it reads is not what is saved
@@ -437,7 +437,7 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
 
 
 def _failed(exc: Exception) -> StoreError:
-    """The :class:`StoreError` of a failed write: SQLite's own message, or what else failed
+    """The `StoreError` of a failed write: SQLite's own message, or what else failed
     (a value SQLite cannot store, as text that is not UTF-8 or an integer past 2**63 - 1)."""
     if isinstance(exc, sqlite3.Error):
         return StoreError(str(exc))
@@ -446,7 +446,7 @@ def _failed(exc: Exception) -> StoreError:
 
 # -- reading, validated -----------------------------------------------------------------------
 def read(db: sqlite3.Connection, path: str) -> State:
-    """The state in ``db``, every row checked; :class:`StateFileError` names the problem."""
+    """The state in ``db``, every row checked; `StateFileError` names the problem."""
     try:
         return read_state(db)
     except (Bad, sqlite3.Error, DriverError, ValueError, RecursionError) as exc:

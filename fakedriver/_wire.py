@@ -1,4 +1,5 @@
-"""Reading request bodies: one small reader per wire type, each raising :class:`BadRequest`.
+"""Reading request bodies: one small reader per wire type, each raising
+[`BadRequest`][fakedriver.BadRequest].
 
 Docker's structs have no json tags, so keys are the Go field names (PascalCase) and every
 field is always present. The readers are a little kinder than that: a missing optional
@@ -52,7 +53,7 @@ def strict_json(raw: bytes | str) -> Any:
     * ``NaN``, ``Infinity`` and ``-Infinity``, which are not JSON;
     * a number beyond a 64-bit float (``1e400``, which Python would read as infinity);
     * a string with an unpaired surrogate (``"\\ud800"``), which is not Unicode text;
-    * nesting deeper than :data:`MAX_DEPTH` (an :class:`Unusable`, as are the two above).
+    * nesting deeper than `MAX_DEPTH` (an `Unusable`, as are the two above).
 
     The last two are looked for only when the raw text could hold them (a ``\\uD8``-style
     escape; more brackets than the limit), so an ordinary body costs what ``json.loads``
@@ -104,7 +105,7 @@ def _head(text: str) -> str:
 
 
 def _too_deep(value: Any) -> bool:
-    """Whether ``value`` nests deeper than :data:`MAX_DEPTH` (walked without recursion)."""
+    """Whether ``value`` nests deeper than `MAX_DEPTH` (walked without recursion)."""
     stack = [(value, 1)] if isinstance(value, (dict, list)) else []
     while stack:
         item, depth = stack.pop()
@@ -121,9 +122,9 @@ def decode(raw: bytes, *, no_arguments: bool) -> dict[str, Any]:
     """Decode a request body into a JSON object.
 
     Calls without arguments accept an empty body (dockerd sends ``Content-Length: 0``) and
-    ``null``; every other call needs an object. What :func:`strict_json` refuses (not
+    ``null``; every other call needs an object. What `strict_json()` refuses (not
     UTF-8, not JSON, a number beyond a 64-bit float, an unpaired surrogate, nesting deeper
-    than :data:`MAX_DEPTH`) is a :class:`BadRequest`: the call is answered 400 in its
+    than `MAX_DEPTH`) is a [`BadRequest`][fakedriver.BadRequest]: the call is answered 400 in its
     protocol's dialect and changes nothing.
     """
     if not raw.strip():

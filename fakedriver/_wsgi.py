@@ -2,7 +2,7 @@
 
 Behind a WSGI server that exposes the socket (werkzeug's sets ``werkzeug.socket``) a
 dropped connection is a real closed socket; with no socket (``werkzeug.test.Client``,
-``httpx.WSGITransport``) it is :class:`~fakedriver.ConnectionDropped`.
+``httpx.WSGITransport``) it is [`ConnectionDropped`][fakedriver.ConnectionDropped].
 """
 
 from __future__ import annotations

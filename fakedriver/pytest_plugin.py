@@ -3,21 +3,22 @@
 
 Fixtures:
 
-* ``fake_netdriver``: a :class:`fakedriver.FakeNetDriver` for one test, with ``requests``
-  calls to ``fake_netdriver.url`` routed to it in-process (see :class:`fakedriver.Route`).
-  Every installed client is routed: ``requests`` (through ``responses``), ``httpx`` sync
-  and async (through respx, with ``fakedriver[httpx]``) and ``aiohttp`` (through
-  aioresponses, with ``fakedriver[aiohttp]``); a client installed without its routing
-  library fails the fixture with :class:`fakedriver.MissingExtra` (unless ``clients``
-  leaves it out), as its calls would reach the network.
+* ``fake_netdriver``: a [`fakedriver.FakeNetDriver`][fakedriver.FakeNetDriver] for one test, with
+  ``requests`` calls to ``fake_netdriver.url`` routed to it in-process (see
+  [`fakedriver.Route`][fakedriver.Route]). Every installed client is routed: ``requests`` (through
+  ``responses``), ``httpx`` sync and async (through respx, with ``fakedriver[httpx]``) and
+  ``aiohttp`` (through aioresponses, with ``fakedriver[aiohttp]``); a client installed without its
+  routing library fails the fixture with [`fakedriver.MissingExtra`][fakedriver.MissingExtra]
+  (unless ``clients`` leaves it out), as its calls would reach the network.
 * ``fake_netdriver_server``: a fresh fake served on a real unix socket (and loopback TCP
   with the marker's ``tcp=True``) in a background thread, through the same server code
   as ``fakedriver serve``: for a client in another process (curl, a Go binary, dockerd).
-  It is a :class:`fakedriver.Served`: ``.fake``, ``.socket_path``, ``.url``, ``.tcp_url``.
+  It is a [`fakedriver.Served`][fakedriver.Served]: ``.fake``, ``.socket_path``, ``.url``,
+  ``.tcp_url``.
 * ``fake_netdriver_factory``: call it for more fakes, or ones with another persona:
   ``fake_netdriver_factory(scope="global", url="http://overlay")``; its ``served()``
   makes more served fakes.
-* ``fake_netdriver_cluster``: a :class:`fakedriver.Cluster` of 3 node fakes (global
+* ``fake_netdriver_cluster``: a [`fakedriver.Cluster`][fakedriver.Cluster] of 3 node fakes (global
   scope), each routed at its own URL (``cluster.urls``), for an orchestrator of many
   hosts; marker ``@pytest.mark.fake_netdriver_cluster(nodes=5, **options)`` takes persona
   options and ``audit``, ``url``, ``clients``. Its partitions are healed at teardown.
@@ -188,7 +189,8 @@ class FakeNetDriverFactory:
 
     def served(self, persona: Persona | None = None, **options: Any) -> Served:
         """A new fake served on a real socket until the test ends (see
-        :func:`fakedriver.serving`); ``options`` as for a routed fake, plus ``tcp``."""
+        [`fakedriver.serving()`][fakedriver.serving]); ``options`` as for a routed fake, plus
+        ``tcp``."""
         _check_options("fake_netdriver_factory.served()", options)
         merged = {**self._defaults, **options}
         checks = self._checks(merged)
@@ -251,14 +253,14 @@ def fake_netdriver(fake_netdriver_factory: FakeNetDriverFactory) -> FakeNetDrive
 @pytest.fixture
 def fake_netdriver_server(fake_netdriver_factory: FakeNetDriverFactory) -> Served:
     """A fresh ``FakeNetDriver`` served on a real unix socket for this test (see
-    :class:`fakedriver.Served`)."""
+    [`fakedriver.Served`][fakedriver.Served])."""
     return fake_netdriver_factory.served()
 
 
 @pytest.fixture
 def fake_netdriver_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    """A :class:`fakedriver.Cluster` routed for this test: ``nodes`` fakes (3 by default),
-    each at its own URL; at teardown its partitions heal and held calls go on, and with
+    """A [`fakedriver.Cluster`][fakedriver.Cluster] routed for this test: ``nodes`` fakes (3 by
+    default), each at its own URL; at teardown its partitions heal and held calls go on, and with
     ``audit=True`` (or the ``fake_netdriver_audit`` ini option) ``assert_clean()`` runs."""
     config, marker = request.config, request.node.get_closest_marker("fake_netdriver_cluster")
     options: dict[str, Any] = {
