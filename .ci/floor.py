@@ -1,5 +1,6 @@
 """Print the declared floor of every dependency (core and the extras the test suite
-uses) as ``name==version`` lines, for CI's floor run: a floor that is wrong fails there."""
+uses, followed through ``fakedriver[...]`` references) as ``name==version`` lines, for
+CI's floor run: a floor that is wrong fails there."""
 
 from __future__ import annotations
 
@@ -7,15 +8,32 @@ import re
 import sys
 import tomllib
 
-EXTRAS = ("pytest", "httpx", "aiohttp", "unixsocket", "test")
+#: The extra the test suite installs; the extras it names are followed from it.
+ROOT = "test"
+SELF = re.compile(r"^fakedriver\[([^\]]+)\]$")
+
+
+def requirements(extras: dict[str, list[str]], extra: str, seen: set[str]) -> list[str]:
+    """The requirements of ``extra`` and of every extra it names, each extra once."""
+    if extra in seen:
+        return []
+    seen.add(extra)
+    found: list[str] = []
+    for spec in extras[extra]:
+        named = SELF.match(spec.strip())
+        if named is None:
+            found.append(spec)
+            continue
+        for other in named.group(1).split(","):
+            found += requirements(extras, other.strip(), seen)
+    return found
 
 
 def main() -> None:
     with open(sys.argv[1] if len(sys.argv) > 1 else "pyproject.toml", "rb") as source:
         project = tomllib.load(source)["project"]
     wanted = list(project["dependencies"])
-    for extra in EXTRAS:
-        wanted += project["optional-dependencies"][extra]
+    wanted += requirements(project["optional-dependencies"], ROOT, set())
     pins = {}
     for spec in wanted:
         found = re.match(r"^([A-Za-z0-9_.-]+)(?:\[.*\])?\s*>=\s*([^,;\s]+)", spec)
