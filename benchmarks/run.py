@@ -39,9 +39,9 @@ from werkzeug.wrappers import Request, Response
 
 import fakedriver
 from fakedriver import FakeNetDriver
-from fakedriver._ipam import IpamModel
-from fakedriver._pool import Pool
-from fakedriver._store import Store
+from fakedriver.core.ipam import IpamModel
+from fakedriver.core.pool import Pool
+from fakedriver.persist.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from dockerd_env import IMAGE, Dockerd, Plugin, Unavailable, run_name

@@ -9,11 +9,10 @@
 
 from __future__ import annotations
 
-from ._app import FakeNetDriver
-from ._audit import LeakError
-from ._clock import Clock, RealClock, VirtualClock
-from ._cluster import Cluster, ClusterViolation, NodeCall, Partition, Timeline
-from ._errors import (
+from .cluster.cluster import Cluster, ClusterViolation, NodeCall, Partition, Timeline
+from .core.audit import LeakError
+from .core.clock import Clock, RealClock, VirtualClock
+from .core.errors import (
     BadRequest,
     Conflict,
     DriverError,
@@ -22,16 +21,17 @@ from ._errors import (
     ResourceError,
     UnknownMethod,
 )
-from ._faults import KINDS, Faults, Rule
-from ._inprocess import MissingExtra
-from ._journal import Call, Journal
-from ._methods import METHODS
-from ._persona import Persona
-from ._pool import Lease, Pool
-from ._reply import ConnectionDropped, NeverAnswered, Reply
-from ._routing import Route, routed
-from ._serving import Served, serving
-from ._state import Allocation, Endpoint, Join, Network, Node, State, Violation
+from .core.faults import KINDS, Faults, Rule
+from .core.journal import Call, Journal
+from .core.methods import METHODS
+from .core.persona import Persona
+from .core.pool import Lease, Pool
+from .core.reply import ConnectionDropped, NeverAnswered, Reply
+from .core.state import Allocation, Endpoint, Join, Network, Node, State, Violation
+from .fake import FakeNetDriver
+from .server.serving import Served, serving
+from .transports.registry import MissingExtra
+from .transports.route import Route, routed
 
 __version__ = "0.1.0"
 

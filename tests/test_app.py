@@ -16,7 +16,8 @@ import responses
 from conftest import NET, Wire
 
 import fakedriver
-from fakedriver import METHODS, FakeNetDriver, _state
+from fakedriver import METHODS, FakeNetDriver
+from fakedriver.core import state as _state
 
 
 def test_activate_lists_what_the_persona_implements() -> None:
@@ -250,7 +251,7 @@ def test_every_public_name_has_a_docstring(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(set(fakedriver.__all__) - DATA))
 def test_every_public_name_is_shown_where_it_is_imported_from(name: str) -> None:
-    """``fakedriver.LeakError``, not ``fakedriver._audit.LeakError``: the name a traceback,
+    """``fakedriver.LeakError``, not ``fakedriver.core.audit.LeakError``: the name a traceback,
     a repr or the API reference shows is one a user can import, and it is the same object;
     a class's annotations still resolve (``typing.get_type_hints``)."""
     obj = getattr(fakedriver, name)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from fakedriver import FakeNetDriver
-from fakedriver._server import PluginServer
+from fakedriver.server.server import PluginServer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -20,10 +20,10 @@ from dockerd_env import run_name, unix_call
 from rawhttp import system_python
 
 import fakedriver
-from fakedriver import _bundle
-from fakedriver._bundle import DATA, BundleError, build, check_serve_args
-from fakedriver._cli import main
-from fakedriver._rootfs import PRUNED_STDLIB, SITE, interpreter
+from fakedriver.cli.main import main
+from fakedriver.plugin import bundle as _bundle
+from fakedriver.plugin.bundle import DATA, BundleError, build, check_serve_args
+from fakedriver.plugin.rootfs import PRUNED_STDLIB, SITE, interpreter
 
 BAKED = ["--scope", "global", "--links", "veth", "--seed", "7"]
 #: what serve needs inside: PYTHONPATH from config.json, PATH as dockerd sets it
@@ -33,7 +33,7 @@ CHROOT_ENV = {
 }
 #: fakedriver's modules that need an extra (not in the bundle, never imported by serve),
 #: and the one that runs the command line
-EXTRAS = {"_httpx", "_aiohttp", "_requests", "pytest_plugin", "__main__"}
+EXTRAS = {"for_httpx", "for_aiohttp", "for_requests", "pytest_plugin", "__main__"}
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_a_settable_mount_shows_a_host_folder_inside(settings: dict[str, Any]) -
 
 
 def test_name_sets_the_socket(tmp_path: Path) -> None:
-    from fakedriver._bundle import config
+    from fakedriver.plugin.bundle import config
 
     made = config("/usr/bin/python3", socket="fd2")
     assert made["interface"]["socket"] == "fd2.sock"

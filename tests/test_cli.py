@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import fakedriver
-from fakedriver._cli import main
+from fakedriver.cli.main import main
 
 
 def run(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -66,8 +66,8 @@ def test_contradicting_flags_are_refused_before_anything_is_made(
 ) -> None:
     argv = [a.replace("{dir}", str(tmp_path)) for a in argv]
     if message is None:  # argparse's own rule for a flag and its negation: accepted
-        from fakedriver._args import parser
-        from fakedriver._options import persona_from
+        from fakedriver.cli.args import parser
+        from fakedriver.cli.options import persona_from
 
         assert persona_from(parser().parse_args(["serve", *argv])).strict is False
         return
@@ -125,7 +125,7 @@ def test_an_abbreviated_flag_is_refused_by_every_command(
 
 def test_every_parser_refuses_abbreviations() -> None:
     """Every parser the command line is made of, however deep: a new one must say so too."""
-    from fakedriver._args import parser
+    from fakedriver.cli.args import parser
 
     def walk(each: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
         yield each

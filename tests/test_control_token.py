@@ -16,8 +16,8 @@ import pytest
 from rawhttp import Served, connect, read_one, system_python
 from rawhttp import request as raw_request
 
-from fakedriver._args import ARGV_TOKEN, MAX_TOKEN, TOKEN_ENV, control_token, parser
-from fakedriver._server import ServeError
+from fakedriver.cli.args import ARGV_TOKEN, MAX_TOKEN, TOKEN_ENV, control_token, parser
+from fakedriver.server.server import ServeError
 
 TOKEN = "s3cret-0f1e2d3c4b5a"
 

@@ -20,14 +20,14 @@ from serve_env import Launcher, Served
 from transports import TRANSPORTS, Transport
 
 from fakedriver import FakeNetDriver
-from fakedriver._control import control
-from fakedriver._errors import BadRequest
-from fakedriver._faults import Rule
-from fakedriver._http import encode
-from fakedriver._journal import Call
-from fakedriver._server import json_line
-from fakedriver._store import StateFileError, Store, peek_state
-from fakedriver._wire import MAX_DEPTH, decode, integer, strict_json
+from fakedriver.core.errors import BadRequest
+from fakedriver.core.faults import Rule
+from fakedriver.core.http import encode
+from fakedriver.core.journal import Call
+from fakedriver.core.wire import MAX_DEPTH, decode, integer, strict_json
+from fakedriver.persist.store import StateFileError, Store, peek_state
+from fakedriver.server.control import control
+from fakedriver.server.server import json_line
 
 
 def go_json(text: str | bytes) -> Any:
@@ -253,7 +253,7 @@ def test_a_state_database_holding_what_decode_refuses_is_refused(
 
 
 def test_a_json_state_file_holding_1e400_is_refused(tmp_path: Path) -> None:
-    from fakedriver._persist import load, save
+    from fakedriver.persist.jsonfile import load, save
 
     fake = FakeNetDriver()
     Wire(fake).network()

@@ -24,8 +24,8 @@ from cookbook import CREATE, RECIPES, RUN, Recipe
 from dockerd_env import Dockerd, Exchange, Plugin, host_links, run_name
 from dockerd_rules import dockerd_rejects
 
-from fakedriver._links import VethLinks
-from fakedriver._methods import resolve
+from fakedriver.core.methods import resolve
+from fakedriver.server.veth import VethLinks
 
 pytestmark = pytest.mark.dockerd
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from dockerd_env import IMAGE, Dockerd, Plugin, host_links, run_name
 
-from fakedriver._links import VethLinks
+from fakedriver.server.veth import VethLinks
 
 pytestmark = pytest.mark.dockerd
 

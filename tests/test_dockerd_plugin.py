@@ -19,8 +19,8 @@ from dockerd_env import IMAGE, Dockerd, ManagedPlugin, run_name
 from rawhttp import connect, read_one
 from rawhttp import request as raw_request
 
-from fakedriver._bundle import DATA
-from fakedriver._cli import main
+from fakedriver.cli.main import main
+from fakedriver.plugin.bundle import DATA
 
 pytestmark = pytest.mark.dockerd
 

@@ -22,7 +22,7 @@ import pytest
 from cookbook import RECIPES, Recipe, markdown
 
 from fakedriver import FakeNetDriver
-from fakedriver._faults import KINDS, rule_from_dict
+from fakedriver.core.faults import KINDS, rule_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted((ROOT / "docs").glob("*.md"))

@@ -23,7 +23,7 @@ import requests
 
 import fakedriver
 from fakedriver import FakeNetDriver
-from fakedriver._faults import rule_from_dict
+from fakedriver.core.faults import rule_from_dict
 
 pytest_plugins = ["pytester"]
 
@@ -654,7 +654,7 @@ def test_the_kind_is_inferred_in_one_place(fake: FakeNetDriver) -> None:
 
 
 def test_an_error_rule_lists_no_status(fake: FakeNetDriver) -> None:
-    from fakedriver._control import control
+    from fakedriver.server.control import control
 
     fake.fail("Join", "boom")
 
@@ -677,7 +677,7 @@ def test_an_error_rule_lists_no_status(fake: FakeNetDriver) -> None:
 def test_a_wrong_type_names_the_field_and_the_type_it_takes(
     fake: FakeNetDriver, tmp_path: Path, fields: dict[str, Any], says: str
 ) -> None:
-    from fakedriver._control import control
+    from fakedriver.server.control import control
 
     with pytest.raises(TypeError, match=re.escape(says)):
         fake.fail("Join", **fields)
@@ -699,7 +699,7 @@ def test_a_wrong_type_names_the_field_and_the_type_it_takes(
 def test_a_misspelt_method_gets_a_did_you_mean_everywhere(
     fake: FakeNetDriver, tmp_path: Path
 ) -> None:
-    from fakedriver._control import control
+    from fakedriver.server.control import control
 
     hint = "'Jion' is not a method of either protocol; did you mean 'Join'?"
     with pytest.raises(ValueError, match=re.escape(hint)):

@@ -36,10 +36,10 @@ from rawhttp import (
 )
 
 from fakedriver import FakeNetDriver
-from fakedriver._connection import Limits
-from fakedriver._control import control
-from fakedriver._log import LineWriter
-from fakedriver._server import PluginServer
+from fakedriver.server.connection import Limits
+from fakedriver.server.control import control
+from fakedriver.server.log import LineWriter
+from fakedriver.server.server import PluginServer
 
 NET = "a" * 64
 CREATE = json.dumps({"NetworkID": NET, "Options": {}, "IPv4Data": [], "IPv6Data": []}).encode()

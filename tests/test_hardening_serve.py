@@ -33,12 +33,12 @@ from rawhttp import (
 from rawhttp import request as raw_request
 
 from fakedriver import FakeNetDriver
-from fakedriver._args import parser, tcp_address
-from fakedriver._cli import main
-from fakedriver._connection import Limits
-from fakedriver._control import control
-from fakedriver._journal import Journal
-from fakedriver._server import PluginServer
+from fakedriver.cli.args import parser, tcp_address
+from fakedriver.cli.main import main
+from fakedriver.core.journal import Journal
+from fakedriver.server.connection import Limits
+from fakedriver.server.control import control
+from fakedriver.server.server import PluginServer
 
 NET = "b" * 64
 CREATE = {"NetworkID": NET, "Options": {}, "IPv4Data": [], "IPv6Data": []}

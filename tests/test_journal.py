@@ -10,8 +10,8 @@ import pytest
 from conftest import EP, NET, Wire, ids
 
 from fakedriver import FakeNetDriver, LeakError
-from fakedriver._cluster import NodeCall, Timeline
-from fakedriver._journal import (
+from fakedriver.cluster.cluster import NodeCall, Timeline
+from fakedriver.core.journal import (
     ENTRY_OVERHEAD,
     FIELD_LIMIT,
     SERVE_BYTES,

@@ -26,8 +26,8 @@ from serve_env import (
 )
 
 from fakedriver import DriverError, FakeNetDriver
-from fakedriver._links import Checkpointed, Reconciled, VethLinks, reconcile
-from fakedriver._store import peek_state
+from fakedriver.persist.store import peek_state
+from fakedriver.server.veth import Checkpointed, Reconciled, VethLinks, reconcile
 
 EID = "0123456789abcdef" * 4
 INNER, OUTER = VethLinks.names(EID)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from dockerd_env import unavailable
 
-from fakedriver._methods import TABLE
+from fakedriver.core.methods import TABLE
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 #: Debian's dockerd 20.10 and dockerd 28.3.3, the same 48 steps.

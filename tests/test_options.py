@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from fakedriver import Persona
-from fakedriver._options import add_persona_options, persona_from
+from fakedriver.cli.options import add_persona_options, persona_from
 
 #: A value other than the default, as typed on the command line, per field.
 OTHER: dict[str, tuple[list[str], Any]] = {

@@ -16,8 +16,8 @@ from conftest import EP, NET, Wire, ids
 from serve_env import BANNER, Conn, Dockerd, Launcher, create_network
 
 from fakedriver import FakeNetDriver, State
-from fakedriver._persist import StateFileError, load, save
-from fakedriver._store import peek_state
+from fakedriver.persist.jsonfile import StateFileError, load, save
+from fakedriver.persist.store import peek_state
 
 EP1, EP2 = "e1" * 32, "e2" * 32
 ALLOCATED = "a" * 64

@@ -24,7 +24,7 @@ from werkzeug.test import Client
 
 import fakedriver
 from fakedriver import FakeNetDriver, Route
-from fakedriver._inprocess import CLIENTS
+from fakedriver.transports.registry import CLIENTS
 
 PLUGIN = "http://plugin"
 SOCKET = "/run/docker/plugins/fake.sock"

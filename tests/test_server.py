@@ -37,7 +37,7 @@ from serve_env import (
 )
 
 from fakedriver import FakeNetDriver
-from fakedriver._server import BACKLOG, PluginServer
+from fakedriver.server.server import BACKLOG, PluginServer
 
 NET = "n" * 64
 
@@ -352,7 +352,7 @@ SERVE_OPTIONS = [
 
 
 def _serve_parser() -> argparse.ArgumentParser:
-    from fakedriver._args import parser
+    from fakedriver.cli.args import parser
 
     serve: argparse.ArgumentParser = parser().parse_args(["serve"]).subparser
     return serve

@@ -28,9 +28,9 @@ from rawhttp import call, connect, eventually, read_one, until_eof
 from serve_env import Conn, Launcher, create_network
 
 from fakedriver import FakeNetDriver
-from fakedriver._control import control
-from fakedriver._server import PluginServer
-from fakedriver._store import Store, peek_state
+from fakedriver.persist.store import Store, peek_state
+from fakedriver.server.control import control
+from fakedriver.server.server import PluginServer
 
 ROUNDS = int(os.environ.get("FAKEDRIVER_SHUTDOWN_ROUNDS", "3"))
 WRITERS = 8

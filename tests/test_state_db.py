@@ -43,9 +43,9 @@ from test_links import FakeIp
 from test_persist import build_rich_state
 
 from fakedriver import FakeNetDriver, State
-from fakedriver._links import Checkpointed, VethLinks
-from fakedriver._schema import SCHEMA, TABLES
-from fakedriver._store import StateFileError, Store, peek_state, read, rows
+from fakedriver.persist.schema import SCHEMA, TABLES
+from fakedriver.persist.store import StateFileError, Store, peek_state, read, rows
+from fakedriver.server.veth import Checkpointed, VethLinks
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -194,7 +194,7 @@ def test_a_failed_commit_that_cannot_be_read_back_refuses_every_later_call(
     short_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Memory may then hold what the database does not: nothing is answered from it."""
-    import fakedriver._store as store_module
+    import fakedriver.persist.store as store_module
 
     store = FlakyStore.open(str(short_dir / "state.db"))
     fake = FakeNetDriver()
@@ -716,7 +716,7 @@ def test_another_schema_version_is_refused(short_dir: Path) -> None:
 
 
 def test_a_json_state_file_is_refused_and_can_be_imported(short_dir: Path) -> None:
-    from fakedriver._persist import save
+    from fakedriver.persist.jsonfile import save
 
     fake = FakeNetDriver(scope="global", strict=False)
     build_rich_state(fake)

@@ -20,7 +20,7 @@ from rawhttp import nobody_command
 from serve_env import Conn, Launcher, create_network
 
 from fakedriver import FakeNetDriver
-from fakedriver._store import StateFileError, Store, peek_state
+from fakedriver.persist.store import StateFileError, Store, peek_state
 
 
 def mode(path: Path) -> int:

@@ -18,7 +18,7 @@ import pytest
 from test_persist import EP1, EP2, build_rich_state
 
 from fakedriver import FakeNetDriver
-from fakedriver._store import StateFileError, Store, peek_state
+from fakedriver.persist.store import StateFileError, Store, peek_state
 
 PLAIN = "LocalDefault/10.200.0.0/24"  # a pool of the rich state, its id as written
 V6 = "LocalDefault/fd00:fa4e::/64"

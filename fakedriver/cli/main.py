@@ -1,0 +1,253 @@
+"""``fakedriver serve``: run the fake as a plugin that a real dockerd loads (the flags are
+in ``args.py``)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import json
+import os
+import select
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+from ..core.clock import RealClock
+from ..core.journal import Journal
+from ..fake import FakeNetDriver
+from ..persist.store import StateFileError, Store, StoreError
+from ..plugin.bundle import BundleError
+from ..server.connection import Limits
+from ..server.control import control
+from ..server.server import PLUGIN_DIR, SPEC_DIR, PluginServer, ServeError
+from ..server.veth import Checkpointed, Links, VethLinks, reconcile
+from .args import ARGV_TOKEN, DEFAULT_NAME, conflicts, control_token, parser
+from .options import persona_from
+from .plugin import plugin_command
+from .state import state_command
+
+
+class StopSignals:
+    """SIGINT, SIGTERM and SIGHUP stop ``serve``, and nothing else happens when one comes:
+    the handlers run no code of the server. Python's own handler writes the signal's
+    number to a pipe (`signal.set_wakeup_fd()`), the main thread waits on it
+    (`wait()`), and the shutdown that follows runs once, uninterrupted: a second signal
+    is ignored (an exception raised by a handler would land anywhere, the shutdown
+    itself included)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._read, self._write = os.pipe()
+        for fd in (self._read, self._write):
+            os.set_blocking(fd, False)
+        self._old_fd = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        self._old = {signum: signal.signal(signum, _noted) for signum in self.SIGNALS}
+
+    def wait(self) -> int:
+        """Block until a stop signal comes (or came since the start); its number."""
+        while self.received is None:
+            select.select([self._read], [], [])
+            with contextlib.suppress(BlockingIOError):
+                numbers = os.read(self._read, 64)
+                self.received = next((n for n in numbers if n in self.SIGNALS), None)
+        return self.received
+
+    def close(self) -> None:
+        """Stop listening for signals. After one came the process is stopping, so later
+        ones stay ignored up to its exit; otherwise the former handlers are back."""
+        for signum, old in self._old.items():
+            signal.signal(signum, signal.SIG_IGN if self.received is not None else old)
+        signal.set_wakeup_fd(self._old_fd)
+        os.close(self._read)
+        os.close(self._write)
+
+
+def _noted(signum: int, frame: object) -> None:
+    """A stop signal's Python handler: nothing to do, the wakeup pipe has its number."""
+
+
+def build(args: argparse.Namespace) -> FakeNetDriver:
+    """The driver ``fakedriver serve`` runs, from its parsed arguments."""
+    veth = args.links == "veth"
+    # a gateway with no interface makes dockerd fail the start: by default, only with links
+    persona = persona_from(args, join_gateway=veth)
+    links: Links | None = VethLinks() if veth else None
+    store = Store.open(args.state) if args.state else None
+    for note in store.notes if store is not None else ():  # not a call's: said even --quiet
+        _say(args, f"fakedriver: {note}")  # a file made private
+    if store is not None and links is not None:  # the intent to make a pair is saved first
+        links = Checkpointed(links, lambda eid: store.commit(app.state, [("links", eid)]))
+    app = FakeNetDriver(persona, links=links, clock=RealClock())
+    # a ring: serve runs for long
+    app.engine.calls = Journal(maxlen=args.journal_size, max_bytes=args.journal_bytes)
+    try:
+        if args.faults:
+            app.faults.load(args.faults)
+        if store is not None:
+            app.restore(store.load())
+            app.engine.attach(store)
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
+    return app
+
+
+def _reconcile(args: argparse.Namespace, app: FakeNetDriver) -> None:
+    """Make the host agree with the loaded state's links, and say so: once the socket is
+    ours (no live server shares them) and before the first call."""
+    if not args.state or app.links is None:
+        return
+    done = reconcile(app.state, app.links)
+    if done.removed and app.engine.store is not None:
+        app.engine.store.commit(app.state, [("links", eid) for eid in done.removed])
+    if args.quiet or not (done.removed or done.adopted):
+        return
+    if args.log_format == "json":
+        line = json.dumps({"event": "links", "removed": done.removed, "adopted": done.adopted})
+    else:
+        line = (
+            f"fakedriver: links: removed the veth pairs of {len(done.removed)} endpoint(s) no "
+            f"saved join owns, adopted {len(done.adopted)}"
+            + "".join(f"\n  removed: {eid}" for eid in done.removed)
+        )
+    print(line, file=sys.stderr, flush=True)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may be anything
+
+
+def _plugin_server(args: argparse.Namespace, app: FakeNetDriver, **shared: Any) -> PluginServer:
+    """The server of the plugin socket (or TCP address) the arguments ask for."""
+    if args.tcp:
+        host, port = args.tcp
+        spec = os.path.join(args.spec_dir or SPEC_DIR, f"{args.name or DEFAULT_NAME}.spec")
+        server = PluginServer(app, tcp=(host, port), spec=spec, **shared)
+        if not _loopback(host):
+            _say(
+                args,
+                f"fakedriver: warning: serving the plugin protocol on {host}, beyond this "
+                "host: anyone who can reach it can create and delete networks",
+            )
+        return server
+    path = args.socket or os.path.join(PLUGIN_DIR, f"{args.name or DEFAULT_NAME}.sock")
+    try:
+        return PluginServer(app, socket_path=path, **shared)
+    except PermissionError:
+        if args.socket or os.geteuid() == 0:
+            raise
+        raise ServeError(f"needs root for {PLUGIN_DIR}; use --socket PATH") from None
+
+
+def _say(args: argparse.Namespace, line: str) -> None:
+    if args.log_format == "json":  # keep the stream JSON lines throughout
+        line = json.dumps({"event": "server", "message": line})
+    print(line, file=sys.stderr, flush=True)
+
+
+def serve(args: argparse.Namespace) -> int:
+    stop = StopSignals()  # first: a signal during the start ends it cleanly too
+    try:
+        return _serve(args, stop)
+    finally:
+        stop.close()
+
+
+def _serve(args: argparse.Namespace, stop: StopSignals) -> int:
+    """Serve until a stop signal, then shut down once: stop accepting, stop the
+    connections (the calls being served are answered), then close the driver, and with it
+    the state file, under its lock (`Engine.close()`)."""
+    token = control_token(args)  # before anything is made; the variable read once
+    app = build(args)
+    log = None if args.quiet else sys.stderr
+    api = None if args.no_control else partial(control, app)
+    limits = Limits(
+        max_body=args.max_body,
+        read_timeout=args.read_timeout,
+        idle_timeout=args.idle_timeout,
+        max_connections=args.max_connections,
+    )
+    servers: list[PluginServer] = []
+    try:
+        server = _plugin_server(
+            args,
+            app,
+            log=log,
+            log_format=args.log_format,
+            control=None if args.control_socket else api,
+            control_token=token,
+            limits=limits,
+        )
+        servers.append(server)
+        if args.tcp and api is not None and not args.control_socket and not token:
+            _say(
+                args,
+                "fakedriver: the control API is not served over TCP without a control token "
+                "(--control-token-file)",
+            )
+        _reconcile(args, app)
+        if args.control_socket and api is not None:
+            servers.append(
+                PluginServer(
+                    app,
+                    socket_path=args.control_socket,
+                    control=api,
+                    control_token=token,
+                    protocol=False,
+                    limits=limits,
+                )
+            )
+        for each in servers:
+            threading.Thread(target=each.serve_forever, daemon=True).start()
+        where = " and control API on " + servers[1].address if len(servers) > 1 else ""
+        banner = f"fakedriver: serving on {server.address}{where}"
+        if args.log_format == "json":  # keep the stream JSON lines throughout
+            banner = json.dumps({"event": "serving", "message": banner})
+        print(banner, file=sys.stderr, flush=True)
+        stop.wait()
+    finally:
+        for each in servers:
+            each.shutdown()
+        for each in servers:
+            each.close()
+        app.engine.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, unknown = parser().parse_known_args(argv)
+    if args.command == "plugin" and args.action == "build":  # the rest are serve flags
+        args.serve_args, unknown = unknown, []
+    if unknown:  # with the usage of the command they were given to
+        args.subparser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command == "serve":
+        if args.control_token is not None:  # one line: the rest does not matter
+            print(f"fakedriver: {ARGV_TOKEN}", file=sys.stderr)
+            return 2
+        conflict = conflicts(args)
+        if conflict:
+            args.subparser.error(conflict)
+    try:
+        if args.command == "state":
+            return state_command(args)
+        if args.command == "plugin":
+            return plugin_command(args, getattr(args, "serve_args", []))
+        return serve(args)
+    except (ServeError, StateFileError, BundleError, ValueError) as exc:
+        print(f"fakedriver: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:  # at start: the links reconciled could not be saved
+        print(f"fakedriver: cannot save state file {args.state}: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,290 @@
+"""The cluster's oracle: what no single driver can see, checked across the nodes.
+
+Each node's driver judges only its own calls. The oracle keeps a small view of every
+node (its networks, endpoint addresses, swarm allocations, pools, leases and discovered
+peers), read from the node's own state right after each call (under that node's lock),
+and checks the rules a real swarm keeps between nodes
+(``shared/dockerd/swarm-2node-transcript.txt``):
+
+* an address is handed out once per global network, across all nodes;
+* a node gets ``CreateNetwork`` before any endpoint on that network, and its pools and
+  gateways are the ones the manager allocated (``AllocateNetwork``); a global-scope
+  network that no node allocated is flagged;
+* a node-side (local space) ``RequestAddress`` for an exact IP names one the global
+  space handed out for that pool, when the cluster's IPAM holds the pool;
+* ``FreeNetwork`` comes after every node deleted the network;
+* with ``ConnectivityScope: "global"``, every member (known by its ``Self`` DiscoverNew)
+  was told of every other member and of none that left (`Oracle.audit()`).
+
+Findings are not refusals: the calls were answered as the single driver would.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.journal import Call
+from ..core.persona import Persona
+from ..core.state import State
+from ..core.wire import IPAddress, IPAMData, IPNetwork
+
+ND, IPAM = "NetworkDriver.", "IpamDriver."
+#: The pools and gateways of a network: ``(IPv4 pairs, IPv6 pairs)``, as text.
+Layout = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]
+
+
+def layout(v4: list[IPAMData], v6: list[IPAMData]) -> Layout:
+    """The pools and gateways of IPAM data, whatever their address space is called."""
+
+    def pairs(data: list[IPAMData]) -> tuple[tuple[str, str], ...]:
+        return tuple(sorted((str(d.pool), str(d.gateway or "")) for d in data))
+
+    return pairs(v4), pairs(v6)
+
+
+@dataclass
+class NodeView:
+    """What the oracle knows of one node, as of its last call."""
+
+    networks: dict[str, Layout] = field(default_factory=dict)
+    #: endpoint id -> (network id, its addresses)
+    endpoints: dict[str, tuple[str, tuple[IPAddress, ...]]] = field(default_factory=dict)
+    allocations: dict[str, Layout] = field(default_factory=dict)
+    #: pool id -> (address space, pool)
+    pools: dict[str, tuple[str, IPNetwork]] = field(default_factory=dict)
+    #: pool id -> leased addresses (integers)
+    leases: dict[str, set[int]] = field(default_factory=dict)
+    #: DiscoverNew: the node's own address (``Self``), and the peers it was told of.
+    address: str | None = None
+    peers: set[str] = field(default_factory=set)
+
+
+class Oracle:
+    """Checks the calls of every node of a cluster against each other.
+
+    :param persona: the nodes' persona (address space names, scopes).
+    """
+
+    def __init__(self, persona: Persona) -> None:
+        self.persona = persona
+        self.views: dict[str, NodeView] = {}
+        #: (network id, address) -> the (node, endpoint id) pairs holding it
+        self.holders: dict[tuple[str, IPAddress], set[tuple[str, str]]] = {}
+        #: addresses whose node left: DiscoverDelete'd, by the node told of it
+        self.left: dict[str, str] = {}
+
+    def view(self, node: str) -> NodeView:
+        return self.views.setdefault(node, NodeView())
+
+    # -- calls ------------------------------------------------------------------------------
+    def observe(self, node: str, state: State, call: Call) -> list[str]:
+        """Update ``node``'s view from its ``state`` after ``call``; return the findings."""
+        body: dict[str, Any] = call.request if isinstance(call.request, dict) else {}
+        method = call.method
+        nid = body.get("NetworkID") if isinstance(body.get("NetworkID"), str) else None
+        found: list[str] = []
+        if method == ND + "CreateEndpoint" and nid is not None:
+            found += self._endpoint_network(node, state, nid)
+        if method in (ND + "CreateNetwork", ND + "DeleteNetwork") and nid is not None:
+            self._sync_network(node, state, nid)
+            network = state.networks.get(nid)
+            made = network is not None and network.call == call.index
+            if method == ND + "CreateNetwork" and network is not None and made:
+                found += self._created(node, nid, layout(network.ipv4_data, network.ipv6_data))
+        elif method in (ND + "AllocateNetwork", ND + "FreeNetwork") and nid is not None:
+            had = nid in self.view(node).allocations
+            self._sync_allocation(node, state, nid)
+            if method == ND + "FreeNetwork" and had and nid not in state.allocations:
+                found += self._freed(node, nid)
+        elif method in (ND + "CreateEndpoint", ND + "DeleteEndpoint"):
+            eid = body.get("EndpointID")
+            if isinstance(eid, str):
+                self._sync_endpoint(node, state, eid)
+                endpoint = state.endpoints.get(eid)
+                if method == ND + "CreateEndpoint" and endpoint and endpoint.call == call.index:
+                    found += self._unique(node, eid)
+        elif method in (IPAM + "RequestPool", IPAM + "ReleasePool"):
+            pid = body.get("PoolID") or call.response.get("PoolID")
+            if isinstance(pid, str):
+                self._sync_pool(node, state, pid)
+        elif method in (IPAM + "RequestAddress", IPAM + "ReleaseAddress"):
+            found += self._address(node, state, call, body)
+        elif method in (ND + "DiscoverNew", ND + "DiscoverDelete"):
+            self._discovered(node, state, call, body)
+        return found
+
+    def _endpoint_network(self, node: str, state: State, nid: str) -> list[str]:
+        if nid in state.networks:
+            return []
+        holders = [n for n, v in self.views.items() if n != node and nid in v.networks]
+        allocators = [n for n, v in self.views.items() if nid in v.allocations]
+        if not holders and not allocators:
+            return []  # unknown everywhere: the node's own driver says so
+        where = f"{', '.join(holders)} has it" if holders else f"allocated on {allocators[0]}"
+        return [
+            f"CreateEndpoint on {node} for network {nid}, which {node} does not have "
+            f"({where}): CreateNetwork must come first on every node"
+        ]
+
+    def _created(self, node: str, nid: str, got: Layout) -> list[str]:
+        allocated = [(n, v.allocations[nid]) for n, v in self.views.items() if nid in v.allocations]
+        if not allocated:
+            if self.persona.scope != "global":
+                return []
+            return [
+                f"CreateNetwork on {node} of global-scope network {nid}, which no node "
+                "allocated (AllocateNetwork on the manager comes first)"
+            ]
+        manager, wanted = allocated[0]
+        if got == wanted:
+            return []
+        return [
+            f"CreateNetwork on {node} of network {nid} with pools/gateways {_show(got)}, "
+            f"but {manager} allocated {_show(wanted)}"
+        ]
+
+    def _freed(self, node: str, nid: str) -> list[str]:
+        holders = sorted(n for n, v in self.views.items() if nid in v.networks)
+        if not holders:
+            return []
+        return [
+            f"FreeNetwork of {nid} on {node} while {', '.join(holders)} still "
+            f"{'has' if len(holders) == 1 else 'have'} it (DeleteNetwork on every node first)"
+        ]
+
+    def _unique(self, node: str, eid: str) -> list[str]:
+        nid, mine = self.view(node).endpoints[eid]
+        found = []
+        for ip in mine:
+            for other, their_id in sorted(self.holders.get((nid, ip), ())):
+                if other != node:
+                    found.append(
+                        f"address {ip} of network {nid} handed out twice: endpoint {eid} on "
+                        f"{node} and endpoint {their_id} on {other}"
+                    )
+        return found
+
+    def _address(self, node: str, state: State, call: Call, body: dict[str, Any]) -> list[str]:
+        pid, wanted = body.get("PoolID"), body.get("Address")
+        answered = call.response.get("Address") if call.ok else None
+        text = answered if isinstance(answered, str) and answered else wanted
+        if not isinstance(pid, str) or not isinstance(text, str) or not text:
+            return []
+        try:
+            ip = ipaddress.ip_interface(text).ip
+        except ValueError:
+            return []
+        pool = state.pools.get(pid)
+        leases = self.view(node).leases
+        if pool is None or int(ip) not in pool.leases:
+            leases.get(pid, set()).discard(int(ip))
+            return []
+        leases.setdefault(pid, set()).add(int(ip))
+        exact = call.method == IPAM + "RequestAddress" and isinstance(wanted, str) and wanted
+        if not call.ok or not exact or pool.address_space == self.persona.global_address_space:
+            return []
+        spaces = [
+            (n, p)
+            for n, v in self.views.items()
+            for p, (s, net) in v.pools.items()
+            if s == self.persona.global_address_space and net == pool.network
+        ]
+        if not spaces or any(int(ip) in self.views[n].leases.get(p, ()) for n, p in spaces):
+            return []
+        return [
+            f"RequestAddress on {node} for {ip} in its local pool {pool.network}, which the "
+            f"global space ({self.persona.global_address_space}) never handed out"
+        ]
+
+    def _discovered(self, node: str, state: State, call: Call, body: dict[str, Any]) -> None:
+        data = body.get("DiscoveryData")
+        if not call.ok or body.get("DiscoveryType") != 1 or not isinstance(data, dict):
+            return
+        view = self.view(node)
+        view.address = next((n.address for n in state.nodes.values() if n.self), None)
+        view.peers = {n.address for n in state.nodes.values() if not n.self}
+        address = data.get("Address")
+        if not isinstance(address, str):
+            return
+        if call.method == ND + "DiscoverDelete":
+            self.left[address] = node
+        elif data.get("Self") is True:
+            self.left.pop(address, None)  # it joined (again)
+
+    # -- syncing a view with its node's state ------------------------------------------------
+    def _sync_network(self, node: str, state: State, nid: str) -> None:
+        view, network = self.view(node), state.networks.get(nid)
+        if network is None:
+            view.networks.pop(nid, None)
+            for eid in [e for e, (n, _) in view.endpoints.items() if n == nid]:
+                self._sync_endpoint(node, state, eid)
+        else:
+            view.networks[nid] = layout(network.ipv4_data, network.ipv6_data)
+
+    def _sync_allocation(self, node: str, state: State, nid: str) -> None:
+        view, allocation = self.view(node), state.allocations.get(nid)
+        if allocation is None:
+            view.allocations.pop(nid, None)
+        else:
+            view.allocations[nid] = layout(allocation.ipv4_data, allocation.ipv6_data)
+
+    def _sync_endpoint(self, node: str, state: State, eid: str) -> None:
+        view, endpoint = self.view(node), state.endpoints.get(eid)
+        old = view.endpoints.pop(eid, None)
+        if old is not None:
+            for ip in old[1]:
+                holders = self.holders[old[0], ip]
+                holders.discard((node, eid))
+                if not holders:
+                    del self.holders[old[0], ip]
+        if endpoint is not None:
+            ips = tuple(a.ip for a in (endpoint.address, endpoint.address_v6) if a is not None)
+            view.endpoints[eid] = (endpoint.network_id, ips)
+            for ip in ips:
+                self.holders.setdefault((endpoint.network_id, ip), set()).add((node, eid))
+
+    def _sync_pool(self, node: str, state: State, pid: str) -> None:
+        view, pool = self.view(node), state.pools.get(pid)
+        if pool is None:
+            view.pools.pop(pid, None)
+            view.leases.pop(pid, None)
+        else:
+            view.pools[pid] = (pool.address_space, pool.network)
+            view.leases[pid] = set(pool.leases)
+
+    # -- the audit ---------------------------------------------------------------------------
+    def audit(self) -> list[str]:
+        """What the nodes' discovery says now: with ConnectivityScope global, every member
+        knows every other member, and no member still knows one that left."""
+        scope = self.persona.connectivity_scope or self.persona.scope
+        if scope != "global":
+            return []
+        members = {
+            node: view.address
+            for node, view in self.views.items()
+            if view.address is not None and view.address not in self.left
+        }
+        found = []
+        for node, view in self.views.items():
+            if view.address is None and view.peers:
+                found.append(f"{node} was told of peers but never of itself (Self DiscoverNew)")
+        for node, address in members.items():
+            peers = self.views[node].peers
+            for other, theirs in members.items():
+                if other != node and theirs not in peers:
+                    found.append(
+                        f"{node} ({address}) was never told of {other} ({theirs}) by DiscoverNew"
+                    )
+            for gone in sorted(peers & set(self.left)):
+                found.append(
+                    f"{node} ({address}) still knows {gone}, which left "
+                    f"(DiscoverDelete on {self.left[gone]})"
+                )
+        return found
+
+
+def _show(value: Layout) -> str:
+    pairs = [f"{pool} gw {gateway or '-'}" for family in value for pool, gateway in family]
+    return "[" + ", ".join(pairs) + "]"

@@ -1,0 +1,366 @@
+"""The ``NetworkDriver`` protocol: one method per call, on the state, with no HTTP.
+
+Each method takes the decoded request object and returns the answer object (without
+``Err``). Refusals are raised as [`DriverError`][fakedriver.DriverError].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..server.veth import Links
+from . import wire as w
+from .errors import BadRequest, Conflict, NotFound, ProtocolViolation
+from .model import Model
+from .state import Allocation, Endpoint, Join, Network, Node
+from .wire import Body, IPAMData, IPInterface
+
+
+class NetworkModel(Model):
+    # -- capabilities -------------------------------------------------------------------
+    def get_capabilities(self, body: Body) -> dict[str, Any]:
+        p = self.persona
+        answer: dict[str, Any] = {"Scope": p.scope, "ConnectivityScope": p.connectivity_scope}
+        if p.gw_alloc_checker:
+            answer["GwAllocChecker"] = True
+        return answer
+
+    def gw_alloc_check(self, body: Body) -> dict[str, Any]:
+        w.mapping(body, "Options")
+        if not self.persona.gw_alloc_checker:
+            self.violate(Conflict("GwAllocCheck called, but GwAllocChecker was not announced"))
+        return {"SkipIPv4": self.persona.skip_ipv4, "SkipIPv6": self.persona.skip_ipv6}
+
+    # -- networks -----------------------------------------------------------------------
+    def create_network(self, body: Body) -> dict[str, Any]:
+        nid = w.text(body, "NetworkID", required=True)
+        options = w.mapping(body, "Options")
+        generic = options.get("com.docker.network.generic")
+        if generic is not None and not isinstance(generic, dict):
+            raise BadRequest(
+                "invalid request: Options[com.docker.network.generic] must be an object"
+            )
+        v4, v6 = w.ipam_data(body, "IPv4Data", 4), w.ipam_data(body, "IPv6Data", 6)
+        if nid in self.state.networks:
+            self.violate(Conflict(f"network {nid} already exists"))
+            return {}
+        self.state.networks[nid] = Network(nid, options, v4, v6, self.call, self.state.run)
+        self.touch("networks", nid)
+        return {}
+
+    def delete_network(self, body: Body) -> dict[str, Any]:
+        network = self._network(w.text(body, "NetworkID", required=True))
+        if network is None:
+            return {}
+        if network.endpoints:
+            names = ", ".join(sorted(network.endpoints))
+            self.violate(Conflict(f"network {network.id} has active endpoints: {names}"))
+            for eid, endpoint in network.endpoints.items():
+                self._leave(endpoint)  # a forgiving driver takes their host links too
+                del self.state.endpoints[eid]
+                self.touch("endpoints", eid)
+        del self.state.networks[network.id]
+        self.touch("networks", network.id)
+        return {}
+
+    def allocate_network(self, body: Body) -> dict[str, Any]:
+        nid = w.text(body, "NetworkID", required=True)
+        options = w.string_map(body, "Options")
+        v4, v6 = w.ipam_data(body, "IPv4Data", 4), w.ipam_data(body, "IPv6Data", 6)
+        if self.persona.scope != "global":
+            self.violate(
+                Conflict("AllocateNetwork is only for global-scope drivers; this one is local")
+            )
+        if nid in self.state.allocations:
+            self.violate(Conflict(f"network {nid} is already allocated"))
+            return {"Options": dict(self.state.allocations[nid].options)}
+        self.state.allocations[nid] = Allocation(nid, options, v4, v6, self.call, self.state.run)
+        self.touch("allocations", nid)
+        return {"Options": dict(options)}
+
+    def free_network(self, body: Body) -> dict[str, Any]:
+        nid = w.text(body, "NetworkID", required=True)
+        if nid not in self.state.allocations:
+            self.violate(NotFound(f"network {nid} is not allocated"))
+            return {}
+        del self.state.allocations[nid]
+        self.touch("allocations", nid)
+        return {}
+
+    # -- endpoints ----------------------------------------------------------------------
+    def create_endpoint(self, body: Body) -> dict[str, Any]:
+        nid = w.text(body, "NetworkID", required=True)
+        eid = w.text(body, "EndpointID", required=True)
+        iface = w.mapping(body, "Interface")
+        v4 = _optional(iface, "Address", 4)
+        v6 = _optional(iface, "AddressIPv6", 6)
+        mac = w.text(iface, "MacAddress")
+        mac = w.mac(mac, "Interface.MacAddress") if mac else ""
+        options = w.mapping(body, "Options")
+        network = self._network(nid)
+        if network is None:
+            return {}
+        if eid in self.state.endpoints:
+            self.violate(Conflict(f"endpoint {eid} already exists"))
+            return {}
+        for address, data in ((v4, network.ipv4_data), (v6, network.ipv6_data)):
+            if address is not None:
+                self._check_address(network, address, data)
+        if mac and mac in network.macs:
+            self.violate(Conflict(f"MAC address {mac} is in use by endpoint {network.macs[mac]}"))
+        assigned = not mac and self.persona.assign_mac
+        if assigned:
+            mac = self._new_mac(network)
+        endpoint = Endpoint(
+            eid, network.id, v4, v6, mac, options, self.call, assigned, run=self.state.run
+        )
+        self.state.endpoints[eid] = network.endpoints[eid] = endpoint
+        self.touch("endpoints", eid)
+        for address in (v4, v6):
+            if address is not None:  # a tolerated duplicate leaves the first owner indexed
+                network.addresses.setdefault(address.ip, eid)
+        if mac:
+            network.macs.setdefault(mac, eid)
+        return {"Interface": {"MacAddress": mac}} if assigned else {}
+
+    def _check_address(self, network: Network, address: IPInterface, data: list[IPAMData]) -> None:
+        if not any(address.ip in d.pool for d in data):
+            pools = ", ".join(str(d.pool) for d in data) or "none"
+            self.violate(
+                ProtocolViolation(
+                    f"address {address} is outside every pool of network {network.id} ({pools})"
+                )
+            )
+        owner = network.addresses.get(address.ip)
+        if owner is not None:
+            self.violate(Conflict(f"address {address.ip} is in use by endpoint {owner}"))
+        for d in data:
+            reserved = {
+                "gateway": d.gateway,
+                **{f"aux address {k}": v for k, v in d.aux_addresses.items()},
+            }
+            for what, ip in reserved.items():
+                if ip is not None and ip.ip == address.ip:
+                    self.violate(Conflict(f"address {address.ip} is the network's {what}"))
+
+    def _new_mac(self, network: Network) -> str:
+        while True:
+            octets = [0x02, *(self.rng.randrange(256) for _ in range(5))]
+            mac = ":".join(f"{o:02x}" for o in octets)
+            if mac not in network.macs:
+                return mac
+
+    def delete_endpoint(self, body: Body) -> dict[str, Any]:
+        endpoint = self._endpoint(*_ids(body))
+        if endpoint is None:
+            return {}
+        if endpoint.join is not None:
+            # dockerd deletes a joined endpoint without Leave when a Join it sent failed on
+            # its side though the driver served it (the answer was lost, cut or malformed),
+            # and after a Leave that failed: the Leave is implied, as a careful driver has it.
+            self.note(
+                f"implicit Leave: endpoint {endpoint.id} was still joined to sandbox "
+                f"{endpoint.join.sandbox_key}"
+            )
+        self._leave(endpoint)
+        network = self.state.networks[endpoint.network_id]
+        del self.state.endpoints[endpoint.id], network.endpoints[endpoint.id]
+        self.touch("endpoints", endpoint.id)
+        for address in (endpoint.address, endpoint.address_v6):
+            if address is not None and network.addresses.get(address.ip) == endpoint.id:
+                del network.addresses[address.ip]
+                self._reindex(network, network.addresses, address.ip, _addresses)
+        if network.macs.get(endpoint.mac) == endpoint.id:
+            del network.macs[endpoint.mac]
+            self._reindex(network, network.macs, endpoint.mac, lambda e: (e.mac,))
+        return {}
+
+    def _reindex(
+        self,
+        network: Network,
+        index: dict[Any, str],
+        key: Any,
+        keys_of: Callable[[Endpoint], tuple[Any, ...]],
+    ) -> None:
+        """Give ``key`` to another endpoint holding it too (only possible in lenient mode)."""
+        if self.persona.strict:
+            return
+        for other in network.endpoints.values():
+            if key in keys_of(other):
+                index[key] = other.id
+                return
+
+    def endpoint_oper_info(self, body: Body) -> dict[str, Any]:
+        endpoint = self._endpoint(*_ids(body))
+        if endpoint is None:
+            return {"Value": {}}
+        return {
+            "Value": {
+                "Address": str(endpoint.address or ""),
+                "AddressIPv6": str(endpoint.address_v6 or ""),
+                "MacAddress": endpoint.mac,
+                "SandboxKey": endpoint.join.sandbox_key if endpoint.join else "",
+                "ExternalConnectivity": endpoint.connectivity is not None,
+            }
+        }
+
+    # -- sandboxes ----------------------------------------------------------------------
+    def join(self, body: Body) -> dict[str, Any]:
+        ids = _ids(body)
+        key = w.text(body, "SandboxKey", required=True)
+        options = w.mapping(body, "Options")
+        endpoint = self._endpoint(*ids)
+        if endpoint is None:
+            return {}
+        if endpoint.join is not None:
+            old = endpoint.join.sandbox_key
+            self.violate(Conflict(f"endpoint {endpoint.id} is already joined to sandbox {old}"))
+        answer = self._join_answer(endpoint)
+        if self.links is not None:  # last: a failure here must leave nothing behind
+            answer["InterfaceName"]["SrcName"] = self._link(self.links, endpoint.id)
+        endpoint.join = Join(key, options, answer, self.call, self.state.run)
+        self.touch("endpoints", endpoint.id)
+        return answer
+
+    def _link(self, links: Links, eid: str) -> str:
+        """Make the endpoint's host link, its intent recorded in the state first (a crash
+        while it is made leaves the intent behind, for clean-up at the next start)."""
+        held = eid in self.state.links
+        self.state.links.add(eid)
+        self.touch("links", eid)
+        try:
+            return links.create(eid)
+        except BaseException:
+            if not held:
+                self.state.links.discard(eid)
+            raise
+
+    def _join_answer(self, endpoint: Endpoint) -> dict[str, Any]:
+        p = self.persona
+        network = self.state.networks[endpoint.network_id]
+        answer: dict[str, Any] = {"InterfaceName": {"SrcName": "", "DstPrefix": p.interface_prefix}}
+        if p.join_gateway and not network.internal:  # as dockerd's bridge: no way out
+            for key, address, data in (
+                ("Gateway", endpoint.address, network.ipv4_data),
+                ("GatewayIPv6", endpoint.address_v6, network.ipv6_data),
+            ):
+                gateway = _gateway_for(address, data)
+                if gateway:
+                    answer[key] = gateway
+        if p.static_routes:
+            answer["StaticRoutes"] = [dict(route) for route in p.static_routes]
+        if p.disable_gateway_service:
+            answer["DisableGatewayService"] = True
+        return answer
+
+    def leave(self, body: Body) -> dict[str, Any]:
+        endpoint = self._endpoint(*_ids(body))
+        if endpoint is None:
+            return {}
+        if endpoint.join is None:
+            self.violate(Conflict(f"endpoint {endpoint.id} is not joined to any sandbox"))
+        self._leave(endpoint)
+        return {}
+
+    def _leave(self, endpoint: Endpoint) -> None:
+        """End the endpoint's join: its host link and external connectivity go with it."""
+        if endpoint.join is not None and endpoint.join.src_name and self.links is not None:
+            self.links.delete(endpoint.id)
+            self.state.links.discard(endpoint.id)
+            self.touch("links", endpoint.id)
+        endpoint.join = None
+        endpoint.connectivity = None
+        self.touch("endpoints", endpoint.id)
+
+    def program_external_connectivity(self, body: Body) -> dict[str, Any]:
+        ids = _ids(body)
+        options = w.mapping(body, "Options")
+        endpoint = self._endpoint(*ids)
+        if endpoint is None:
+            return {}
+        if endpoint.join is None:
+            self.violate(Conflict(f"endpoint {endpoint.id} is not joined to any sandbox"))
+        endpoint.connectivity = options
+        self.touch("endpoints", endpoint.id)
+        return {}
+
+    def revoke_external_connectivity(self, body: Body) -> dict[str, Any]:
+        # dockerd revokes endpoints that were never programmed (internal networks, the
+        # non-gateway endpoints of a container): that is legal and changes nothing.
+        endpoint = self._endpoint(*_ids(body))
+        if endpoint is not None:
+            endpoint.connectivity = None
+            self.touch("endpoints", endpoint.id)
+        return {}
+
+    # -- discovery ----------------------------------------------------------------------
+    def discover_new(self, body: Body) -> dict[str, Any]:
+        node = self._node(body)
+        if node is not None:
+            self.state.nodes[node.address] = node
+            self.touch("nodes", node.address)
+        return {}
+
+    def discover_delete(self, body: Body) -> dict[str, Any]:
+        node = self._node(body)
+        if node is None:
+            return {}
+        if node.address not in self.state.nodes:
+            self.violate(NotFound(f"node {node.address} was never discovered"))
+            return {}
+        del self.state.nodes[node.address]
+        self.touch("nodes", node.address)
+        return {}
+
+    def _node(self, body: Body) -> Node | None:
+        kind = w.integer(body, "DiscoveryType")
+        data = w.mapping(body, "DiscoveryData")
+        if kind != 1:  # only node discovery reaches a remote driver; others are ignored
+            return None
+        address = w.text(data, "Address", required=True)
+        w.address(address, "DiscoveryData.Address")
+        bind = w.text(data, "BindAddress")
+        if bind:
+            w.address(bind, "DiscoveryData.BindAddress")
+        return Node(address, bind, w.flag(data, "Self"), self.call, self.state.run)
+
+    # -- lookups ------------------------------------------------------------------------
+    def _network(self, nid: str) -> Network | None:
+        network = self.state.networks.get(nid)
+        if network is None:
+            self.violate(NotFound(f"network {nid} not found"))
+        return network
+
+    def _endpoint(self, nid: str, eid: str) -> Endpoint | None:
+        network = self._network(nid)
+        if network is None:
+            return None
+        endpoint = network.endpoints.get(eid)
+        if endpoint is None:
+            self.violate(NotFound(f"endpoint {eid} not found in network {network.id}"))
+        return endpoint
+
+
+def _addresses(endpoint: Endpoint) -> tuple[Any, ...]:
+    return tuple(a.ip for a in (endpoint.address, endpoint.address_v6) if a is not None)
+
+
+def _ids(body: Body) -> tuple[str, str]:
+    return w.text(body, "NetworkID", required=True), w.text(body, "EndpointID", required=True)
+
+
+def _optional(body: Body, key: str, version: int) -> IPInterface | None:
+    value = w.text(body, key)
+    return w.cidr(value, f"Interface.{key}", version) if value else None
+
+
+def _gateway_for(address: IPInterface | None, data: list[IPAMData]) -> str:
+    """The bare gateway IP of the pool holding ``address`` (else of the first pool)."""
+    if address is None:
+        return ""
+    with_gateway = [d for d in data if d.gateway is not None]
+    for d in with_gateway:
+        if address.ip in d.pool:
+            return str(d.gateway.ip)  # type: ignore[union-attr]
+    return str(with_gateway[0].gateway.ip) if with_gateway else ""  # type: ignore[union-attr]

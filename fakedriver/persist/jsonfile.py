@@ -1,0 +1,135 @@
+"""The JSON state file of earlier versions: saving a state to it and loading it back.
+
+``fakedriver serve --state FILE`` keeps the state in SQLite now (``persist.store``); ``fakedriver
+state import`` reads one of these files into a database. The file is the JSON of
+[`State.snapshot()`][fakedriver.State.snapshot]; it is written atomically (a temporary
+file, fsync, rename), so a crash leaves either the old file or the new one.
+
+Loading a state back starts a new run of it (`State.run`): its records keep the call
+numbers of the journal they were made in, which is gone, and say so in the leak audit.
+Files written before runs and link intents were kept load with run 0 and the links of
+their joins.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import tempfile
+from typing import Any
+
+from ..core import wire as w
+from ..core.pool import Lease, Pool
+from ..core.state import Allocation, Endpoint, Join, Network, Node, State, Violation
+from .store import StateFileError
+
+
+def save(state: State, path: str) -> None:
+    data = json.dumps(state.snapshot(), sort_keys=True)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".fakedriver-state-")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load(path: str) -> State:
+    """Read a state file, as a new run of the state; a missing file is an empty state, a
+    corrupt one an error."""
+    if not os.path.exists(path):
+        return State()
+    try:
+        with open(path, "rb") as source:  # JSON as the server decodes it: no NaN, no 1e400
+            state = restore(w.strict_json(source.read()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        detail = str(exc) if isinstance(exc, w.Unusable) else repr(exc)  # Unusable says why
+        raise StateFileError(f"cannot load state file {path}: {detail}") from exc
+    state.run += 1
+    return state
+
+
+def restore(data: dict[str, Any]) -> State:
+    """The inverse of [`State.snapshot()`][fakedriver.State.snapshot]."""
+    state = State(epoch=int(data["epoch"]), run=int(data.get("run", 0)))
+    for nid, n in data["networks"].items():
+        state.networks[nid] = Network(nid, n["options"], *_ipam(n), n["call"], _run(n))
+    for eid, e in data["endpoints"].items():
+        network = state.networks[e["network_id"]]
+        join = e["join"]
+        endpoint = Endpoint(
+            eid,
+            network.id,
+            _interface(e["address"]),
+            _interface(e["address_v6"]),
+            e["mac"],
+            e["options"],
+            e["call"],
+            e["mac_assigned"],
+            None
+            if join is None
+            else Join(
+                join["sandbox_key"], join["options"], join["answer"], join["call"], _run(join)
+            ),
+            e["connectivity"],
+            _run(e),
+        )
+        state.endpoints[eid] = network.endpoints[eid] = endpoint
+        for address in (endpoint.address, endpoint.address_v6):
+            if address is not None:
+                network.addresses[address.ip] = eid
+        if endpoint.mac:
+            network.macs[endpoint.mac] = eid
+    for nid, a in data["allocations"].items():
+        state.allocations[nid] = Allocation(nid, a["options"], *_ipam(a), a["call"], _run(a))
+    for address, n in data["nodes"].items():
+        state.nodes[address] = Node(address, n["bind_address"], n["self"], n["call"], _run(n))
+    for pid, p in data["pools"].items():
+        sub = p["sub_pool"]
+        pool = Pool(
+            pid,
+            p["address_space"],
+            ipaddress.ip_network(p["pool"]),
+            ipaddress.ip_network(sub) if sub else None,
+            p["options"],
+            p["call"],
+            p["epoch"],
+            _run(p),
+        )
+        for ip, lease in p["leases"].items():
+            pool.lease(
+                int(ipaddress.ip_address(ip)),
+                Lease(lease["kind"], lease["mac"], lease["call"], lease["epoch"], _run(lease)),
+            )
+        state.pools[pid] = pool
+    for text in data["violations"]:
+        head, _, message = text.partition(": ")
+        call, _, method = head.removeprefix("call #").partition(" ")
+        state.violations.append(Violation(int(call), method, message))
+    links = data.get("links")
+    if links is None:  # an older file: the links its joins name
+        links = [eid for eid, join in state.joins.items() if join.src_name]
+    if not isinstance(links, list) or not all(isinstance(eid, str) for eid in links):
+        raise TypeError(f"links must be a list of endpoint ids, not {links!r}")
+    state.links = set(links)
+    return state
+
+
+def _run(record: dict[str, Any]) -> int:
+    return int(record.get("run", 0))
+
+
+def _ipam(record: dict[str, Any]) -> tuple[list[w.IPAMData], list[w.IPAMData]]:
+    return w.ipam_data(record, "ipv4_data", 4), w.ipam_data(record, "ipv6_data", 6)
+
+
+def _interface(value: str) -> w.IPInterface | None:
+    return ipaddress.ip_interface(value) if value else None

@@ -1,0 +1,389 @@
+"""What a state database holds (``fakedriver serve --state FILE``), and the checks that a
+file holds only that: its tables, and every row read back.
+
+Reading checks every row (types, addresses and networks in canonical form, leases inside
+their pools, endpoints of known networks, epochs and runs no later than the state's) and
+keeps what it reads exactly: a value that would not be written back as it was stored is
+`Bad`, which ``store`` turns into a ``StateFileError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ..core import wire as w
+from ..core.errors import DriverError
+from ..core.methods import METHODS
+from ..core.pool import Lease, Pool
+from ..core.state import Allocation, Endpoint, Join, Network, Node, State, Violation
+
+#: The schema this module writes and reads; kept in ``meta``.
+SCHEMA = 1
+
+TABLES: dict[str, tuple[str, ...]] = {
+    "meta": ("key TEXT PRIMARY KEY", "value INTEGER NOT NULL"),
+    "networks": ("id", "options", "ipv4_data", "ipv6_data", "call", "run"),
+    "endpoints": (
+        "id",
+        "network_id",
+        "address",
+        "address_v6",
+        "mac",
+        "mac_assigned",
+        "options",
+        "call",
+        "run",
+        "joined",
+        "connectivity",
+    ),
+    "allocations": ("id", "options", "ipv4_data", "ipv6_data", "call", "run"),
+    "nodes": ("address", "bind_address", "self", "call", "run"),
+    "pools": ("id", "address_space", "pool", "sub_pool", "options", "call", "epoch", "run"),
+    "leases": ("pool_id", "address", "kind", "mac", "call", "epoch", "run"),
+    "links": ("endpoint_id",),
+    "violations": ("seq", "call", "method", "message"),
+}
+_PRIMARY = {"leases": "PRIMARY KEY (pool_id, address)", "violations": "PRIMARY KEY (seq)"}
+
+#: The largest whole number a state file holds (a call number, a run, an epoch): exact in
+#: every JSON reader (``GET /fakedriver/state``), and so far below SQLite's 2**63 - 1 that
+#: counting on from it cannot overflow.
+LARGEST = 2**53 - 1
+
+
+class Bad(Exception):
+    """A row (or table) that does not hold what this module writes."""
+
+
+def statements() -> Iterator[str]:
+    """The statements that make the tables."""
+    for table, columns in TABLES.items():
+        if table == "meta":
+            yield f"CREATE TABLE meta ({', '.join(columns)}) STRICT"
+            continue
+        spec = [f"{c} ANY" for c in columns]
+        spec.append(_PRIMARY.get(table, f"PRIMARY KEY ({columns[0]})"))
+        yield f"CREATE TABLE {table} ({', '.join(spec)}) STRICT"
+
+
+def check_tables(db: sqlite3.Connection) -> None:
+    """Raise `Bad` naming the first way the database's schema differs from the one
+    `statements()` makes: a table, view, trigger or index it does not make (other than
+    the index SQLite makes for each table's primary key), a table it lacks, or a table made
+    otherwise (its columns, STRICT, its declaration). A missing primary key index is damage,
+    which ``PRAGMA integrity_check`` finds first."""
+    found = db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY rowid")
+    entries = [tuple(entry) for entry in found]
+    tables = {name: sql for kind, name, _, sql in entries if kind == "table"}
+    if "meta" in tables:  # a later version's file says so, whatever its tables
+        with contextlib.suppress(sqlite3.Error):
+            version = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if version is not None and version[0] != SCHEMA:
+                raise _other_version(version[0])
+    made = dict(zip(TABLES, statements(), strict=True))
+    keys = {f"sqlite_autoindex_{table}_1": table for table in TABLES}  # primary keys' indexes
+    for kind, name, table, sql in entries:
+        ours = (kind == "table" and name in made) or (
+            kind == "index" and keys.get(name) == table and sql is None
+        )
+        if not ours:
+            raise Bad(f"the database holds {kind} {name!r}, which this fakedriver does not make")
+    for table, sql in made.items():
+        if table not in tables:
+            raise Bad(f"the database has no table {table}")
+        if tables[table] != sql:
+            raise Bad(_made_otherwise(db, table, tables[table], sql))
+
+
+def _made_otherwise(db: sqlite3.Connection, table: str, sql: str, ours: str) -> str:
+    """How table ``table``, made by ``sql``, differs from the one ``ours`` makes."""
+    columns = [row[1] for row in db.execute(f"PRAGMA table_xinfo({table})")]
+    want = [column.split()[0] for column in TABLES[table]]
+    if columns != want:
+        return (
+            f"table {table} has the columns {', '.join(columns)}; "
+            f"this fakedriver writes {', '.join(want)}"
+        )
+    strict = db.execute("SELECT strict FROM pragma_table_list WHERE name = ?", (table,))
+    if strict.fetchone() != (1,):
+        return f"table {table} is not STRICT"
+    return f"table {table} is made by {sql!r}, not {ours!r}"
+
+
+def _other_version(found: object) -> Bad:
+    return Bad(f"schema version {found}, this fakedriver reads version {SCHEMA}")
+
+
+# -- reading, validated -----------------------------------------------------------------------
+def _rows(db: sqlite3.Connection, table: str) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    columns = TABLES[table] if table != "meta" else ("key", "value")
+    order = ", ".join(columns[:2] if table == "leases" else columns[:1])
+    for row in db.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}"):
+        if len(row) != len(columns):
+            raise Bad(f"{table}: a row of {len(row)} columns")
+        yield f"{table} row {row[0]!r}", tuple(row)
+
+
+def read_state(db: sqlite3.Connection) -> State:
+    """The state in ``db``, every row checked (`Bad` names the first problem)."""
+    check = db.execute("PRAGMA integrity_check(1)").fetchone()  # tables and indexes agree
+    if check is None or check[0] != "ok":
+        raise Bad(f"the database is damaged: {check[0] if check else 'no answer'}")
+    check_tables(db)
+    state = State()
+    read_meta(db, state)
+    origin = Origin(state)
+    for where, row in _rows(db, "networks"):
+        network = parse_network(row, where, origin)
+        state.networks[network.id] = network
+    for where, row in _rows(db, "endpoints"):
+        link_endpoint(state, parse_endpoint(state, row, where, origin))
+    for where, row in _rows(db, "allocations"):
+        allocation = parse_allocation(row, where, origin)
+        state.allocations[allocation.network_id] = allocation
+    for where, row in _rows(db, "nodes"):
+        node = parse_node(row, where, origin)
+        state.nodes[node.address] = node
+    for where, row in _rows(db, "pools"):
+        pool = parse_pool(row, where, origin)
+        state.pools[pool.id] = pool
+    for where, row in _rows(db, "leases"):
+        parse_lease(state, row, where, origin)
+    for where, (eid,) in _rows(db, "links"):
+        state.links.add(_id(eid, where))
+    for i, (where, (seq, call, method, message)) in enumerate(_rows(db, "violations")):
+        if seq != i:
+            raise Bad(f"{where}: violations are numbered 0, 1, ...; {i} is missing")
+        if method not in METHODS:
+            raise Bad(f"{where}: {method!r} is not a method of either protocol")
+        state.violations.append(Violation(_int(call, where), method, _text(message, where)))
+    return state
+
+
+def read_meta(db: sqlite3.Connection, state: State) -> None:
+    """Set ``state``'s epoch and run to what ``meta`` holds."""
+    meta = {}
+    for where, (key, value) in _rows(db, "meta"):
+        meta[key] = _int(value, where)
+    if meta.get("schema") != SCHEMA:
+        raise _other_version(meta.get("schema", "none"))
+    if set(meta) != {"schema", "epoch", "run"}:
+        raise Bad(f"meta holds {sorted(meta)}, not epoch, run and schema")
+    state.epoch, state.run = meta["epoch"], meta["run"]
+
+
+def link_endpoint(state: State, endpoint: Endpoint) -> None:
+    """Put ``endpoint`` in the state, its network and the network's indexes."""
+    network = state.networks[endpoint.network_id]
+    state.endpoints[endpoint.id] = network.endpoints[endpoint.id] = endpoint
+    for address in (endpoint.address, endpoint.address_v6):
+        if address is not None:
+            network.addresses.setdefault(address.ip, endpoint.id)
+    if endpoint.mac:
+        network.macs.setdefault(endpoint.mac, endpoint.id)
+
+
+def unlink_endpoint(state: State, endpoint: Endpoint) -> None:
+    """The inverse of `_link_endpoint()`."""
+    del state.endpoints[endpoint.id]
+    network = state.networks.get(endpoint.network_id)
+    if network is None:
+        return
+    network.endpoints.pop(endpoint.id, None)
+    for address in (endpoint.address, endpoint.address_v6):
+        if address is not None and network.addresses.get(address.ip) == endpoint.id:
+            del network.addresses[address.ip]
+    if network.macs.get(endpoint.mac) == endpoint.id:
+        del network.macs[endpoint.mac]
+
+
+def parse_network(row: tuple[Any, ...], where: str, origin: Origin) -> Network:
+    nid, options, v4, v6, call, run = row
+    data = _ipam_of(v4, v6, where)
+    return Network(_id(nid, where), _object(options, where), *data, *origin(call, run, where))
+
+
+def parse_allocation(row: tuple[Any, ...], where: str, origin: Origin) -> Allocation:
+    nid, options, v4, v6, call, run = row
+    opts = _object(options, where)
+    if not all(isinstance(v, str) for v in opts.values()):
+        raise Bad(f"{where}: options must map names to strings")
+    data = _ipam_of(v4, v6, where)
+    return Allocation(_id(nid, where), opts, *data, *origin(call, run, where))
+
+
+def parse_node(row: tuple[Any, ...], where: str, origin: Origin) -> Node:
+    address, bind, self_, call, run = row
+    _ip(address, where, empty=False)
+    _ip(bind, where, empty=True)
+    return Node(address, bind, _bool(self_, where), *origin(call, run, where))
+
+
+def parse_lease(state: State, row: tuple[Any, ...], where: str, origin: Origin) -> None:
+    """Put the lease of ``row`` in its pool (replacing the one it holds there, if any)."""
+    pid, address, kind, mac, call, epoch, run = row
+    pool = state.pools.get(pid) if isinstance(pid, str) else None
+    if pool is None:
+        raise Bad(f"{where}: a lease of pool {pid!r}, which the state does not hold")
+    ip = _ip(address, where, empty=False, version=pool.network.version)
+    value = pool.check_specific(ip)  # type: ignore[arg-type]
+    if kind not in ("gateway", "address"):
+        raise Bad(f"{where}: kind {kind!r} is neither 'gateway' nor 'address'")
+    lease_call, lease_run = origin(call, run, where)
+    lease = Lease(kind, _mac(mac, where), lease_call, origin.epoch(epoch, where), lease_run)
+    if value in pool.leases:
+        raise Bad(f"{where}: address {address} is leased twice")
+    pool.lease(value, lease)
+
+
+class Origin:
+    """Checks a record's ``call`` and ``run`` (and ``epoch``) against the state's."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    def __call__(self, call: object, run: object, where: str) -> tuple[int, int]:
+        call, run = _int(call, f"{where}: call"), _int(run, f"{where}: run")
+        if run > self.state.run:
+            raise Bad(f"{where}: run {run} is later than the state's run {self.state.run}")
+        return call, run
+
+    def epoch(self, epoch: object, where: str) -> int:
+        epoch = _int(epoch, f"{where}: epoch")
+        if epoch > self.state.epoch:
+            raise Bad(f"{where}: epoch {epoch} is later than the state's {self.state.epoch}")
+        return epoch
+
+
+def parse_endpoint(state: State, row: tuple[Any, ...], where: str, origin: Origin) -> Endpoint:
+    eid, nid, address, address_v6, mac, assigned, options, call, run, joined, conn = row
+    if nid not in state.networks:
+        raise Bad(f"{where}: network {nid!r}, which the state does not hold")
+    v4 = _cidr(address, where, 4)
+    v6 = _cidr(address_v6, where, 6)
+    join = None
+    if joined is not None:
+        j = _object(joined, where)
+        if set(j) != {"sandbox_key", "options", "answer", "call", "run"}:
+            raise Bad(f"{where}: a join must have sandbox_key, options, answer, call and run")
+        if not isinstance(j["options"], dict) or not isinstance(j["answer"], dict):
+            raise Bad(f"{where}: a join's options and answer must be objects")
+        if not isinstance(j["answer"].get("InterfaceName", {}), dict):
+            raise Bad(f"{where}: a join's InterfaceName must be an object")
+        key = _text(j["sandbox_key"], f"{where}: sandbox_key")
+        join = Join(key, j["options"], j["answer"], *origin(j["call"], j["run"], where))
+    connectivity = None if conn is None else _object(conn, where)
+    call, run = origin(call, run, where)
+    mac, opts, assigned = _mac(mac, where), _object(options, where), _bool(assigned, where)
+    return Endpoint(_id(eid, where), nid, v4, v6, mac, opts, call, assigned, join, connectivity,
+                    run)  # fmt: skip
+
+
+def parse_pool(row: tuple[Any, ...], where: str, origin: Origin) -> Pool:
+    pid, space, network, sub, options, call, epoch, run = row
+    net = _subnet(network, where)
+    sub_pool = _subnet(sub, where) if sub != "" else None
+    if sub_pool is not None and (
+        sub_pool.version != net.version or not sub_pool.subnet_of(net)  # type: ignore[arg-type]
+    ):
+        raise Bad(f"{where}: sub-pool {sub} is not inside pool {network}")
+    opts = _object(options, where)
+    if not all(isinstance(v, str) for v in opts.values()):
+        raise Bad(f"{where}: options must map names to strings")
+    expected = f"{space}/{network}" + (f"/{sub}" if sub else "")
+    if pid != expected:
+        raise Bad(f"{where}: the id of pool {network} in {space!r} is {expected!r}")
+    call, run = origin(call, run, where)
+    return Pool(_id(pid, where), _text(space, where), net, sub_pool, opts, call,
+                origin.epoch(epoch, where), run)  # fmt: skip
+
+
+def _int(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise Bad(f"{where}: {value!r} is not a whole number")
+    if value > LARGEST:
+        raise Bad(f"{where}: {value} is more than {LARGEST}, the largest it holds")
+    return value
+
+
+def _bool(value: object, where: str) -> bool:
+    if value not in (0, 1) or isinstance(value, float):
+        raise Bad(f"{where}: {value!r} is not 0 or 1")
+    return bool(value)
+
+
+def _text(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise Bad(f"{where}: {value!r} is not text")
+    return value
+
+
+def _id(value: object, where: str) -> str:
+    if not _text(value, where):
+        raise Bad(f"{where}: an empty id")
+    return str(value)
+
+
+def _json(value: object, where: str) -> Any:
+    try:
+        return w.strict_json(_text(value, where))  # as the server decodes it: no NaN
+    except ValueError:
+        raise Bad(f"{where}: {value!r} is not JSON") from None
+
+
+def _object(value: object, where: str) -> dict[str, Any]:
+    parsed = _json(value, where)
+    if not isinstance(parsed, dict):
+        raise Bad(f"{where}: {value!r} is not a JSON object")
+    return parsed
+
+
+def _canonical(parse: Callable[[], Any], value: object, where: str, what: str) -> Any:
+    try:
+        parsed = parse()
+    except DriverError:
+        parsed = None
+    if parsed is None or str(parsed) != value:
+        raise Bad(f"{where}: {value!r} is not {what}")
+    return parsed
+
+
+def _cidr(value: object, where: str, version: int) -> w.IPInterface | None:
+    if value == "":
+        return None
+    parse = lambda: w.cidr(value, where, version)  # noqa: E731
+    return _canonical(parse, value, where, f"an IPv{version} address with its prefix")  # type: ignore[no-any-return]
+
+
+def _subnet(value: object, where: str) -> w.IPNetwork:
+    return _canonical(lambda: w.subnet(value, where), value, where, "a network in CIDR form")  # type: ignore[no-any-return]
+
+
+def _ip(value: object, where: str, *, empty: bool, version: int | None = None) -> object:
+    if empty and value == "":
+        return None
+    return _canonical(lambda: w.address(value, where, version), value, where, "an IP address")
+
+
+def _mac(value: object, where: str) -> str:
+    if value == "":
+        return ""
+    _canonical(lambda: w.mac(value, where), value, where, "a MAC address in lower case")
+    return str(value)
+
+
+def _ipam_of(v4: object, v6: object, where: str) -> tuple[list[w.IPAMData], list[w.IPAMData]]:
+    out = []
+    for raw, version, key in ((v4, 4, "ipv4_data"), (v6, 6, "ipv6_data")):
+        parsed = _json(raw, f"{where}: {key}")
+        try:
+            data = w.ipam_data({key: parsed}, key, version)
+        except DriverError as exc:
+            raise Bad(f"{where}: {exc.message}") from None
+        if parsed is None or [d.to_wire() for d in data] != parsed:
+            raise Bad(f"{where}: {key} {raw!r} is not a list of IPAM data as written")
+        out.append(data)
+    return out[0], out[1]

@@ -1,0 +1,476 @@
+"""The state in SQLite (``fakedriver serve --state FILE``): what each call changed is
+committed in one transaction before its answer is sent.
+
+The models say which records a call touched (`Model.touch()`, by table and key); the
+engine hands those keys to `Store.commit()`, which writes or deletes exactly those rows,
+so a change costs the same in a state of 100 endpoints as of 50,000. When the commit fails,
+whatever the failure (disk full, read-only file system, a value SQLite cannot store), it is
+rolled back and is a `StoreError`, and `Store.revert()` reads those same records
+back from the database: memory is what the last commit left, and the call answers an error.
+
+The database is the server's alone: it is opened in SQLite's exclusive locking mode and
+locked at once, so a second server on the same file is refused at start. A symlink at the
+path is followed: the database (and its ``-wal`` file) is the file it points to.
+
+Loading checks the file's tables and every row (see ``schema``): what is not as this
+module writes it is a `StateFileError` naming the file and the first problem.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import sqlite3
+import stat
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from ..core import wire as w
+from ..core.errors import DriverError
+from ..core.pool import Lease, Pool
+from ..core.state import Allocation, Endpoint, Network, Node, State
+from .schema import (
+    LARGEST,
+    SCHEMA,
+    TABLES,
+    Bad,
+    Origin,
+    link_endpoint,
+    parse_allocation,
+    parse_endpoint,
+    parse_lease,
+    parse_network,
+    parse_node,
+    parse_pool,
+    read_meta,
+    read_state,
+    statements,
+    unlink_endpoint,
+)
+
+#: A record a call touched: ``(table, key)`` (see `fakedriver.core.model.Model.touch()`).
+Key = tuple[str, Any]
+
+
+class StateFileError(Exception):
+    """The state file cannot be used; the message is one line naming the file."""
+
+
+class StoreError(Exception):
+    """A commit failed (whatever failed in it): nothing of it is in the database."""
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+# -- rows, from records -----------------------------------------------------------------------
+def _ipam(data: list[w.IPAMData]) -> str:
+    return _dump([d.to_wire() for d in data])
+
+
+def network_row(n: Network) -> tuple[Any, ...]:
+    return (n.id, _dump(n.options), _ipam(n.ipv4_data), _ipam(n.ipv6_data), n.call, n.run)
+
+
+def endpoint_row(e: Endpoint) -> tuple[Any, ...]:
+    join = None
+    if e.join is not None:
+        j = e.join
+        join = _dump(
+            {
+                "sandbox_key": j.sandbox_key,
+                "options": j.options,
+                "answer": j.answer,
+                "call": j.call,
+                "run": j.run,
+            }
+        )
+    conn = None if e.connectivity is None else _dump(e.connectivity)
+    address, address_v6 = str(e.address or ""), str(e.address_v6 or "")
+    return (e.id, e.network_id, address, address_v6, e.mac, int(e.mac_assigned),
+            _dump(e.options), e.call, e.run, join, conn)  # fmt: skip
+
+
+def allocation_row(a: Allocation) -> tuple[Any, ...]:
+    return (a.network_id, _dump(a.options), _ipam(a.ipv4_data), _ipam(a.ipv6_data), a.call, a.run)
+
+
+def node_row(n: Node) -> tuple[Any, ...]:
+    return (n.address, n.bind_address, int(n.self), n.call, n.run)
+
+
+def pool_row(p: Pool) -> tuple[Any, ...]:
+    sub = str(p.sub_pool) if p.sub_pool else ""
+    return (p.id, p.address_space, str(p.network), sub, _dump(p.options), p.call, p.epoch, p.run)
+
+
+def lease_row(p: Pool, value: int, lease: Lease) -> tuple[Any, ...]:
+    address = str(p.address_of(value))
+    return (p.id, address, lease.kind, lease.mac, lease.call, lease.epoch, lease.run)
+
+
+def rows(state: State) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of ``state``, by table (what `Store.replace()` writes)."""
+    return {
+        "meta": [("epoch", state.epoch), ("run", state.run), ("schema", SCHEMA)],
+        "networks": [network_row(n) for n in state.networks.values()],
+        "endpoints": [endpoint_row(e) for e in state.endpoints.values()],
+        "allocations": [allocation_row(a) for a in state.allocations.values()],
+        "nodes": [node_row(n) for n in state.nodes.values()],
+        "pools": [pool_row(p) for p in state.pools.values()],
+        "leases": [lease_row(p, v, x) for p in state.pools.values() for v, x in p.leases.items()],
+        "links": [(eid,) for eid in state.links],
+        "violations": [(i, v.call, v.method, v.message) for i, v in enumerate(state.violations)],
+    }
+
+
+def _row_of(state: State, table: str, key: Any) -> tuple[Any, ...] | None:
+    """The row ``key`` has in ``state`` now, ``None`` when it is gone."""
+    if table == "networks":
+        return None if (n := state.networks.get(key)) is None else network_row(n)
+    if table == "endpoints":
+        return None if (e := state.endpoints.get(key)) is None else endpoint_row(e)
+    if table == "allocations":
+        return None if (a := state.allocations.get(key)) is None else allocation_row(a)
+    if table == "nodes":
+        return None if (node := state.nodes.get(key)) is None else node_row(node)
+    if table == "pools":
+        return None if (p := state.pools.get(key)) is None else pool_row(p)
+    if table == "leases":
+        pid, value = key
+        pool = state.pools.get(pid)
+        lease = None if pool is None else pool.leases.get(value)
+        return None if pool is None or lease is None else lease_row(pool, value, lease)
+    if table == "links":
+        return (key,) if key in state.links else None
+    raise ValueError(f"no table {table!r}")
+
+
+# -- the store --------------------------------------------------------------------------------
+class Store:
+    """A state database, held exclusively by this process until `close()`."""
+
+    def __init__(self, path: str, db: sqlite3.Connection, notes: Iterable[str] = ()) -> None:
+        self.path, self.db = path, db
+        self._violations = 0  # how many violations the database holds
+        #: Why memory can no longer be trusted (a failed commit it could not read back
+        #: from): every call answers this until a restart; ``None`` when all is well.
+        self.broken: str | None = None
+        #: What `open()` did that the user should hear of (a file made private).
+        self.notes = list(notes)
+
+    @classmethod
+    def open(cls, path: str) -> Store:
+        """Open (or create, mode 0600) the database at ``path`` and lock it for this
+        process. An existing database (or its ``-wal`` or ``-shm``) that other users may
+        open is made 0600 first, and `notes` says so."""
+        real = os.path.realpath(path)
+        if os.path.isdir(real):
+            raise StateFileError(f"cannot use state file {path}: it is a directory")
+        created = _create(path, real)
+        notes = [] if created else _private(path, real)
+        try:
+            db = sqlite3.connect(real, isolation_level=None, timeout=0, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StateFileError(f"cannot open state file {path}: {exc}") from None
+        try:
+            db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            db.execute("BEGIN EXCLUSIVE")  # the lock, held from here on
+            db.execute("COMMIT")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            if not db.execute("SELECT 1 FROM sqlite_master").fetchone():
+                with _transaction(db):
+                    for statement in statements():
+                        db.execute(statement)
+                    db.executemany("INSERT INTO meta VALUES (?, ?)", rows(State())["meta"])
+        except sqlite3.Error as exc:
+            db.close()
+            if created:
+                os.unlink(real)
+            if "locked" in str(exc):
+                raise StateFileError(
+                    f"cannot use state file {path}: another fakedriver serve holds it"
+                ) from None
+            unwritable = _unwritable(path, real)
+            if unwritable:
+                raise StateFileError(unwritable) from None
+            hint = ""
+            if "not a database" in str(exc) and _starts_with_brace(real):
+                hint = f" (a JSON state file? import it: fakedriver state import {path} NEW)"
+            raise StateFileError(f"cannot load state file {path}: {exc}{hint}") from None
+        return cls(path, db, notes)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def load(self) -> State:
+        """The state the database holds, validated, as its next run (which is saved)."""
+        state = read(self.db, self.path)
+        if state.run >= LARGEST:
+            problem = f"meta row 'run': {state.run} leaves no next run"
+            raise StateFileError(f"cannot load state file {self.path}: {problem}")
+        state.run += 1
+        self._violations = len(state.violations)
+        try:
+            with _transaction(self.db):
+                self.db.execute("UPDATE meta SET value = ? WHERE key = 'run'", (state.run,))
+        except sqlite3.Error as exc:
+            raise StateFileError(f"cannot save state file {self.path}: {exc}") from None
+        return state
+
+    def commit(self, state: State, touched: Iterable[Key]) -> None:
+        """Write the rows ``touched`` names as ``state`` has them now (deleting those it no
+        longer has), the meta values and the violations added since the last commit."""
+        try:
+            with _transaction(self.db):
+                self._write(state, touched)
+        except Exception as exc:
+            raise _failed(exc) from None
+        self._violations = len(state.violations)
+
+    def _write(self, state: State, touched: Iterable[Key]) -> None:
+        db = self.db
+        for table, key in touched:
+            if table == "meta":  # written below, always
+                continue
+            row = _row_of(state, table, key)
+            if row is not None:
+                marks = ", ".join("?" * len(row))
+                db.execute(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", row)
+            elif table == "leases":
+                pid, value = key
+                pool = state.pools.get(pid)
+                if pool is not None:  # else it went with its pool
+                    where = (pid, str(pool.address_of(value)))
+                    db.execute("DELETE FROM leases WHERE pool_id = ? AND address = ?", where)
+            else:
+                db.execute(f"DELETE FROM {table} WHERE {TABLES[table][0]} = ?", (key,))
+                if table == "pools":
+                    db.execute("DELETE FROM leases WHERE pool_id = ?", (key,))
+        db.executemany(
+            "UPDATE meta SET value = ? WHERE key = ?", [(state.epoch, "epoch"), (state.run, "run")]
+        )
+        added = state.violations[self._violations :]
+        db.executemany(
+            "INSERT INTO violations VALUES (?, ?, ?, ?)",
+            [(self._violations + i, v.call, v.method, v.message) for i, v in enumerate(added)],
+        )
+
+    def replace(self, state: State) -> None:
+        """Make the database hold ``state`` and nothing else."""
+        try:
+            with _transaction(self.db):
+                for table, values in rows(state).items():
+                    self.db.execute(f"DELETE FROM {table}")
+                    if values:
+                        marks = ", ".join("?" * len(values[0]))
+                        self.db.executemany(f"INSERT INTO {table} VALUES ({marks})", values)
+        except Exception as exc:
+            raise _failed(exc) from None
+        self._violations = len(state.violations)
+
+    def revert(self, state: State, touched: Iterable[Key]) -> None:
+        """Put the records ``touched`` names (and the meta values and violations) back in
+        ``state`` as the database has them: after a failed commit, the call's changes go.
+        When they cannot be read, the store is `broken`."""
+        db, path = self.db, self.path
+        try:
+            if db.in_transaction:  # its ROLLBACK failed: what it reads is not what is saved
+                raise StoreError("the failed transaction is still open")
+            read_meta(db, state)
+            del state.violations[self._violations :]
+            origin = Origin(state)
+            for table, key in sorted(touched, key=lambda k: REVERT_ORDER.index(k[0])):
+                if table != "meta":
+                    _put_back(db, state, table, key, origin)
+        except Exception as exc:  # whatever it is, memory cannot be trusted
+            self.broken = f"cannot read back state file {path} ({exc}): restart the server"
+            raise StoreError(self.broken) from None
+
+
+#: Tables in the order records are put back: a record's parent first.
+REVERT_ORDER = ("meta", "networks", "endpoints", "allocations", "nodes", "pools", "leases", "links")
+
+
+def _fetch(db: sqlite3.Connection, table: str, where: str, key: tuple[Any, ...]) -> Any:
+    columns = ", ".join(TABLES[table])
+    try:
+        return db.execute(f"SELECT {columns} FROM {table} WHERE {where}", key).fetchone()
+    except UnicodeEncodeError:  # a key SQLite cannot store (not UTF-8) is in no row
+        return None
+
+
+def _put_back(db: sqlite3.Connection, state: State, table: str, key: Any, origin: Origin) -> None:
+    """Make the record ``key`` of ``table`` in ``state`` what the database holds."""
+    where = f"{table} row {key!r}"
+    if table == "leases":
+        pid, value = key
+        pool = state.pools.get(pid)
+        if pool is None:
+            return  # gone with its pool (or put back whole with it)
+        address = str(pool.address_of(value))
+        row = _fetch(db, "leases", "pool_id = ? AND address = ?", (pid, address))
+        if value in pool.leases:
+            pool.release(value)
+        if row is not None:
+            parse_lease(state, tuple(row), where, origin)
+        return
+    if table == "links":
+        row = _fetch(db, "links", "endpoint_id = ?", (key,))
+        (state.links.add if row is not None else state.links.discard)(key)
+        return
+    row = _fetch(db, table, f"{TABLES[table][0]} = ?", (key,))
+    if table == "networks":
+        held = state.networks.pop(key, None)
+        if row is not None:
+            network = state.networks[key] = parse_network(tuple(row), where, origin)
+            if held is not None:  # its endpoints stay (those the call touched follow)
+                network.endpoints, network.addresses, network.macs = (
+                    held.endpoints, held.addresses, held.macs)  # fmt: skip
+    elif table == "endpoints":
+        if key in state.endpoints:
+            unlink_endpoint(state, state.endpoints[key])
+        if row is not None:
+            link_endpoint(state, parse_endpoint(state, tuple(row), where, origin))
+    elif table == "allocations":
+        state.allocations.pop(key, None)
+        if row is not None:
+            state.allocations[key] = parse_allocation(tuple(row), where, origin)
+    elif table == "nodes":
+        state.nodes.pop(key, None)
+        if row is not None:
+            state.nodes[key] = parse_node(tuple(row), where, origin)
+    elif table == "pools":
+        held_pool = state.pools.pop(key, None)
+        if row is None:
+            return
+        pool = parse_pool(tuple(row), where, origin)
+        if held_pool is not None:  # same id, same network: what a call may change, and its leases
+            held_pool.options, held_pool.call, held_pool.epoch, held_pool.run = (
+                pool.options, pool.call, pool.epoch, pool.run)  # fmt: skip
+            state.pools[key] = held_pool
+            return
+        state.pools[key] = pool  # released by the call: its leases come back with it
+        leases = f"SELECT {', '.join(TABLES['leases'])} FROM leases WHERE pool_id = ?"
+        for lease_row in db.execute(leases, (key,)):
+            parse_lease(state, tuple(lease_row), where, origin)
+
+
+def _create(path: str, real: str) -> bool:
+    """Make the empty file of a new database, mode 0600 (SQLite would make it 0644, and
+    gives its ``-wal`` the database's mode); ``False`` when it exists."""
+    try:
+        os.close(os.open(real, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return False
+    except FileNotFoundError:
+        folder = os.path.dirname(real)
+        raise StateFileError(f"cannot create state file {path}: no folder {folder}") from None
+    except OSError as exc:
+        why = f"its folder is not writable ({exc.strerror})" if _denied(exc) else exc.strerror
+        raise StateFileError(f"cannot create state file {path}: {why}") from None
+    return True
+
+
+def _private(path: str, real: str) -> list[str]:
+    """Make the database's files that other users may open 0600; say what was done."""
+    notes = []
+    for name, suffix in ((path, ""), (f"{path}-wal", "-wal"), (f"{path}-shm", "-shm")):
+        try:
+            mode = stat.S_IMODE(os.stat(real + suffix).st_mode)
+        except OSError:
+            continue  # none (or none to see: opening it says why)
+        if not mode & 0o007:
+            continue
+        try:
+            os.chmod(real + suffix, 0o600)
+        except OSError as exc:
+            notes.append(f"warning: state file {name} is open to other users (mode "
+                         f"{mode:04o}) and cannot be made 0600: {exc.strerror}")  # fmt: skip
+            continue
+        notes.append(f"state file {name} was open to other users (mode {mode:04o}): made it 0600")
+    return notes
+
+
+def _denied(exc: OSError) -> bool:
+    return exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _unwritable(path: str, real: str) -> str | None:
+    """Why the database at ``path`` cannot be written, if that is why it cannot be used."""
+    folder = os.path.dirname(real)
+    try:
+        readonly = os.statvfs(folder).f_flag & os.ST_RDONLY
+    except OSError:
+        readonly = 0
+    why = os.strerror(errno.EROFS if readonly else errno.EACCES)
+    if not os.access(folder, os.W_OK):
+        return (f"cannot use state file {path}: its folder is not writable ({why}), and the "
+                "database keeps its -wal file there")  # fmt: skip
+    if not os.access(real, os.W_OK):
+        return f"cannot use state file {path}: it is not writable ({why})"
+    return None
+
+
+def _starts_with_brace(path: str) -> bool:
+    with contextlib.suppress(OSError), open(path, "rb") as head:
+        return head.read(1) == b"{"
+    return False
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One transaction: committed, or (whatever failed, COMMIT included) rolled back."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:  # a failed COMMIT may leave it open (SQLITE_FULL, SQLITE_IOERR)
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+        raise
+
+
+def _failed(exc: Exception) -> StoreError:
+    """The `StoreError` of a failed write: SQLite's own message, or what else failed
+    (a value SQLite cannot store, as text that is not UTF-8 or an integer past 2**63 - 1)."""
+    if isinstance(exc, sqlite3.Error):
+        return StoreError(str(exc))
+    return StoreError(f"{type(exc).__name__}: {exc}")
+
+
+# -- reading, validated -----------------------------------------------------------------------
+def read(db: sqlite3.Connection, path: str) -> State:
+    """The state in ``db``, every row checked; `StateFileError` names the problem."""
+    try:
+        return read_state(db)
+    except (Bad, sqlite3.Error, DriverError, ValueError, RecursionError) as exc:
+        detail = " ".join(str(getattr(exc, "message", None) or exc).split())  # one line
+        raise StateFileError(f"cannot load state file {path}: {detail}") from None
+
+
+# -- reading without serving ------------------------------------------------------------------
+def peek_state(path: str) -> State:
+    """The state in the database at ``path`` as it is (no new run); nothing is written."""
+    if not os.path.exists(path):
+        raise StateFileError(f"cannot load state file {path}: no such file")
+    try:  # read-write (and never written), so that closing it tidies the -wal file away
+        db = sqlite3.connect(os.path.realpath(path), timeout=0)
+    except sqlite3.Error as exc:
+        raise StateFileError(f"cannot open state file {path}: {exc}") from None
+    try:
+        return read(db, path)
+    except StateFileError as exc:
+        if "locked" in str(exc):
+            raise StateFileError(
+                f"cannot read state file {path}: a running fakedriver serve holds it "
+                "(ask it: GET /fakedriver/state)"
+            ) from None
+        raise
+    finally:
+        db.close()

@@ -1,0 +1,429 @@
+"""Serving a fake to a real dockerd: on a unix socket, or on TCP with a ``.spec`` file.
+
+dockerd speaks HTTP/1.1 with keep-alive, sends calls concurrently, an empty ``Host:``
+header and no ``Content-Type``. werkzeug's development server closes every connection,
+so the plugin socket has its own accept loop and a thread per connection
+(`.connection`, HTTP on h11) that calls `Engine.respond()` directly; owning
+the socket is also what lets a fault close it before or in the middle of an answer, or
+notice that the client gave up on a hang.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import json
+import os
+import select
+import socket
+import stat
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from typing import IO, Any
+
+from ..core.http import encode, error_key, from_browser, headers, not_allowed, reason
+from ..core.journal import Call
+from ..fake import FakeNetDriver
+from ..transports.peer import hang_up
+from .connection import Answer, Connection, Limits, Request
+from .control import refusal
+from .log import LineWriter
+
+PLUGIN_DIR = "/run/docker/plugins"
+SPEC_DIR = "/etc/docker/plugins"
+#: The least listen backlog (it is ``--max-connections`` when that is more): dockerd dials
+#: without blocking, so a full backlog fails at once.
+BACKLOG = 128
+#: Seconds `PluginServer.close()` waits for the calls being served to be answered.
+GRACE = 5.0
+#: Serves ``(verb, path, body) -> (status, answer)`` for paths under ``/fakedriver/``.
+Control = Callable[[str, str, bytes], tuple[int, Any]]
+#: accept() errors that pass once connections close: back off instead of spinning.
+_SHORT_OF = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+class ServeError(Exception):
+    """The server cannot start; the message says why."""
+
+
+def claim_socket(path: str) -> None:
+    """Make ``path`` free for a new socket: remove a stale socket, refuse a live one, and
+    refuse to guess when the probe is not allowed to tell."""
+    if not os.path.lexists(path):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        return
+    if not stat.S_ISSOCK(os.lstat(path).st_mode):
+        raise ServeError(f"{path} exists and is not a socket; not removing it")
+    probe = socket.socket(socket.AF_UNIX)
+    probe.settimeout(2.0)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        os.unlink(path)  # nobody listens: a leftover of a server that died
+        return
+    except OSError as exc:  # EACCES: another user's socket, live or not; leave it alone
+        why = f"{path} exists and cannot be probed ({exc.strerror}); not removing it"
+        raise ServeError(why) from None
+    finally:
+        probe.close()
+    raise ServeError(f"{path} is served by a live process; stop it first")
+
+
+#: A file's identity: what a path must still be for this server to remove it. Sound
+#: while the server holds the file (its socket bound, its spec file open): no other
+#: file can be given the inode number of one still held.
+Identity = tuple[int, int]
+
+
+def _identity(st: os.stat_result) -> Identity:
+    return st.st_dev, st.st_ino
+
+
+def _remove_if_ours(path: str, ours: Identity) -> None:
+    """Remove ``path`` only if it is still the file this server made: after an ``rm`` and
+    another server's start on the same path, it is that server's, and stays."""
+    with contextlib.suppress(FileNotFoundError):
+        if _identity(os.lstat(path)) == ours:
+            os.unlink(path)
+
+
+def _bind_unix(path: str) -> socket.socket:
+    """A listening unix socket at ``path``, never reachable by others, not even between
+    bind() and chmod(): it is created under a umask that leaves it ``0600``."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        sock.bind(path)
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o660)  # and dockerd's group may connect
+    return sock
+
+
+def _bind_tcp(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host`` (an IPv6 address without brackets) and ``port``;
+    `ServeError` when it cannot be (in use, not an address of this host)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ServeError(f"cannot listen on {_host_port(host, port)}: {exc.strerror}") from None
+    return sock
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class PluginServer:
+    """Serve ``app`` on ``socket_path``, or on ``tcp`` (host, port) with a spec file.
+
+    :param spec: for TCP, where to write the ``.spec`` file dockerd looks for
+        (``/etc/docker/plugins/NAME.spec``).
+    :param control: serves the control API under ``/fakedriver/`` on this socket. On TCP
+        only with a ``control_token``; without one it is not served there.
+    :param control_token: the bearer token every control request must carry.
+    :param protocol: serve the plugin protocol (false for a control-only socket).
+    :param limits: body and header sizes, timeouts and the connection cap.
+    :param log: where one line per call goes (``None``: nowhere); ``log_format`` is
+        ``"text"`` or ``"json"`` (JSON lines, each a whole journal entry). Lines are
+        written by a thread of their own, never under the driver's lock.
+    """
+
+    def __init__(
+        self,
+        app: FakeNetDriver,
+        *,
+        socket_path: str | None = None,
+        tcp: tuple[str, int] | None = None,
+        spec: str | None = None,
+        control: Control | None = None,
+        control_token: str | None = None,
+        protocol: bool = True,
+        limits: Limits | None = None,
+        log: IO[str] | None = None,
+        log_format: str = "text",
+    ) -> None:
+        if (socket_path is None) == (tcp is None):
+            raise ValueError("give a socket path or a TCP address, not both")
+        self.app, self.socket_path, self.spec = app, socket_path, spec
+        self.protocol, self.control_token = protocol, control_token
+        self.control = control if socket_path is not None or control_token else None
+        self.limits = limits or Limits()
+        self.log_format = log_format
+        self.writer = LineWriter(log) if log is not None else None
+        #: The files this server made, each with its identity (removed at close if still it).
+        self.made: dict[str, Identity] = {}
+        self._spec_fd: int | None = None  # the spec file, held open until it is removed
+        if socket_path is not None:
+            claim_socket(socket_path)
+            self.listener = _bind_unix(socket_path)
+            self.made[socket_path] = _identity(os.lstat(socket_path))
+            self.address = f"unix://{socket_path}"
+        else:
+            host, port = tcp  # type: ignore[misc]
+            self.listener = _bind_tcp(host, port)
+            self.address = f"tcp://{_host_port(host, self.listener.getsockname()[1])}"
+        self.listener.listen(max(BACKLOG, self.limits.max_connections))
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._stopped.set()
+        self._wake, self._woken = socket.socketpair()  # ends the accept loop's wait
+        #: The connections being served, oldest first; the lock is also notified when
+        #: one ends.
+        self._open: dict[Connection, None] = {}
+        self._open_lock = threading.Condition()
+        if socket_path is None and spec:
+            self._spec_fd = _write_spec(spec, self.address)
+            self.made[spec] = _identity(os.fstat(self._spec_fd))
+        if self.writer is not None:
+            app.listeners.append(self.log_call)
+
+    # -- logging ----------------------------------------------------------------------------
+    def log_call(self, call: Call) -> None:
+        """Log ``call`` (a listener of the engine: the call is already served, and nothing
+        here may fail it)."""
+        if self.log_format == "json":
+            line = json_line(call)
+        else:
+            line = str(call) + "".join(f" (violation: {v})" for v in call.violations)
+            line += f" [fault: {call.fault}]" if call.fault else ""
+        self.say(line, when=call.timestamp)
+
+    def say(self, line: str, when: float | None = None) -> None:
+        """Log one line (a call, a refusal, the connection cap), unless there is no log. A
+        text line starts with its UTC time (``when``, or now), to the millisecond."""
+        if self.writer is None:
+            return
+        if self.log_format == "json":
+            if not line.startswith("{"):
+                line = json.dumps({"event": "server", "message": line})
+        else:
+            line = f"{stamp(time.time() if when is None else when)} {line}"
+        self.writer.write(line)
+
+    # -- serving ----------------------------------------------------------------------------
+    @property
+    def connections(self) -> int:
+        """How many connections are being served now."""
+        with self._open_lock:
+            return len(self._open)
+
+    def serve_forever(self) -> None:
+        """Accept connections until `shutdown()`, each served by a thread of its own."""
+        try:  # a signal anywhere in here still leaves it stopped, so close() never waits
+            self._stopped.clear()
+            self.listener.setblocking(False)
+            ready = select.poll()
+            ready.register(self.listener, select.POLLIN)
+            ready.register(self._woken, select.POLLIN)  # shutdown() writes to it
+            backoff = 0.0
+            while not self._stop.is_set():
+                ready.poll()
+                if self._stop.is_set():
+                    break
+                try:
+                    sock, _ = self.listener.accept()
+                except BlockingIOError:
+                    continue  # the client gave up in between
+                except OSError as exc:
+                    if self._stop.is_set():
+                        break
+                    if exc.errno not in _SHORT_OF:
+                        continue  # ECONNABORTED and the like: that client is gone
+                    if not backoff:
+                        why = f"cannot accept a connection ({exc.strerror})"
+                        self.say(f"fakedriver: {why}; backing off until connections close")
+                    backoff = min(max(backoff * 2, 0.01), 1.0)
+                    self._stop.wait(backoff)
+                    continue
+                backoff = 0.0
+                self._start(sock)
+        finally:
+            self._stopped.set()
+
+    def _start(self, sock: socket.socket) -> None:
+        connection = Connection(sock, self._serve, self.limits, self.say)
+        evicted = None
+        with self._open_lock:
+            full = len(self._open) >= self.limits.max_connections
+            if full:
+                evicted = self._evict()
+            if not full or evicted is not None:
+                self._open[connection] = None
+        cap = self.limits.max_connections
+        if evicted is not None:
+            idle = time.monotonic() - (evicted.idle_since or time.monotonic())
+            self.say(
+                f"fakedriver: {cap} connections open (the cap); closed the one idle the "
+                f"longest ({idle:.1f} s) to make room"
+            )
+        elif full:
+            self._turn_away(sock)
+            return
+        threading.Thread(target=self._run, args=(connection,), daemon=True).start()
+
+    def _evict(self) -> Connection | None:
+        """Close the connection idle the longest and forget it; ``None`` when every one
+        is in a request (the caller holds the lock)."""
+        idle = [c for c in self._open if c.idle_since is not None]
+        for connection in sorted(idle, key=lambda c: c.idle_since or 0.0):
+            if connection.evict():  # still idle: it was not in a request meanwhile
+                del self._open[connection]
+                return connection
+        return None
+
+    def _run(self, connection: Connection) -> None:
+        try:
+            connection.run()
+        finally:
+            with self._open_lock:
+                self._open.pop(connection, None)
+                self._open_lock.notify_all()
+
+    def _turn_away(self, sock: socket.socket) -> None:
+        cap = self.limits.max_connections
+        self.say(
+            f"fakedriver: {cap} connections open (the cap), each in a request; "
+            "turned one away with 503"
+        )
+        body = encode({"Err": f"too many connections (the server serves {cap} at once)"})
+        head = f"HTTP/1.1 503 {reason(503)}\r\n" + "".join(
+            f"{name}: {value}\r\n" for name, value in headers(body)
+        )
+        with contextlib.suppress(OSError):
+            sock.settimeout(1.0)
+            sock.sendall(head.encode() + b"Connection: close\r\n\r\n" + body)
+        sock.close()
+
+    def _serve(self, request: Request, gone: Callable[[], bool]) -> Answer:
+        """Route one request: none of a browser's, the control API under
+        ``/fakedriver/``, else the protocol."""
+        browser = from_browser(request.headers)
+        if browser is not None:
+            return self._refuse_browser(request, browser)
+        if request.target.startswith("/fakedriver/") or not self.protocol:
+            return self._control(request)
+        if request.verb != "POST":
+            return Answer(*not_allowed(request.verb))
+        reply = self.app.engine.respond(request.target, request.body, gone=gone)
+        return Answer(reply.status, reply.body, reply.drop)
+
+    def _refuse_browser(self, request: Request, header: str) -> Answer:
+        """403 in the dialect of the path, served nothing: a web page (any page the
+        user opens, from any site) can send requests to loopback TCP, and dockerd never
+        sends ``header``. Logged, not journaled: the journal holds the calls of clients."""
+        message = f"fakedriver does not answer browsers (the request carries {header})"
+        asked = f"{request.verb} {request.target[:200]}"
+        self.say(f"fakedriver: refused a request: 403 {asked}: {message}")
+        return Answer(403, encode({error_key(request.target): message}))
+
+    def _control(self, request: Request) -> Answer:
+        if self.control is None:
+            tcp = self.socket_path is None
+            why = (
+                "not served over TCP without a control token (--control-token-file)"
+                if tcp
+                else "not served on this socket"
+            )
+            return Answer(404, encode({"Err": f"the control API is {why}"}))
+        refused = refusal(request.verb, request.headers, self.control_token)
+        status, answer = refused or self.control(request.verb, request.target, request.body)
+        return Answer(status, encode(answer))
+
+    # -- stopping ---------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Stop `serve_forever()` (from another thread) and wait until it has."""
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self._wake.send(b"\0")
+        self._stopped.wait()
+
+    def close(self, grace: float = GRACE) -> None:
+        """Stop listening and remove the socket and spec file (if they are still the ones
+        this server made), then stop the connections (`Connection.stop()`: an idle one
+        is closed at once, a call being served is answered, a held one ends as if its
+        client left) and wait up to ``grace`` seconds for them; those left are cut off.
+        Then write what is left to log. Once it returns, no connection of this server
+        starts another call."""
+        self.shutdown()
+        for path, ours in self.made.items():  # while they are held: see Identity
+            _remove_if_ours(path, ours)
+        self.listener.close()
+        self._wake.close()
+        self._woken.close()
+        if self._spec_fd is not None:
+            os.close(self._spec_fd)
+            self._spec_fd = None
+        self._drain(grace)
+        if self.writer is not None:
+            with contextlib.suppress(ValueError):
+                self.app.listeners.remove(self.log_call)
+            self.writer.close()
+
+    def _drain(self, grace: float) -> None:
+        with self._open_lock:
+            connections = list(self._open)
+        for connection in connections:
+            connection.stop()
+        with self._open_lock:
+            if self._open_lock.wait_for(lambda: not self._open, grace):
+                return
+            left = list(self._open)
+        for connection in left:  # stuck writing, or in a long latency: cut off
+            hang_up(connection.sock)
+
+    def __enter__(self) -> PluginServer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _write_spec(path: str, address: str) -> int:
+    """Write the spec file through a temporary file of its own: an unpredictable name
+    opened with ``O_EXCL|O_NOFOLLOW`` (``mkstemp``) in the spec's folder, then renamed.
+    Returns the file, still open."""
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        data = (address + "\n").encode()
+        while data:
+            data = data[os.write(fd, data) :]
+        os.fchmod(fd, 0o644)  # dockerd reads it
+        os.replace(tmp, path)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return fd
+
+
+def json_line(call: Call) -> str:
+    """The whole journal entry as one line of JSON. Never an error: an entry that cannot
+    be written whole (a ``NaN``, a value too deep) is written without its request and
+    answer, saying why."""
+    entry = {f.name: getattr(call, f.name) for f in dataclasses.fields(call)}
+    try:
+        return json.dumps(entry, allow_nan=False, default=repr)
+    except (ValueError, TypeError, RecursionError) as exc:
+        why = f"{type(exc).__name__}: {exc}"
+    head = {"index": call.index, "method": call.method, "status": call.status}
+    return json.dumps({**head, "error": call.error, "unlogged": why}, default=repr)
+
+
+def stamp(when: float) -> str:
+    """``2026-12-01T12:00:00.123Z``: a log line's time."""
+    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when))
+    return f"{whole}.{int(when % 1 * 1000):03d}Z"

@@ -1,0 +1,100 @@
+"""The ``httpx`` transport (sync and async): calls to a routed fake's URL are served
+in-process through respx, failing as httpx fails.
+
+One ``respx`` router (``using="httpx"``: it wraps each client's transport, so respx's own
+users, who mock httpcore underneath, are untouched) serves every routed URL and passes
+every other URL through to the client's real transport. A dropped connection is
+``httpx.RemoteProtocolError``, a hang past the client's read timeout (httpx's default: 5
+s, on the fake's clock) ``httpx.ReadTimeout``. Under ``AsyncClient`` a call that a rule
+may hold runs in a worker thread, so a held call never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import respx
+
+from ..core.engine import Engine
+from ..core.http import CONTENT_TYPE, not_allowed
+from .registry import Registry
+
+_HEADERS = [(b"Content-Type", CONTENT_TYPE.encode())]
+
+
+def serve(engine: Engine, method: str, request: httpx.Request) -> httpx.Response:
+    """Serve ``request`` on ``engine``; raise what httpx raises for a dropped or hung call."""
+    if request.method != "POST":
+        status, body = not_allowed(request.method)
+        return httpx.Response(status, content=body, headers=_HEADERS)
+    timeout = request.extensions.get("timeout", {}).get("read")
+    reply = engine.respond(method, request.content, timeout=timeout)
+    if reply.timed_out:
+        raise httpx.ReadTimeout(f"{reply.why}: no answer within {timeout} s", request=request)
+    if reply.drop == "before":
+        raise httpx.RemoteProtocolError(
+            f"{reply.why}: server disconnected without sending a response", request=request
+        )
+    if reply.drop == "mid_body":
+        raise httpx.RemoteProtocolError(
+            f"{reply.why}: peer closed connection without sending complete message body: "
+            f"received {len(reply.body) // 2} bytes, expected {len(reply.body)}",
+            request=request,
+        )
+    return httpx.Response(reply.status, content=reply.body, headers=_HEADERS)
+
+
+async def serve_async(engine: Engine, method: str, request: httpx.Request) -> httpx.Response:
+    """`serve()` for an event loop: in a worker thread when a rule may hold the call."""
+    if not engine.faults.rules:
+        return serve(engine, method, request)
+    return await asyncio.to_thread(serve, engine, method, request)
+
+
+def _side_effect(request: httpx.Request) -> Any:
+    found = ROUTES.find(str(request.url))
+    if found is None:
+        return request  # respx: pass through to the client's real transport
+    route, method = found
+    if not route.engine.faults.rules:  # nothing can hold the call: serve it here
+        return serve(route.engine, method, request)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return serve(route.engine, method, request)
+    return serve_async(route.engine, method, request)
+
+
+def _patch() -> Callable[[], None]:
+    router = respx.MockRouter(using="httpx", assert_all_called=False, assert_all_mocked=True)
+    router.route().mock(side_effect=_side_effect)
+    router.start()
+    return router.stop
+
+
+#: The routes httpx calls are served by.
+ROUTES = Registry(_patch)
+
+
+def _path_method(request: httpx.Request) -> str:
+    return request.url.path.lstrip("/")
+
+
+def client(engine: Engine, url: str, **kwargs: Any) -> httpx.Client:
+    """An ``httpx.Client`` served by ``engine`` in-process, at ``url``."""
+    kwargs.setdefault("base_url", url)
+    transport = httpx.MockTransport(lambda request: serve(engine, _path_method(request), request))
+    return httpx.Client(transport=transport, **kwargs)
+
+
+def async_client(engine: Engine, url: str, **kwargs: Any) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` served by ``engine`` in-process, at ``url``."""
+    kwargs.setdefault("base_url", url)
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return await serve_async(engine, _path_method(request), request)
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler), **kwargs)

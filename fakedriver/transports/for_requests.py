@@ -1,0 +1,104 @@
+"""The ``requests`` transport: calls to a routed fake's URL are served in-process through
+``responses``.
+
+``requests`` picks an adapter per URL (``Session.get_adapter``); for a routed fake's URL
+(including the ``http+unix://`` form of requests-unixsocket) it gets this module's
+adapter, whose ``send`` one ``responses.RequestsMock`` patches while any route is
+active. Every other URL keeps its usual adapter, so the user's own ``responses`` setup
+(started before or after) and the network see exactly what they would without the fake,
+and the fake's calls never appear in the user's ``responses.calls``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from unittest import mock
+
+import requests
+import requests.adapters
+import responses
+
+from ..core.http import CONTENT_TYPE, not_allowed
+from .registry import Registry
+
+
+class FakeAdapter(requests.adapters.HTTPAdapter):
+    """The adapter ``requests`` uses for a routed fake's URL."""
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        raise requests.ConnectionError(f"no fake is routed at {request.url}")
+
+
+class _Dispatch(responses.CallbackResponse):
+    """Every request that reaches the adapter is for a routed fake."""
+
+    def matches(self, request: requests.PreparedRequest) -> tuple[bool, str]:
+        return True, ""
+
+
+def _patch() -> Callable[[], None]:
+    calls = responses.RequestsMock(
+        assert_all_requests_are_fired=False, target=f"{__name__}.FakeAdapter.send"
+    )
+    calls.add(_Dispatch(responses.POST, "http://fakedriver", _serve, content_type=None))
+    calls.start()
+    usual = requests.Session.get_adapter
+
+    def get_adapter(session: requests.Session, url: str) -> requests.adapters.BaseAdapter:
+        return _adapter if ROUTES.find(url) is not None else usual(session, url)
+
+    choose = mock.patch.object(requests.Session, "get_adapter", get_adapter)
+    choose.start()
+
+    def stop() -> None:
+        choose.stop()
+        calls.stop()
+
+    return stop
+
+
+#: The routes ``requests`` calls are served by.
+ROUTES = Registry(_patch)
+_adapter = FakeAdapter()
+
+
+def _serve(request: requests.PreparedRequest) -> tuple[int, dict[str, str], bytes] | Exception:
+    found = ROUTES.find(request.url or "")
+    if found is None:
+        return requests.ConnectionError(f"no fake is routed at {request.url}")
+    route, method = found
+    verb = request.method or "GET"
+    if verb != "POST":
+        status, body = not_allowed(verb)
+        return status, {"Content-Type": CONTENT_TYPE}, body
+    timeout = _read_timeout(getattr(request, "req_kwargs", {}).get("timeout"))
+    reply = route.engine.respond(method, _body(request.body), timeout=timeout)
+    if reply.timed_out:
+        return requests.ReadTimeout(f"{reply.why}: no answer within {timeout} s")
+    if reply.drop == "before":
+        return requests.ConnectionError(f"{reply.why}: connection closed before the answer")
+    if reply.drop == "mid_body":
+        return requests.exceptions.ChunkedEncodingError(
+            f"{reply.why}: connection closed in the middle of the answer"
+        )
+    return reply.status, {"Content-Type": CONTENT_TYPE}, reply.body
+
+
+def _read_timeout(timeout: Any) -> float | None:
+    """The read part of a requests ``timeout`` (a number or a (connect, read) pair)."""
+    if isinstance(timeout, tuple):
+        timeout = timeout[1]
+    return None if timeout is None else float(timeout)
+
+
+def _body(body: Any) -> bytes:
+    if body is None:
+        return b""
+    if isinstance(body, str):
+        return body.encode()
+    if isinstance(body, bytes):
+        return body
+    if hasattr(body, "read"):
+        return bytes(body.read())
+    return b"".join(body)  # an iterable of chunks

@@ -1,0 +1,162 @@
+"""Routing a client library's calls to a fake in-process.
+
+While a [`Route`][fakedriver.Route] is active, every call that ``requests``, ``httpx`` (sync and
+async) and ``aiohttp`` make to the fake's base URL (or, for ``requests``, the ``http+unix://`` URL
+of its socket) is served by the fake, failing as that library fails when a fault drops the
+connection or hangs; every other URL goes on to whatever would have handled it otherwise. Each
+library has its own transport module.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from ..core.engine import Engine
+from ..fake import DEFAULT_URL, FakeNetDriver
+from .registry import default_clients, registry
+
+#: The parameter through which a decorated function gets the fake (as the fixture's name).
+INJECTED = "fake_netdriver"
+
+R = TypeVar("R")
+
+
+class Route:
+    """Serve calls to ``url`` (and to ``socket`` over ``http+unix://``) from ``fake``.
+
+    Use as a context manager (it returns the fake) or as a decorator: the route is active
+    while the function runs, and a function with a ``fake_netdriver`` parameter gets the
+    fake there, as respx's ``respx_mock`` (the parameter is taken out of the function's
+    signature, so pytest does not look for a fixture of that name). Coroutine functions
+    are routed while they run too.
+
+    :param fake: the driver to route to.
+    :param url: its base URL; calls go to ``<url>/NetworkDriver.Join`` and so on.
+    :param socket: also route ``http+unix://<quoted socket path>/...``, the URL form that
+        requests-unixsocket users write for ``/run/docker/plugins/NAME.sock``.
+    :param clients: which libraries to route: any of ``"requests"``, ``"httpx"`` (sync and
+        async), ``"aiohttp"``. ``None``: every one of them that is installed; one installed
+        without its routing library is [`MissingExtra`][fakedriver.MissingExtra] (its calls would
+        reach the network), naming the extra to install.
+    """
+
+    def __init__(
+        self,
+        fake: FakeNetDriver,
+        url: str = DEFAULT_URL,
+        socket: str | None = None,
+        clients: Iterable[str] | None = None,
+    ) -> None:
+        self.fake = fake
+        self.url = url.rstrip("/")
+        self.socket = socket
+        bases = [re.escape(self.url)]
+        if socket:
+            bases.append(re.escape("http+unix://" + quote(socket, safe="")))
+        self.pattern = re.compile(rf"^(?:{'|'.join(bases)})/(?P<method>[^/?#]*)", re.IGNORECASE)
+        if clients is None:
+            clients = default_clients()
+        #: The client libraries this route serves.
+        self.clients = tuple(clients)
+        self._registries = [registry(client) for client in self.clients]
+        self._active = False
+
+    @property
+    def engine(self) -> Engine:
+        """The routed fake's call engine."""
+        return self.fake.engine
+
+    def method_of(self, url: str) -> str | None:
+        """The method a call to ``url`` names, if ``url`` is this route's; else ``None``."""
+        match = self.pattern.match(url)
+        return match.group("method") if match else None
+
+    def start(self) -> None:
+        """Route calls to the fake until [`stop()`][fakedriver.Route.stop] (``with`` does both)."""
+        if self._active:
+            raise RuntimeError("this route is already active")
+        for routes in self._registries:
+            routes.attach(self)
+        self._active = True
+        self.fake.url, self.fake.socket_path = self.url, self.socket
+
+    def stop(self) -> None:
+        """Stop routing; calls go where they would without the fake."""
+        if not self._active:
+            return
+        for routes in self._registries:
+            routes.detach(self)
+        self._active = False
+
+    def __enter__(self) -> FakeNetDriver:
+        self.start()
+        return self.fake
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __call__(self, func: Callable[..., R]) -> Callable[..., R]:
+        """Route while ``func`` runs; its ``fake_netdriver`` parameter, if any, gets the fake."""
+        signature = inspect.signature(func)
+        wants = INJECTED in signature.parameters
+
+        def inject(fake: FakeNetDriver, kwargs: dict[str, Any]) -> dict[str, Any]:
+            return {**kwargs, INJECTED: fake} if wants else kwargs
+
+        wrapper: Callable[..., Any]
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                with self as fake:
+                    return await func(*args, **inject(fake, kwargs))
+
+        else:
+
+            @functools.wraps(func)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                with self as fake:
+                    return func(*args, **inject(fake, kwargs))
+
+        if wants:
+            kept = [p for name, p in signature.parameters.items() if name != INJECTED]
+            wrapper.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
+        return wrapper
+
+
+def routed(
+    fake: FakeNetDriver | None = None,
+    url: str = DEFAULT_URL,
+    socket: str | None = None,
+    clients: Iterable[str] | None = None,
+    **persona: Any,
+) -> Route:
+    """A [`Route`][fakedriver.Route] to ``fake`` (a new ``FakeNetDriver(**persona)`` when omitted),
+    as a context manager::
+
+        with fakedriver.routed(url="http://plugin") as fake:
+            requests.post("http://plugin/Plugin.Activate")
+
+    or as a decorator, whose function gets the fake as its ``fake_netdriver`` argument
+    when it has one (as respx passes ``respx_mock``)::
+
+        @fakedriver.routed(url="http://plugin")
+        def check(fake_netdriver):
+            requests.post("http://plugin/Plugin.Activate")
+            fake_netdriver.calls.assert_called("Plugin.Activate")
+
+    :param url: the base URL routed to the fake.
+    :param socket: also route requests-unixsocket's ``http+unix://`` URL of this path.
+    :param clients: which client libraries to route (default: every one installed).
+    :param persona: options for the new fake (not with ``fake``).
+    """
+    if fake is None:
+        fake = FakeNetDriver(**persona)
+    elif persona:
+        raise TypeError("pass persona options or a fake, not both")
+    return Route(fake, url, socket, clients)

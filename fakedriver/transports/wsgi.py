@@ -1,0 +1,50 @@
+"""The WSGI transport: ``FakeNetDriver`` as a WSGI application.
+
+Behind a WSGI server that exposes the socket (werkzeug's sets ``werkzeug.socket``) a
+dropped connection is a real closed socket; with no socket (``werkzeug.test.Client``,
+``httpx.WSGITransport``) it is [`ConnectionDropped`][fakedriver.ConnectionDropped].
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from werkzeug.wrappers import Request
+
+from ..core.engine import Engine
+from ..core.http import headers, not_allowed, reason
+from ..core.reply import ConnectionDropped
+from .peer import gone, hang_up
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+
+def serve(
+    engine: Engine, environ: WSGIEnvironment, start_response: StartResponse
+) -> Iterable[bytes]:
+    """Serve one WSGI request on ``engine``."""
+    request = Request(environ)
+    if request.method != "POST":
+        status, body = not_allowed(request.method)
+        start_response(f"{status} {reason(status)}", headers(body))
+        return [body]
+    sock: socket.socket | None = environ.get("werkzeug.socket")
+    reply = engine.respond(request.path, request.get_data(), gone=gone(sock) if sock else None)
+    if reply.drop is None:
+        start_response(f"{reply.status} {reason(reply.status)}", headers(reply.body))
+        return [reply.body]
+    if sock is None:
+        raise ConnectionDropped(f"{reply.why}: connection dropped")
+    if reply.drop == "before":
+        hang_up(sock)
+        return []
+    start_response(f"{reply.status} {reason(reply.status)}", headers(reply.body))
+    return _half_then_hang_up(reply.body, sock)
+
+
+def _half_then_hang_up(body: bytes, sock: socket.socket) -> Iterator[bytes]:
+    yield body[: len(body) // 2]
+    hang_up(sock)
