@@ -28,10 +28,10 @@ from .core.persona import Persona
 from .core.pool import Lease, Pool
 from .core.reply import ConnectionDropped, NeverAnswered, Reply
 from .core.state import Allocation, Endpoint, Join, Network, Node, State, Violation
-from .fake import FakeNetDriver
+from .fake import FakeNetDriver, routed
 from .server.serving import Served, serving
 from .transports.registry import MissingExtra
-from .transports.route import Route, routed
+from .transports.route import Route
 
 __version__ = "0.1.0"
 

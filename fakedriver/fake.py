@@ -1,5 +1,5 @@
 """``FakeNetDriver``: the fake driver, a thin facade over its `Engine`, and a WSGI
-application."""
+application; ``routed()``, a route to a fake (a new one unless given)."""
 
 from __future__ import annotations
 
@@ -14,18 +14,16 @@ from .core.engine import Engine, Listener
 from .core.faults import Faults, Rule
 from .core.journal import Journal
 from .core.persona import Persona
+from .core.ports import Links
 from .core.reply import Reply
 from .core.state import State, Violation
-from .server.veth import Links
 from .transports.registry import registry
+from .transports.route import DEFAULT_URL, Route
 from .transports.wsgi import serve
 
 if TYPE_CHECKING:
     import httpx
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
-
-#: The base URL a fake is routed at unless told otherwise (``routed()``, the fixture).
-DEFAULT_URL = "http://fake-netdriver"
 
 
 class FakeNetDriver:
@@ -207,3 +205,36 @@ class FakeNetDriver:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         return serve(self.engine, environ, start_response)
+
+
+def routed(
+    fake: FakeNetDriver | None = None,
+    url: str = DEFAULT_URL,
+    socket: str | None = None,
+    clients: Iterable[str] | None = None,
+    **persona: Any,
+) -> Route[FakeNetDriver]:
+    """A [`Route`][fakedriver.Route] to ``fake`` (a new ``FakeNetDriver(**persona)`` when omitted),
+    as a context manager::
+
+        with fakedriver.routed(url="http://plugin") as fake:
+            requests.post("http://plugin/Plugin.Activate")
+
+    or as a decorator, whose function gets the fake as its ``fake_netdriver`` argument
+    when it has one (as respx passes ``respx_mock``)::
+
+        @fakedriver.routed(url="http://plugin")
+        def check(fake_netdriver):
+            requests.post("http://plugin/Plugin.Activate")
+            fake_netdriver.calls.assert_called("Plugin.Activate")
+
+    :param url: the base URL routed to the fake.
+    :param socket: also route requests-unixsocket's ``http+unix://`` URL of this path.
+    :param clients: which client libraries to route (default: every one installed).
+    :param persona: options for the new fake (not with ``fake``).
+    """
+    if fake is None:
+        fake = FakeNetDriver(**persona)
+    elif persona:
+        raise TypeError("pass persona options or a fake, not both")
+    return Route(fake, url, socket, clients)

@@ -20,9 +20,10 @@ from dockerd_env import run_name, unix_call
 from rawhttp import system_python
 
 import fakedriver
+from fakedriver.cli.args import check_serve_args
 from fakedriver.cli.main import main
 from fakedriver.plugin import bundle as _bundle
-from fakedriver.plugin.bundle import DATA, BundleError, build, check_serve_args
+from fakedriver.plugin.bundle import DATA, BundleError, build
 from fakedriver.plugin.rootfs import PRUNED_STDLIB, SITE, interpreter
 
 BAKED = ["--scope", "global", "--links", "veth", "--seed", "7"]
@@ -167,7 +168,7 @@ def test_a_bad_folder_is_refused_and_nothing_is_written(
 
 def test_a_missing_parent_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="no such folder"):
-        build(tmp_path / "nowhere" / "bundle")
+        build(tmp_path / "nowhere" / "bundle", check=check_serve_args)
     assert _siblings(tmp_path) == set()
 
 

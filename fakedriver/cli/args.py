@@ -4,17 +4,20 @@ flags are generated from [`Persona`][fakedriver.Persona] (see ``options.py``).""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import ipaddress
 import os
 import re
 import stat
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 
 from .. import __version__
 from ..core.journal import FIELD_LIMIT, SERVE_BYTES
+from ..plugin.bundle import DATA, BundleError
 from ..server.connection import Limits
 from ..server.server import PLUGIN_DIR, SPEC_DIR, ServeError
-from .options import add_persona_options
+from .options import add_persona_options, persona_from
 from .plugin import plugin_parser
 from .state import state_parser
 
@@ -240,6 +243,42 @@ def conflicts(args: argparse.Namespace) -> str | None:
     if args.socket and not os.path.isdir(os.path.dirname(os.path.abspath(args.socket))):
         return f"--socket {args.socket}: its folder does not exist"
     return None
+
+
+def check_serve_args(serve_args: Sequence[str]) -> None:
+    """Refuse serve flags that ``fakedriver serve`` would refuse, or that a bundle sets
+    itself, with serve's own message: what ``plugin build`` hands the bundle to check its
+    flags with (the bundle knows no serve flag).
+
+    :raises BundleError: naming the flag.
+    """
+    errors = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(errors):
+            args = parser().parse_args(["serve", *serve_args])
+    except SystemExit:
+        message = errors.getvalue().strip().splitlines()[-1]
+        raise BundleError(f"serve refuses these flags: {message}") from None
+    if args.control_token is not None:
+        raise BundleError(
+            "--control-token: a token in args is in config.json and 'docker plugin "
+            "inspect', for every local user to read; bake --control-token-file "
+            f"{DATA}/token instead, the token in that file on the host's data folder "
+            "(chmod 600)"
+        )
+    if args.name or args.socket or args.tcp or args.spec_dir:
+        raise BundleError(
+            "--name, --socket, --tcp, --spec-dir: the plugin listens on the socket its "
+            "config.json names ('plugin build --name NAME' names it)"
+        )
+    conflict = conflicts(args)
+    if conflict:
+        raise BundleError(f"serve refuses these flags: {conflict}")
+    flags_only = argparse.Namespace(**{**vars(args), "persona": None})  # a file inside
+    try:
+        persona_from(flags_only, join_gateway=args.links == "veth")
+    except ValueError as exc:
+        raise BundleError(f"serve refuses these flags: {exc}") from None
 
 
 def control_token(

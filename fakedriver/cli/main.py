@@ -18,14 +18,22 @@ from typing import Any
 
 from ..core.clock import RealClock
 from ..core.journal import Journal
+from ..core.ports import Links, StoreError
 from ..fake import FakeNetDriver
-from ..persist.store import StateFileError, Store, StoreError
+from ..persist.store import StateFileError, Store
 from ..plugin.bundle import BundleError
 from ..server.connection import Limits
 from ..server.control import control
 from ..server.server import PLUGIN_DIR, SPEC_DIR, PluginServer, ServeError
-from ..server.veth import Checkpointed, Links, VethLinks, reconcile
-from .args import ARGV_TOKEN, DEFAULT_NAME, conflicts, control_token, parser
+from ..server.veth import Checkpointed, VethLinks, reconcile
+from .args import (
+    ARGV_TOKEN,
+    DEFAULT_NAME,
+    check_serve_args,
+    conflicts,
+    control_token,
+    parser,
+)
 from .options import persona_from
 from .plugin import plugin_command
 from .state import state_command
@@ -243,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "state":
             return state_command(args)
         if args.command == "plugin":
-            return plugin_command(args, getattr(args, "serve_args", []))
+            return plugin_command(args, getattr(args, "serve_args", []), check_serve_args)
         return serve(args)
     except (ServeError, StateFileError, BundleError, ValueError) as exc:
         print(f"fakedriver: {exc}", file=sys.stderr)

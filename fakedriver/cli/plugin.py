@@ -4,7 +4,7 @@ plugin's socket (``socket``)."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..plugin.bundle import DATA, DEFAULT_SOCKET, PLUGINS_ROOT, build, socket_path
@@ -62,14 +62,17 @@ def plugin_parser(commands: Any, name: Callable[[str], str]) -> None:
         sub.set_defaults(subparser=sub)  # an unknown flag gets this command's usage
 
 
-def plugin_command(args: argparse.Namespace, serve_args: list[str]) -> int:
-    """Run ``plugin build`` (with the serve flags it was given) or ``plugin socket``."""
+def plugin_command(
+    args: argparse.Namespace, serve_args: list[str], check: Callable[[Sequence[str]], None]
+) -> int:
+    """Run ``plugin build`` (with the serve flags it was given, which ``check`` refuses as
+    serve would) or ``plugin socket``."""
     if args.action == "socket":
         print(socket_path(args.plugin))
         return 0
     if serve_args[:1] == ["--"]:
         serve_args = serve_args[1:]
-    bundle = build(args.dir, serve_args, socket=args.name)
+    bundle = build(args.dir, serve_args, socket=args.name, check=check)
     print(
         f"fakedriver: plugin bundle in {bundle.path} ({bundle.size / 2**20:.1f} MiB, "
         f"built in {bundle.seconds:.1f} s)\n"

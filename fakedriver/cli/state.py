@@ -9,9 +9,10 @@ import os
 import sys
 from typing import Any
 
+from ..core.ports import StoreError
 from ..core.state import State
 from ..persist.jsonfile import load
-from ..persist.store import StateFileError, Store, StoreError, peek_state
+from ..persist.store import StateFileError, Store, peek_state
 
 
 def state_parser(commands: Any) -> None:

@@ -22,8 +22,8 @@ from ..core.faults import Rule
 from ..core.journal import Call, format_call, id_width, mismatches
 from ..core.methods import resolve
 from ..core.persona import Persona
-from ..fake import DEFAULT_URL, FakeNetDriver
-from ..transports.route import Route
+from ..fake import FakeNetDriver
+from ..transports.route import DEFAULT_URL, Route
 from .oracle import Oracle
 
 #: What a partitioned node does with every call: ``drop`` closes the connection unanswered
@@ -168,7 +168,7 @@ class Cluster:
         #: The partitioned nodes: name -> (mode, the fault rule cutting it off).
         self.partitions: dict[str, tuple[str, Rule]] = {}
         self._lock = threading.Lock()
-        self._routes: list[Route] = []
+        self._routes: list[Route[FakeNetDriver]] = []
         for number in range(1, nodes + 1):
             name = f"node-{number}"
             fake = FakeNetDriver(persona)
@@ -219,7 +219,7 @@ class Cluster:
             self.violations.clear()
             self.oracle = Oracle(self.persona)
 
-    def _pairs(self) -> Iterator[tuple[tuple[str, FakeNetDriver], Route]]:
+    def _pairs(self) -> Iterator[tuple[tuple[str, FakeNetDriver], Route[FakeNetDriver]]]:
         return zip(self.nodes.items(), self._routes, strict=True)
 
     # -- routing ------------------------------------------------------------------------------

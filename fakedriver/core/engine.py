@@ -21,8 +21,6 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..persist.store import Store, StoreError
-from ..server.veth import Links
 from .audit import leaks
 from .clock import Clock
 from .errors import DriverError, ShuttingDown, UnknownMethod
@@ -31,6 +29,7 @@ from .http import encode, error_key
 from .journal import Call, Journal
 from .methods import TABLE, Method
 from .persona import Persona
+from .ports import Links, Store, StoreError
 from .reply import SERVED, NeverAnswered, Reply, as_sent, refused, served
 from .state import State, Violation
 from .wire import decode, peek

@@ -7,9 +7,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from ..server.veth import Links
 from .errors import ProtocolViolation
 from .persona import Persona
+from .ports import Links
 from .state import State
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..server.veth import Links
 from . import wire as w
 from .errors import BadRequest, Conflict, NotFound, ProtocolViolation
 from .model import Model
+from .ports import Links
 from .state import Allocation, Endpoint, Join, Network, Node
 from .wire import Body, IPAMData, IPInterface
 

@@ -3,15 +3,17 @@ own way, and how a fault's outcome shapes it.
 
 The engine decides the reply; a transport only renders it: the socket server and the WSGI
 app close a real connection, the in-process routes raise the error their client would.
+A transport asks for it of a `Responder` (the engine), the one thing of the core it needs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from .faults import Rule
+from .faults import Faults, Rule
 from .http import encode, error_key
 from .journal import Call
 
@@ -56,6 +58,25 @@ class Reply:
         """``"fakedriver fault (<rules>)"``: the head of a dropped connection's message."""
         return f"fakedriver fault ({self.call.fault})"
 
+
+
+class Responder(Protocol):
+    """What a transport serves a call on: a fake's `Engine`."""
+
+    @property
+    def faults(self) -> Faults:
+        """The fault rules: with none, no call can be held, and a transport may serve it
+        inline rather than off its event loop."""
+
+    def respond(
+        self,
+        path: str,
+        body: bytes,
+        *,
+        timeout: float | None = None,
+        gone: Callable[[], bool] | None = None,
+    ) -> Reply:
+        """Serve one call with the fault rules applied (see `Engine.respond()`)."""
 
 def as_sent(call: Call, outcome: Rule | None) -> Call:
     """The journal entry of a served call once ``outcome`` changed its answer."""

@@ -30,6 +30,7 @@ from typing import Any
 from ..core import wire as w
 from ..core.errors import DriverError
 from ..core.pool import Lease, Pool
+from ..core.ports import Key, StoreError
 from ..core.state import Allocation, Endpoint, Network, Node, State
 from .schema import (
     LARGEST,
@@ -50,16 +51,9 @@ from .schema import (
     unlink_endpoint,
 )
 
-#: A record a call touched: ``(table, key)`` (see `fakedriver.core.model.Model.touch()`).
-Key = tuple[str, Any]
-
 
 class StateFileError(Exception):
     """The state file cannot be used; the message is one line naming the file."""
-
-
-class StoreError(Exception):
-    """A commit failed (whatever failed in it): nothing of it is in the database."""
 
 
 def _dump(value: Any) -> str:

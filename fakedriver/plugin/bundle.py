@@ -8,10 +8,8 @@ the host's ``/run/docker/plugins/<id>/``: the socket `config()` names is found t
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
-import io
 import json
 import os
 import shutil
@@ -19,13 +17,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..cli.options import persona_from
 from .rootfs import (
     SITE,
     RootfsError,
@@ -123,47 +120,17 @@ def config(
     }
 
 
-def check_serve_args(serve_args: Sequence[str]) -> None:
-    """Refuse serve flags that ``fakedriver serve`` would refuse, or that a bundle sets
-    itself, with serve's own message.
+def _splittable(serve_args: Sequence[str]) -> None:
+    """Refuse serve flags dockerd would split apart: it splits ``args`` on single spaces.
 
     :raises BundleError: naming the flag.
     """
-    from ..cli.args import conflicts, parser  # _args imports the plugin command, and so this
-
     for arg in serve_args:
         if arg == "" or " " in arg:
             raise BundleError(
                 f"{arg!r}: dockerd splits args on single spaces, so no flag or value may "
                 "be empty or contain a space"
             )
-    errors = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(errors):
-            args = parser().parse_args(["serve", *serve_args])
-    except SystemExit:
-        message = errors.getvalue().strip().splitlines()[-1]
-        raise BundleError(f"serve refuses these flags: {message}") from None
-    if args.control_token is not None:
-        raise BundleError(
-            "--control-token: a token in args is in config.json and 'docker plugin "
-            "inspect', for every local user to read; bake --control-token-file "
-            f"{DATA}/token instead, the token in that file on the host's data folder "
-            "(chmod 600)"
-        )
-    if args.name or args.socket or args.tcp or args.spec_dir:
-        raise BundleError(
-            "--name, --socket, --tcp, --spec-dir: the plugin listens on the socket its "
-            "config.json names ('plugin build --name NAME' names it)"
-        )
-    conflict = conflicts(args)
-    if conflict:
-        raise BundleError(f"serve refuses these flags: {conflict}")
-    flags_only = argparse.Namespace(**{**vars(args), "persona": None})  # a file inside
-    try:
-        persona_from(flags_only, join_gateway=args.links == "veth")
-    except ValueError as exc:
-        raise BundleError(f"serve refuses these flags: {exc}") from None
 
 
 def _target(path: Path) -> None:
@@ -214,7 +181,11 @@ def _place(work: Path, target: Path) -> None:
 
 
 def build(
-    path: str | os.PathLike[str], serve_args: Sequence[str] = (), socket: str = DEFAULT_SOCKET
+    path: str | os.PathLike[str],
+    serve_args: Sequence[str] = (),
+    socket: str = DEFAULT_SOCKET,
+    *,
+    check: Callable[[Sequence[str]], None],
 ) -> Bundle:
     """Build a managed-plugin bundle in ``path`` (which must not exist, or be an empty
     folder), offline, from the running interpreter and environment.
@@ -223,6 +194,9 @@ def build(
     :param serve_args: the serve flags the plugin runs with unless ``docker plugin set``
         changes them.
     :param socket: the socket's name (``NAME.sock``).
+    :param check: refuses (with `BundleError`) serve flags that ``fakedriver serve`` would
+        refuse, or that a bundle sets itself: the CLI's ``check_serve_args``, which knows
+        serve's flags (the bundle does not import the CLI).
     :raises BundleError: when the folder or the flags are refused, or the rootfs cannot
         be made; nothing is left behind.
     """
@@ -231,7 +205,8 @@ def build(
     started = time.monotonic()
     target = Path(path).absolute()
     _target(target)
-    check_serve_args(serve_args)
+    _splittable(serve_args)
+    check(serve_args)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         root = work / "rootfs"

@@ -17,22 +17,12 @@ import hashlib
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from ..core.errors import DriverError
+from ..core.ports import Links
 from ..core.state import State
 
 Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
-
-
-class Links(Protocol):
-    """Makes and removes the host interface handed to Docker in a Join answer."""
-
-    def create(self, endpoint_id: str) -> str:
-        """Make the interface for ``endpoint_id``; return its name. Raise DriverError."""
-
-    def delete(self, endpoint_id: str) -> None:
-        """Remove what `create()` made, if it still exists."""
 
 
 def _run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:

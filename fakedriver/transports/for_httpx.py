@@ -18,14 +18,14 @@ from typing import Any
 import httpx
 import respx
 
-from ..core.engine import Engine
 from ..core.http import CONTENT_TYPE, not_allowed
+from ..core.reply import Responder
 from .registry import Registry
 
 _HEADERS = [(b"Content-Type", CONTENT_TYPE.encode())]
 
 
-def serve(engine: Engine, method: str, request: httpx.Request) -> httpx.Response:
+def serve(engine: Responder, method: str, request: httpx.Request) -> httpx.Response:
     """Serve ``request`` on ``engine``; raise what httpx raises for a dropped or hung call."""
     if request.method != "POST":
         status, body = not_allowed(request.method)
@@ -47,7 +47,7 @@ def serve(engine: Engine, method: str, request: httpx.Request) -> httpx.Response
     return httpx.Response(reply.status, content=reply.body, headers=_HEADERS)
 
 
-async def serve_async(engine: Engine, method: str, request: httpx.Request) -> httpx.Response:
+async def serve_async(engine: Responder, method: str, request: httpx.Request) -> httpx.Response:
     """`serve()` for an event loop: in a worker thread when a rule may hold the call."""
     if not engine.faults.rules:
         return serve(engine, method, request)
@@ -83,14 +83,14 @@ def _path_method(request: httpx.Request) -> str:
     return request.url.path.lstrip("/")
 
 
-def client(engine: Engine, url: str, **kwargs: Any) -> httpx.Client:
+def client(engine: Responder, url: str, **kwargs: Any) -> httpx.Client:
     """An ``httpx.Client`` served by ``engine`` in-process, at ``url``."""
     kwargs.setdefault("base_url", url)
     transport = httpx.MockTransport(lambda request: serve(engine, _path_method(request), request))
     return httpx.Client(transport=transport, **kwargs)
 
 
-def async_client(engine: Engine, url: str, **kwargs: Any) -> httpx.AsyncClient:
+def async_client(engine: Responder, url: str, **kwargs: Any) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` served by ``engine`` in-process, at ``url``."""
     kwargs.setdefault("base_url", url)
 

@@ -11,14 +11,14 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from ..core.engine import Engine
+from ..core.reply import Responder
 
 
 class Routed(Protocol):
     """A route as the transports see it (see [`fakedriver.Route`][fakedriver.Route])."""
 
     @property
-    def engine(self) -> Engine: ...
+    def engine(self) -> Responder: ...
 
     #: Matches this route's URLs; group ``method`` is the protocol method.
     pattern: re.Pattern[str]

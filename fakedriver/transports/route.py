@@ -13,12 +13,14 @@ import functools
 import inspect
 import re
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import quote
 
-from ..core.engine import Engine
-from ..fake import DEFAULT_URL, FakeNetDriver
+from ..core.reply import Responder
 from .registry import default_clients, registry
+
+#: The base URL a fake is routed at unless told otherwise (``routed()``, the fixture).
+DEFAULT_URL = "http://fake-netdriver"
 
 #: The parameter through which a decorated function gets the fake (as the fixture's name).
 INJECTED = "fake_netdriver"
@@ -26,7 +28,24 @@ INJECTED = "fake_netdriver"
 R = TypeVar("R")
 
 
-class Route:
+class Routable(Protocol):
+    """A fake as a route sees it: what serves its calls, and where it is routed (a route
+    sets both when it starts)."""
+
+    @property
+    def engine(self) -> Responder:
+        """What serves the routed calls."""
+
+    url: str
+    socket_path: str | None
+
+
+#: The routed fake's type (a [`FakeNetDriver`][fakedriver.FakeNetDriver]), which the
+#: context manager gives back.
+F = TypeVar("F", bound=Routable)
+
+
+class Route(Generic[F]):
     """Serve calls to ``url`` (and to ``socket`` over ``http+unix://``) from ``fake``.
 
     Use as a context manager (it returns the fake) or as a decorator: the route is active
@@ -47,7 +66,7 @@ class Route:
 
     def __init__(
         self,
-        fake: FakeNetDriver,
+        fake: F,
         url: str = DEFAULT_URL,
         socket: str | None = None,
         clients: Iterable[str] | None = None,
@@ -67,7 +86,7 @@ class Route:
         self._active = False
 
     @property
-    def engine(self) -> Engine:
+    def engine(self) -> Responder:
         """The routed fake's call engine."""
         return self.fake.engine
 
@@ -93,7 +112,7 @@ class Route:
             routes.detach(self)
         self._active = False
 
-    def __enter__(self) -> FakeNetDriver:
+    def __enter__(self) -> F:
         self.start()
         return self.fake
 
@@ -105,7 +124,7 @@ class Route:
         signature = inspect.signature(func)
         wants = INJECTED in signature.parameters
 
-        def inject(fake: FakeNetDriver, kwargs: dict[str, Any]) -> dict[str, Any]:
+        def inject(fake: F, kwargs: dict[str, Any]) -> dict[str, Any]:
             return {**kwargs, INJECTED: fake} if wants else kwargs
 
         wrapper: Callable[..., Any]
@@ -128,35 +147,3 @@ class Route:
             wrapper.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
         return wrapper
 
-
-def routed(
-    fake: FakeNetDriver | None = None,
-    url: str = DEFAULT_URL,
-    socket: str | None = None,
-    clients: Iterable[str] | None = None,
-    **persona: Any,
-) -> Route:
-    """A [`Route`][fakedriver.Route] to ``fake`` (a new ``FakeNetDriver(**persona)`` when omitted),
-    as a context manager::
-
-        with fakedriver.routed(url="http://plugin") as fake:
-            requests.post("http://plugin/Plugin.Activate")
-
-    or as a decorator, whose function gets the fake as its ``fake_netdriver`` argument
-    when it has one (as respx passes ``respx_mock``)::
-
-        @fakedriver.routed(url="http://plugin")
-        def check(fake_netdriver):
-            requests.post("http://plugin/Plugin.Activate")
-            fake_netdriver.calls.assert_called("Plugin.Activate")
-
-    :param url: the base URL routed to the fake.
-    :param socket: also route requests-unixsocket's ``http+unix://`` URL of this path.
-    :param clients: which client libraries to route (default: every one installed).
-    :param persona: options for the new fake (not with ``fake``).
-    """
-    if fake is None:
-        fake = FakeNetDriver(**persona)
-    elif persona:
-        raise TypeError("pass persona options or a fake, not both")
-    return Route(fake, url, socket, clients)

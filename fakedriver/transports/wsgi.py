@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING
 
 from werkzeug.wrappers import Request
 
-from ..core.engine import Engine
 from ..core.http import headers, not_allowed, reason
-from ..core.reply import ConnectionDropped
+from ..core.reply import ConnectionDropped, Responder
 from .peer import gone, hang_up
 
 if TYPE_CHECKING:
@@ -23,7 +22,7 @@ if TYPE_CHECKING:
 
 
 def serve(
-    engine: Engine, environ: WSGIEnvironment, start_response: StartResponse
+    engine: Responder, environ: WSGIEnvironment, start_response: StartResponse
 ) -> Iterable[bytes]:
     """Serve one WSGI request on ``engine``."""
     request = Request(environ)

@@ -1,0 +1,51 @@
+"""What the core asks of the world outside it, as protocols: the layers above implement
+them (``server.veth`` makes host links, ``persist.store`` commits to SQLite), and the
+core imports none of them. (What the core offers the transports, a `Responder`, is in
+``reply``.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from .state import State
+
+#: A record a call touched: ``(table, key)`` (see `fakedriver.core.model.Model.touch()`).
+Key = tuple[str, Any]
+
+
+class Links(Protocol):
+    """Makes and removes the host interface handed to Docker in a Join answer."""
+
+    def create(self, endpoint_id: str) -> str:
+        """Make the interface for ``endpoint_id``; return its name. Raise DriverError."""
+
+    def delete(self, endpoint_id: str) -> None:
+        """Remove what `create()` made, if it still exists."""
+
+
+class StoreError(Exception):
+    """A commit failed (whatever failed in it): nothing of it is in the database."""
+
+
+class Store(Protocol):
+    """Where the engine commits what each call changed (``fakedriver serve --state``)."""
+
+    #: Why memory can no longer be trusted (a failed commit it could not read back from):
+    #: every call answers this until a restart; ``None`` when all is well.
+    broken: str | None
+
+    def commit(self, state: State, touched: Iterable[Key]) -> None:
+        """Save the records ``touched`` names as ``state`` has them now; `StoreError` if
+        nothing of it could be."""
+
+    def revert(self, state: State, touched: Iterable[Key]) -> None:
+        """Put the records ``touched`` names back in ``state`` as last saved, after a
+        failed commit; `StoreError` (and `broken` set) when they cannot be read."""
+
+    def replace(self, state: State) -> None:
+        """Make the store hold ``state`` and nothing else; `StoreError` if it cannot."""
+
+    def close(self) -> None:
+        """Release the store; nothing is committed after."""
