@@ -1,6 +1,7 @@
 """Print the declared floor of every dependency (core and the extras the test suite
-uses, followed through ``fakedriver[...]`` references) as ``name==version`` lines, for
-CI's floor run: a floor that is wrong fails there."""
+uses, followed through ``fakedriver[...]`` references, and the tools of the dev extra the
+floor run runs too) as ``name==version`` lines, for CI's floor run: a floor that is wrong
+fails there."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import tomllib
 #: The extra the test suite installs; the extras it names are followed from it.
 ROOT = "test"
 SELF = re.compile(r"^fakedriver\[([^\]]+)\]$")
+#: Tools of the dev extra that the floor run runs (``lint-imports``), at their floor too.
+TOOLS = ("import-linter",)
 
 
 def requirements(extras: dict[str, list[str]], extra: str, seen: set[str]) -> list[str]:
@@ -34,6 +37,11 @@ def main() -> None:
         project = tomllib.load(source)["project"]
     wanted = list(project["dependencies"])
     wanted += requirements(project["optional-dependencies"], ROOT, set())
+    wanted += [
+        spec
+        for spec in project["optional-dependencies"]["dev"]
+        if re.split(r"[\s\[<>=!~;]", spec, maxsplit=1)[0].lower() in TOOLS
+    ]
     pins = {}
     for spec in wanted:
         found = re.match(r"^([A-Za-z0-9_.-]+)(?:\[.*\])?\s*>=\s*([^,;\s]+)", spec)
