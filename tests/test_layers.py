@@ -1,13 +1,68 @@
-"""The package's layers hold: no module is part of an import cycle, nor is any package
-among its siblings (``lint-imports`` in CI checks the layers of pyproject's contract)."""
+"""The package's layers hold: ``import fakedriver`` loads only what the in-process fake
+needs, and no module is part of an import cycle, nor is any package among its siblings
+(``lint-imports`` in CI checks the layers of pyproject's contract)."""
 
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "fakedriver"
+
+#: What ``import fakedriver`` must not load: the serving, persisting, cluster, CLI and
+#: plugin layers, and every client library (each loaded when its client is routed).
+HEAVY = (
+    "sqlite3",
+    "h11",
+    "fakedriver.server",
+    "fakedriver.persist",
+    "fakedriver.cluster",
+    "fakedriver.cli",
+    "fakedriver.plugin",
+    "requests",
+    "httpx",
+    "aiohttp",
+    "responses",
+    "respx",
+    "aioresponses",
+)
+
+LEAN = f"""
+import json, sys
+import fakedriver
+loaded = [name for name in {HEAVY!r} if name in sys.modules]
+missing = []
+for name in fakedriver.__all__:
+    try:
+        value = getattr(fakedriver, name)
+    except AttributeError:
+        missing.append(name)
+        continue
+    if isinstance(value, type) or callable(value):
+        if value.__module__ != "fakedriver":
+            missing.append(f"{{name}} shown at {{value.__module__}}")
+print(json.dumps({{"loaded": loaded, "missing": missing, "listed": sorted(dir(fakedriver))}}))
+"""
+
+
+def test_import_fakedriver_loads_only_the_in_process_fake() -> None:
+    """In a fresh interpreter: none of `HEAVY` is loaded by ``import fakedriver``; then
+    every name of ``__all__`` resolves (the lazy ones load their module), each shown as
+    ``fakedriver.X``, and ``dir()`` lists them all."""
+    done = subprocess.run(
+        [sys.executable, "-c", LEAN], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["loaded"] == []
+    assert found["missing"] == []
+    import fakedriver
+
+    assert set(fakedriver.__all__) <= set(found["listed"])
 
 
 # -- the import graph, as the source says it (every import statement, wherever it is) ------
