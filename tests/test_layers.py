@@ -1,13 +1,16 @@
 """The package's layers hold: ``import fakedriver`` loads only what the in-process fake
-needs, and no module is part of an import cycle, nor is any package among its siblings
-(``lint-imports`` in CI checks the layers of pyproject's contract)."""
+needs, no module is part of an import cycle (nor is any package, among its siblings), and
+the drawing of the layers in ``docs/contributing.md`` is the import-linter contract of
+``pyproject.toml`` (``lint-imports`` in CI checks the contract itself)."""
 
 from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,3 +176,44 @@ def test_no_package_is_in_an_import_cycle_with_its_siblings() -> None:
                 if other is not None and other != source:
                     siblings.setdefault(source, set()).add(other)
         assert cycles(siblings) == [], package
+
+
+# -- the drawing is the contract -------------------------------------------------------------
+def contract_layers() -> list[set[str]]:
+    """The layers of pyproject's import-linter contract, top first, without the package."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (contract,) = [c for c in config["contracts"] if c["type"] == "layers"]
+    return [
+        {name.strip().removeprefix("fakedriver.") for name in layer.split("|")}
+        for layer in contract["layers"]
+    ]
+
+
+def drawn_layers() -> list[set[str]]:
+    """The layers docs/contributing.md draws, top first: each row of boxes is a layer,
+    its boxes the independent siblings."""
+    page = (ROOT / "docs" / "contributing.md").read_text()
+    (drawing,) = re.findall(r"```text\n(.*?)```", page, re.DOTALL)
+    rows = [{cell.strip() for cell in line.split("|")} - {""} for line in drawing.splitlines()]
+    return [row for row in rows if row and not line_art(row)]
+
+
+def line_art(cells: set[str]) -> bool:
+    """A row of box edges or arrows, not of names (``+---+``, ``v``)."""
+    return all(set(cell) <= set("+-v^<> ") for cell in cells)
+
+
+def test_the_drawing_of_the_layers_is_the_import_contract() -> None:
+    assert drawn_layers() == contract_layers()
+
+
+def test_every_module_of_the_package_is_in_a_layer() -> None:
+    """A new top-level module or subpackage gets its place in the contract (and so in the
+    drawing): nothing escapes the layers."""
+    layered = set().union(*contract_layers())
+    top = {
+        path.stem if path.is_file() else path.name
+        for path in PACKAGE.iterdir()
+        if (path.suffix == ".py" or (path / "__init__.py").is_file())
+    }
+    assert top - {"__init__", "__main__"} == layered
