@@ -54,7 +54,8 @@ class Route(Generic[F]):
     signature, so pytest does not look for a fixture of that name). Coroutine functions
     are routed while they run too.
 
-    :param fake: the driver to route to.
+    :param fake: the driver to route to: a [`FakeNetDriver`][fakedriver.FakeNetDriver] (to
+        the route, anything with its `engine`, `url` and `socket_path`).
     :param url: its base URL; calls go to ``<url>/NetworkDriver.Join`` and so on.
     :param socket: also route ``http+unix://<quoted socket path>/...``, the URL form that
         requests-unixsocket users write for ``/run/docker/plugins/NAME.sock``.
