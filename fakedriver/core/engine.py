@@ -31,8 +31,9 @@ from .methods import TABLE, Method
 from .persona import Persona
 from .ports import Links, Store, StoreError
 from .reply import SERVED, NeverAnswered, Reply, as_sent, refused, served
+from .request import Request
 from .state import State, Violation
-from .wire import decode, peek
+from .wire import peek
 
 Listener = Callable[[Call], None]
 _CLOSED = "the server is shutting down: call not served"
@@ -104,7 +105,7 @@ class Engine:
     def serve(self, method: str, body: bytes) -> Call:
         """Serve ``method`` (``"NetworkDriver.Join"``) with no faults; journal it."""
         with self.lock:
-            return self._append(self._run(method, body))
+            return self._append(self._run(Request.read(method, body)))
 
     def respond(
         self,
@@ -123,18 +124,19 @@ class Engine:
         :raises NeverAnswered: a ``hang`` holds the call and neither ``timeout`` nor ``gone``
             could ever end it.
         """
-        method = path.lstrip("/")
+        request = Request.read(path, body)  # the one decode of the body
+        method = request.method
         with self.lock:
-            fired = self.faults.select(method, peek(body)) if self.faults.rules else []
+            fired = self.faults.select(method, request.fields) if self.faults.rules else []
             if not fired:
-                call = self._append(self._run(method, body))
+                call = self._append(self._run(request))
                 return Reply(call.status, encode(call.response), call)
         names = " + ".join(self.faults.describe(rule) for rule in fired)
         delay = sum(rule.seconds for rule in fired if rule.kind == "latency")
         if timeout is not None and delay > timeout:  # served, but the client stops waiting
             self.clock.sleep(timeout)
             with self.lock:
-                call = self._run(method, body, fault=names)
+                call = self._run(request, fault=names)
                 gave_up = f"no answer: client gave up after {timeout} s (served)"
                 call = self._append(dataclasses.replace(call, status=0, error=gave_up))
             return Reply(0, b"", call, drop="before", timed_out=True)
@@ -144,18 +146,19 @@ class Engine:
             if rule.kind in ("hold", "hang"):
                 why = self._wait(rule, timeout, gone, delay)
                 if why == NeverAnswered.WHY:
-                    self._not_answered(method, body, names, why)
+                    self._not_answered(request, names, why)
                     raise NeverAnswered(f"{method}: {why} (and the {names!r} rule holds it)")
                 if why is not None:
-                    return self._not_answered(method, body, names, why)
+                    return self._not_answered(request, names, why)
         outcome = next((rule for rule in fired if rule.kind not in TIMING), None)
         with self.lock:
             if outcome is None or outcome.kind in SERVED:
-                call = self._append(as_sent(self._run(method, body, fault=names), outcome))
+                call = self._append(as_sent(self._run(request, fault=names), outcome))
                 return served(call, outcome)
             status, payload, drop, error = refused(method, outcome)
             answer = peek(payload) or {}
-            call = self._append(self._entry(method, peek(body), answer, status, error, fault=names))
+            entry = self._entry(method, request.fields, answer, status, error, fault=names)
+            call = self._append(entry)
             return Reply(status, payload, call, drop=drop)
 
     def _wait(
@@ -176,15 +179,16 @@ class Engine:
             return "client went away"
         return f"client gave up after {timeout} s (held)"
 
-    def _not_answered(self, method: str, body: bytes, names: str, why: str) -> Reply:
+    def _not_answered(self, request: Request, names: str, why: str) -> Reply:
         with self.lock:
-            entry = self._entry(method, peek(body), {}, 0, f"no answer: {why}", fault=names)
+            error = f"no answer: {why}"
+            entry = self._entry(request.method, request.fields, {}, 0, error, fault=names)
             call = self._append(entry)
         return Reply(0, b"", call, drop="before", timed_out=why.startswith("client gave up"))
 
-    def _run(self, method: str, body: bytes, fault: str | None = None) -> Call:
-        """Serve ``method`` on a fresh model (the caller holds the lock); not journaled."""
-        index = self.calls.next_index
+    def _run(self, incoming: Request, fault: str | None = None) -> Call:
+        """Serve ``incoming`` on a fresh model (the caller holds the lock); not journaled."""
+        method, index = incoming.method, self.calls.next_index
         request: dict[str, Any] | None = None
         found: tuple[str, ...] = ()
         notes: tuple[str, ...] = ()
@@ -195,7 +199,7 @@ class Engine:
             if self.store is not None and self.store.broken is not None:
                 raise StoreError(self.store.broken)  # memory may not be what was saved
             row = self._route(method)
-            request = decode(body, no_arguments=row.no_arguments)
+            request = incoming.body(no_arguments=row.no_arguments)
             links = self.links if row.subsystem == "NetworkDriver" else None
             model = row.model(self.state, self.persona, self._rng, index, links)
             answer = row.handler(model, request)
