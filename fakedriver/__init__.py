@@ -27,7 +27,7 @@ from .core.journal import Call, Journal
 from .core.methods import METHODS
 from .core.persona import Persona
 from .core.pool import Lease, Pool
-from .core.reply import ConnectionDropped, NeverAnswered, Reply
+from .core.reply import ConnectionDropped, NeverAnswered, Outcome, Reply
 from .core.state import Allocation, Endpoint, Join, Network, Node, State, Violation
 from .fake import FakeNetDriver, routed
 from .transports.registry import MissingExtra
@@ -64,6 +64,7 @@ __all__ = [
     "Node",
     "NodeCall",
     "NotFound",
+    "Outcome",
     "Partition",
     "Persona",
     "Pool",

@@ -268,3 +268,14 @@ def test_the_request_body_is_decoded_once_per_call(
         monkeypatch.undo()
     assert len(fake.calls) == 1 and fake.calls[0].request == json.loads(CREATE)
     assert len(decodes) == 1, f"the body was decoded {len(decodes)} times"
+
+
+def test_every_transport_renders_every_outcome() -> None:
+    """Each transport maps outcomes to what its library does through one table: a new
+    outcome without its row in every table fails here, not in a user's test."""
+    from fakedriver import Outcome
+    from fakedriver.server import server
+    from fakedriver.transports import for_aiohttp, for_httpx, for_requests, wsgi
+
+    for module in (wsgi, for_requests, for_httpx, for_aiohttp, server):
+        assert set(module.RENDER) == set(Outcome), module.__name__

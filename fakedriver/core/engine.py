@@ -14,7 +14,6 @@ state back as the database has it, and the call answers ``state not saved: ...``
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import random
 import threading
 import time
@@ -24,16 +23,16 @@ from typing import Any
 from .audit import leaks
 from .clock import Clock
 from .errors import DriverError, ShuttingDown, UnknownMethod
-from .faults import TIMING, Faults, Rule
-from .http import encode, error_key
+from .faults import Faults, Rule
+from .http import error_key
 from .journal import Call, Journal
+from .kinds import ANSWERED, Ending, Kind
 from .methods import TABLE, Method
 from .persona import Persona
 from .ports import Links, Store, StoreError
-from .reply import SERVED, NeverAnswered, Reply, as_sent, refused, served
+from .reply import Outcome, Reply
 from .request import Request
 from .state import State, Violation
-from .wire import peek
 
 Listener = Callable[[Call], None]
 _CLOSED = "the server is shutting down: call not served"
@@ -102,6 +101,11 @@ class Engine:
                 store.close()
 
     # -- serving ----------------------------------------------------------------------------
+    @property
+    def may_block(self) -> bool:
+        """Whether serving a call may wait: any fault rule is set (latency, a hold, a hang)."""
+        return bool(self.faults.rules)
+
     def serve(self, method: str, body: bytes) -> Call:
         """Serve ``method`` (``"NetworkDriver.Join"``) with no faults; journal it."""
         with self.lock:
@@ -115,76 +119,61 @@ class Engine:
         timeout: float | None = None,
         gone: Callable[[], bool] | None = None,
     ) -> Reply:
-        """Serve one call with the fault rules applied.
+        """Serve one call with the fault rules applied: decode its body (once), select the
+        rules that fire, wait as the timed ones say, then serve (or not) and shape the
+        reply as the deciding one says (see ``kinds``).
 
         :param path: ``/NetworkDriver.Join`` (the leading slash is optional).
         :param timeout: how long the client waits for an answer (for ``hang``/``latency``, and
             ``hold``: a held call waits for its release that long in real time at most).
-        :param gone: tells whether the client has gone away (for ``hang``/``hold``).
-        :raises NeverAnswered: a ``hang`` holds the call and neither ``timeout`` nor ``gone``
-            could ever end it.
+        :param gone: tells whether the client has gone away (for ``hang``/``hold``). With
+            neither, a ``hang`` that holds the call is `Outcome.NEVER_ANSWERED`.
         """
         request = Request.read(path, body)  # the one decode of the body
-        method = request.method
         with self.lock:
-            fired = self.faults.select(method, request.fields) if self.faults.rules else []
+            fired = self.faults.select(request.method, request.fields) if self.faults.rules else []
             if not fired:
-                call = self._append(self._run(request))
-                return Reply(call.status, encode(call.response), call)
+                return self._decide(request, ANSWERED)
         names = " + ".join(self.faults.describe(rule) for rule in fired)
-        delay = sum(rule.seconds for rule in fired if rule.kind == "latency")
-        if timeout is not None and delay > timeout:  # served, but the client stops waiting
-            self.clock.sleep(timeout)
-            with self.lock:
-                call = self._run(request, fault=names)
-                gave_up = f"no answer: client gave up after {timeout} s (served)"
-                call = self._append(dataclasses.replace(call, status=0, error=gave_up))
-            return Reply(0, b"", call, drop="before", timed_out=True)
-        if delay:
-            self.clock.sleep(delay)
-        for rule in fired:
-            if rule.kind in ("hold", "hang"):
-                why = self._wait(rule, timeout, gone, delay)
-                if why == NeverAnswered.WHY:
-                    self._not_answered(request, names, why)
-                    raise NeverAnswered(f"{method}: {why} (and the {names!r} rule holds it)")
-                if why is not None:
-                    return self._not_answered(request, names, why)
-        outcome = next((rule for rule in fired if rule.kind not in TIMING), None)
+        ending = self._wait([rule for rule in fired if rule.effect.timed], timeout, gone)
+        decider = next((rule for rule in fired if not rule.effect.timed), None)
+        kind = ending or (decider.effect if decider is not None else ANSWERED)
         with self.lock:
-            if outcome is None or outcome.kind in SERVED:
-                call = self._append(as_sent(self._run(request, fault=names), outcome))
-                return served(call, outcome)
-            status, payload, drop, error = refused(method, outcome)
-            answer = peek(payload) or {}
-            entry = self._entry(method, request.fields, answer, status, error, fault=names)
-            call = self._append(entry)
-            return Reply(status, payload, call, drop=drop)
+            return self._decide(request, kind, decider, names)
 
     def _wait(
-        self, rule: Rule, timeout: float | None, gone: Callable[[], bool] | None, waited: float
-    ) -> str | None:
-        """Hold the call; ``None`` once released, else why it ends unanswered. A ``hold``
-        waits in real time (another thread releases it), for what is left of the client's
-        ``timeout`` after the ``waited`` latency at most."""
-        if rule.kind == "hang" and timeout is not None and not rule.released:
+        self, timed: list[Rule], timeout: float | None, gone: Callable[[], bool] | None
+    ) -> Ending | None:
+        """Wait as the ``timed`` rules say (latency first, then each hold); ``None`` when the
+        call goes on to be answered, else how it ends."""
+        delay = sum(rule.effect.delay(rule) for rule in timed)
+        if timeout is not None and delay > timeout:  # served, but the client stops waiting
             self.clock.sleep(timeout)
-            return f"client gave up after {timeout} s"
-        if rule.kind == "hang" and gone is None and not rule.released:
-            return NeverAnswered.WHY  # nothing would ever end the wait
-        limit = None if timeout is None or rule.kind != "hold" else max(timeout - waited, 0.0)
-        if rule.hold(gone, limit):
-            return None
-        if limit is None or (gone is not None and gone()):
-            return "client went away"
-        return f"client gave up after {timeout} s (held)"
+            return Ending(Outcome.TIMED_OUT, f"client gave up after {timeout} s (served)", True)
+        if delay:
+            self.clock.sleep(delay)
+        for rule in timed:
+            ending = rule.effect.wait(rule, self.clock, timeout, gone, delay)
+            if ending is not None:
+                return ending
+        return None
 
-    def _not_answered(self, request: Request, names: str, why: str) -> Reply:
-        with self.lock:
-            error = f"no answer: {why}"
-            entry = self._entry(request.method, request.fields, {}, 0, error, fault=names)
-            call = self._append(entry)
-        return Reply(0, b"", call, drop="before", timed_out=why.startswith("client gave up"))
+    def _decide(
+        self,
+        request: Request,
+        kind: Kind | Ending,
+        rule: Rule | None = None,
+        fault: str | None = None,
+    ) -> Reply:
+        """Serve ``request`` if ``kind`` says it is served, shape its reply as ``kind`` says
+        and journal it (the caller holds the lock)."""
+        if kind.served:
+            call = self._run(request, fault)
+        else:
+            call = self._entry(request.method, request.fields, {}, 0, None, fault=fault)
+        reply = kind.shape(rule, call)
+        self._append(reply.call)
+        return reply
 
     def _run(self, incoming: Request, fault: str | None = None) -> Call:
         """Serve ``incoming`` on a fresh model (the caller holds the lock); not journaled."""

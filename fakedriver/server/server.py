@@ -26,6 +26,7 @@ from typing import IO, Any
 
 from ..core.http import encode, error_key, from_browser, headers, not_allowed, reason
 from ..core.journal import Call
+from ..core.reply import Outcome, Reply
 from ..fake import FakeNetDriver
 from ..transports.peer import hang_up
 from .connection import Answer, Connection, Limits, Request
@@ -43,6 +44,21 @@ GRACE = 5.0
 Control = Callable[[str, str, bytes], tuple[int, Any]]
 #: accept() errors that pass once connections close: back off instead of spinning.
 _SHORT_OF = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+def _close(reply: Reply) -> Answer:
+    return Answer(0, b"", "before")
+
+
+#: What the server sends for each outcome. It sees a client go away, so no call of its
+#: is never answered (were one, it would be closed, as one whose client gave up).
+RENDER: dict[Outcome, Callable[[Reply], Answer]] = {
+    Outcome.ANSWER: lambda reply: Answer(reply.status, reply.body),
+    Outcome.DROP_BEFORE: _close,
+    Outcome.DROP_MID_BODY: lambda reply: Answer(reply.status, reply.body, "mid_body"),
+    Outcome.TIMED_OUT: _close,
+    Outcome.NEVER_ANSWERED: _close,
+}
 
 
 class ServeError(Exception):
@@ -316,7 +332,7 @@ class PluginServer:
         if request.verb != "POST":
             return Answer(*not_allowed(request.verb))
         reply = self.app.engine.respond(request.target, request.body, gone=gone)
-        return Answer(reply.status, reply.body, reply.drop)
+        return RENDER[reply.outcome](reply)
 
     def _refuse_browser(self, request: Request, header: str) -> Answer:
         """403 in the dialect of the path, served nothing: a web page (any page the

@@ -19,7 +19,7 @@ import httpx
 import respx
 
 from ..core.http import CONTENT_TYPE, not_allowed
-from ..core.reply import Responder
+from ..core.reply import Outcome, Reply, Responder
 from .registry import Registry
 
 _HEADERS = [(b"Content-Type", CONTENT_TYPE.encode())]
@@ -32,24 +32,47 @@ def serve(engine: Responder, method: str, request: httpx.Request) -> httpx.Respo
         return httpx.Response(status, content=body, headers=_HEADERS)
     timeout = request.extensions.get("timeout", {}).get("read")
     reply = engine.respond(method, request.content, timeout=timeout)
-    if reply.timed_out:
-        raise httpx.ReadTimeout(f"{reply.why}: no answer within {timeout} s", request=request)
-    if reply.drop == "before":
-        raise httpx.RemoteProtocolError(
-            f"{reply.why}: server disconnected without sending a response", request=request
-        )
-    if reply.drop == "mid_body":
-        raise httpx.RemoteProtocolError(
-            f"{reply.why}: peer closed connection without sending complete message body: "
-            f"received {len(reply.body) // 2} bytes, expected {len(reply.body)}",
-            request=request,
-        )
+    rendered = RENDER[reply.outcome](reply, request, timeout)
+    if isinstance(rendered, Exception):
+        raise rendered
+    return rendered
+
+
+def _answer(reply: Reply, request: httpx.Request, timeout: float | None) -> httpx.Response:
     return httpx.Response(reply.status, content=reply.body, headers=_HEADERS)
+
+
+def _dropped(reply: Reply, request: httpx.Request, timeout: float | None) -> Exception:
+    why = f"{reply.why}: server disconnected without sending a response"
+    return httpx.RemoteProtocolError(why, request=request)
+
+
+def _cut(reply: Reply, request: httpx.Request, timeout: float | None) -> Exception:
+    why = (
+        f"{reply.why}: peer closed connection without sending complete message body: "
+        f"received {len(reply.body) // 2} bytes, expected {len(reply.body)}"
+    )
+    return httpx.RemoteProtocolError(why, request=request)
+
+
+def _timed_out(reply: Reply, request: httpx.Request, timeout: float | None) -> Exception:
+    return httpx.ReadTimeout(f"{reply.why}: no answer within {timeout} s", request=request)
+
+
+#: What httpx gives its caller for each outcome: a response, or the error it raises.
+RENDER: dict[Outcome, Callable[[Reply, httpx.Request, float | None], httpx.Response | Exception]]
+RENDER = {
+    Outcome.ANSWER: _answer,
+    Outcome.DROP_BEFORE: _dropped,
+    Outcome.DROP_MID_BODY: _cut,
+    Outcome.TIMED_OUT: _timed_out,
+    Outcome.NEVER_ANSWERED: lambda reply, request, timeout: reply.never_answered(),
+}
 
 
 async def serve_async(engine: Responder, method: str, request: httpx.Request) -> httpx.Response:
     """`serve()` for an event loop: in a worker thread when a rule may hold the call."""
-    if not engine.faults.rules:
+    if not engine.may_block:
         return serve(engine, method, request)
     return await asyncio.to_thread(serve, engine, method, request)
 
@@ -59,7 +82,7 @@ def _side_effect(request: httpx.Request) -> Any:
     if found is None:
         return request  # respx: pass through to the client's real transport
     route, method = found
-    if not route.engine.faults.rules:  # nothing can hold the call: serve it here
+    if not route.engine.may_block:  # nothing can hold the call: serve it here
         return serve(route.engine, method, request)
     try:
         asyncio.get_running_loop()
