@@ -19,9 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .call import Call
 from .clock import Clock
 from .http import encode, error_key
-from .journal import Call
 from .reply import NeverAnswered, Outcome, Reply
 from .wire import peek
 

@@ -1,14 +1,15 @@
-"""What the core asks of the world outside it, as protocols: the layers above implement
-them (``server.veth`` makes host links, ``persist.store`` commits to SQLite), and the
-core imports none of them. (What the core offers the transports, a `Responder`, is in
-``reply``.)
+"""The protocols between the core and the layers above it. What the core asks of the
+world outside it: the layers above implement them (``server.veth`` makes host links,
+``persist.store`` commits to SQLite), and the core imports none of them. And what the
+core offers the transports: a `Responder` (a fake) to serve each call on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from .reply import Reply
 from .state import State
 
 #: A record a call touched: ``(table, key)`` (see `fakedriver.core.model.Model.touch()`).
@@ -49,3 +50,23 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release the store; nothing is committed after."""
+
+
+class Responder(Protocol):
+    """What a transport serves a call on: a fake (its driver)."""
+
+    @property
+    def may_block(self) -> bool:
+        """Whether serving a call may wait (any fault rule is set: latency, a hold, a
+        hang): with none, a transport on an event loop may serve the call inline rather
+        than in a worker thread."""
+
+    def respond(
+        self,
+        path: str,
+        body: bytes,
+        *,
+        timeout: float | None = None,
+        gone: Callable[[], bool] | None = None,
+    ) -> Reply:
+        """Serve one call with the fault rules applied (see the fake's `respond()`)."""

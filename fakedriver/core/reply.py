@@ -4,17 +4,16 @@ own way, and the [`Outcome`][fakedriver.Outcome] that says how.
 The driver decides the reply (the fault kinds shape it: ``kinds``); a transport only
 renders it, through one table from outcome to what its library does: the socket server
 and the WSGI app close a real connection, the in-process routes raise the error their
-client would. A transport asks for it of a `Responder`, the one thing of the core it needs.
+client would. A transport asks for it of a ``ports.Responder`` (a fake), the one thing of
+the core it needs.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
-from .journal import Call
+from .call import Call
 
 
 class ConnectionDropped(Exception):
@@ -87,23 +86,3 @@ class Reply:
         return NeverAnswered(
             f"{self.call.method}: {NeverAnswered.WHY} (and the {rules!r} rule holds it)"
         )
-
-
-class Responder(Protocol):
-    """What a transport serves a call on: a fake (its driver)."""
-
-    @property
-    def may_block(self) -> bool:
-        """Whether serving a call may wait (any fault rule is set: latency, a hold, a
-        hang): with none, a transport on an event loop may serve the call inline rather
-        than in a worker thread."""
-
-    def respond(
-        self,
-        path: str,
-        body: bytes,
-        *,
-        timeout: float | None = None,
-        gone: Callable[[], bool] | None = None,
-    ) -> Reply:
-        """Serve one call with the fault rules applied (see `FakeNetDriver.respond()`)."""

@@ -19,7 +19,8 @@ import httpx
 import respx
 
 from ..core.http import CONTENT_TYPE, not_allowed
-from ..core.reply import Outcome, Reply, Responder
+from ..core.ports import Responder
+from ..core.reply import Outcome, Reply
 from .registry import Registry
 
 _HEADERS = [(b"Content-Type", CONTENT_TYPE.encode())]

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from ..core.reply import Responder
+from ..core.ports import Responder
 
 
 class Routed(Protocol):

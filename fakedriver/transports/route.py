@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import quote
 
-from ..core.reply import Responder
+from ..core.ports import Responder
 from .registry import default_clients, registry
 
 #: The base URL a fake is routed at unless told otherwise (``routed()``, the fixture).

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from werkzeug.wrappers import Request
 
 from ..core.http import headers, not_allowed, reason
-from ..core.reply import ConnectionDropped, Outcome, Reply, Responder
+from ..core.ports import Responder
+from ..core.reply import ConnectionDropped, Outcome, Reply
 from .peer import gone, hang_up
 
 if TYPE_CHECKING:
