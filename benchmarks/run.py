@@ -606,7 +606,7 @@ def state_cost(endpoints: int, n: int, reps: int) -> None:
         fake = populated(count, per_network)
         store = Store.open(str(folder / f"{name}.db"))
         store.replace(fake.state)
-        fake.engine.attach(store)
+        fake = FakeNetDriver(fake.persona, store=store, state=fake.state)
         stores.append(store)
         picks = random.Random(7).sample(sorted(fake.state.endpoints), 16)
         bodies = []

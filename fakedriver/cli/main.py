@@ -17,7 +17,6 @@ from functools import partial
 from typing import Any
 
 from ..core.clock import RealClock
-from ..core.journal import Journal
 from ..core.ports import Links, StoreError
 from ..fake import FakeNetDriver
 from ..persist.store import StateFileError, Store
@@ -81,7 +80,8 @@ def _noted(signum: int, frame: object) -> None:
 
 
 def build(args: argparse.Namespace) -> FakeNetDriver:
-    """The driver ``fakedriver serve`` runs, from its parsed arguments."""
+    """The driver ``fakedriver serve`` runs, from its parsed arguments, built whole: with
+    ``--state`` it holds the store (which it closes, in `FakeNetDriver.close()`)."""
     veth = args.links == "veth"
     # a gateway with no interface makes dockerd fail the start: by default, only with links
     persona = persona_from(args, join_gateway=veth)
@@ -91,15 +91,18 @@ def build(args: argparse.Namespace) -> FakeNetDriver:
         _say(args, f"fakedriver: {note}")  # a file made private
     if store is not None and links is not None:  # the intent to make a pair is saved first
         links = Checkpointed(links, lambda eid: store.commit(app.state, [("links", eid)]))
-    app = FakeNetDriver(persona, links=links, clock=RealClock())
-    # a ring: serve runs for long
-    app.engine.calls = Journal(maxlen=args.journal_size, max_bytes=args.journal_bytes)
     try:
+        app = FakeNetDriver(
+            persona,
+            links=links,
+            clock=RealClock(),
+            store=store,
+            state=store.load() if store is not None else None,
+            journal_size=args.journal_size,  # a ring: serve runs for long
+            journal_bytes=args.journal_bytes,
+        )
         if args.faults:
             app.faults.load(args.faults)
-        if store is not None:
-            app.restore(store.load())
-            app.engine.attach(store)
     except BaseException:
         if store is not None:
             store.close()
@@ -113,8 +116,8 @@ def _reconcile(args: argparse.Namespace, app: FakeNetDriver) -> None:
     if not args.state or app.links is None:
         return
     done = reconcile(app.state, app.links)
-    if done.removed and app.engine.store is not None:
-        app.engine.store.commit(app.state, [("links", eid) for eid in done.removed])
+    if done.removed and app.store is not None:
+        app.store.commit(app.state, [("links", eid) for eid in done.removed])
     if args.quiet or not (done.removed or done.adopted):
         return
     if args.log_format == "json":
@@ -176,7 +179,7 @@ def serve(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, stop: StopSignals) -> int:
     """Serve until a stop signal, then shut down once: stop accepting, stop the
     connections (the calls being served are answered), then close the driver, and with it
-    the state file, under its lock (`Engine.close()`)."""
+    the state file, under its lock (`FakeNetDriver.close()`)."""
     token = control_token(args)  # before anything is made; the variable read once
     app = build(args)
     log = None if args.quiet else sys.stderr
@@ -230,7 +233,7 @@ def _serve(args: argparse.Namespace, stop: StopSignals) -> int:
             each.shutdown()
         for each in servers:
             each.close()
-        app.engine.close()
+        app.close()
     return 0
 
 

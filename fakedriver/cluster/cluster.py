@@ -22,8 +22,8 @@ from ..core.faults import Rule
 from ..core.journal import Call, format_call, id_width, mismatches
 from ..core.methods import resolve
 from ..core.persona import Persona
-from ..fake import FakeNetDriver
-from ..transports.route import DEFAULT_URL, Route
+from ..fake import FakeNetDriver, Route
+from ..transports.route import DEFAULT_URL
 from .oracle import Oracle
 
 #: What a partitioned node does with every call: ``drop`` closes the connection unanswered
@@ -168,7 +168,7 @@ class Cluster:
         #: The partitioned nodes: name -> (mode, the fault rule cutting it off).
         self.partitions: dict[str, tuple[str, Rule]] = {}
         self._lock = threading.Lock()
-        self._routes: list[Route[FakeNetDriver]] = []
+        self._routes: list[Route] = []
         for number in range(1, nodes + 1):
             name = f"node-{number}"
             fake = FakeNetDriver(persona)
@@ -219,7 +219,7 @@ class Cluster:
             self.violations.clear()
             self.oracle = Oracle(self.persona)
 
-    def _pairs(self) -> Iterator[tuple[tuple[str, FakeNetDriver], Route[FakeNetDriver]]]:
+    def _pairs(self) -> Iterator[tuple[tuple[str, FakeNetDriver], Route]]:
         return zip(self.nodes.items(), self._routes, strict=True)
 
     # -- routing ------------------------------------------------------------------------------
@@ -260,7 +260,7 @@ class Cluster:
         for name in names:
             fake = self.nodes[name]
             rule = Rule("*", mode, message=f"{name} is partitioned", name=f"partition of {name}")
-            fake.engine.add_rules([rule], first=True)  # no other rule decides its calls
+            fake.add_rules([rule], first=True)  # no other rule decides its calls
             self.partitions[name] = (mode, rule)
         return Partition(self, tuple(names), mode)
 
@@ -273,7 +273,7 @@ class Cluster:
             if name not in self.partitions:
                 continue
             _, rule = self.partitions.pop(name)
-            self.nodes[name].engine.remove_rule(rule)
+            self.nodes[name].remove_rule(rule)
 
     # -- the timeline and the checks -------------------------------------------------------------
     def _observe(self, name: str, fake: FakeNetDriver, call: Call) -> None:

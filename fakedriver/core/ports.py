@@ -69,4 +69,4 @@ class Responder(Protocol):
         timeout: float | None = None,
         gone: Callable[[], bool] | None = None,
     ) -> Reply:
-        """Serve one call with the fault rules applied (see the fake's `respond()`)."""
+        """Serve one call with the fault rules applied (see `Driver.respond()`)."""

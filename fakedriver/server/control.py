@@ -1,4 +1,4 @@
-"""The control API: the fault engine, journal and state over HTTP, for tests in another
+"""The control API: the fault rules, journal and state over HTTP, for tests in another
 process than ``fakedriver serve``. Paths live under ``/fakedriver/``; every body is JSON.
 
 =======  ==========================  ==================================================
@@ -74,25 +74,22 @@ def control(fake: FakeNetDriver, verb: str, target: str, body: bytes) -> tuple[i
 
 
 def _faults(fake: FakeNetDriver, data: Any, query: Any) -> Any:
-    return fake.engine.fault_report()
+    return fake.fault_report()
 
 
 def _add(fake: FakeNetDriver, data: Any, query: Any) -> Any:
     items = data["faults"] if isinstance(data, dict) and "faults" in data else [data]
     rules = [rule_from_dict(item) for item in items]  # all or nothing
-    with fake.engine.lock:  # the indexes are the rules' places in the list
-        start = len(fake.faults.rules)
-        fake.engine.add_rules(rules)
-    return {"added": list(range(start, start + len(rules)))}
+    return {"added": list(fake.add_rules(rules))}  # the rules' places in the list
 
 
 def _clear(fake: FakeNetDriver, data: Any, query: Any) -> Any:
-    fake.engine.clear_rules()
+    fake.clear_rules()
     return {}
 
 
 def _release(fake: FakeNetDriver, data: Any, query: Any) -> Any:
-    fake.engine.release_rules()
+    fake.release_rules()
     return {}
 
 
@@ -102,7 +99,7 @@ def _phase(fake: FakeNetDriver, data: Any, query: Any) -> Any:
     phase = data.get("phase")
     if phase is not None and not isinstance(phase, str):
         raise ValueError("phase must be a string or null")
-    fake.engine.set_phase(phase)
+    fake.set_phase(phase)
     return {"phase": phase}
 
 
@@ -110,17 +107,15 @@ def _calls(fake: FakeNetDriver, data: Any, query: Any) -> Any:
     since = int(query.get("since", ["0"])[0])
     if since < 0:
         raise ValueError(f"since must not be negative, not {since}")
-    with fake.engine.lock:  # the calls and the bounds of the journal, together
-        journal = fake.engine.calls
-        calls = [dataclasses.asdict(call) for call in journal.since(since)]
-        first, following = journal.first, journal.next_index
+    held, first, following = fake.calls_since(since)  # and the journal's bounds, together
+    calls = [dataclasses.asdict(call) for call in held]
     # a bounded journal (``serve --journal-size``) drops its oldest calls: say how many
     # of those asked for are gone
     return {"calls": calls, "first": first, "next": following, "evicted": max(first - since, 0)}
 
 
 def _state(fake: FakeNetDriver, data: Any, query: Any) -> Any:
-    return fake.engine.snapshot()
+    return fake.snapshot()
 
 
 def _leaks(fake: FakeNetDriver, data: Any, query: Any) -> Any:

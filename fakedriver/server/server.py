@@ -3,7 +3,7 @@
 dockerd speaks HTTP/1.1 with keep-alive, sends calls concurrently, an empty ``Host:``
 header and no ``Content-Type``. werkzeug's development server closes every connection,
 so the plugin socket has its own accept loop and a thread per connection
-(`.connection`, HTTP on h11) that calls `Engine.respond()` directly; owning
+(`.connection`, HTTP on h11) that calls the fake's `respond()` directly; owning
 the socket is also what lets a fault close it before or in the middle of an answer, or
 notice that the client gave up on a hang.
 """
@@ -331,7 +331,7 @@ class PluginServer:
             return self._control(request)
         if request.verb != "POST":
             return Answer(*not_allowed(request.verb))
-        reply = self.app.engine.respond(request.target, request.body, gone=gone)
+        reply = self.app.respond(request.target, request.body, gone=gone)
         return RENDER[reply.outcome](reply)
 
     def _refuse_browser(self, request: Request, header: str) -> Answer:

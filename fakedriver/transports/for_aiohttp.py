@@ -67,11 +67,11 @@ async def _callback(verb: str, url: Any, **kwargs: Any) -> CallbackResult:
         status, body = not_allowed(verb)
         return CallbackResult(status=status, body=body, content_type=CONTENT_TYPE)
     body, timeout = _body(kwargs), _timeout(kwargs.get("timeout"))
-    engine = route.engine
-    if engine.may_block:
-        reply = await asyncio.to_thread(engine.respond, method, body, timeout=timeout)
+    driver = route.fake
+    if driver.may_block:
+        reply = await asyncio.to_thread(driver.respond, method, body, timeout=timeout)
     else:
-        reply = engine.respond(method, body, timeout=timeout)
+        reply = driver.respond(method, body, timeout=timeout)
     rendered = RENDER[reply.outcome](reply, timeout)
     if isinstance(rendered, Exception):
         raise rendered

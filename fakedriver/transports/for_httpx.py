@@ -26,13 +26,13 @@ from .registry import Registry
 _HEADERS = [(b"Content-Type", CONTENT_TYPE.encode())]
 
 
-def serve(engine: Responder, method: str, request: httpx.Request) -> httpx.Response:
-    """Serve ``request`` on ``engine``; raise what httpx raises for a dropped or hung call."""
+def serve(driver: Responder, method: str, request: httpx.Request) -> httpx.Response:
+    """Serve ``request`` on ``driver``; raise what httpx raises for a dropped or hung call."""
     if request.method != "POST":
         status, body = not_allowed(request.method)
         return httpx.Response(status, content=body, headers=_HEADERS)
     timeout = request.extensions.get("timeout", {}).get("read")
-    reply = engine.respond(method, request.content, timeout=timeout)
+    reply = driver.respond(method, request.content, timeout=timeout)
     rendered = RENDER[reply.outcome](reply, request, timeout)
     if isinstance(rendered, Exception):
         raise rendered
@@ -71,11 +71,11 @@ RENDER = {
 }
 
 
-async def serve_async(engine: Responder, method: str, request: httpx.Request) -> httpx.Response:
+async def serve_async(driver: Responder, method: str, request: httpx.Request) -> httpx.Response:
     """`serve()` for an event loop: in a worker thread when a rule may hold the call."""
-    if not engine.may_block:
-        return serve(engine, method, request)
-    return await asyncio.to_thread(serve, engine, method, request)
+    if not driver.may_block:
+        return serve(driver, method, request)
+    return await asyncio.to_thread(serve, driver, method, request)
 
 
 def _side_effect(request: httpx.Request) -> Any:
@@ -83,13 +83,13 @@ def _side_effect(request: httpx.Request) -> Any:
     if found is None:
         return request  # respx: pass through to the client's real transport
     route, method = found
-    if not route.engine.may_block:  # nothing can hold the call: serve it here
-        return serve(route.engine, method, request)
+    if not route.fake.may_block:  # nothing can hold the call: serve it here
+        return serve(route.fake, method, request)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return serve(route.engine, method, request)
-    return serve_async(route.engine, method, request)
+        return serve(route.fake, method, request)
+    return serve_async(route.fake, method, request)
 
 
 def _patch() -> Callable[[], None]:
@@ -107,18 +107,18 @@ def _path_method(request: httpx.Request) -> str:
     return request.url.path.lstrip("/")
 
 
-def client(engine: Responder, url: str, **kwargs: Any) -> httpx.Client:
-    """An ``httpx.Client`` served by ``engine`` in-process, at ``url``."""
+def client(driver: Responder, url: str, **kwargs: Any) -> httpx.Client:
+    """An ``httpx.Client`` served by ``driver`` in-process, at ``url``."""
     kwargs.setdefault("base_url", url)
-    transport = httpx.MockTransport(lambda request: serve(engine, _path_method(request), request))
+    transport = httpx.MockTransport(lambda request: serve(driver, _path_method(request), request))
     return httpx.Client(transport=transport, **kwargs)
 
 
-def async_client(engine: Responder, url: str, **kwargs: Any) -> httpx.AsyncClient:
-    """An ``httpx.AsyncClient`` served by ``engine`` in-process, at ``url``."""
+def async_client(driver: Responder, url: str, **kwargs: Any) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` served by ``driver`` in-process, at ``url``."""
     kwargs.setdefault("base_url", url)
 
     async def handler(request: httpx.Request) -> httpx.Response:
-        return await serve_async(engine, _path_method(request), request)
+        return await serve_async(driver, _path_method(request), request)
 
     return httpx.AsyncClient(transport=httpx.MockTransport(handler), **kwargs)

@@ -74,7 +74,7 @@ def _serve(request: requests.PreparedRequest) -> tuple[int, dict[str, str], byte
         status, body = not_allowed(verb)
         return status, {"Content-Type": CONTENT_TYPE}, body
     timeout = _read_timeout(getattr(request, "req_kwargs", {}).get("timeout"))
-    reply = route.engine.respond(method, _body(request.body), timeout=timeout)
+    reply = route.fake.respond(method, _body(request.body), timeout=timeout)
     return RENDER[reply.outcome](reply, timeout)
 
 

@@ -23,16 +23,16 @@ if TYPE_CHECKING:
 
 
 def serve(
-    engine: Responder, environ: WSGIEnvironment, start_response: StartResponse
+    driver: Responder, environ: WSGIEnvironment, start_response: StartResponse
 ) -> Iterable[bytes]:
-    """Serve one WSGI request on ``engine``."""
+    """Serve one WSGI request on ``driver``."""
     request = Request(environ)
     if request.method != "POST":
         status, body = not_allowed(request.method)
         start_response(f"{status} {reason(status)}", headers(body))
         return [body]
     sock: socket.socket | None = environ.get("werkzeug.socket")
-    reply = engine.respond(request.path, request.get_data(), gone=gone(sock) if sock else None)
+    reply = driver.respond(request.path, request.get_data(), gone=gone(sock) if sock else None)
     return RENDER[reply.outcome](reply, sock, start_response)
 
 

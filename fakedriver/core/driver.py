@@ -1,19 +1,23 @@
-"""The call engine: the one place a call is served.
+"""The driver: the one place a call is served, and the one object that owns everything
+a call touches.
 
-`Engine` owns the lock, the state, the protocol models, the journal, the fault
-rules and the clock. `Engine.respond()` serves one call with the fault rules applied
-and returns the [`Reply`][fakedriver.Reply] that every transport renders in its own way;
-`Engine.serve()` serves it with no faults. Everything else here (the fault and journal
-operations of the control API) runs under the same lock.
+A [`Driver`][fakedriver.Driver] is built whole from its persona, clock, journal bounds,
+store and links, and nothing of it is replaced after. It owns the lock, the state, the
+protocol models, the journal, the fault rules and the clock. `Driver.respond()` serves one
+call with the fault rules applied and returns the [`Reply`][fakedriver.Reply] that every
+transport renders in its own way; `Driver.handle()` serves it with no faults. Everything
+else here (the fault and journal operations of the control API) runs under the same lock,
+which nothing outside the driver takes.
 
-With a `Store` attached (``--state FILE``), what a served call
-changed is committed before its answer is made; when the commit fails, the store puts the
-state back as the database has it, and the call answers ``state not saved: ...``.
+With a `Store` (``--state FILE``), what a served call changed is committed before its
+answer is made; when the commit fails, the store puts the state back as the database has
+it, and the call answers ``state not saved: ...``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 import threading
 import time
@@ -21,7 +25,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .audit import leaks
-from .clock import Clock
+from .clock import Clock, VirtualClock
 from .errors import DriverError, ShuttingDown, UnknownMethod
 from .faults import Faults, Rule
 from .http import error_key
@@ -38,35 +42,74 @@ Listener = Callable[[Call], None]
 _CLOSED = "the server is shutting down: call not served"
 
 
-class Engine:
-    """Serves calls on one driver's state, one at a time, and journals each.
+class Driver:
+    """A fake of a Docker remote network driver (and IPAM driver): it serves every call of
+    both protocols on its state, one at a time under its own lock, with its fault rules
+    applied, and journals each. [`FakeNetDriver`][fakedriver.FakeNetDriver] is a driver
+    with the helpers of a test; ``fakedriver serve`` serves one on a socket.
 
-    :param persona: what the driver announces and how it behaves.
-    :param links: makes host interfaces for joins (``None``: none).
-    :param clock: what latency and hangs wait on.
+    :param persona: what the driver announces and how it behaves; see
+        [`Persona`][fakedriver.Persona].
+    :param links: makes a host interface per Join (see ``fakedriver serve --links``).
+    :param clock: what latency and hangs wait on: virtual (no waiting) unless given.
+    :param store: where each call's changes are committed (``fakedriver serve --state``);
+        it holds ``state`` already (see ``Store.load()``). `close()` closes it.
+    :param state: what the driver knows to begin with (default: nothing).
+    :param journal_size: keep only the most recent calls, at most this many (default: all).
+    :param journal_bytes: keep only the most recent calls, at most this many bytes of JSON
+        (default: all; see [`Journal`][fakedriver.Journal]).
+    :param options: shortcuts for persona fields, e.g. ``FakeNetDriver(scope="global")``.
     """
 
-    def __init__(self, persona: Persona, links: Links | None, clock: Clock) -> None:
+    def __init__(
+        self,
+        persona: Persona | None = None,
+        *,
+        links: Links | None = None,
+        clock: Clock | None = None,
+        store: Store | None = None,
+        state: State | None = None,
+        journal_size: int | None = None,
+        journal_bytes: int | None = None,
+        **options: Any,
+    ) -> None:
+        if persona is None:  # one construction, one validation (fixtures make many fakes)
+            persona = Persona(**options)
+        elif options:
+            persona = dataclasses.replace(persona, **options)
         self.persona = persona
+        """What the driver announces and how it behaves."""
         self.links = links
-        self.clock = clock
-        #: Called with each `Call` once it is journaled, under the lock.
+        """What makes host interfaces for joins (``None`` in-process: none are made)."""
+        self.clock = clock or VirtualClock()
+        """The clock latency and hangs run on."""
+        self.calls = Journal(maxlen=journal_size, max_bytes=journal_bytes)
+        """The journal of every call, with assertion helpers."""
+        self.faults = Faults(persona.seed, self.clock, lambda: self.calls)
+        """The fault rules, phase and seed."""
+        self.state = state if state is not None else State()
+        """What the driver knows: networks, endpoints, joins, pools, addresses, ..."""
+        self.store = store
+        """Where each call's changes are committed (``None``: memory only)."""
         self.listeners: list[Listener] = []
-        self.lock = threading.RLock()
-        self.calls = Journal()
-        self.faults = Faults(persona.seed, clock, lambda: self.calls)
-        self.state = State()
-        #: Where each call's changes are committed (``None``: memory only).
-        self.store: Store | None = None
-        #: Set by `close()`: every call from then on is refused.
+        """Called with each [`Call`][fakedriver.Call] once it is journaled, under the
+        driver's lock."""
         self.closed = False
+        """Set by `close()`: every call from then on is refused."""
+        self._lock = threading.RLock()
         self._rng = random.Random(persona.seed)
+
+    @property
+    def violations(self) -> list[Violation]:
+        """Lifecycle violations recorded in non-strict mode, oldest first."""
+        return self.state.violations
 
     # -- lifecycle ------------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget state, journal and fault rules (releasing held calls), and reseed. With a
-        store, the empty state is saved first: if it cannot be, nothing is forgotten."""
-        with self.lock:
+        """Forget all state, calls, violations and fault rules (releasing held calls), and
+        reseed; the persona stays. With a store, the empty state is saved first: if it
+        cannot be, nothing is forgotten."""
+        with self._lock:
             self.restore(State())
             self.calls = self.calls.empty()  # a bounded journal stays bounded
             self.faults.clear()
@@ -75,7 +118,7 @@ class Engine:
     def restore(self, state: State) -> None:
         """Take ``state`` (e.g. loaded from a file) as the driver's state, and reseed. With
         a store, the database is made to hold it first (`StoreError` if it cannot)."""
-        with self.lock:
+        with self._lock:
             if self.closed:
                 raise ShuttingDown(_CLOSED)
             if self.store is not None:
@@ -83,18 +126,12 @@ class Engine:
             self.state = state
             self._rng = random.Random(self.persona.seed)
 
-    def attach(self, store: Store) -> None:
-        """Commit every call's changes to ``store`` from now on; it holds `state`
-        already (see `Store.load()` and `Store.replace()`)."""
-        with self.lock:
-            self.store = store
-
     def close(self) -> None:
         """Stop serving, for good: under the lock (a call being served finishes, and is
         saved, first) detach the store and close it. Every call after is refused 503,
-        never served into memory alone. Whoever attached the store calls this once the
-        connections have stopped."""
-        with self.lock:
+        never served into memory alone. Whoever made the driver with a store calls this
+        once the connections have stopped."""
+        with self._lock:
             self.closed = True
             store, self.store = self.store, None
             if store is not None:
@@ -106,10 +143,13 @@ class Engine:
         """Whether serving a call may wait: any fault rule is set (latency, a hold, a hang)."""
         return bool(self.faults.rules)
 
-    def serve(self, method: str, body: bytes) -> Call:
-        """Serve ``method`` (``"NetworkDriver.Join"``) with no faults; journal it."""
-        with self.lock:
-            return self._append(self._run(Request.read(method, body)))
+    def handle(self, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        """Serve one call, with no faults: ``path`` such as ``/NetworkDriver.Join``,
+        ``body`` the raw request. Returns the HTTP status and the answer object; never
+        raises for bad input."""
+        with self._lock:
+            call = self._append(self._run(Request.read(path, body)))
+        return call.status, call.response
 
     def respond(
         self,
@@ -124,13 +164,14 @@ class Engine:
         reply as the deciding one says (see ``kinds``).
 
         :param path: ``/NetworkDriver.Join`` (the leading slash is optional).
+        :param body: the raw request.
         :param timeout: how long the client waits for an answer (for ``hang``/``latency``, and
             ``hold``: a held call waits for its release that long in real time at most).
         :param gone: tells whether the client has gone away (for ``hang``/``hold``). With
             neither, a ``hang`` that holds the call is `Outcome.NEVER_ANSWERED`.
         """
         request = Request.read(path, body)  # the one decode of the body
-        with self.lock:
+        with self._lock:
             fired = self.faults.select(request.method, request.fields) if self.faults.rules else []
             if not fired:
                 return self._decide(request, ANSWERED)
@@ -138,7 +179,7 @@ class Engine:
         ending = self._wait([rule for rule in fired if rule.effect.timed], timeout, gone)
         decider = next((rule for rule in fired if not rule.effect.timed), None)
         kind = ending or (decider.effect if decider is not None else ANSWERED)
-        with self.lock:
+        with self._lock:
             return self._decide(request, kind, decider, names)
 
     def _wait(
@@ -248,56 +289,64 @@ class Engine:
         return call
 
     # -- faults and inspection, under the lock ------------------------------------------------
-    def add_rules(self, rules: Iterable[Rule], *, first: bool = False) -> list[Rule]:
-        """Append ``rules`` after the existing ones (before them, in order, with
-        ``first``: they decide a call ahead of every other rule), all together."""
+    def add_rules(self, rules: Iterable[Rule], *, first: bool = False) -> range:
+        """Add ``rules`` after the existing ones (before them, in order, with ``first``:
+        they decide a call ahead of every other rule), all together; their places in
+        [`faults.rules`][fakedriver.Faults]."""
         rules = list(rules)
-        with self.lock:
+        with self._lock:
             if first:
                 self.faults.rules[:0] = rules
-            else:
-                for rule in rules:
-                    self.faults.add(rule)
-        return rules
+                return range(len(rules))
+            start = len(self.faults.rules)
+            for rule in rules:
+                self.faults.add(rule)
+            return range(start, start + len(rules))
 
     def remove_rule(self, rule: Rule) -> None:
         """Take ``rule`` out (if it is in) and release the calls it holds."""
-        with self.lock:
+        with self._lock:
             if rule in self.faults.rules:
                 self.faults.rules.remove(rule)
         rule.release()
 
     def clear_rules(self) -> None:
         """Remove every rule, releasing the calls they hold."""
-        with self.lock:
+        with self._lock:
             self.faults.clear()
 
     def release_rules(self) -> None:
         """Release every held or hung call (the rules stay)."""
-        with self.lock:
+        with self._lock:
             rules = list(self.faults.rules)
         for rule in rules:
             rule.release()
 
     def set_phase(self, phase: str | None) -> None:
-        with self.lock:
+        """Set the fault phase (``None``: none), which rules with a ``phase`` wait for."""
+        with self._lock:
             self.faults.phase = phase
 
     def fault_report(self) -> dict[str, Any]:
         """The rules (with how often each fired), the phase and the seed."""
-        with self.lock:
+        with self._lock:
             rules = [rule.to_dict() for rule in self.faults.rules]
             return {"faults": rules, "phase": self.faults.phase, "seed": self.faults.seed}
 
-    def calls_since(self, index: int) -> list[Call]:
-        with self.lock:
-            return self.calls.since(index)
+    def calls_since(self, index: int) -> tuple[list[Call], int, int]:
+        """The calls held from absolute ``index`` on, with the index of the oldest call
+        held and the index the next call gets, read together (a bounded journal drops its
+        oldest calls)."""
+        with self._lock:
+            return self.calls.since(index), self.calls.first, self.calls.next_index
 
     def snapshot(self) -> dict[str, Any]:
-        with self.lock:
+        """The state as plain data (see [`State.snapshot()`][fakedriver.State.snapshot])."""
+        with self._lock:
             return self.state.snapshot()
 
     def leaks(self) -> list[str]:
-        """What is still held, and every recorded violation, each with its call."""
-        with self.lock:
+        """What is still held (networks, endpoints, joins, allocations, pools, addresses)
+        and every recorded violation, each with the call that made it."""
+        with self._lock:
             return leaks(self.state, self.calls)
