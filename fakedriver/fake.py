@@ -145,6 +145,15 @@ class Route(route.BaseRoute[FakeNetDriver]):
         reach the network), naming the extra to install.
     """
 
+    def __init__(
+        self,
+        fake: FakeNetDriver,
+        url: str = DEFAULT_URL,
+        socket: str | None = None,
+        clients: Iterable[str] | None = None,
+    ) -> None:
+        super().__init__(fake, url, socket, clients)
+
 
 def routed(
     fake: FakeNetDriver | None = None,

@@ -29,8 +29,8 @@ R = TypeVar("R")
 
 
 class Routable(Responder, Protocol):
-    """A fake as a route sees it: what serves its calls, and where it is routed (a route
-    sets both when it starts)."""
+    """A fake as a route sees it: a `Responder` to serve its calls on, and where it is
+    routed (a route sets `url` and `socket_path` when it starts)."""
 
     url: str
     socket_path: str | None
