@@ -50,8 +50,8 @@ def _close(reply: Reply) -> Answer:
     return Answer(0, b"", "before")
 
 
-#: What the server sends for each outcome. It sees a client go away, so no call of its
-#: is never answered (were one, it would be closed, as one whose client gave up).
+#: What the server sends for each outcome. It sees a client go away, so none of its calls
+#: ends NEVER_ANSWERED (one would be closed, as one whose client gave up).
 RENDER: dict[Outcome, Callable[[Reply], Answer]] = {
     Outcome.ANSWER: lambda reply: Answer(reply.status, reply.body),
     Outcome.DROP_BEFORE: _close,
