@@ -12,17 +12,18 @@ import re
 import signal
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from dockerd_env import IMAGE, Dockerd, Plugin, host_lock, run_name, unavailable
 
+from fakedriver.conformance.session import capture
+
 pytestmark = pytest.mark.dockerd
 
 #: The capture of Debian's dockerd 20.10, the daemon CI runs (the dockerd 28 capture is
 #: replayed in-process, test_dockerd_replay.py).
-CAPTURE = Path(__file__).resolve().parents[2] / "shared" / "dockerd" / "scenario-rec.jsonl"
+CAPTURE = capture("20.10")  # shipped with the package (data/PROVENANCE.md)
 NAME = run_name("fdt")
 
 

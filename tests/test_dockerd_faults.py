@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from cookbook import CREATE, RECIPES, RUN, Recipe
 from dockerd_env import Dockerd, Exchange, Plugin, host_links, run_name
-from dockerd_rules import dockerd_rejects
 
+from fakedriver.conformance.rules import dockerd_rejects, version_of
 from fakedriver.core.methods import resolve
 from fakedriver.server.veth import VethLinks
 
@@ -103,7 +103,9 @@ def _daemon_rejected(recipe: Recipe, done: Done, log: str) -> bool:
     return done.rc != 0 if recipe.fatal else LEAVE_LOGGED in log
 
 
-def _check_the_model(recipe: Recipe, exchanges: list[Exchange], rejected: bool) -> None:
+def _check_the_model(
+    recipe: Recipe, exchanges: list[Exchange], rejected: bool, rules: str
+) -> None:
     """dockerd_rules, fed the last answer dockerd received for the faulted method, must
     reach the daemon's verdict (a call with no answer at all is a transport error, outside
     the model)."""
@@ -112,7 +114,7 @@ def _check_the_model(recipe: Recipe, exchanges: list[Exchange], rejected: bool) 
         assert rejected, "no answer came, yet dockerd went on"
         return
     last = answered[-1]
-    why = dockerd_rejects(last.method, last.request, last.status or 0, last.answer)
+    why = dockerd_rejects(last.method, last.request, last.status or 0, last.answer, rules)
     assert (why is not None) == rejected, (
         f"dockerd_rules says {why!r}; the daemon {'rejected' if rejected else 'accepted'} "
         f"HTTP {last.status} {last.answer!r}"
@@ -166,7 +168,8 @@ def test_the_cookbook_on_dockerd(
     faulted = [e for e in exchanges if e.method == resolve(recipe.method)]
     assert faulted, f"no {recipe.method} reached the plugin"
     log = dockerd.log.read_bytes()[logged:].decode(errors="replace")
-    _check_the_model(recipe, faulted, _daemon_rejected(recipe, done, log))
+    version = dockerd.docker("version", "-f", "{{.Server.Version}}").stdout
+    _check_the_model(recipe, faulted, _daemon_rejected(recipe, done, log), version_of(version))
     if recipe.kind == "drop":
         _check_drops(recipe, faulted)
 
