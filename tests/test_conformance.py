@@ -9,7 +9,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -258,3 +261,61 @@ def test_calls_in_parallel_really_overlap() -> None:
         gate.release()
         runner.join(timeout=20)
     assert held and done and done[0].ok  # type: ignore[attr-defined]
+
+
+# -- the command -------------------------------------------------------------------------------
+
+
+def _check_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fakedriver", "check", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_command_prints_a_line_per_check_and_exits_0(tmp_path: Path) -> None:
+    with serving() as served:
+        junit = tmp_path / "report.xml"
+        done = _check_cli(served.socket_path, "--only", "handshake,answers", "--junit", str(junit))
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "PASS handshake/activate"
+    assert re.fullmatch(r"12 passed, 0 failed, 0 skipped \(.*, dockerd 28 rules, .* s\)", lines[-1])
+    assert ElementTree.parse(junit).getroot().find("testsuite") is not None
+
+
+def test_the_command_exits_1_when_a_check_fails_and_says_why() -> None:
+    fake = FakeNetDriver()
+    fake.fail("Leave", status=500, message="boom")
+    with serving(fake) as served:
+        done = _check_cli(
+            served.socket_path, "--only", "answers", "--skip", "answers/join", "--json"
+        )
+    assert done.returncode == 1
+    document = json.loads(done.stdout)
+    (failed,) = [c for c in document["checks"] if c["outcome"] == "fail"]
+    assert failed["name"] == "answers/teardown" and "HTTP 500" in failed["reason"]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["/nonexistent/plugin.sock"], "no such socket"),
+        (["--only", "bogus", "/nonexistent.sock"], "no check group 'bogus'"),
+        (["--network-prefix", "XYZ", "http://127.0.0.1:9"], "network prefix"),
+        (["--session", "/nonexistent.jsonl", "http://127.0.0.1:9"], "no such file"),
+    ],
+)
+def test_the_command_exits_2_for_a_usage_or_target_error(args: list[str], says: str) -> None:
+    done = _check_cli(*args)
+    assert done.returncode == 2 and says in done.stderr, done.stderr
+
+
+def test_the_command_lists_the_checks() -> None:
+    done = _check_cli("--list")
+    assert done.returncode == 0
+    assert [line for line in done.stdout.splitlines() if not line.startswith(" ")] == [
+        c.name for c in select()
+    ]

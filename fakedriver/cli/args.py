@@ -17,6 +17,7 @@ from ..core.journal import FIELD_LIMIT, SERVE_BYTES
 from ..plugin.bundle import DATA, BundleError
 from ..server.connection import Limits
 from ..server.server import PLUGIN_DIR, SPEC_DIR, ServeError
+from .check import check_parser
 from .options import add_persona_options, persona_from
 from .plugin import plugin_parser
 from .state import state_parser
@@ -227,6 +228,7 @@ def parser() -> argparse.ArgumentParser:
 
     state_parser(commands)  # its own sub-commands name themselves (innermost wins)
     plugin_parser(commands, _name)
+    check_parser(commands)
     for sub in commands.choices.values():
         sub.set_defaults(subparser=sub)
     return top

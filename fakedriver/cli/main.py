@@ -34,6 +34,7 @@ from .args import (
     control_token,
     parser,
 )
+from .check import check_command, record_command
 from .options import persona_from
 from .plugin import plugin_command
 from .state import state_command
@@ -247,6 +248,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         conflict = conflicts(args)
         if conflict:
             args.subparser.error(conflict)
+    if args.command == "check":
+        return check_command(args)
+    if args.command == "record":
+        stop = StopSignals()
+        try:
+            return record_command(args, stop.wait)
+        except ServeError as exc:  # the socket is live, or not ours to remove
+            print(f"fakedriver record: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            stop.close()
     try:
         if args.command == "state":
             return state_command(args)

@@ -283,11 +283,15 @@ class Client:
         payload: bytes,
         headers: Sequence[tuple[str, str]] | Mapping[str, str],
         request: Any = None,
+        verbatim: bool = False,
     ) -> Exchange:
-        """Send ``payload`` with ``headers`` (``Host`` and ``Content-Length`` are set
-        here); the exchange, whatever happened."""
+        """Send ``payload`` with ``headers`` (``Host``, ``User-Agent`` and
+        ``Content-Length`` are set here, unless ``verbatim``: then the headers go as
+        given, in their order, and must say the length); the exchange, whatever
+        happened."""
         pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
-        pairs = [(k, v) for k, v in pairs if k.lower() not in ("host", "content-length")]
+        if not verbatim:
+            pairs = [(k, v) for k, v in pairs if k.lower() not in ("host", "content-length")]
         exchange = Exchange(method.lstrip("/"), request)
         start = time.monotonic()
         for _ in (1, 2):
@@ -297,11 +301,12 @@ class Client:
                 connection.putrequest(
                     "POST", "/" + method.lstrip("/"), skip_host=True, skip_accept_encoding=True
                 )
-                connection.putheader("Host", self.host)
-                connection.putheader("User-Agent", "Go-http-client/1.1")
-                connection.putheader("Content-Length", str(len(payload)))
+                if not verbatim:
+                    connection.putheader("Host", self.host)
+                    connection.putheader("User-Agent", "Go-http-client/1.1")
+                    connection.putheader("Content-Length", str(len(payload)))
                 for name, value in pairs:
-                    if name.lower() != "user-agent":
+                    if verbatim or name.lower() != "user-agent":
                         connection.putheader(name, value)
                 connection.endheaders(payload)
                 response = connection.getresponse()

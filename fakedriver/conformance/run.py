@@ -108,6 +108,11 @@ def check_target(
     networks = [ipaddress.ip_network(s) for s in subnets]
     if len({n.version for n in networks}) != len(networks):
         raise ValueError("give at most one IPv4 and one IPv6 --subnet")
+    chosen = select(only, skip)
+    if session is not None:  # the handshake, the session, the cleanup
+        chosen = [c for c in chosen if c.group in ("handshake", "hygiene")]
+        at = len([c for c in chosen if c.group == "handshake"])
+        chosen.insert(at, session_check(session))
     resolved = resolve(target)
     client = Client(resolved, timeout=timeout)
     context = Context(
@@ -119,13 +124,6 @@ def check_target(
         parallel=parallel,
     )
     try:
-        chosen = select(only, skip)
-        if session is not None:  # the handshake, the session, the cleanup
-            chosen = [c for c in chosen if c.group in ("handshake", "hygiene")]
-            chosen.insert(
-                -1 if chosen and chosen[-1].group == "hygiene" else len(chosen),
-                session_check(session),
-            )
         return run_checks(context, str(resolved), chosen)
     finally:
         client.close()

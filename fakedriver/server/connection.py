@@ -48,12 +48,16 @@ class Limits:
 
 @dataclass(frozen=True)
 class Request:
-    """A whole request: verb, target, headers (by lower-case name) and body."""
+    """A whole request: verb, target, headers (by lower-case name) and body; ``raw_headers``
+    as the client wrote them, in order and in their case (what a proxy forwards), and its
+    HTTP version."""
 
     verb: str
     target: str
     headers: Mapping[str, str]
     body: bytes
+    raw_headers: tuple[tuple[str, str], ...] = ()
+    http_version: str = "1.1"
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,11 @@ class Connection:
         if size > self.limits.max_header:  # h11 checks only a head that is still incomplete
             raise Refused(431, f"request headers over the limit of {self.limits.max_header} bytes")
         fields = {name.decode("latin-1"): value.decode("latin-1") for name, value in event.headers}
+        raw = tuple(
+            (n.decode("latin-1"), v.decode("latin-1"))
+            for n, v in event.headers.raw_items()
+        )
+        version = event.http_version.decode("latin-1")
         tokens = {t.strip().lower() for t in fields.get("connection", "").split(",")}
         self.keep_alive = event.http_version == b"1.1" and "close" not in tokens
         length = fields.get("content-length")
@@ -224,7 +233,7 @@ class Connection:
             body += event.data
             if len(body) > self.limits.max_body:  # a chunked body has no length up front
                 raise Refused(413, f"request body over the limit of {self.limits.max_body} bytes")
-        return Request(self.verb, self.target, fields, bytes(body))
+        return Request(self.verb, self.target, fields, bytes(body), raw, version)
 
     def _next(self) -> h11.Event:
         while True:
