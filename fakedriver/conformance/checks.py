@@ -214,21 +214,22 @@ def request_address(ctx: Context) -> None:
 
 
 def _dialect(ctx: Context, calls: list[tuple[str, dict[str, Any]]], key: str) -> None:
-    """Provoke refusals; each must be one dockerd reads as an error."""
+    """Provoke refusals; dockerd must read each as the plugin's error: its reason is the
+    status, or the error field of the call's dialect (not, say, the "no address returned"
+    of an answer it read as success)."""
     seen = 0
     for method, body in calls:
-        exchange = ctx.call(method, body)
-        if not refused(exchange):
+        exchange = ctx.call(method, body, probe=True)
+        if not refused(exchange) or exchange.error is not None:
             continue
         seen += 1
-        if (
-            exchange.error is None
-            and dockerd_rejects(method, body, exchange.status, exchange.body, ctx.dockerd) is None
-        ):
+        why = dockerd_rejects(method, body, exchange.status, exchange.body, ctx.dockerd)
+        if why is None or not why.startswith(("HTTP ", "remote: ")):
+            said = f"dockerd says {why!r}" if why else "to dockerd this is success"
+            subsystem = method.partition(".")[0]
             raise Failed(
-                f"{method} refused in the other dialect: dockerd reads {method.partition('.')[0]} "
-                f"errors from {key!r} (or a status other than 200), so to it this is success: "
-                f"{exchange.brief()}"
+                f"{method} refused in the other dialect: dockerd reads {subsystem} errors "
+                f"from {key!r} (or a status other than 200); {said}: {exchange.brief()}"
             )
     if not seen:
         raise Skipped("the plugin refused none of the calls (semantics/refuse-unknown-* say so)")
@@ -266,6 +267,7 @@ def ipam_error_dialect(ctx: Context) -> None:
         [
             (f"{IPAM}.RequestAddress", ctx.address_body("no-such-pool-" + ctx.nonce)),
             (f"{IPAM}.RequestAddress", ctx.address_body(pool_id, taken)),
+            (f"{IPAM}.ReleasePool", {"PoolID": "no-such-pool-" + ctx.nonce}),
         ],
         "Error",
     )
@@ -276,7 +278,7 @@ def ipam_error_dialect(ctx: Context) -> None:
 
 def _must_refuse(ctx: Context, method: str, body: dict[str, Any], what: str) -> bool:
     """Whether the plugin refused; in strict mode a call it accepted fails the check."""
-    exchange = ctx.call(method, body)
+    exchange = ctx.call(method, body, probe=True)
     if refused(exchange):
         return True
     if ctx.strict:

@@ -55,14 +55,20 @@ class Ledger:
     allocations: dict[str, None] = field(default_factory=dict)
     pools: dict[str, None] = field(default_factory=dict)
     addresses: dict[tuple[str, str], None] = field(default_factory=dict)  # (pool, bare ip)
+    #: What probes on unknown ids may have made: undone too, but the plugin may well
+    #: hold nothing of it, so a refusal to undo it is not a leak.
+    tentative: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def note(self, method: str, body: Any, answer: Any) -> None:
-        """Take in a call the plugin accepted (``answer``: its decoded answer)."""
+    def note(self, method: str, body: Any, answer: Any, probe: bool = False) -> None:
+        """Take in a call the plugin accepted (``answer``: its decoded answer); a
+        ``probe``'s (a call on unknown ids) is tentative."""
         body = body if isinstance(body, dict) else {}
         nid, eid, pid = (str(body.get(k, "")) for k in ("NetworkID", "EndpointID", "PoolID"))
         name = method.partition(".")[2]
         with self.lock:
+            if probe:
+                self.tentative |= {nid, eid, pid} - {""}
             if name == "CreateNetwork":
                 self.networks[nid] = None
             elif name == "DeleteNetwork":
@@ -105,7 +111,7 @@ class Ledger:
 
         def undo(method: str, body: dict[str, Any], what: str) -> None:
             exchange = call(method, body)
-            if refused(exchange):
+            if refused(exchange) and not set(body.values()) & self.tentative:
                 left.append(f"{what}: {exchange.brief()}")
 
         for eid in sorted(self.joins):
@@ -128,6 +134,7 @@ class Ledger:
             self.allocations.clear()
             self.pools.clear()
             self.addresses.clear()
+            self.tentative.clear()
         return left
 
 
@@ -227,13 +234,14 @@ class Context:
         self._lock = threading.Lock()
 
     # -- calling ------------------------------------------------------------------------
-    def call(self, method: str, body: Any = None, raw: bytes | None = None) -> Exchange:
-        """Call the plugin; the exchange is kept, and the ledger notes an accepted call."""
-        exchange = self.client.call(method, body, raw)
+    def call(self, method: str, body: Any = None, probe: bool = False) -> Exchange:
+        """Call the plugin; the exchange is kept, and the ledger notes an accepted call
+        (tentatively for a ``probe``, a call on ids nobody created)."""
+        exchange = self.client.call(method, body)
         with self._lock:
             self.calls.append(exchange)
         if not refused(exchange):
-            self.ledger.note(method, body, exchange.answer)
+            self.ledger.note(method, body, exchange.answer, probe)
         return exchange
 
     def send(self, method: str, raw: bytes, headers: list[tuple[str, str]]) -> Exchange:

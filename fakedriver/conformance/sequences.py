@@ -25,7 +25,10 @@ def replay_session(ctx: Context, path: str | Path, label: str) -> None:
         mapping.learn_subnets(steps)
     except ValueError as exc:
         raise Skipped(str(exc)) from None
-    runner = Replay(ctx.send, dockerd=ctx.dockerd, implements=ctx.info.implements, mapping=mapping)
+    usable = ctx.info.implements - set(ctx.info.refused)  # what dockerd would call
+    if not usable:
+        raise Skipped("dockerd would use nothing of the plugin (see the handshake's checks)")
+    runner = Replay(ctx.send, dockerd=ctx.dockerd, implements=usable, mapping=mapping)
     for step in steps:
         for record in step.calls:
             exchange = runner.call(step, record)
