@@ -319,3 +319,31 @@ def test_the_command_lists_the_checks() -> None:
     assert [line for line in done.stdout.splitlines() if not line.startswith(" ")] == [
         c.name for c in select()
     ]
+
+
+# -- in a plugin author's pytest suite ----------------------------------------------------------
+
+pytest_plugins = ["pytester"]
+
+
+def test_pytest_suite_is_one_test_per_check(pytester: pytest.Pytester) -> None:
+    """``test_x = pytest_suite(TARGET)`` in a test module: one test per check, passing,
+    failing and skipping as the kit's checks do."""
+    fake = FakeNetDriver()
+    fake.fail("Join", kind="answer", answer={"Gateway": "10.0.0.1/24"})
+    with serving(fake) as served:
+        pytester.makepyfile(
+            test_plugin=(
+                "from fakedriver.conformance import pytest_suite\n\n"
+                f"test_my_plugin = pytest_suite({served.socket_path!r}, skip=['sequences'])\n"
+            )
+        )
+        result = pytester.runpytest("-p", "no:cacheprovider", "-rf")
+    counts = {c.name for c in select(skip=["sequences"])}
+    result.assert_outcomes(passed=len(counts) - 4, failed=4)
+    result.stdout.fnmatch_lines(
+        [
+            "FAIL answers/join: NetworkDriver.Join: dockerd refuses the answer: "
+            'unable to parse Gateway "10.0.0.1/24"*'
+        ]
+    )
