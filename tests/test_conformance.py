@@ -333,7 +333,7 @@ def test_pytest_suite_is_one_test_per_check(pytester: pytest.Pytester) -> None:
     fake.fail("Join", kind="answer", answer={"Gateway": "10.0.0.1/24"})
     with serving(fake) as served:
         pytester.makepyfile(
-            test_plugin=(
+            test_conformance_of_my_driver=(
                 "from fakedriver.conformance import pytest_suite\n\n"
                 f"test_my_plugin = pytest_suite({served.socket_path!r}, skip=['sequences'])\n"
             )

@@ -16,8 +16,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "fakedriver"
 
-#: What ``import fakedriver`` must not load: the serving, persisting, cluster, CLI and
-#: plugin layers, and every client library (each loaded when its client is routed).
+#: What ``import fakedriver`` must not load: the serving, persisting, cluster, CLI,
+#: plugin and conformance layers, and every client library (each loaded when its client is
+#: routed).
 HEAVY = (
     "sqlite3",
     "h11",
@@ -26,6 +27,7 @@ HEAVY = (
     "fakedriver.cluster",
     "fakedriver.cli",
     "fakedriver.plugin",
+    "fakedriver.conformance",
     "requests",
     "httpx",
     "aiohttp",
