@@ -135,5 +135,6 @@ def test_every_parser_refuses_abbreviations() -> None:
                     yield from walk(sub)
 
     parsers = list(walk(parser()))
-    assert len(parsers) == 8  # fakedriver, serve, state, show, import, plugin, build, socket
+    # fakedriver, serve, state, show, import, plugin, build, socket, dashboard
+    assert len(parsers) == 9
     assert [p.prog for p in parsers if p.allow_abbrev] == []
