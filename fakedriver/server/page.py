@@ -9,7 +9,9 @@ The data of a report (and what the live page builds from the control API) is pla
 being ``{"name", "calls", "first", "state", "leaks", "faults"}`` (the control API's
 answers, see `fake_data()`). ``order`` lists the calls as ``[lane, index]`` pairs in the
 order they were served (a cluster's timeline), or is ``None`` (then by time); ``cuts`` are
-partitions, ``{"lane", "mode", "start", "end"}`` in positions of ``order``.
+partitions, ``{"lane", "mode", "start", "end"}``, their times as the calls' timestamps
+(``end`` ``None``: not healed); ``failure`` is the test's failure, ``audit`` a
+cluster's leaks and violations.
 """
 
 from __future__ import annotations

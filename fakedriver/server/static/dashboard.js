@@ -38,7 +38,7 @@
     lanes: [], // {name, state, leaks, faults, seen: {state, leaks, faults}}
     rows: [], // {lane, call}: the timeline, in the order the calls were served
     shown: [], // positions in rows that pass the filters, ascending
-    cuts: [], // partitions: {lane, mode, start, end} in positions of rows
+    cuts: [], // partitions: {lane, mode, start, end}, times as the calls' timestamps
     seqOf: new Map(), // "lane:index" -> position in rows
     methods: new Set(),
     selected: -1,
@@ -105,10 +105,10 @@
   // -- the timeline: a sequence diagram, only the rows in view ------------------------------
   let methodsChanged = false;
   function xOf(lane) {
-    // percent of the diagram's width: the client at 7, the lanes spread over 34..93
+    // percent of the diagram's width: the client at 7, the lanes spread over 32..86
     if (lane < 0) return 7;
     const n = model.lanes.length;
-    return n === 1 ? 80 : 34 + (lane * 59) / (n - 1);
+    return n === 1 ? 80 : 32 + (lane * 54) / (n - 1);
   }
   function renderLanes() {
     const head = $("lanes");
@@ -148,7 +148,7 @@
       diagram.append(life);
     }
     for (const cut of model.cuts) {
-      if (seq >= cut.start && (cut.end === null || seq < cut.end)) {
+      if (call.timestamp >= cut.start && (cut.end === null || call.timestamp < cut.end)) {
         const band = h("span", { class: "cut", title: `${model.lanes[cut.lane].name} partitioned (${cut.mode})`, "data-lane": model.lanes[cut.lane].name });
         band.style.left = `${xOf(cut.lane)}%`;
         diagram.append(band);
@@ -622,6 +622,7 @@
     if (report.failure) {
       $("failure").hidden = false;
       $("failure-text").textContent = report.failure;
+      $("failure-text").scrollTop = $("failure-text").scrollHeight; // the error is last
     }
     status(`${model.rows.length} call(s)${model.lanes.length > 1 ? ` on ${model.lanes.length} ${report.order ? "nodes" : "fakes"}` : ""}: a report, written when the test failed`, false);
     renderState();
