@@ -409,6 +409,16 @@
     lane[name] = value;
     return true;
   }
+  // a view in a hidden tab is drawn when its tab is shown (a tree of 2,500 networks costs)
+  const stale = new Set();
+  const drawers = { state: () => renderState(), leaks: () => renderLeaks(), faults: () => renderFaults() };
+  function redraw(view) {
+    if ($(`view-${view}`).hidden) stale.add(view);
+    else {
+      stale.delete(view);
+      drawers[view]();
+    }
+  }
   let rendered = false;
   let polling = false;
   async function refresh(side) {
@@ -429,12 +439,6 @@
         return refresh(true);
       }
       const lane = model.lanes[0];
-      if (got.calls.length || side) {
-        const [faults, state, leaks] = await Promise.all([api("GET", "/fakedriver/faults"), api("GET", "/fakedriver/state"), api("GET", "/fakedriver/leaks")]);
-        if (changed(lane, "faults", faults)) renderFaults();
-        if (changed(lane, "state", state)) renderState();
-        if (changed(lane, "leaks", leaks.leaks)) renderLeaks();
-      }
       model.evicted += got.evicted;
       model.next = got.next;
       model.first = got.first;
@@ -452,6 +456,13 @@
         }
         if ($("follow").checked) followNewest();
         renderRows();
+      }
+      if (!rendered) markRendered(); // the timeline is drawn: the rest follows
+      if (got.calls.length || side) {
+        const [faults, state, leaks] = await Promise.all([api("GET", "/fakedriver/faults"), api("GET", "/fakedriver/state"), api("GET", "/fakedriver/leaks")]);
+        if (changed(lane, "faults", faults)) redraw("faults");
+        if (changed(lane, "state", state)) redraw("state");
+        if (changed(lane, "leaks", leaks.leaks)) redraw("leaks");
       }
       status(`live: ${got.next} call(s) served, updated ${new Date().toLocaleTimeString()}`, false);
     } catch (error) {
@@ -495,6 +506,7 @@
       $(`view-${view}`).hidden = !on;
     }
     if (name === "timeline") renderRows();
+    else if (stale.has(name)) redraw(name);
   }
   function wire() {
     for (const view of views) {
@@ -625,9 +637,7 @@
       $("failure-text").scrollTop = $("failure-text").scrollHeight; // the error is last
     }
     status(`${model.rows.length} call(s)${model.lanes.length > 1 ? ` on ${model.lanes.length} ${report.order ? "nodes" : "fakes"}` : ""}: a report, written when the test failed`, false);
-    renderState();
-    renderLeaks();
-    renderFaults();
+    for (const view of ["state", "leaks", "faults"]) redraw(view);
     markRendered();
   }
   start();
