@@ -21,7 +21,8 @@ Who may call it: no browser (the socket server refuses every request that carrie
 and `refusal()` wants a body in ``application/json``, which a cross-origin page cannot
 send without a preflight), and, with a token, only a client that shows it
 (``Authorization: Bearer TOKEN``, the scheme in any case); without a token the server does
-not serve the control API on TCP at all.
+not serve the control API on TCP at all. The one browser page that gets in is the
+dashboard's own, through its listener (`fakedriver.server.dashboard`).
 """
 
 from __future__ import annotations
