@@ -492,3 +492,18 @@ def test_the_dashboard_of_a_managed_plugin_finds_its_socket(
         resolve("plugin:other")
     done = _run("dashboard", "plugin:other", env={**os.environ})
     assert done.returncode == 2 and "No such plugin: other" in done.stderr
+
+
+# -- the browser tests' own switch -------------------------------------------------------------
+def test_the_browser_tests_skip_loudly_without_chromium_and_fail_when_required(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import browser_env
+
+    monkeypatch.setattr(browser_env, "CHROMIUM", str(tmp_path / "no-chromium"))
+    monkeypatch.setattr(browser_env, "REQUIRED", False)
+    with pytest.raises(pytest.skip.Exception, match=r"SKIPPED LOUDLY: .*apt-get install chromium"):
+        browser_env.need_browser()
+    monkeypatch.setattr(browser_env, "REQUIRED", True)
+    with pytest.raises(pytest.fail.Exception, match="FAKEDRIVER_REQUIRE_BROWSER=1 and no "):
+        browser_env.need_browser()
