@@ -421,9 +421,15 @@
   }
   let rendered = false;
   let polling = false;
+  let wanted = false; // an action asked for the rules, state and leaks while a poll ran
   async function refresh(side) {
-    if (polling) return;
+    if (polling) {
+      wanted = wanted || side;
+      return;
+    }
     polling = true;
+    side = side || wanted;
+    wanted = false;
     try {
       const got = await api("GET", `/fakedriver/calls?since=${model.next}`);
       if (got.next < model.next) {
@@ -436,7 +442,7 @@
         model.evicted = 0;
         renderDetail();
         polling = false;
-        return refresh(true);
+        return await refresh(true);
       }
       const lane = model.lanes[0];
       model.evicted += got.evicted;
@@ -491,7 +497,7 @@
   let ticks = 0;
   async function poll() {
     ticks += 1;
-    await refresh(ticks % 5 === 0);
+    await refresh(ticks % 5 === 0 || wanted);
     setTimeout(poll, POLL_MS);
   }
 
