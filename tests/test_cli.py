@@ -135,6 +135,6 @@ def test_every_parser_refuses_abbreviations() -> None:
                     yield from walk(sub)
 
     parsers = list(walk(parser()))
-    # fakedriver, serve, state, show, import, plugin, build, socket, check, record
-    assert len(parsers) == 10
+    # fakedriver, serve, state, show, import, plugin, build, socket, check, record, dashboard
+    assert len(parsers) == 11
     assert [p.prog for p in parsers if p.allow_abbrev] == []

@@ -9,7 +9,12 @@ share a socket. The plugin's name is a driver name only with its tag (``NAME:lat
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
+import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,6 +94,36 @@ def test_a_fault_set_over_the_plugins_socket_reaches_the_docker_user(
     done = managed.dockerd.docker("network", "create", "-d", DRIVER, network, check=False)
     assert done.returncode != 0 and "fault from the host" in done.stderr, done.stderr
     assert managed.control("GET", "/fakedriver/leaks") == {"leaks": []}
+
+
+def test_the_dashboard_of_the_managed_plugin_shows_its_journal(managed: ManagedPlugin) -> None:
+    """``fakedriver dashboard plugin:NAME`` finds the plugin's socket as ``plugin socket``
+    does, and its page's control requests reach the plugin's control API."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "fakedriver", "dashboard", f"plugin:{NAME}"],
+        env=managed.dockerd.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as command:
+        try:
+            assert command.stdout is not None
+            line = command.stdout.readline()
+            found = re.search(r"on http://([^/]+)/\?key=(\S+)", line)
+            assert found, (line, command.stderr.read() if command.poll() is not None else "")
+            assert f"dashboard of unix://{managed.socket}" in line
+            connection = http.client.HTTPConnection(found.group(1), timeout=30)
+            key = {"X-Fakedriver-Key": found.group(2)}
+            connection.request("GET", "/fakedriver/calls", headers=key)
+            answer = connection.getresponse()
+            calls = json.loads(answer.read())["calls"]
+            connection.close()
+        finally:
+            command.terminate()
+            command.wait(10)
+    assert answer.status == 200
+    assert "NetworkDriver.GetCapabilities" in [c["method"] for c in calls]  # dockerd's
+    assert [c["method"] for c in calls] == [c["method"] for c in managed.calls()][: len(calls)]
 
 
 def test_docker_plugin_set_args_reaches_the_persona(managed: ManagedPlugin) -> None:

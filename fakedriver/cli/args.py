@@ -16,8 +16,10 @@ from .. import __version__
 from ..core.journal import FIELD_LIMIT, SERVE_BYTES
 from ..plugin.bundle import DATA, BundleError
 from ..server.connection import Limits
+from ..server.dashboard import loopback
 from ..server.server import PLUGIN_DIR, SPEC_DIR, ServeError
 from .check import check_parser
+from .dashboard import dashboard_parser
 from .options import add_persona_options, persona_from
 from .plugin import plugin_parser
 from .state import state_parser
@@ -74,6 +76,19 @@ def tcp_address(value: str) -> tuple[str, int]:
     if not (port.isascii() and port.isdigit() and int(port) <= 65535):
         raise argparse.ArgumentTypeError(f"{value!r}: the port must be 0 to 65535, not {port!r}")
     return host, int(port)
+
+
+def dashboard_address(value: str) -> tuple[str, int]:
+    """``--dashboard [HOST:]PORT`` (and ``dashboard --listen``) as ``(host, port)``: a
+    loopback HOST only (``127.0.0.1`` when omitted; ``[::1]``, ``localhost``), PORT 0 to
+    65535 (0: any free one)."""
+    host, port = tcp_address(value if ":" in value else f":{value}")
+    if not loopback(host):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: the dashboard listens on loopback only (127.0.0.1, [::1], "
+            "localhost); from another host, reach it through ssh -L"
+        )
+    return host, port
 
 
 def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
@@ -176,6 +191,15 @@ def parser() -> argparse.ArgumentParser:
         help="refused: every local user can read a command line (/proc/PID/cmdline)",
     )
     api.add_argument("--no-control", action="store_true", help="serve no control API at all")
+    api.add_argument(
+        "--dashboard",
+        metavar="[HOST:]PORT",
+        type=dashboard_address,
+        help="serve the dashboard, a live page of the calls, state, leaks and fault rules "
+        "with the control API behind it, on loopback TCP (HOST 127.0.0.1 by default; "
+        "[::1] or localhost; PORT 0: any free one); its address, with the secret it "
+        "wants, is printed on stderr",
+    )
 
     limits = serve.add_argument_group("limits (what one connection may send, and how fast)")
     default = Limits()
@@ -229,6 +253,7 @@ def parser() -> argparse.ArgumentParser:
     state_parser(commands)  # its own sub-commands name themselves (innermost wins)
     plugin_parser(commands, _name)
     check_parser(commands)
+    dashboard_parser(commands, dashboard_address, TOKEN_ENV)
     for sub in commands.choices.values():
         sub.set_defaults(subparser=sub)
     return top
@@ -242,6 +267,8 @@ def conflicts(args: argparse.Namespace) -> str | None:
         return "--spec-dir is only for --tcp"
     if args.no_control and (args.control_socket or args.control_token_file):
         return "--no-control serves no control API: drop --control-socket/--control-token-file"
+    if args.no_control and args.dashboard:
+        return "--no-control serves no control API, which the dashboard drives: drop one"
     if args.socket and not os.path.isdir(os.path.dirname(os.path.abspath(args.socket))):
         return f"--socket {args.socket}: its folder does not exist"
     return None
@@ -272,6 +299,11 @@ def check_serve_args(serve_args: Sequence[str]) -> None:
         raise BundleError(
             "--name, --socket, --tcp, --spec-dir: the plugin listens on the socket its "
             "config.json names ('plugin build --name NAME' names it)"
+        )
+    if args.dashboard:
+        raise BundleError(
+            "--dashboard: its address and secret would go to dockerd's log; run "
+            "'fakedriver dashboard plugin:NAME' on the host instead"
         )
     conflict = conflicts(args)
     if conflict:

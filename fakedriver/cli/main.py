@@ -24,6 +24,7 @@ from ..persist.store import StateFileError, Store
 from ..plugin.bundle import BundleError
 from ..server.connection import Limits
 from ..server.control import control
+from ..server.dashboard import listen, local, url
 from ..server.server import PLUGIN_DIR, SPEC_DIR, PluginServer, ServeError
 from ..server.veth import Checkpointed, VethLinks, reconcile
 from .args import (
@@ -35,6 +36,7 @@ from .args import (
     parser,
 )
 from .check import check_command, record_command
+from .dashboard import dashboard_command
 from .options import persona_from
 from .plugin import plugin_command
 from .state import state_command
@@ -218,9 +220,20 @@ def _serve(args: argparse.Namespace, stop: StopSignals) -> int:
                     limits=limits,
                 )
             )
+        where = " and control API on " + servers[1].address if len(servers) > 1 else ""
+        if args.dashboard and api is not None:
+            page, dashboard = listen(
+                local(app),
+                args.dashboard,
+                title=server.address,
+                log=log,
+                log_format=args.log_format,
+                limits=limits,
+            )
+            servers.append(page)
+            _say(args, f"fakedriver: dashboard on {url(page, dashboard)}")
         for each in servers:
             threading.Thread(target=each.serve_forever, daemon=True).start()
-        where = " and control API on " + servers[1].address if len(servers) > 1 else ""
         banner = f"fakedriver: serving on {server.address}{where}"
         if args.log_format == "json":  # keep the stream JSON lines throughout
             banner = json.dumps({"event": "serving", "message": banner})
@@ -233,6 +246,15 @@ def _serve(args: argparse.Namespace, stop: StopSignals) -> int:
             each.close()
         app.engine.close()
     return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    token = control_token(args)  # the file, or the variable (taken out of the environment)
+    stop = StopSignals()
+    try:
+        return dashboard_command(args, token, stop)
+    finally:
+        stop.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -264,6 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return state_command(args)
         if args.command == "plugin":
             return plugin_command(args, getattr(args, "serve_args", []), check_serve_args)
+        if args.command == "dashboard":
+            return _dashboard(args)
         return serve(args)
     except (ServeError, StateFileError, BundleError, ValueError) as exc:
         print(f"fakedriver: {exc}", file=sys.stderr)

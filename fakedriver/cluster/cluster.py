@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -94,6 +95,17 @@ class ClusterViolation:
 
 
 @dataclass
+class Cut:
+    """When a node was cut off (the shading of a picture's lane): from ``start`` to
+    ``end`` (``time.time()``; ``None`` while it still is)."""
+
+    node: str
+    mode: str
+    start: float
+    end: float | None = None
+
+
+@dataclass
 class Partition:
     """Nodes cut off by [`Cluster.partition()`][fakedriver.Cluster.partition]; ``heal()`` (or the
     end of a ``with`` block) joins them again. In ``hold`` mode,
@@ -167,6 +179,8 @@ class Cluster:
         self.violations: list[ClusterViolation] = []
         #: The partitioned nodes: name -> (mode, the fault rule cutting it off).
         self.partitions: dict[str, tuple[str, Rule]] = {}
+        #: Every partition, healed or not, oldest first (for a failing test's picture).
+        self.cuts: list[Cut] = []
         self._lock = threading.Lock()
         self._routes: list[Route[FakeNetDriver]] = []
         for number in range(1, nodes + 1):
@@ -217,6 +231,7 @@ class Cluster:
         with self._lock:
             self.calls.clear()
             self.violations.clear()
+            self.cuts.clear()
             self.oracle = Oracle(self.persona)
 
     def _pairs(self) -> Iterator[tuple[tuple[str, FakeNetDriver], Route[FakeNetDriver]]]:
@@ -262,6 +277,7 @@ class Cluster:
             rule = Rule("*", mode, message=f"{name} is partitioned", name=f"partition of {name}")
             fake.engine.add_rules([rule], first=True)  # no other rule decides its calls
             self.partitions[name] = (mode, rule)
+            self.cuts.append(Cut(name, mode, time.time()))
         return Partition(self, tuple(names), mode)
 
     def heal(self, *names: str) -> None:
@@ -274,6 +290,9 @@ class Cluster:
                 continue
             _, rule = self.partitions.pop(name)
             self.nodes[name].engine.remove_rule(rule)
+            for cut in self.cuts:
+                if cut.node == name and cut.end is None:
+                    cut.end = time.time()
 
     # -- the timeline and the checks -------------------------------------------------------------
     def _observe(self, name: str, fake: FakeNetDriver, call: Call) -> None:

@@ -68,6 +68,9 @@ class Answer:
     status: int
     body: bytes
     drop: str | None = None
+    #: The answer's own headers (``Content-Length`` is added), instead of the plugin
+    #: protocol's content type: the dashboard's page and its JSON.
+    headers: tuple[tuple[str, str], ...] | None = None
 
 
 #: Serves one request; the callable tells whether the client has gone away.
@@ -286,7 +289,7 @@ class Connection:
             return False
         self._timeout(self.limits.idle_timeout)  # a client that never reads its answer
         close = not self.keep_alive or answer.drop is not None or self.closing
-        head = response_head(answer.status, answer.body, close=close)
+        head = response_head(answer.status, answer.body, close=close, own=answer.headers)
         body = answer.body if self.verb != "HEAD" else b""
         if answer.drop == "mid_body":
             body = body[: len(body) // 2]
@@ -302,11 +305,19 @@ class Connection:
         self.sock.sendall(response_head(refused.status, answer, close=True) + answer)
 
 
-def response_head(status: int, body: bytes, *, close: bool) -> bytes:
-    """The status line and headers of an answer carrying ``body``. Written by hand rather
-    than through h11: the answers are the server's own, and h11's checks of them cost
-    as much as parsing the request."""
-    lines = [f"HTTP/1.1 {status} {reason(status)}", *(f"{k}: {v}" for k, v in headers(body))]
+def response_head(
+    status: int,
+    body: bytes,
+    *,
+    close: bool,
+    own: tuple[tuple[str, str], ...] | None = None,
+) -> bytes:
+    """The status line and headers of an answer carrying ``body`` (``own`` headers and its
+    length, when given, else the plugin protocol's). Written by hand rather than through
+    h11: the answers are the server's own, and h11's checks of them cost as much as
+    parsing the request."""
+    fields = headers(body) if own is None else [*own, ("Content-Length", str(len(body)))]
+    lines = [f"HTTP/1.1 {status} {reason(status)}", *(f"{k}: {v}" for k, v in fields)]
     if close:
         lines.append("Connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

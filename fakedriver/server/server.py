@@ -28,7 +28,7 @@ from ..core.http import encode, error_key, from_browser, headers, not_allowed, r
 from ..core.journal import Call
 from ..fake import FakeNetDriver
 from ..transports.peer import hang_up
-from .connection import Answer, Connection, Limits, Request
+from .connection import Answer, App, Connection, Limits, Request
 from .control import refusal
 from .log import LineWriter
 
@@ -137,11 +137,13 @@ class PluginServer:
     :param log: where one line per call goes (``None``: nowhere); ``log_format`` is
         ``"text"`` or ``"json"`` (JSON lines, each a whole journal entry). Lines are
         written by a thread of their own, never under the driver's lock.
+    :param handler: serves every request instead (the dashboard's listener: see
+        `fakedriver.server.dashboard`); then ``app`` may be ``None``.
     """
 
     def __init__(
         self,
-        app: FakeNetDriver,
+        app: FakeNetDriver | None,
         *,
         socket_path: str | None = None,
         tcp: tuple[str, int] | None = None,
@@ -152,14 +154,19 @@ class PluginServer:
         limits: Limits | None = None,
         log: IO[str] | None = None,
         log_format: str = "text",
+        handler: App | None = None,
     ) -> None:
         if (socket_path is None) == (tcp is None):
             raise ValueError("give a socket path or a TCP address, not both")
+        if app is None and handler is None:
+            raise ValueError("give a fake to serve, or a handler")
         self.app, self.socket_path, self.spec = app, socket_path, spec
         self.protocol, self.control_token = protocol, control_token
         self.control = control if socket_path is not None or control_token else None
         self.limits = limits or Limits()
         self.log_format = log_format
+        #: What serves each request: the plugin protocol and control API, or `handler`.
+        self.handler: App = handler or self._serve
         self.writer = LineWriter(log) if log is not None else None
         #: The files this server made, each with its identity (removed at close if still it).
         self.made: dict[str, Identity] = {}
@@ -185,7 +192,7 @@ class PluginServer:
         if socket_path is None and spec:
             self._spec_fd = _write_spec(spec, self.address)
             self.made[spec] = _identity(os.fstat(self._spec_fd))
-        if self.writer is not None:
+        if self.writer is not None and app is not None and handler is None:
             app.listeners.append(self.log_call)
 
     # -- logging ----------------------------------------------------------------------------
@@ -252,7 +259,7 @@ class PluginServer:
             self._stopped.set()
 
     def _start(self, sock: socket.socket) -> None:
-        connection = Connection(sock, self._serve, self.limits, self.say)
+        connection = Connection(sock, self.handler, self.limits, self.say)
         evicted = None
         with self._open_lock:
             full = len(self._open) >= self.limits.max_connections
@@ -315,7 +322,9 @@ class PluginServer:
             return self._control(request)
         if request.verb != "POST":
             return Answer(*not_allowed(request.verb))
-        reply = self.app.engine.respond(request.target, request.body, gone=gone)
+        app = self.app
+        assert app is not None  # a server without a fake serves through its handler
+        reply = app.engine.respond(request.target, request.body, gone=gone)
         return Answer(reply.status, reply.body, reply.drop)
 
     def _refuse_browser(self, request: Request, header: str) -> Answer:
@@ -366,8 +375,9 @@ class PluginServer:
             self._spec_fd = None
         self._drain(grace)
         if self.writer is not None:
-            with contextlib.suppress(ValueError):
-                self.app.listeners.remove(self.log_call)
+            if self.app is not None:
+                with contextlib.suppress(ValueError):
+                    self.app.listeners.remove(self.log_call)
             self.writer.close()
 
     def _drain(self, grace: float) -> None:
