@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+from dockerd_versions import Version, parse_version
 
 IMAGE = "bb:local"
 PLUGIN_DIR = Path("/run/docker/plugins")
@@ -89,6 +90,7 @@ class Dockerd:
         self.env = {**os.environ, "DOCKER_HOST": f"unix://{self.sock}"}
         self.log = base / "dockerd.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self._version: Version | None = None
 
     def start(self) -> None:
         binary = shutil.which("dockerd")
@@ -141,6 +143,31 @@ class Dockerd:
             self.process.kill()
             self.process.wait()
         self.process = None
+
+    def version(self) -> Version:
+        """The daemon's version, as ``docker version`` gives it (asked once)."""
+        if self._version is None:
+            said = self.docker("version", "--format", "{{.Server.Version}}", timeout=60)
+            self._version = parse_version(said.stdout)
+        return self._version
+
+    def sweep(self) -> list[str]:
+        """Remove every container and network of this daemon but its own (``host``,
+        ``none``), starting it first if it is down; what it removed. The daemon is the
+        tests' own: whatever a test left there, failed or not, goes."""
+        if self.process is None:
+            self.start()
+        removed = self.docker("ps", "-aq").stdout.split()
+        if removed:
+            self.docker("rm", "-f", *removed, check=False)
+        names = self.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
+        networks = [n for n in names if n not in ("host", "none", "bridge", "docker_gwbridge")]
+        if networks:
+            self.docker("network", "rm", *networks, check=False)
+        if "docker_gwbridge" in names:  # one per host: see host_lock
+            with host_lock("docker_gwbridge"):
+                self.docker("network", "rm", "docker_gwbridge", check=False)
+        return [*removed, *networks, *({"docker_gwbridge"} & set(names))]
 
     def tail(self, lines: int = 30) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""

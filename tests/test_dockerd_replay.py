@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dockerd_versions
 import pytest
 from werkzeug.test import Client
 
@@ -255,43 +256,50 @@ def _bodies(steps: list[Step], method: str) -> list[Record]:
     return [r["body"] or {} for s in steps for r in s.calls if _method(r) == method]
 
 
-def test_what_differs_between_dockerd_20_10_and_28() -> None:
-    """The same 48 steps under both daemons: what docs/dockerd.md says differs, does, and the
-    fake takes both (the replays above)."""
-    d20, d28 = load_steps(_capture(D20)), load_steps(_capture(D28))
-    spaces, pool = "IpamDriver.GetDefaultAddressSpaces", "IpamDriver.RequestPool"
-    for steps, at_activation in ((d20, True), (d28, False)):
-        methods = _methods(steps)
-        after_activation = [
-            methods[i + 1] == spaces
-            for i, m in enumerate(methods[:-1])
-            if m == "IpamDriver.GetCapabilities"
-        ]
-        assert after_activation and all(after_activation) == at_activation
-        preceded = [methods[i - 1] == spaces for i, m in enumerate(methods) if m == pool]
-        assert preceded and all(preceded) != at_activation
-        if at_activation:  # 20.10: once per activation, never else
-            assert methods.count(spaces) == methods.count("Plugin.Activate")
-        else:  # 28: before each pool, and once more per network create
-            for step in steps:
-                pools = _methods([step]).count(pool)
-                assert _methods([step]).count(spaces) == (pools + 1 if pools else 0), step
-    hosts = {
-        name: {r["headers"].get("Host") for s in steps for r in s.calls}
-        for name, steps in (("20.10", d20), ("28", d28))
+@pytest.mark.parametrize("capture", [pytest.param(c, id=c) for c in dockerd_versions.CAPTURES])
+def test_each_capture_shows_what_its_version_does(capture: str) -> None:
+    """The same 48 steps under dockerd 20.10.24 and 28.3.3: each capture shows what
+    dockerd_versions (docs/dockerd.md's table) says its daemon's version does, where a
+    capture can show it; the fake takes both (the replays above)."""
+    steps = load_steps(_capture(D20.parent / capture))  # the shipped captures
+    does = dockerd_versions.expect(dockerd_versions.CAPTURES[capture])
+    assert does.capture == capture  # each capture is its own generation's
+    for step in steps:  # GetDefaultAddressSpaces where this version sends it, and only there
+        assert _methods([step]) == [
+            _method(r) for r in dockerd_versions.retime(step.calls, does.spaces)
+        ], step
+    hosts = {r["headers"].get("Host") for s in steps for r in s.calls}
+    assert hosts == {does.host_header}
+    networks = _bodies(steps, "NetworkDriver.CreateNetwork")
+    assert {"com.docker.network.enable_ipv4" in b["Options"] for b in networks} == {
+        does.enable_ipv4
     }
-    assert hosts == {"20.10": {""}, "28": {"plugin.moby.localhost"}}
-    for steps, has in ((d20, False), (d28, True)):
-        networks = _bodies(steps, "NetworkDriver.CreateNetwork")
-        assert {"com.docker.network.enable_ipv4" in b["Options"] for b in networks} == {has}
-        programs = _bodies(steps, "NetworkDriver.ProgramExternalConnectivity")
-        key = "com.docker.network.driver.private.no_proxy_6to4"
-        assert {key in b["Options"] for b in programs} == {has}
-    for steps, per_start in ((d20, 2), (d28, 1)):
-        starts = [s for s in steps if s.number in (14, 29)]  # one network: start, run -d
-        assert [s.desc.split()[0] for s in starts] == ["start", "run"]
-        for step in starts:
-            assert _methods([step]).count("NetworkDriver.EndpointOperInfo") == per_start, step
+    programs = _bodies(steps, "NetworkDriver.ProgramExternalConnectivity")
+    key = "com.docker.network.driver.private.no_proxy_6to4"
+    assert {key in b["Options"] for b in programs} == {does.no_proxy_6to4}
+    starts = [s for s in steps if s.number in (14, 29)]  # one network: start, run -d
+    assert [s.desc.split()[0] for s in starts] == ["start", "run"]
+    for step in starts:
+        oper_info = _methods([step]).count("NetworkDriver.EndpointOperInfo")
+        assert oper_info == does.oper_info_per_start, step
+
+
+def test_retime_moves_every_address_space_query() -> None:
+    """Each capture re-timed as another version asks GetDefaultAddressSpaces: no other
+    call moves, and the queries land where that version sends them (the live scenario of
+    26.1.5 is the 20.10 capture so re-timed)."""
+    spaces, pool = dockerd_versions.SPACES, "IpamDriver.RequestPool"
+    for path, timing, count in (
+        (D20, dockerd_versions.PER_CREATE, lambda m, creates: creates),
+        (D20, dockerd_versions.PER_POOL, lambda m, creates: creates + m.count(pool)),
+        (D28, dockerd_versions.AT_ACTIVATION, lambda m, c: m.count("IpamDriver.GetCapabilities")),
+    ):
+        steps = load_steps(_capture(path))
+        moved = [_method(r) for s in steps for r in dockerd_versions.retime(s.calls, timing)]
+        before = _methods(steps)
+        assert [m for m in moved if m != spaces] == [m for m in before if m != spaces]
+        creates = len([s for s in steps if pool in _methods([s])])
+        assert moved.count(spaces) == count(before, creates) > 0, (path.name, timing)
 
 
 # -- the replay check can fail ------------------------------------------------------------------

@@ -304,7 +304,8 @@ option_keys = st.sampled_from([
     "com.docker.network.endpoint.exposedports", "com.docker.network.portmap",
     "com.docker.network.endpoint.macaddress", "io.kubernetes.label",
 ]) | st.text(max_size=8).filter(lambda k: k != "com.docker.network.generic")
-# The generic option is the one option whose shape the fake checks: an object (or null).
+# The generic option is the one option here whose shape the fake checks: an object (or
+# null); enable_ipv4 and no_proxy_6to4, booleans, are not drawn (test_options_28.py).
 options = st.tuples(
     st.dictionaries(option_keys, json_values, max_size=3),
     st.none() | st.dictionaries(st.text(max_size=8), json_values, max_size=2),

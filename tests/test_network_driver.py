@@ -291,6 +291,7 @@ def test_endpoint_oper_info_describes_the_endpoint(wire: Wire) -> None:
             "MacAddress": mac,
             "SandboxKey": "",
             "ExternalConnectivity": False,
+            "Proxy6To4": False,
         }
     }
 

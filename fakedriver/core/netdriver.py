@@ -16,6 +16,13 @@ from .ports import Links
 from .state import Allocation, Endpoint, Join, Network, Node
 from .wire import Body, IPAMData, IPInterface
 
+#: dockerd 28's network option: ``false`` for an IPv6-only network (absent before 28).
+ENABLE_IPV4 = "com.docker.network.enable_ipv4"
+INTERNAL = "com.docker.network.internal"
+#: dockerd 28's ProgramExternalConnectivity option: ``true`` when another endpoint is the
+#: container's IPv6 gateway, so no host IPv6 port may be mapped to this one's IPv4 address.
+NO_PROXY_6TO4 = "com.docker.network.driver.private.no_proxy_6to4"
+
 
 class NetworkModel(Model):
     # -- capabilities -------------------------------------------------------------------
@@ -27,21 +34,27 @@ class NetworkModel(Model):
         return answer
 
     def gw_alloc_check(self, body: Body) -> dict[str, Any]:
-        w.mapping(body, "Options")
-        if not self.persona.gw_alloc_checker:
+        """``SkipIPv4``/``SkipIPv6`` as the persona says, and for both families where the
+        fake's Join would never answer that gateway (an ``--internal`` network, as moby's
+        macvlan and ipvlan drivers skip theirs; ``join_gateway`` off): dockerd then
+        allocates no gateway address."""
+        options = _network_options(body)
+        p = self.persona
+        if not p.gw_alloc_checker:
             self.violate(Conflict("GwAllocCheck called, but GwAllocChecker was not announced"))
-        return {"SkipIPv4": self.persona.skip_ipv4, "SkipIPv6": self.persona.skip_ipv6}
+        unused = not p.join_gateway or options.get(INTERNAL) is True
+        return {"SkipIPv4": p.skip_ipv4 or unused, "SkipIPv6": p.skip_ipv6 or unused}
 
     # -- networks -----------------------------------------------------------------------
     def create_network(self, body: Body) -> dict[str, Any]:
         nid = w.text(body, "NetworkID", required=True)
-        options = w.mapping(body, "Options")
-        generic = options.get("com.docker.network.generic")
-        if generic is not None and not isinstance(generic, dict):
-            raise BadRequest(
-                "invalid request: Options[com.docker.network.generic] must be an object"
-            )
+        options = _network_options(body)
         v4, v6 = w.ipam_data(body, "IPv4Data", 4), w.ipam_data(body, "IPv6Data", 6)
+        if v4 and not w.option_flag(options, ENABLE_IPV4, True):
+            raise BadRequest(
+                f"invalid request: IPv4Data must be empty when Options[{ENABLE_IPV4}] is "
+                "false (an IPv6-only network has no IPv4 pool)"
+            )
         if nid in self.state.networks:
             self.violate(Conflict(f"network {nid} already exists"))
             return {}
@@ -104,6 +117,13 @@ class NetworkModel(Model):
         if eid in self.state.endpoints:
             self.violate(Conflict(f"endpoint {eid} already exists"))
             return {}
+        if v4 is not None and not w.option_flag(network.options, ENABLE_IPV4, True):
+            self.violate(
+                ProtocolViolation(
+                    f"address {v4} on network {network.id}, which has IPv4 disabled "
+                    f"({ENABLE_IPV4}: false)"
+                )
+            )
         for address, data in ((v4, network.ipv4_data), (v6, network.ipv6_data)):
             if address is not None:
                 self._check_address(network, address, data)
@@ -202,6 +222,7 @@ class NetworkModel(Model):
                 "MacAddress": endpoint.mac,
                 "SandboxKey": endpoint.join.sandbox_key if endpoint.join else "",
                 "ExternalConnectivity": endpoint.connectivity is not None,
+                "Proxy6To4": _proxies_6to4(endpoint),
             }
         }
 
@@ -276,6 +297,7 @@ class NetworkModel(Model):
     def program_external_connectivity(self, body: Body) -> dict[str, Any]:
         ids = _ids(body)
         options = w.mapping(body, "Options")
+        w.option_flag(options, NO_PROXY_6TO4, False)
         endpoint = self._endpoint(*ids)
         if endpoint is None:
             return {}
@@ -340,6 +362,26 @@ class NetworkModel(Model):
         if endpoint is None:
             self.violate(NotFound(f"endpoint {eid} not found in network {network.id}"))
         return endpoint
+
+
+def _network_options(body: Body) -> dict[str, Any]:
+    """The ``Options`` of CreateNetwork and GwAllocCheck (the same map), checked."""
+    options = w.mapping(body, "Options")
+    generic = options.get("com.docker.network.generic")
+    if generic is not None and not isinstance(generic, dict):
+        raise BadRequest("invalid request: Options[com.docker.network.generic] must be an object")
+    w.option_flag(options, ENABLE_IPV4, True)
+    return options
+
+
+def _proxies_6to4(endpoint: Endpoint) -> bool:
+    """Whether a driver with port mappings maps the host's IPv6 ports to this endpoint's
+    IPv4 address: it has external connectivity and an IPv4 address but no IPv6 one, and
+    dockerd did not say another endpoint is the IPv6 gateway (``no_proxy_6to4``)."""
+    programmed = endpoint.connectivity
+    if programmed is None or endpoint.address is None or endpoint.address_v6 is not None:
+        return False
+    return programmed.get(NO_PROXY_6TO4) is not True
 
 
 def _addresses(endpoint: Endpoint) -> tuple[Any, ...]:

@@ -24,7 +24,8 @@ class Persona:
         ``"global"``. Only a global driver accepts ``AllocateNetwork``/``FreeNetwork``.
     :param connectivity_scope: ``ConnectivityScope``; ``""`` means the same as ``scope``.
     :param gw_alloc_checker: announce ``GwAllocChecker`` and answer ``GwAllocCheck`` with
-        ``skip_ipv4``/``skip_ipv6``.
+        ``skip_ipv4``/``skip_ipv6``, and skip both where Join would never answer a gateway
+        (an ``--internal`` network, or ``join_gateway`` off).
     :param skip_ipv4: ``SkipIPv4`` answered by ``GwAllocCheck``: dockerd allocates no IPv4
         gateway.
     :param skip_ipv6: ``SkipIPv6`` answered by ``GwAllocCheck``: no IPv6 gateway.
