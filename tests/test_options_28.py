@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 from conftest import Wire
-from dockerd_rules import dockerd_rejects
 from test_dockerd_replay import D28, _capture, _method, go_json, load_steps
 
 from fakedriver import FakeNetDriver
+from fakedriver.conformance.rules import dockerd_rejects
 
 NID, EID, EID2 = "a" * 64, "b" * 64, "c" * 64
 ENABLE_IPV4 = "com.docker.network.enable_ipv4"
@@ -65,7 +65,7 @@ def accepted(wire: Wire, method: str, body: dict[str, Any]) -> dict[str, Any]:
     """Call ``method`` with ``body`` as dockerd encodes it; the answer, which dockerd takes."""
     status, answer = wire.raw(f"NetworkDriver.{method}", go_json(body))
     assert status == 200 and not answer.get("Err"), answer
-    assert dockerd_rejects(f"NetworkDriver.{method}", body, status, answer) is None, answer
+    assert dockerd_rejects(f"NetworkDriver.{method}", body, status, answer, "28") is None, answer
     return answer
 
 
