@@ -156,7 +156,8 @@ def _sweep_the_daemon(request: pytest.FixtureRequest) -> Iterator[None]:
     networks; the daemon is started again if the test left it down), so that one failure
     is one failure: the next test starts on a clean daemon."""
     yield
-    if "dockerd" in request.fixturenames:
+    uses = "dockerd" in request.fixturenames  # the fixture (a parameter may share the name)
+    if uses and request.node.get_closest_marker("dockerd") is not None:
         daemon: Dockerd = request.getfixturevalue("dockerd")
         left = daemon.sweep()
         if left:

@@ -239,6 +239,7 @@ class Plugin:
         self.tap = Tap(self.plugin_socket, self.socket) if tapped else None
         self.state = base / f"{name}-state.db"
         self.log = base / f"{name}.log"
+        self.logged = 0  # where the running process's lines start in the log
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -255,6 +256,7 @@ class Plugin:
             *self.extra,
         ]
         with open(self.log, "ab") as log:
+            self.logged = log.tell()  # where this process's lines start
             self.process = subprocess.Popen(argv, stderr=log, stdout=log)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -280,8 +282,22 @@ class Plugin:
         return control(self.socket, verb, path, body)
 
     def calls(self) -> list[dict[str, Any]]:
-        """The server's journal: its JSON log lines, oldest first."""
-        lines = self.log.read_text().splitlines() if self.log.exists() else []
+        """The server's journal: its JSON log lines, oldest first (of every process this
+        plugin ran). A thread of the server writes the log after the answer: wait until
+        the running process's lines hold every call its journal holds."""
+        if self.process is not None and self.process.poll() is None:
+            journaled = self.control("GET", f"/fakedriver/calls?since={2**31}")["next"]
+            deadline = time.monotonic() + 10
+            while len(self._entries(self.logged)) < journaled:
+                assert time.monotonic() < deadline, f"the log lacks calls of {journaled}"
+                time.sleep(0.01)
+        return self._entries(0)
+
+    def _entries(self, start: int) -> list[dict[str, Any]]:
+        """The call entries of the log from byte ``start`` on."""
+        with open(self.log, "rb") as log:
+            log.seek(start)
+            lines = log.read().decode().splitlines()
         entries = [json.loads(line) for line in lines if line.startswith("{")]
         return [entry for entry in entries if "method" in entry]
 

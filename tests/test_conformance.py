@@ -37,13 +37,13 @@ def _outcomes(report: object) -> dict[str, str]:
     return {r.name: r.outcome for r in report.results}  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("dockerd", ["20.10", "28"])
-def test_the_fake_passes_its_own_kit(dockerd: str) -> None:
+@pytest.mark.parametrize("rules", ["20.10", "28"])
+def test_the_fake_passes_its_own_kit(rules: str) -> None:
     with serving(FakeNetDriver(EVERYTHING)) as served:
-        report = check(served.socket_path, dockerd=dockerd)
+        report = check(served.socket_path, dockerd=rules)
         assert report.ok, "\n".join(r.line() for r in report.failed)
         skipped = {r.name: r.reason for r in report.results if r.outcome == "skip"}
-        if dockerd == "28":
+        if rules == "28":
             assert skipped == {}
         else:
             assert skipped == {"sequences/gwalloccheck": "dockerd 20.10 never calls GwAllocCheck"}
