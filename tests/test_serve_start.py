@@ -6,12 +6,18 @@ addresses are this host's alone."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from rawhttp import Served, call, connect, read_one
+from rawhttp import Served, call, connect, eventually, read_one
 
 from fakedriver.cli.args import MOST, parser
+from fakedriver.core.state import State
+from fakedriver.persist.store import Store, peek_state
 
 
 # -- numeric flags ------------------------------------------------------------------------
@@ -73,3 +79,117 @@ def test_every_numeric_flag_at_its_most_serves(short_dir: Path) -> None:
         assert served.stop() == 0
     assert "Traceback" not in served.stderr(), served.stderr()
 
+
+
+# -- files read at start ------------------------------------------------------------------
+#: Each file serve reads at start, and the words its refusal names it with.
+START_FILES = {
+    "--control-token-file": "--control-token-file",
+    "--persona": "persona file",
+    "--faults": "fault scenario",
+    "--state": "state file",
+}
+
+
+def _irregular(folder: Path, kind: str) -> str:
+    if kind == "fifo":
+        os.mkfifo(folder / "fifo", 0o600)
+        return str(folder / "fifo")
+    if kind == "folder":
+        (folder / "folder").mkdir(mode=0o700)
+        return str(folder / "folder")
+    return "/dev/zero"  # endless: a read of it would fill the memory
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "device"])
+@pytest.mark.parametrize("flag", sorted(START_FILES))
+def test_a_file_read_at_start_must_be_a_regular_file(short_dir: Path, flag: str, kind: str) -> None:
+    """A FIFO as --persona blocked the start for ever (and no signal ended it)."""
+    path = _irregular(short_dir, kind)
+    sock = short_dir / "p.sock"
+    done = subprocess.run(
+        [sys.executable, "-m", "fakedriver", "serve", "--socket", str(sock), flag, path],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    shown = {"fifo": "a FIFO", "folder": "a folder", "device": "a character device"}[kind]
+    line = f"fakedriver: {START_FILES[flag]} {path} is {shown}, not a regular file\n"
+    assert (done.returncode, done.stderr) == (2, line)
+    assert not sock.exists()
+
+
+@pytest.mark.parametrize("argv", [["show", "{fifo}"], ["import", "{fifo}", "{dir}/new.db"]])
+def test_state_show_and_import_refuse_a_fifo(short_dir: Path, argv: list[str]) -> None:
+    fifo = _irregular(short_dir, "fifo")
+    argv = [a.format(fifo=fifo, dir=short_dir) for a in argv]
+    done = subprocess.run(
+        [sys.executable, "-m", "fakedriver", "state", *argv],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    line = f"fakedriver: state file {fifo} is a FIFO, not a regular file\n"
+    assert (done.returncode, done.stderr) == (2, line)
+    assert sorted(p.name for p in short_dir.iterdir()) == ["fifo"]
+
+
+# -- a signal during the start ------------------------------------------------------------
+HUNG_IP = """#!/bin/sh
+# `ip` hung (a wedged netlink): says it started, then waits a minute.
+echo $$ > "$FDT_IP_PID"
+exec sleep 60
+"""
+
+
+@pytest.mark.parametrize(
+    ("signum", "tcp"),
+    [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGHUP, True)],
+    ids=["SIGTERM", "SIGINT", "SIGHUP-tcp"],
+)
+def test_a_signal_ends_a_start_blocked_on_something_slow(
+    short_dir: Path, signum: int, tcp: bool
+) -> None:
+    """The start reconciles the saved link intents with ``ip``, which hangs: a stop
+    signal ends it within seconds, the ``ip`` is killed, and the socket (or spec file)
+    made before is removed. (Python retries a system call a signal interrupts, and the
+    handler raised nothing: the start waited for the ``ip``.)"""
+    eid = "e" * 64
+    state = State()
+    state.links.add(eid)  # a pair being made when the last server died
+    store = Store.open(str(short_dir / "s.db"))
+    store.replace(state)
+    store.close()
+    (short_dir / "bin").mkdir()
+    (short_dir / "bin" / "ip").write_text(HUNG_IP)
+    (short_dir / "bin" / "ip").chmod(0o755)
+    pid_file = short_dir / "ip.pid"
+    env = {
+        **os.environ,
+        "PATH": f"{short_dir / 'bin'}:{os.environ['PATH']}",
+        "FDT_IP_PID": str(pid_file),
+    }
+    where = (
+        ["--tcp", "127.0.0.1:0", "--spec-dir", str(short_dir)]
+        if tcp
+        else ["--socket", str(short_dir / "p.sock")]
+    )
+    made = short_dir / ("fake.spec" if tcp else "p.sock")
+    args = [*where, "--state", str(short_dir / "s.db"), "--links", "veth"]
+    served = Served(short_dir, *args, env=env)
+    try:
+        assert eventually(lambda: pid_file.exists() and pid_file.read_text().strip(), 20)
+        assert made.exists()  # made before the reconciling
+        ip = int(pid_file.read_text())
+    finally:
+        code = served.stop(signum)  # within 10 s, or killed and failed
+    name = signal.Signals(signum).name
+    assert code == 128 + signum, served.stderr()
+    assert served.stderr().endswith(f"fakedriver: {name} during the start: stopped before serving\n")
+    assert "Traceback" not in served.stderr()
+    assert not made.exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(ip, 0)  # the hung `ip` was killed with the start
+    assert peek_state(str(short_dir / "s.db")).links == {eid}  # nothing saved half-done

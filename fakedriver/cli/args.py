@@ -17,6 +17,7 @@ from ..core.journal import FIELD_LIMIT, SERVE_BYTES
 from ..plugin.bundle import DATA, BundleError
 from ..server.connection import Limits
 from ..server.server import PLUGIN_DIR, SPEC_DIR, ServeError
+from .files import open_regular
 from .options import add_persona_options, persona_from
 from .plugin import plugin_parser
 from .state import state_parser
@@ -323,14 +324,9 @@ def control_token(
 def _read_token(path: str) -> str:
     """What the token file holds, less one trailing newline; refused, unread, when its
     group or others may read or write it (as ssh refuses a private key)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY)
-    except OSError as exc:
-        raise ServeError(f"cannot read --control-token-file {path}: {exc.strerror}") from None
+    fd = open_regular(path, f"--control-token-file {path}")  # no FIFO, no device
     try:
         mode = os.fstat(fd).st_mode  # of the file opened, not of what the path names later
-        if stat.S_ISDIR(mode):
-            raise ServeError(f"--control-token-file {path} is a folder")
         if mode & 0o077:
             raise ServeError(
                 f"--control-token-file {path} may be read or written by others (mode "

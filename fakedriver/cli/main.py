@@ -12,7 +12,7 @@ import select
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import partial
 from typing import Any
 
@@ -34,28 +34,73 @@ from .args import (
     control_token,
     parser,
 )
+from .files import check_regular
 from .options import persona_from
 from .plugin import plugin_command
 from .state import state_command
 
 
+class Interrupted(BaseException):
+    """A stop signal came while ``serve`` was starting: the start is abandoned, and what
+    it made is removed on the way out. A `BaseException`, as `KeyboardInterrupt` is, so
+    that no ``except Exception`` takes it for an error of the start."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 class StopSignals:
-    """SIGINT, SIGTERM and SIGHUP stop ``serve``, and nothing else happens when one comes:
-    the handlers run no code of the server. Python's own handler writes the signal's
-    number to a pipe (`signal.set_wakeup_fd()`), the main thread waits on it
-    (`wait()`), and the shutdown that follows runs once, uninterrupted: a second signal
-    is ignored (an exception raised by a handler would land anywhere, the shutdown
-    itself included)."""
+    """SIGINT, SIGTERM and SIGHUP stop ``serve``.
+
+    During the start (until `started()`), the first one ends it at once, wherever the
+    main thread is: its handler raises `Interrupted`, which also cuts a system call
+    that Python would otherwise retry (a read of a slow file, an ``ip`` that hangs);
+    only the parts that make files and record them (`deferred()`) finish first.
+
+    Once serving, nothing happens when one comes: the handlers run no code of the
+    server. Python's own handler writes the signal's number to a pipe
+    (`signal.set_wakeup_fd()`), the main thread waits on it (`wait()`), and the shutdown
+    that follows runs once, uninterrupted: a second signal is ignored (an exception
+    raised by a handler would land anywhere, the shutdown itself included)."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self) -> None:
         self.received: int | None = None
+        self.starting = True
+        self._deferring = 0
         self._read, self._write = os.pipe()
         for fd in (self._read, self._write):
             os.set_blocking(fd, False)
         self._old_fd = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
-        self._old = {signum: signal.signal(signum, _noted) for signum in self.SIGNALS}
+        self._old = {signum: signal.signal(signum, self._noted) for signum in self.SIGNALS}
+
+    def _noted(self, signum: int, frame: object) -> None:
+        """A stop signal's Python handler: the first one is noted, and ends a start
+        (outside `deferred()`); after the start, the wakeup pipe has its number."""
+        if self.received is not None:
+            return
+        self.received = signum
+        if self.starting and not self._deferring:
+            raise Interrupted(signum)
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """A part of the start that a signal does not cut (it makes a file and records
+        it, so that the way out removes it): a signal that came meanwhile ends the start
+        when it is over."""
+        self._deferring += 1
+        try:
+            yield
+        finally:
+            self._deferring -= 1
+        if self.starting and not self._deferring and self.received is not None:
+            raise Interrupted(self.received)
+
+    def started(self) -> None:
+        """The start is over: from now on a stop signal only wakes `wait()`."""
+        self.starting = False
 
     def wait(self) -> int:
         """Block until a stop signal comes (or came since the start); its number."""
@@ -69,6 +114,7 @@ class StopSignals:
     def close(self) -> None:
         """Stop listening for signals. After one came the process is stopping, so later
         ones stay ignored up to its exit; otherwise the former handlers are back."""
+        self.starting = False
         for signum, old in self._old.items():
             signal.signal(signum, signal.SIG_IGN if self.received is not None else old)
         signal.set_wakeup_fd(self._old_fd)
@@ -76,25 +122,28 @@ class StopSignals:
         os.close(self._write)
 
 
-def _noted(signum: int, frame: object) -> None:
-    """A stop signal's Python handler: nothing to do, the wakeup pipe has its number."""
-
-
-def build(args: argparse.Namespace) -> FakeNetDriver:
-    """The driver ``fakedriver serve`` runs, from its parsed arguments."""
+def build(args: argparse.Namespace, stop: StopSignals | None = None) -> FakeNetDriver:
+    """The driver ``fakedriver serve`` runs, from its parsed arguments (``stop``: the
+    start's signals, which do not cut the opening of the state file)."""
+    for path, what in ((args.faults, "fault scenario"), (args.state, "state file")):
+        if path:  # read by loaders of other layers: refused here, before anything is made
+            check_regular(path, f"{what} {path}")
     veth = args.links == "veth"
     # a gateway with no interface makes dockerd fail the start: by default, only with links
     persona = persona_from(args, join_gateway=veth)
     links: Links | None = VethLinks() if veth else None
-    store = Store.open(args.state) if args.state else None
-    for note in store.notes if store is not None else ():  # not a call's: said even --quiet
-        _say(args, f"fakedriver: {note}")  # a file made private
-    if store is not None and links is not None:  # the intent to make a pair is saved first
-        links = Checkpointed(links, lambda eid: store.commit(app.state, [("links", eid)]))
-    app = FakeNetDriver(persona, links=links, clock=RealClock())
-    # a ring: serve runs for long
-    app.engine.calls = Journal(maxlen=args.journal_size, max_bytes=args.journal_bytes)
+    store: Store | None = None
     try:
+        with stop.deferred() if stop is not None else contextlib.nullcontext():
+            store = Store.open(args.state) if args.state else None
+        for note in store.notes if store is not None else ():  # said even --quiet
+            _say(args, f"fakedriver: {note}")  # a file made private
+        if store is not None and links is not None:  # the intent to make a pair: saved first
+            saving = store
+            links = Checkpointed(links, lambda eid: saving.commit(app.state, [("links", eid)]))
+        app = FakeNetDriver(persona, links=links, clock=RealClock())
+        # a ring: serve runs for long
+        app.engine.calls = Journal(maxlen=args.journal_size, max_bytes=args.journal_bytes)
         if args.faults:
             app.faults.load(args.faults)
         if store is not None:
@@ -169,6 +218,10 @@ def serve(args: argparse.Namespace) -> int:
     stop = StopSignals()  # first: a signal during the start ends it cleanly too
     try:
         return _serve(args, stop)
+    except Interrupted as exc:  # what the start made is removed by now
+        name = signal.Signals(exc.signum).name
+        _say(args, f"fakedriver: {name} during the start: stopped before serving")
+        return 128 + exc.signum
     finally:
         stop.close()
 
@@ -176,29 +229,31 @@ def serve(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, stop: StopSignals) -> int:
     """Serve until a stop signal, then shut down once: stop accepting, stop the
     connections (the calls being served are answered), then close the driver, and with it
-    the state file, under its lock (`Engine.close()`)."""
+    the state file, under its lock (`Engine.close()`). A signal during the start ends it
+    (`Interrupted`) by the same way out."""
     token = control_token(args)  # before anything is made; the variable read once
-    app = build(args)
-    log = None if args.quiet else sys.stderr
-    api = None if args.no_control else partial(control, app)
-    limits = Limits(
-        max_body=args.max_body,
-        read_timeout=args.read_timeout,
-        idle_timeout=args.idle_timeout,
-        max_connections=args.max_connections,
-    )
+    app = build(args, stop)
     servers: list[PluginServer] = []
     try:
-        server = _plugin_server(
-            args,
-            app,
-            log=log,
-            log_format=args.log_format,
-            control=None if args.control_socket else api,
-            control_token=token,
-            limits=limits,
+        log = None if args.quiet else sys.stderr
+        api = None if args.no_control else partial(control, app)
+        limits = Limits(
+            max_body=args.max_body,
+            read_timeout=args.read_timeout,
+            idle_timeout=args.idle_timeout,
+            max_connections=args.max_connections,
         )
-        servers.append(server)
+        with stop.deferred():  # a socket, a spec file: made and recorded whole
+            server = _plugin_server(
+                args,
+                app,
+                log=log,
+                log_format=args.log_format,
+                control=None if args.control_socket else api,
+                control_token=token,
+                limits=limits,
+            )
+            servers.append(server)
         if args.tcp and api is not None and not args.control_socket and not token:
             _say(
                 args,
@@ -207,16 +262,18 @@ def _serve(args: argparse.Namespace, stop: StopSignals) -> int:
             )
         _reconcile(args, app)
         if args.control_socket and api is not None:
-            servers.append(
-                PluginServer(
-                    app,
-                    socket_path=args.control_socket,
-                    control=api,
-                    control_token=token,
-                    protocol=False,
-                    limits=limits,
+            with stop.deferred():
+                servers.append(
+                    PluginServer(
+                        app,
+                        socket_path=args.control_socket,
+                        control=api,
+                        control_token=token,
+                        protocol=False,
+                        limits=limits,
+                    )
                 )
-            )
+        stop.started()
         for each in servers:
             threading.Thread(target=each.serve_forever, daemon=True).start()
         where = " and control API on " + servers[1].address if len(servers) > 1 else ""
@@ -226,11 +283,12 @@ def _serve(args: argparse.Namespace, stop: StopSignals) -> int:
         print(banner, file=sys.stderr, flush=True)
         stop.wait()
     finally:
-        for each in servers:
-            each.shutdown()
-        for each in servers:
-            each.close()
-        app.engine.close()
+        with stop.deferred():  # the way out is not cut either
+            for each in servers:
+                each.shutdown()
+            for each in servers:
+                each.close()
+            app.engine.close()
     return 0
 
 

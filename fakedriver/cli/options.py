@@ -13,6 +13,8 @@ import tomllib
 from typing import Any
 
 from ..core.persona import Persona
+from ..server.server import ServeError
+from .files import read_regular
 
 #: Fields whose value is structured: given as JSON on the command line.
 _JSON_FIELDS = {"default_pools", "static_routes"}
@@ -103,9 +105,10 @@ def persona_from(args: argparse.Namespace, **fallbacks: Any) -> Persona:
 def load_persona_file(path: str) -> dict[str, Any]:
     """The persona fields of a TOML file; errors name the file."""
     try:
-        with open(path, "rb") as source:
-            data = tomllib.load(source)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        data = tomllib.loads(read_regular(path, f"persona file {path}").decode())
+    except ServeError as exc:  # not there, not readable, not a regular file
+        raise ValueError(str(exc)) from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"persona file {path}: {exc}") from None
     make_persona(data, where=f"persona file {path}")  # every error found here, named
     return data

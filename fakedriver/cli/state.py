@@ -13,6 +13,7 @@ from ..core.ports import StoreError
 from ..core.state import State
 from ..persist.jsonfile import load
 from ..persist.store import StateFileError, Store, peek_state
+from .files import check_regular
 
 
 def state_parser(commands: Any) -> None:
@@ -41,6 +42,7 @@ def state_parser(commands: Any) -> None:
 def state_command(args: argparse.Namespace) -> int:
     if args.action == "import":
         return _import(args.json_file, args.file)
+    check_regular(args.file, f"state file {args.file}")  # a FIFO would block the read
     state = peek_state(args.file)
     if args.json:
         print(json.dumps(state.snapshot(), indent=2, sort_keys=True))
@@ -54,6 +56,7 @@ def _import(source: str, path: str) -> int:
         raise StateFileError(f"cannot import into {path}: it exists")
     if not os.path.exists(source):
         raise StateFileError(f"cannot load state file {source}: no such file")
+    check_regular(source, f"state file {source}")
     try:
         state = load(source)
     except StateFileError:
