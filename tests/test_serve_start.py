@@ -187,7 +187,8 @@ def test_a_signal_ends_a_start_blocked_on_something_slow(
         code = served.stop(signum)  # within 10 s, or killed and failed
     name = signal.Signals(signum).name
     assert code == 128 + signum, served.stderr()
-    assert served.stderr().endswith(f"fakedriver: {name} during the start: stopped before serving\n")
+    said = f"fakedriver: {name} during the start: stopped before serving\n"
+    assert served.stderr().endswith(said)
     assert "Traceback" not in served.stderr()
     assert not made.exists()
     with pytest.raises(ProcessLookupError):

@@ -24,6 +24,7 @@ from ..persist.store import StateFileError, Store
 from ..plugin.bundle import BundleError
 from ..server.connection import Limits
 from ..server.control import control
+from ..server.log import printable
 from ..server.server import PLUGIN_DIR, SPEC_DIR, PluginServer, ServeError
 from ..server.veth import Checkpointed, VethLinks, reconcile
 from .args import (
@@ -172,7 +173,7 @@ def _reconcile(args: argparse.Namespace, app: FakeNetDriver) -> None:
         line = (
             f"fakedriver: links: removed the veth pairs of {len(done.removed)} endpoint(s) no "
             f"saved join owns, adopted {len(done.adopted)}"
-            + "".join(f"\n  removed: {eid}" for eid in done.removed)
+            + "".join(f"\n  removed: {printable(eid)}" for eid in done.removed)
         )
     print(line, file=sys.stderr, flush=True)
 
@@ -312,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return plugin_command(args, getattr(args, "serve_args", []), check_serve_args)
         return serve(args)
     except (ServeError, StateFileError, BundleError, ValueError) as exc:
-        print(f"fakedriver: {exc}", file=sys.stderr)
+        print(f"fakedriver: {printable(str(exc))}", file=sys.stderr)  # a file's text too
         return 2
     except StoreError as exc:  # at start: the links reconciled could not be saved
         print(f"fakedriver: cannot save state file {args.state}: {exc}", file=sys.stderr)

@@ -13,6 +13,7 @@ from ..core.ports import StoreError
 from ..core.state import State
 from ..persist.jsonfile import load
 from ..persist.store import StateFileError, Store, peek_state
+from ..server.log import printable
 from .files import check_regular
 
 
@@ -82,7 +83,8 @@ def _import(source: str, path: str) -> int:
 
 
 def describe(state: State, path: str) -> list[str]:
-    """The state for a human: one line per record, grouped by kind."""
+    """The state for a human: one line per record, grouped by kind, each character that
+    is not printable escaped (see `printable()`)."""
     lines = [
         f"{path}: run {state.run}, epoch {state.epoch}, {len(state.networks)} network(s), "
         f"{len(state.endpoints)} endpoint(s), {len(state.pools)} pool(s), "
@@ -107,4 +109,4 @@ def describe(state: State, path: str) -> list[str]:
     orphans = sorted(state.links - set(state.joins))
     lines.extend(f"link intent {eid} (no join: removed at the next start)" for eid in orphans)
     lines.extend(f"violation {v}" for v in state.violations)
-    return lines
+    return [printable(line) for line in lines]  # a client's ids: no line forged, no escapes

@@ -30,7 +30,7 @@ from ..fake import FakeNetDriver
 from ..transports.peer import hang_up
 from .connection import Answer, Connection, Limits, Request
 from .control import refusal
-from .log import LineWriter
+from .log import LineWriter, printable
 
 PLUGIN_DIR = "/run/docker/plugins"
 SPEC_DIR = "/etc/docker/plugins"
@@ -207,8 +207,8 @@ class PluginServer:
         if self.log_format == "json":
             if not line.startswith("{"):
                 line = json.dumps({"event": "server", "message": line})
-        else:
-            line = f"{stamp(time.time() if when is None else when)} {line}"
+        else:  # a client's text, its ids included, cannot forge a line or reach a terminal
+            line = f"{stamp(time.time() if when is None else when)} {printable(line)}"
         self.writer.write(line)
 
     # -- serving ----------------------------------------------------------------------------
