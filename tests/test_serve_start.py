@@ -5,19 +5,24 @@ addresses are this host's alone."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 from rawhttp import Served, call, connect, eventually, read_one
 
+from fakedriver import FakeNetDriver
 from fakedriver.cli.args import MOST, parser
 from fakedriver.core.state import State
 from fakedriver.persist.store import Store, peek_state
+from fakedriver.server.server import PluginServer, ServeError
 
 
 # -- numeric flags ------------------------------------------------------------------------
@@ -81,6 +86,17 @@ def test_every_numeric_flag_at_its_most_serves(short_dir: Path) -> None:
 
 
 
+def _serve_once(*args: str) -> subprocess.CompletedProcess[str]:
+    """``fakedriver serve ARGS`` that must not start: its exit, within 20 s."""
+    return subprocess.run(
+        [sys.executable, "-m", "fakedriver", "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+
+
 # -- files read at start ------------------------------------------------------------------
 #: Each file serve reads at start, and the words its refusal names it with.
 START_FILES = {
@@ -107,13 +123,7 @@ def test_a_file_read_at_start_must_be_a_regular_file(short_dir: Path, flag: str,
     """A FIFO as --persona blocked the start for ever (and no signal ended it)."""
     path = _irregular(short_dir, kind)
     sock = short_dir / "p.sock"
-    done = subprocess.run(
-        [sys.executable, "-m", "fakedriver", "serve", "--socket", str(sock), flag, path],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=False,
-    )
+    done = _serve_once("--socket", str(sock), flag, path)
     shown = {"fifo": "a FIFO", "folder": "a folder", "device": "a character device"}[kind]
     line = f"fakedriver: {START_FILES[flag]} {path} is {shown}, not a regular file\n"
     assert (done.returncode, done.stderr) == (2, line)
@@ -194,3 +204,77 @@ def test_a_signal_ends_a_start_blocked_on_something_slow(
     with pytest.raises(ProcessLookupError):
         os.kill(ip, 0)  # the hung `ip` was killed with the start
     assert peek_state(str(short_dir / "s.db")).links == {eid}  # nothing saved half-done
+
+
+# -- the folders the server makes ---------------------------------------------------------
+@pytest.mark.parametrize("umask", [0o000, 0o077, 0o022])
+def test_the_folders_the_server_makes_are_0755_whatever_the_umask(
+    short_dir: Path, umask: int
+) -> None:
+    """Under umask 000 ``--spec-dir new/spec/dir`` was made 0777 without a sticky bit:
+    anyone could replace the spec file and send dockerd to their own plugin."""
+    spec = short_dir / "new" / "spec" / "dir" / "fake.spec"
+    sock = short_dir / "run" / "plugins" / "p.sock"
+    old = os.umask(umask)
+    try:
+        servers = [
+            PluginServer(FakeNetDriver(), tcp=("127.0.0.1", 0), spec=str(spec)),
+            PluginServer(FakeNetDriver(), socket_path=str(sock)),
+        ]
+    finally:
+        os.umask(old)
+    for server in servers:
+        server.close()
+    made = [p for p in short_dir.rglob("*") if p.is_dir()]
+    assert len(made) == 5
+    assert {str(p.relative_to(short_dir)): oct(stat.S_IMODE(p.stat().st_mode)) for p in made} == {
+        str(p.relative_to(short_dir)): "0o755" for p in made
+    }
+
+
+@pytest.mark.parametrize(
+    ("mode", "where"),
+    [(0o777, "spec"), (0o757, "spec"), (0o777, "above"), (0o777, "socket")],
+)
+def test_a_folder_others_may_write_without_a_sticky_bit_is_refused(
+    short_dir: Path, mode: int, where: str
+) -> None:
+    shared = short_dir / "shared"
+    shared.mkdir()
+    shared.chmod(mode)
+    folder = shared / "mine" if where == "above" else shared
+    if where == "socket":
+        argv = ["--socket", str(folder / "p.sock")]
+    else:
+        argv = ["--tcp", "127.0.0.1:0", "--spec-dir", str(folder)]
+    done = _serve_once(*argv, "--no-control")  # served, it would run until the timeout
+    err = done.stderr
+    assert done.returncode == 2 and err.count("\n") == 1, err
+    assert f": {shared} may be written by others and has no sticky bit (mode 0{mode:o})" in err
+    assert err.endswith(f"chmod o-w {shared}\n")
+    assert [p for p in short_dir.rglob("*") if p.is_file() or p.is_socket()] == []
+
+
+def test_a_sticky_folder_others_may_write_is_fine(short_dir: Path) -> None:
+    """As /tmp: others may make files there, not rename nor remove this server's."""
+    short_dir.chmod(0o1777)
+    server = PluginServer(FakeNetDriver(), tcp=("127.0.0.1", 0), spec=str(short_dir / "f.spec"))
+    try:
+        assert (short_dir / "f.spec").read_text() == server.address + "\n"
+    finally:
+        server.close()
+
+
+def test_a_server_that_cannot_write_its_spec_leaves_nothing_open(short_dir: Path) -> None:
+    """The TCP socket was bound and listening when the spec file failed: it was left open
+    (and the log's thread running) in a process that goes on, as a test's does."""
+    short_dir.chmod(0o777)
+    fds, threads = len(os.listdir("/proc/self/fd")), threading.active_count()
+    with pytest.raises(ServeError, match="may be written by others"):
+        PluginServer(
+            FakeNetDriver(),
+            tcp=("127.0.0.1", 0),
+            spec=str(short_dir / "f.spec"),
+            log=io.StringIO(),
+        )
+    assert (len(os.listdir("/proc/self/fd")), threading.active_count()) == (fds, threads)

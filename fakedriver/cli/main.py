@@ -10,6 +10,7 @@ import json
 import os
 import select
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -157,14 +158,16 @@ def build(args: argparse.Namespace, stop: StopSignals | None = None) -> FakeNetD
     return app
 
 
-def _reconcile(args: argparse.Namespace, app: FakeNetDriver) -> None:
+def _reconcile(args: argparse.Namespace, app: FakeNetDriver, stop: StopSignals) -> None:
     """Make the host agree with the loaded state's links, and say so: once the socket is
-    ours (no live server shares them) and before the first call."""
+    ours (no live server shares them) and before the first call. A stop signal cuts an
+    ``ip`` that hangs (see `_start_ip()`)."""
     if not args.state or app.links is None:
         return
-    done = reconcile(app.state, app.links)
+    done = reconcile(app.state, VethLinks(run=partial(_start_ip, stop)))
     if done.removed and app.engine.store is not None:
-        app.engine.store.commit(app.state, [("links", eid) for eid in done.removed])
+        with stop.deferred():
+            app.engine.store.commit(app.state, [("links", eid) for eid in done.removed])
     if args.quiet or not (done.removed or done.adopted):
         return
     if args.log_format == "json":
@@ -176,6 +179,25 @@ def _reconcile(args: argparse.Namespace, app: FakeNetDriver) -> None:
             + "".join(f"\n  removed: {printable(eid)}" for eid in done.removed)
         )
     print(line, file=sys.stderr, flush=True)
+
+
+def _start_ip(stop: StopSignals, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``ip`` during the start: a stop signal while it runs kills it (and ends the
+    start), and one while it is being started waits until it is (`subprocess.Popen`
+    would leave a child it had started running, unknown, were it cut then)."""
+    process = None
+    try:
+        with stop.deferred():
+            process = subprocess.Popen(
+                list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        out, err = process.communicate()
+    except BaseException:
+        if process is not None:
+            process.kill()
+            process.communicate()
+        raise
+    return subprocess.CompletedProcess(list(argv), process.returncode, out, err)
 
 
 def _loopback(host: str) -> bool:
@@ -261,7 +283,7 @@ def _serve(args: argparse.Namespace, stop: StopSignals) -> int:
                 "fakedriver: the control API is not served over TCP without a control token "
                 "(--control-token-file)",
             )
-        _reconcile(args, app)
+        _reconcile(args, app, stop)
         if args.control_socket and api is not None:
             with stop.deferred():
                 servers.append(
