@@ -121,8 +121,9 @@ def make_persona(values: dict[str, Any], where: str) -> Persona:
     if unknown:
         raise ValueError(f"{where}: unknown persona field(s) {unknown}; known: {sorted(known)}")
     fixed = dict(values)
-    if "default_pools" in fixed:
-        fixed["default_pools"] = tuple(tuple(pair) for pair in _list(fixed, "default_pools"))
+    if "default_pools" in fixed:  # a pair that is not a list is Persona's to refuse
+        pools = _list(fixed, "default_pools")
+        fixed["default_pools"] = tuple(tuple(p) if isinstance(p, list) else p for p in pools)
     if "static_routes" in fixed:
         fixed["static_routes"] = tuple(_list(fixed, "static_routes"))
     for name, value in fixed.items():
