@@ -239,8 +239,9 @@ def parser() -> argparse.ArgumentParser:
         type=_positive(int, MOST["journal_bytes"]),
         default=SERVE_BYTES,
         metavar="BYTES",
-        help="bytes of JSON the journal keeps (the oldest calls are evicted; a request or "
-        f"answer over {FIELD_LIMIT} bytes is cut down in it; default: {SERVE_BYTES}, 16 MiB; "
+        help="bytes of memory the journal's calls may take, reckoned from their Python "
+        "objects (the oldest calls are evicted; a request or answer over "
+        f"{FIELD_LIMIT} bytes of JSON is cut down in it; default: {SERVE_BYTES}, 32 MiB; "
         f"at most {MOST['journal_bytes']}, 4 GiB)",
     )
 
