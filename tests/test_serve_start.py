@@ -9,6 +9,7 @@ import io
 import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -278,3 +279,42 @@ def test_a_server_that_cannot_write_its_spec_leaves_nothing_open(short_dir: Path
             log=io.StringIO(),
         )
     assert (len(os.listdir("/proc/self/fd")), threading.active_count()) == (fds, threads)
+
+
+# -- which TCP addresses are this host's alone --------------------------------------------
+def _ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+#: ``--tcp`` values, and whether serving there is beyond this host (and warned about).
+TCP_REACH = [
+    ("127.0.0.1:0", False),
+    ("127.1:0", False),  # the C library's short form of 127.0.0.1
+    ("127.3.4.5:0", False),  # all of 127/8 is loopback
+    ("localhost:0", False),
+    ("0.0.0.0:0", True),
+    pytest.param("[::1]:0", False, marks=pytest.mark.skipif(not _ipv6(), reason="no IPv6")),
+    pytest.param(
+        "[::ffff:127.0.0.1]:0", False, marks=pytest.mark.skipif(not _ipv6(), reason="no IPv6")
+    ),
+    pytest.param("[::]:0", True, marks=pytest.mark.skipif(not _ipv6(), reason="no IPv6")),
+]
+
+
+@pytest.mark.parametrize(("value", "beyond"), TCP_REACH)
+def test_only_an_address_beyond_this_host_is_warned_about(
+    short_dir: Path, value: str, beyond: bool
+) -> None:
+    """``127.1`` and ``::ffff:127.0.0.1`` were warned about as if they were not loopback."""
+    served = Served(short_dir, "--tcp", value, "--spec-dir", str(short_dir), "--no-control")
+    try:
+        served.wait_ready()
+        warned = "beyond this host" in served.stderr()
+    finally:
+        assert served.stop() == 0
+    assert warned is beyond, served.stderr()
