@@ -787,7 +787,7 @@ def test_state_show(short_dir: Path) -> None:
 def test_state_show_escapes_a_clients_text(short_dir: Path) -> None:
     """A NetworkID with a newline forged a line of ``state show``, and its escape
     sequences reached the terminal of whoever looked."""
-    nid = "real\nnetwork forged [10.99.0.0/16]\x1b[2K\x9b\\"
+    nid = "real\nnetwork forged [10.99.0.0/16]\x1b[2K\x9b"
     fake = FakeNetDriver()
     wire = Wire(fake)
     wire.ok("NetworkDriver.CreateNetwork", {"NetworkID": nid, "IPv4Data": [], "IPv6Data": []})
@@ -800,7 +800,7 @@ def test_state_show_escapes_a_clients_text(short_dir: Path) -> None:
     assert all(char.isprintable() for char in text.stdout.replace("\n", "")), ascii(text.stdout)
     lines = text.stdout.splitlines()
     assert len(lines) == 3, lines  # the header, the network, its endpoint
-    assert lines[1] == r"network real\nnetwork forged [10.99.0.0/16]\x1b[2K\x9b\\ [no pools]"
+    assert lines[1] == r"network real\nnetwork forged [10.99.0.0/16]\x1b[2K\x9b [no pools]"
     assert lines[2].startswith(r"  endpoint e\r1 ")
 
 

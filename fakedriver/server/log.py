@@ -15,14 +15,11 @@ def printable(text: str) -> str:
     """``text`` for a log line or a terminal: each character Python's ``str.isprintable``
     is false for (the C0 and C1 controls with ESC, DEL, the line and paragraph separators,
     the format characters such as a bidirectional override, any space but the space)
-    written as Python writes it in a string literal (``\\n``, ``\\x1b``, ``\\u202e``),
-    and ``\\`` as ``\\\\``. So a line stays one line, nothing in it moves a terminal's
-    cursor or colours it, and what a client sent can be read back from it."""
-    if text.isprintable() and "\\" not in text:
+    written as Python writes it in a string literal (``\\n``, ``\\x1b``, ``\\u202e``). So
+    a line stays one line, and nothing in it moves a terminal's cursor or colours it."""
+    if text.isprintable():
         return text
-    return "".join(
-        repr(char)[1:-1] if char == "\\" or not char.isprintable() else char for char in text
-    )
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 class LineWriter:
