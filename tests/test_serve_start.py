@@ -86,7 +86,6 @@ def test_every_numeric_flag_at_its_most_serves(short_dir: Path) -> None:
     assert "Traceback" not in served.stderr(), served.stderr()
 
 
-
 def _serve_once(*args: str) -> subprocess.CompletedProcess[str]:
     """``fakedriver serve ARGS`` that must not start: its exit, within 20 s."""
     return subprocess.run(
