@@ -200,7 +200,7 @@ def _start_ip(stop: StopSignals, argv: Sequence[str]) -> subprocess.CompletedPro
     return subprocess.CompletedProcess(list(argv), process.returncode, out, err)
 
 
-def loopback(address: str) -> bool:
+def _loopback(address: str) -> bool:
     """Whether ``address``, as a bound socket names it (``getsockname()``: numeric, so
     ``127.1`` and ``localhost`` are ``127.0.0.1`` by then), is this host's alone: a
     loopback address, IPv4-mapped ones too (``::ffff:127.0.0.1``, which Python's
@@ -220,7 +220,7 @@ def _plugin_server(args: argparse.Namespace, app: FakeNetDriver, **shared: Any) 
         host, port = args.tcp
         spec = os.path.join(args.spec_dir or SPEC_DIR, f"{args.name or DEFAULT_NAME}.spec")
         server = PluginServer(app, tcp=(host, port), spec=spec, **shared)
-        if not loopback(server.listener.getsockname()[0]):  # as bound, not as written
+        if not _loopback(server.listener.getsockname()[0]):  # as bound, not as written
             _say(
                 args,
                 f"fakedriver: warning: serving the plugin protocol on {host}, beyond this "
