@@ -784,6 +784,26 @@ def test_state_show(short_dir: Path) -> None:
     assert not (short_dir / "nope.db").exists()
 
 
+def test_state_show_escapes_a_clients_text(short_dir: Path) -> None:
+    """A NetworkID with a newline forged a line of ``state show``, and its escape
+    sequences reached the terminal of whoever looked."""
+    nid = "real\nnetwork forged [10.99.0.0/16]\x1b[2K\x9b"
+    fake = FakeNetDriver()
+    wire = Wire(fake)
+    wire.ok("NetworkDriver.CreateNetwork", {"NetworkID": nid, "IPv4Data": [], "IPv6Data": []})
+    wire.ok("NetworkDriver.CreateEndpoint", {"NetworkID": nid, "EndpointID": "e\r1"})
+    store = Store.open(str(short_dir / "s.db"))
+    store.replace(fake.state)
+    store.close()
+    text = _cli("state", "show", str(short_dir / "s.db"))
+    assert text.returncode == 0, text.stderr
+    assert all(char.isprintable() for char in text.stdout.replace("\n", "")), ascii(text.stdout)
+    lines = text.stdout.splitlines()
+    assert len(lines) == 3, lines  # the header, the network, its endpoint
+    assert lines[1] == r"network real\nnetwork forged [10.99.0.0/16]\x1b[2K\x9b [no pools]"
+    assert lines[2].startswith(r"  endpoint e\r1 ")
+
+
 # -- kill -9 under load ---------------------------------------------------------------------------
 class Ledger:
     """What the clients were told: acknowledged creates and deletes, and the calls that got

@@ -19,7 +19,7 @@ from ..server.server import ServeError
 class Stop(Protocol):
     """What ends the command: `fakedriver.cli.main.StopSignals`."""
 
-    def wait(self) -> int: ...
+    def serving(self) -> int: ...
 
     def close(self) -> None: ...
 
@@ -95,7 +95,7 @@ def dashboard_command(args: argparse.Namespace, token: str | None, stop: Stop) -
     thread.start()
     try:
         print(f"fakedriver: dashboard of {title} on {url(server, dashboard)}", flush=True)
-        stop.wait()
+        stop.serving()
     finally:
         server.close()
     return 0

@@ -65,13 +65,21 @@ _JSON = (("Content-Type", "application/json"), *_COMMON)
 
 def loopback(host: str) -> bool:
     """Whether ``host`` (a name or an address, IPv6 without brackets) is this host's
-    loopback: ``localhost``, 127.0.0.0/8 or ``::1``."""
+    loopback: ``localhost``, 127.0.0.0/8 (also as the C library reads it: ``127.1``), ``::1``
+    and the IPv4-mapped ``::ffff:127.x.y.z`` (which Python's ``is_loopback`` does not
+    count)."""
     if host.lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        ip = ipaddress.ip_address(host)
     except ValueError:
-        return False
+        try:  # 127.1, 0x7f.1: what bind() takes for 127.0.0.1
+            ip = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
 
 
 def _host_name(host: str) -> str:

@@ -30,7 +30,7 @@ from ..fake import FakeNetDriver
 from ..transports.peer import hang_up
 from .connection import Answer, App, Connection, Limits, Request
 from .control import refusal
-from .log import LineWriter
+from .log import LineWriter, printable
 
 PLUGIN_DIR = "/run/docker/plugins"
 SPEC_DIR = "/etc/docker/plugins"
@@ -49,11 +49,64 @@ class ServeError(Exception):
     """The server cannot start; the message says why."""
 
 
+#: The mode of each folder the server makes (``/run/docker/plugins``, a spec folder),
+#: whatever the umask: dockerd and everyone may look, only its owner may change it.
+FOLDER_MODE = 0o755
+
+
+def make_folder(folder: str) -> None:
+    """Make ``folder`` and its missing parents, each `FOLDER_MODE` whatever the umask
+    (``os.makedirs(mode=...)`` is cut by the umask, and under umask 0 left folders that
+    everyone could write): each is made ``0700``, which a umask can only narrow, so it is
+    never open to others, then given its mode through a descriptor of its own (not a
+    path that someone could have turned into a symlink meanwhile)."""
+    missing = []
+    path = os.path.abspath(folder)
+    while not os.path.lexists(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for each in reversed(missing):
+        try:
+            os.mkdir(each, 0o700)
+        except FileExistsError:
+            continue  # another process made it meanwhile: its mode is not ours to set
+        fd = os.open(each, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.fchmod(fd, FOLDER_MODE)
+        finally:
+            os.close(fd)
+
+
+def check_folder(folder: str, what: str) -> None:
+    """Refuse to put ``what`` in ``folder`` when it, or a folder above it, may be written
+    by others and has no sticky bit (as ``/tmp`` has): anyone could then rename this
+    server's file away and put their own in its place, for dockerd to find.
+
+    :raises ServeError: naming that folder and its mode.
+    """
+    path = os.path.realpath(folder)
+    while True:
+        mode = os.stat(path).st_mode
+        if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
+            raise ServeError(
+                f"cannot put {what} in {folder}: {path} may be written by others and has no "
+                f"sticky bit (mode {stat.S_IMODE(mode):04o}), so anyone could replace it; "
+                f"chmod o-w {path}"
+            )
+        if os.path.dirname(path) == path:
+            return
+        path = os.path.dirname(path)
+
+
 def claim_socket(path: str) -> None:
-    """Make ``path`` free for a new socket: remove a stale socket, refuse a live one, and
-    refuse to guess when the probe is not allowed to tell."""
+    """Make ``path`` free for a new socket: make its folder if it is missing (see
+    `make_folder()`), refuse a folder others may write (see `check_folder()`), remove a
+    stale socket, refuse a live one, and refuse to guess when the probe is not allowed
+    to tell."""
+    folder = os.path.dirname(path) or "."
+    make_folder(folder)
+    check_folder(folder, f"the socket {path}")
     if not os.path.lexists(path):
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         return
     if not stat.S_ISSOCK(os.lstat(path).st_mode):
         raise ServeError(f"{path} exists and is not a socket; not removing it")
@@ -171,16 +224,16 @@ class PluginServer:
         #: The files this server made, each with its identity (removed at close if still it).
         self.made: dict[str, Identity] = {}
         self._spec_fd: int | None = None  # the spec file, held open until it is removed
-        if socket_path is not None:
-            claim_socket(socket_path)
-            self.listener = _bind_unix(socket_path)
-            self.made[socket_path] = _identity(os.lstat(socket_path))
-            self.address = f"unix://{socket_path}"
-        else:
-            host, port = tcp  # type: ignore[misc]
-            self.listener = _bind_tcp(host, port)
-            self.address = f"tcp://{_host_port(host, self.listener.getsockname()[1])}"
-        self.listener.listen(max(BACKLOG, self.limits.max_connections))
+        try:
+            self._listen(socket_path, tcp, spec)
+        except BaseException:  # what was made is undone: no socket, no spec, no thread left
+            for path, ours in self.made.items():
+                _remove_if_ours(path, ours)
+            if hasattr(self, "listener"):
+                self.listener.close()
+            if self.writer is not None:
+                self.writer.close()
+            raise
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._stopped.set()
@@ -189,11 +242,27 @@ class PluginServer:
         #: one ends.
         self._open: dict[Connection, None] = {}
         self._open_lock = threading.Condition()
+        if self.writer is not None and app is not None and handler is None:
+            app.listeners.append(self.log_call)
+
+    def _listen(
+        self, socket_path: str | None, tcp: tuple[str, int] | None, spec: str | None
+    ) -> None:
+        """Bind and listen, and write the spec file of a TCP address."""
+        if socket_path is not None:
+            claim_socket(socket_path)
+            self.listener = _bind_unix(socket_path)
+            self.made[socket_path] = _identity(os.lstat(socket_path))
+            self.address = f"unix://{socket_path}"
+        else:
+            host, port = tcp  # type: ignore[misc]
+            self.listener = _bind_tcp(host, port)
+            bound = self.listener.getsockname()  # numeric, as Go reads it (127.1 is 127.0.0.1)
+            self.address = f"tcp://{_host_port(bound[0], bound[1])}"
+        self.listener.listen(max(BACKLOG, self.limits.max_connections))
         if socket_path is None and spec:
             self._spec_fd = _write_spec(spec, self.address)
             self.made[spec] = _identity(os.fstat(self._spec_fd))
-        if self.writer is not None and app is not None and handler is None:
-            app.listeners.append(self.log_call)
 
     # -- logging ----------------------------------------------------------------------------
     def log_call(self, call: Call) -> None:
@@ -214,8 +283,8 @@ class PluginServer:
         if self.log_format == "json":
             if not line.startswith("{"):
                 line = json.dumps({"event": "server", "message": line})
-        else:
-            line = f"{stamp(time.time() if when is None else when)} {line}"
+        else:  # a client's text, its ids included, cannot forge a line or reach a terminal
+            line = f"{stamp(time.time() if when is None else when)} {printable(line)}"
         self.writer.write(line)
 
     # -- serving ----------------------------------------------------------------------------
@@ -401,10 +470,12 @@ class PluginServer:
 
 def _write_spec(path: str, address: str) -> int:
     """Write the spec file through a temporary file of its own: an unpredictable name
-    opened with ``O_EXCL|O_NOFOLLOW`` (``mkstemp``) in the spec's folder, then renamed.
-    Returns the file, still open."""
+    opened with ``O_EXCL|O_NOFOLLOW`` (``mkstemp``) in the spec's folder (made if missing,
+    refused if others may write it: see `make_folder()` and `check_folder()`), then
+    renamed. Returns the file, still open."""
     folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
+    make_folder(folder)
+    check_folder(folder, f"the spec file {path}")
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
         data = (address + "\n").encode()
