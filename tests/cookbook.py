@@ -80,7 +80,11 @@ class Recipe:
         """This recipe as a daemon that does what ``does`` says answers it."""
         says = getattr(does, self.says_by) if self.says_by else self.says
         leaves = bool(getattr(does, self.leave_by)) if self.leave_by else False
-        return replace(self, says=says, implicit_leave=self.implicit_leave and not leaves)
+        # where the rules give dockerd's own words, they are this version's words too
+        model = says if self.says_by and self.model.strip() == self.says.strip() else self.model
+        return replace(
+            self, says=says, model=model, implicit_leave=self.implicit_leave and not leaves
+        )
 
     def column(self) -> str:
         """The cookbook's "what dockerd does" cell."""
