@@ -13,124 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .pool import Pool
-from .wire import IPAddress, IPAMData, IPInterface
+from .records import Allocation, Endpoint, Join, Network, Node, Violation
 
-
-@dataclass
-class Join:
-    """A sandbox join of one endpoint, with the answer the driver gave."""
-
-    sandbox_key: str
-    options: dict[str, Any]
-    answer: dict[str, Any]
-    call: int
-    run: int = 0
-
-    @property
-    def src_name(self) -> str:
-        return str(self.answer.get("InterfaceName", {}).get("SrcName", ""))
-
-
-@dataclass
-class Endpoint:
-    id: str
-    network_id: str
-    address: IPInterface | None
-    address_v6: IPInterface | None
-    mac: str
-    options: dict[str, Any]
-    call: int
-    mac_assigned: bool = False
-    join: Join | None = None
-    #: Options of the last ProgramExternalConnectivity, ``None`` when not programmed.
-    connectivity: dict[str, Any] | None = None
-    run: int = 0
-
-    def snapshot(self) -> dict[str, Any]:
-        join = self.join
-        return {
-            "network_id": self.network_id,
-            "address": str(self.address or ""),
-            "address_v6": str(self.address_v6 or ""),
-            "mac": self.mac,
-            "mac_assigned": self.mac_assigned,
-            "options": self.options,
-            "call": self.call,
-            "run": self.run,
-            "join": None
-            if join is None
-            else {
-                "sandbox_key": join.sandbox_key,
-                "options": join.options,
-                "answer": join.answer,
-                "call": join.call,
-                "run": join.run,
-            },
-            "connectivity": self.connectivity,
-        }
-
-
-@dataclass
-class Network:
-    id: str
-    options: dict[str, Any]
-    ipv4_data: list[IPAMData]
-    ipv6_data: list[IPAMData]
-    call: int
-    run: int = 0
-    endpoints: dict[str, Endpoint] = field(default_factory=dict)
-    #: Indexes of the endpoints' addresses and MACs, for conflict checks in O(1).
-    addresses: dict[IPAddress, str] = field(default_factory=dict, repr=False)
-    macs: dict[str, str] = field(default_factory=dict, repr=False)
-
-    @property
-    def internal(self) -> bool:
-        return self.options.get("com.docker.network.internal") is True
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "options": self.options,
-            "ipv4_data": [d.to_wire() for d in self.ipv4_data],
-            "ipv6_data": [d.to_wire() for d in self.ipv6_data],
-            "call": self.call,
-            "run": self.run,
-            "endpoints": sorted(self.endpoints),
-        }
-
-
-@dataclass
-class Allocation:
-    """A network allocated on a swarm manager (``AllocateNetwork``)."""
-
-    network_id: str
-    options: dict[str, str]
-    ipv4_data: list[IPAMData]
-    ipv6_data: list[IPAMData]
-    call: int
-    run: int = 0
-
-
-@dataclass
-class Node:
-    """A node announced by ``DiscoverNew``."""
-
-    address: str
-    bind_address: str
-    self: bool
-    call: int
-    run: int = 0
-
-
-@dataclass(frozen=True)
-class Violation:
-    """A lifecycle rule a call broke, recorded (in non-strict mode) instead of refused."""
-
-    call: int
-    method: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"call #{self.call} {self.method}: {self.message}"
+__all__ = ["Allocation", "Endpoint", "Join", "Network", "Node", "State", "Violation"]
 
 
 @dataclass
@@ -170,26 +55,9 @@ class State:
         """A JSON-able copy of the whole state, with sorted keys where order is not meaning."""
         return {
             "networks": {nid: n.snapshot() for nid, n in sorted(self.networks.items())},
-            "endpoints": {eid: e.snapshot() for eid, e in sorted(self.endpoints.items())},
-            "allocations": {
-                nid: {
-                    "options": a.options,
-                    "ipv4_data": [d.to_wire() for d in a.ipv4_data],
-                    "ipv6_data": [d.to_wire() for d in a.ipv6_data],
-                    "call": a.call,
-                    "run": a.run,
-                }
-                for nid, a in sorted(self.allocations.items())
-            },
-            "nodes": {
-                addr: {
-                    "bind_address": n.bind_address,
-                    "self": n.self,
-                    "call": n.call,
-                    "run": n.run,
-                }
-                for addr, n in sorted(self.nodes.items())
-            },
+            "endpoints": {eid: e.to_dict() for eid, e in sorted(self.endpoints.items())},
+            "allocations": {nid: a.to_dict() for nid, a in sorted(self.allocations.items())},
+            "nodes": {address: n.to_dict() for address, n in sorted(self.nodes.items())},
             "pools": {pid: p.snapshot() for pid, p in sorted(self.pools.items())},
             "violations": [str(v) for v in self.violations],
             "epoch": self.epoch,

@@ -21,7 +21,8 @@ from typing import Any
 
 from ..core import wire as w
 from ..core.pool import Lease, Pool
-from ..core.state import Allocation, Endpoint, Join, Network, Node, State, Violation
+from ..core.records import Allocation, Endpoint, Network, Node, Violation
+from ..core.state import State
 from .store import StateFileError
 
 
@@ -58,30 +59,14 @@ def load(path: str) -> State:
 
 
 def restore(data: dict[str, Any]) -> State:
-    """The inverse of [`State.snapshot()`][fakedriver.State.snapshot]."""
+    """The inverse of [`State.snapshot()`][fakedriver.State.snapshot]: each record through
+    its codec."""
     state = State(epoch=int(data["epoch"]), run=int(data.get("run", 0)))
     for nid, n in data["networks"].items():
-        state.networks[nid] = Network(nid, n["options"], *_ipam(n), n["call"], _run(n))
+        state.networks[nid] = Network.from_dict(nid, n)
     for eid, e in data["endpoints"].items():
         network = state.networks[e["network_id"]]
-        join = e["join"]
-        endpoint = Endpoint(
-            eid,
-            network.id,
-            _interface(e["address"]),
-            _interface(e["address_v6"]),
-            e["mac"],
-            e["options"],
-            e["call"],
-            e["mac_assigned"],
-            None
-            if join is None
-            else Join(
-                join["sandbox_key"], join["options"], join["answer"], join["call"], _run(join)
-            ),
-            e["connectivity"],
-            _run(e),
-        )
+        endpoint = Endpoint.from_dict(eid, e)
         state.endpoints[eid] = network.endpoints[eid] = endpoint
         for address in (endpoint.address, endpoint.address_v6):
             if address is not None:
@@ -89,31 +74,15 @@ def restore(data: dict[str, Any]) -> State:
         if endpoint.mac:
             network.macs[endpoint.mac] = eid
     for nid, a in data["allocations"].items():
-        state.allocations[nid] = Allocation(nid, a["options"], *_ipam(a), a["call"], _run(a))
+        state.allocations[nid] = Allocation.from_dict(nid, a)
     for address, n in data["nodes"].items():
-        state.nodes[address] = Node(address, n["bind_address"], n["self"], n["call"], _run(n))
+        state.nodes[address] = Node.from_dict(address, n)
     for pid, p in data["pools"].items():
-        sub = p["sub_pool"]
-        pool = Pool(
-            pid,
-            p["address_space"],
-            ipaddress.ip_network(p["pool"]),
-            ipaddress.ip_network(sub) if sub else None,
-            p["options"],
-            p["call"],
-            p["epoch"],
-            _run(p),
-        )
+        pool = Pool.from_dict(pid, p)
         for ip, lease in p["leases"].items():
-            pool.lease(
-                int(ipaddress.ip_address(ip)),
-                Lease(lease["kind"], lease["mac"], lease["call"], lease["epoch"], _run(lease)),
-            )
+            pool.lease(int(ipaddress.ip_address(ip)), Lease.from_dict(lease))
         state.pools[pid] = pool
-    for text in data["violations"]:
-        head, _, message = text.partition(": ")
-        call, _, method = head.removeprefix("call #").partition(" ")
-        state.violations.append(Violation(int(call), method, message))
+    state.violations.extend(Violation.parse(text) for text in data["violations"])
     links = data.get("links")
     if links is None:  # an older file: the links its joins name
         links = [eid for eid, join in state.joins.items() if join.src_name]
@@ -121,15 +90,3 @@ def restore(data: dict[str, Any]) -> State:
         raise TypeError(f"links must be a list of endpoint ids, not {links!r}")
     state.links = set(links)
     return state
-
-
-def _run(record: dict[str, Any]) -> int:
-    return int(record.get("run", 0))
-
-
-def _ipam(record: dict[str, Any]) -> tuple[list[w.IPAMData], list[w.IPAMData]]:
-    return w.ipam_data(record, "ipv4_data", 4), w.ipam_data(record, "ipv6_data", 6)
-
-
-def _interface(value: str) -> w.IPInterface | None:
-    return ipaddress.ip_interface(value) if value else None

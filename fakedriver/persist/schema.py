@@ -10,6 +10,7 @@ keeps what it reads exactly: a value that would not be written back as it was st
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,7 +19,8 @@ from ..core import wire as w
 from ..core.errors import DriverError
 from ..core.methods import METHODS
 from ..core.pool import Lease, Pool
-from ..core.state import Allocation, Endpoint, Join, Network, Node, State, Violation
+from ..core.records import Allocation, Endpoint, Network, Node, Violation
+from ..core.state import State
 
 #: The schema this module writes and reads; kept in ``meta``.
 SCHEMA = 1
@@ -47,6 +49,10 @@ TABLES: dict[str, tuple[str, ...]] = {
     "violations": ("seq", "call", "method", "message"),
 }
 _PRIMARY = {"leases": "PRIMARY KEY (pool_id, address)", "violations": "PRIMARY KEY (seq)"}
+#: The codec's keys (`fields()`) whose columns hold JSON text (NULL for ``None``), and
+#: those that hold a boolean as 0 or 1.
+JSON_FIELDS = frozenset({"options", "ipv4_data", "ipv6_data", "join", "connectivity"})
+FLAG_FIELDS = frozenset({"mac_assigned", "self"})
 
 #: The largest whole number a state file holds (a call number, a run, an epoch): exact in
 #: every JSON reader (``GET /fakedriver/state``), and so far below SQLite's 2**63 - 1 that
@@ -159,7 +165,8 @@ def read_state(db: sqlite3.Connection) -> State:
             raise Bad(f"{where}: violations are numbered 0, 1, ...; {i} is missing")
         if method not in METHODS:
             raise Bad(f"{where}: {method!r} is not a method of either protocol")
-        state.violations.append(Violation(_int(call, where), method, _text(message, where)))
+        data = {"call": _int(call, where), "method": method, "message": _text(message, where)}
+        state.violations.append(Violation.from_dict(data))
     return state
 
 
@@ -200,10 +207,20 @@ def unlink_endpoint(state: State, endpoint: Endpoint) -> None:
         del network.macs[endpoint.mac]
 
 
+# -- rows: each record's codec (``to_dict()``/``from_dict()``) as the table's columns ---------
+@functools.cache
+def fields(table: str) -> tuple[str, ...]:
+    """The codec's keys the columns of ``table`` hold, after its key columns."""
+    columns = TABLES[table][2 if table == "leases" else 1 :]
+    return tuple("join" if column == "joined" else column for column in columns)
+
+
 def parse_network(row: tuple[Any, ...], where: str, origin: Origin) -> Network:
     nid, options, v4, v6, call, run = row
     data = _ipam_of(v4, v6, where)
-    return Network(_id(nid, where), _object(options, where), *data, *origin(call, run, where))
+    nid, options = _id(nid, where), _object(options, where)
+    call, run = origin(call, run, where)
+    return Network.from_dict(nid, {"options": options, **data, "call": call, "run": run})
 
 
 def parse_allocation(row: tuple[Any, ...], where: str, origin: Origin) -> Allocation:
@@ -212,14 +229,19 @@ def parse_allocation(row: tuple[Any, ...], where: str, origin: Origin) -> Alloca
     if not all(isinstance(v, str) for v in opts.values()):
         raise Bad(f"{where}: options must map names to strings")
     data = _ipam_of(v4, v6, where)
-    return Allocation(_id(nid, where), opts, *data, *origin(call, run, where))
+    nid = _id(nid, where)
+    call, run = origin(call, run, where)
+    return Allocation.from_dict(nid, {"options": opts, **data, "call": call, "run": run})
 
 
 def parse_node(row: tuple[Any, ...], where: str, origin: Origin) -> Node:
     address, bind, self_, call, run = row
     _ip(address, where, empty=False)
     _ip(bind, where, empty=True)
-    return Node(address, bind, _bool(self_, where), *origin(call, run, where))
+    self_ = _bool(self_, where)
+    call, run = origin(call, run, where)
+    data = {"bind_address": bind, "self": self_, "call": call, "run": run}
+    return Node.from_dict(address, data)
 
 
 def parse_lease(state: State, row: tuple[Any, ...], where: str, origin: Origin) -> None:
@@ -233,10 +255,11 @@ def parse_lease(state: State, row: tuple[Any, ...], where: str, origin: Origin) 
     if kind not in ("gateway", "address"):
         raise Bad(f"{where}: kind {kind!r} is neither 'gateway' nor 'address'")
     lease_call, lease_run = origin(call, run, where)
-    lease = Lease(kind, _mac(mac, where), lease_call, origin.epoch(epoch, where), lease_run)
+    data = {"kind": kind, "mac": _mac(mac, where), "call": lease_call,
+            "epoch": origin.epoch(epoch, where), "run": lease_run}  # fmt: skip
     if value in pool.leases:
         raise Bad(f"{where}: address {address} is leased twice")
-    pool.lease(value, lease)
+    pool.lease(value, Lease.from_dict(data))
 
 
 class Origin:
@@ -262,8 +285,8 @@ def parse_endpoint(state: State, row: tuple[Any, ...], where: str, origin: Origi
     eid, nid, address, address_v6, mac, assigned, options, call, run, joined, conn = row
     if nid not in state.networks:
         raise Bad(f"{where}: network {nid!r}, which the state does not hold")
-    v4 = _cidr(address, where, 4)
-    v6 = _cidr(address_v6, where, 6)
+    _cidr(address, where, 4)
+    _cidr(address_v6, where, 6)
     join = None
     if joined is not None:
         j = _object(joined, where)
@@ -273,13 +296,16 @@ def parse_endpoint(state: State, row: tuple[Any, ...], where: str, origin: Origi
             raise Bad(f"{where}: a join's options and answer must be objects")
         if not isinstance(j["answer"].get("InterfaceName", {}), dict):
             raise Bad(f"{where}: a join's InterfaceName must be an object")
-        key = _text(j["sandbox_key"], f"{where}: sandbox_key")
-        join = Join(key, j["options"], j["answer"], *origin(j["call"], j["run"], where))
+        _text(j["sandbox_key"], f"{where}: sandbox_key")
+        join_call, join_run = origin(j["call"], j["run"], where)
+        join = {**j, "call": join_call, "run": join_run}
     connectivity = None if conn is None else _object(conn, where)
     call, run = origin(call, run, where)
     mac, opts, assigned = _mac(mac, where), _object(options, where), _bool(assigned, where)
-    return Endpoint(_id(eid, where), nid, v4, v6, mac, opts, call, assigned, join, connectivity,
-                    run)  # fmt: skip
+    data = {"network_id": nid, "address": address, "address_v6": address_v6, "mac": mac,
+            "mac_assigned": assigned, "options": opts, "call": call, "run": run, "join": join,
+            "connectivity": connectivity}  # fmt: skip
+    return Endpoint.from_dict(_id(eid, where), data)
 
 
 def parse_pool(row: tuple[Any, ...], where: str, origin: Origin) -> Pool:
@@ -297,8 +323,11 @@ def parse_pool(row: tuple[Any, ...], where: str, origin: Origin) -> Pool:
     if pid != expected:
         raise Bad(f"{where}: the id of pool {network} in {space!r} is {expected!r}")
     call, run = origin(call, run, where)
-    return Pool(_id(pid, where), _text(space, where), net, sub_pool, opts, call,
-                origin.epoch(epoch, where), run)  # fmt: skip
+    pid = _id(pid, where)
+    data = {"address_space": _text(space, where), "pool": network, "sub_pool": sub,
+            "options": opts, "call": call, "epoch": origin.epoch(epoch, where),
+            "run": run}  # fmt: skip
+    return Pool.from_dict(pid, data)
 
 
 def _int(value: object, where: str) -> int:
@@ -375,8 +404,9 @@ def _mac(value: object, where: str) -> str:
     return str(value)
 
 
-def _ipam_of(v4: object, v6: object, where: str) -> tuple[list[w.IPAMData], list[w.IPAMData]]:
-    out = []
+def _ipam_of(v4: object, v6: object, where: str) -> dict[str, list[Any]]:
+    """The ``ipv4_data`` and ``ipv6_data`` of a row, checked, as their codec holds them."""
+    out = {}
     for raw, version, key in ((v4, 4, "ipv4_data"), (v6, 6, "ipv6_data")):
         parsed = _json(raw, f"{where}: {key}")
         try:
@@ -385,5 +415,5 @@ def _ipam_of(v4: object, v6: object, where: str) -> tuple[list[w.IPAMData], list
             raise Bad(f"{where}: {exc.message}") from None
         if parsed is None or [d.to_wire() for d in data] != parsed:
             raise Bad(f"{where}: {key} {raw!r} is not a list of IPAM data as written")
-        out.append(data)
-    return out[0], out[1]
+        out[key] = parsed
+    return out

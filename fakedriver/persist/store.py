@@ -2,7 +2,8 @@
 committed in one transaction before its answer is sent.
 
 The models say which records a call touched (`Model.touch()`, by table and key); the
-engine hands those keys to `Store.commit()`, which writes or deletes exactly those rows,
+engine hands those keys to `Store.commit()`, which writes or deletes exactly those rows
+(a record's row is its codec's ``to_dict()``, column by column),
 so a change costs the same in a state of 100 endpoints as of 50,000. When the commit fails,
 whatever the failure (disk full, read-only file system, a value SQLite cannot store), it is
 rolled back and is a `StoreError`, and `Store.revert()` reads those same records
@@ -27,17 +28,18 @@ import stat
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ..core import wire as w
 from ..core.errors import DriverError
-from ..core.pool import Lease, Pool
 from ..core.ports import Key, StoreError
-from ..core.state import Allocation, Endpoint, Network, Node, State
+from ..core.state import State
 from .schema import (
+    FLAG_FIELDS,
+    JSON_FIELDS,
     LARGEST,
     SCHEMA,
     TABLES,
     Bad,
     Origin,
+    fields,
     link_endpoint,
     parse_allocation,
     parse_endpoint,
@@ -61,86 +63,66 @@ def _dump(value: Any) -> str:
 
 
 # -- rows, from records -----------------------------------------------------------------------
-def _ipam(data: list[w.IPAMData]) -> str:
-    return _dump([d.to_wire() for d in data])
+def row(table: str, key: tuple[Any, ...], data: dict[str, Any]) -> tuple[Any, ...]:
+    """The row of a record of ``table``: its ``key`` columns, then its codec's ``data``,
+    each value as its column holds it (`JSON_FIELDS` as JSON text, `FLAG_FIELDS` as 0
+    or 1)."""
+    cells = list(key)
+    for name in fields(table):
+        value = data[name]
+        if name in JSON_FIELDS:
+            value = None if value is None else _dump(value)
+        elif name in FLAG_FIELDS:
+            value = int(value)
+        cells.append(value)
+    return tuple(cells)
 
 
-def network_row(n: Network) -> tuple[Any, ...]:
-    return (n.id, _dump(n.options), _ipam(n.ipv4_data), _ipam(n.ipv6_data), n.call, n.run)
-
-
-def endpoint_row(e: Endpoint) -> tuple[Any, ...]:
-    join = None
-    if e.join is not None:
-        j = e.join
-        join = _dump(
-            {
-                "sandbox_key": j.sandbox_key,
-                "options": j.options,
-                "answer": j.answer,
-                "call": j.call,
-                "run": j.run,
-            }
-        )
-    conn = None if e.connectivity is None else _dump(e.connectivity)
-    address, address_v6 = str(e.address or ""), str(e.address_v6 or "")
-    return (e.id, e.network_id, address, address_v6, e.mac, int(e.mac_assigned),
-            _dump(e.options), e.call, e.run, join, conn)  # fmt: skip
-
-
-def allocation_row(a: Allocation) -> tuple[Any, ...]:
-    return (a.network_id, _dump(a.options), _ipam(a.ipv4_data), _ipam(a.ipv6_data), a.call, a.run)
-
-
-def node_row(n: Node) -> tuple[Any, ...]:
-    return (n.address, n.bind_address, int(n.self), n.call, n.run)
-
-
-def pool_row(p: Pool) -> tuple[Any, ...]:
-    sub = str(p.sub_pool) if p.sub_pool else ""
-    return (p.id, p.address_space, str(p.network), sub, _dump(p.options), p.call, p.epoch, p.run)
-
-
-def lease_row(p: Pool, value: int, lease: Lease) -> tuple[Any, ...]:
-    address = str(p.address_of(value))
-    return (p.id, address, lease.kind, lease.mac, lease.call, lease.epoch, lease.run)
-
-
-def rows(state: State) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of ``state``, by table (what `Store.replace()` writes)."""
-    return {
-        "meta": [("epoch", state.epoch), ("run", state.run), ("schema", SCHEMA)],
-        "networks": [network_row(n) for n in state.networks.values()],
-        "endpoints": [endpoint_row(e) for e in state.endpoints.values()],
-        "allocations": [allocation_row(a) for a in state.allocations.values()],
-        "nodes": [node_row(n) for n in state.nodes.values()],
-        "pools": [pool_row(p) for p in state.pools.values()],
-        "leases": [lease_row(p, v, x) for p in state.pools.values() for v, x in p.leases.items()],
-        "links": [(eid,) for eid in state.links],
-        "violations": [(i, v.call, v.method, v.message) for i, v in enumerate(state.violations)],
-    }
-
-
-def _row_of(state: State, table: str, key: Any) -> tuple[Any, ...] | None:
-    """The row ``key`` has in ``state`` now, ``None`` when it is gone."""
-    if table == "networks":
-        return None if (n := state.networks.get(key)) is None else network_row(n)
-    if table == "endpoints":
-        return None if (e := state.endpoints.get(key)) is None else endpoint_row(e)
-    if table == "allocations":
-        return None if (a := state.allocations.get(key)) is None else allocation_row(a)
-    if table == "nodes":
-        return None if (node := state.nodes.get(key)) is None else node_row(node)
-    if table == "pools":
-        return None if (p := state.pools.get(key)) is None else pool_row(p)
+def record_row(state: State, table: str, key: Any) -> tuple[Any, ...] | None:
+    """The row the record ``key`` of ``table`` has in ``state`` now, ``None`` when it is
+    gone."""
     if table == "leases":
         pid, value = key
         pool = state.pools.get(pid)
         lease = None if pool is None else pool.leases.get(value)
-        return None if pool is None or lease is None else lease_row(pool, value, lease)
+        if pool is None or lease is None:
+            return None
+        return row(table, (pid, str(pool.address_of(value))), lease.to_dict())
     if table == "links":
         return (key,) if key in state.links else None
-    raise ValueError(f"no table {table!r}")
+    if table not in _RECORDS:
+        raise ValueError(f"no table {table!r}")
+    record = getattr(state, table).get(key)  # the state's records of that name
+    return None if record is None else row(table, (key,), record.to_dict())
+
+
+#: The tables that hold the records of the state's attribute of the same name, by key.
+_RECORDS = ("networks", "endpoints", "allocations", "nodes", "pools")
+
+
+def rows(state: State) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of ``state``, by table (what `Store.replace()` writes)."""
+
+    def of(table: str, records: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return [row(table, (key,), record.to_dict()) for key, record in records.items()]
+
+    leases = [
+        row("leases", (pid, str(pool.address_of(value))), lease.to_dict())
+        for pid, pool in state.pools.items()
+        for value, lease in pool.leases.items()
+    ]
+    violations = [row("violations", (i,), v.to_dict()) for i, v in enumerate(state.violations)]
+    return {
+        "meta": [("epoch", state.epoch), ("run", state.run), ("schema", SCHEMA)],
+        "networks": of("networks", state.networks),
+        "endpoints": of("endpoints", state.endpoints),
+        "allocations": of("allocations", state.allocations),
+        "nodes": of("nodes", state.nodes),
+        "pools": of("pools", state.pools),
+        "leases": leases,
+        "links": [(eid,) for eid in state.links],
+        "violations": violations,
+    }
 
 
 # -- the store --------------------------------------------------------------------------------
@@ -231,10 +213,10 @@ class Store:
         for table, key in touched:
             if table == "meta":  # written below, always
                 continue
-            row = _row_of(state, table, key)
-            if row is not None:
-                marks = ", ".join("?" * len(row))
-                db.execute(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", row)
+            values = record_row(state, table, key)
+            if values is not None:
+                marks = ", ".join("?" * len(values))
+                db.execute(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", values)
             elif table == "leases":
                 pid, value = key
                 pool = state.pools.get(pid)
@@ -251,7 +233,7 @@ class Store:
         added = state.violations[self._violations :]
         db.executemany(
             "INSERT INTO violations VALUES (?, ?, ?, ?)",
-            [(self._violations + i, v.call, v.method, v.message) for i, v in enumerate(added)],
+            [row("violations", (self._violations + i,), v.to_dict()) for i, v in enumerate(added)],
         )
 
     def replace(self, state: State) -> None:
@@ -350,8 +332,8 @@ def _put_back(db: sqlite3.Connection, state: State, table: str, key: Any, origin
             return
         state.pools[key] = pool  # released by the call: its leases come back with it
         leases = f"SELECT {', '.join(TABLES['leases'])} FROM leases WHERE pool_id = ?"
-        for lease_row in db.execute(leases, (key,)):
-            parse_lease(state, tuple(lease_row), where, origin)
+        for saved_lease in db.execute(leases, (key,)):
+            parse_lease(state, tuple(saved_lease), where, origin)
 
 
 def _create(path: str, real: str) -> bool:
