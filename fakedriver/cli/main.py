@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
+from ..core.changes import LinkAdded, LinkDropped
 from ..core.clock import RealClock
 from ..core.journal import Journal
 from ..core.ports import Links, StoreError
@@ -90,7 +91,7 @@ def build(args: argparse.Namespace) -> FakeNetDriver:
     for note in store.notes if store is not None else ():  # not a call's: said even --quiet
         _say(args, f"fakedriver: {note}")  # a file made private
     if store is not None and links is not None:  # the intent to make a pair is saved first
-        links = Checkpointed(links, lambda eid: store.commit(app.state, [("links", eid)]))
+        links = Checkpointed(links, lambda eid: store.commit(app.state, [LinkAdded(eid)]))
     app = FakeNetDriver(persona, links=links, clock=RealClock())
     # a ring: serve runs for long
     app.engine.calls = Journal(maxlen=args.journal_size, max_bytes=args.journal_bytes)
@@ -114,7 +115,7 @@ def _reconcile(args: argparse.Namespace, app: FakeNetDriver) -> None:
         return
     done = reconcile(app.state, app.links)
     if done.removed and app.engine.store is not None:
-        app.engine.store.commit(app.state, [("links", eid) for eid in done.removed])
+        app.engine.store.commit(app.state, [LinkDropped(eid) for eid in done.removed])
     if args.quiet or not (done.removed or done.adopted):
         return
     if args.log_format == "json":

@@ -9,8 +9,9 @@ every other value as it is (the database loader checks each row before, and what
 JSON loader lets through the database refuses at import). A ``run`` is read as a whole
 number, 0 when missing: files written before runs were kept have none.
 
-Every record keeps ``call``, the journal index of the call that made it, and ``run``, the
-run of the state it was made in (`State.run`).
+Records are changed only by `State`'s methods, which keep the indexes and say what
+changed. Every record keeps ``call``, the journal index of the call that made it, and
+``run``, the run of the state it was made in (`State.run`).
 """
 
 from __future__ import annotations
@@ -66,6 +67,16 @@ class Endpoint:
     connectivity: dict[str, Any] | None = None
     run: int = 0
 
+    @property
+    def created(self) -> tuple[int, int, str]:
+        """Where the endpoint stands in creation order: its run, its call, its id."""
+        return self.run, self.call, self.id
+
+    @property
+    def ips(self) -> tuple[IPAddress, ...]:
+        """Its addresses without their prefix: IPv4 first."""
+        return tuple(a.ip for a in (self.address, self.address_v6) if a is not None)
+
     def to_dict(self) -> dict[str, Any]:
         join = self.join
         return {
@@ -110,9 +121,13 @@ class Network:
     call: int
     run: int = 0
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
-    #: Indexes of the endpoints' addresses and MACs, for conflict checks in O(1).
+    #: The indexes of the endpoints' addresses and MACs, for conflict checks in O(1): each
+    #: address (MAC) to the endpoint that took it first, in creation order.
     addresses: dict[IPAddress, str] = field(default_factory=dict, repr=False)
     macs: dict[str, str] = field(default_factory=dict, repr=False)
+    #: The later holders of an address or MAC, oldest first: only a lenient driver lets two
+    #: endpoints share one. When the first goes, the next takes its place in the index.
+    shared: dict[IPAddress | str, list[str]] = field(default_factory=dict, repr=False)
 
     @property
     def internal(self) -> bool:

@@ -54,39 +54,37 @@ def load(path: str) -> State:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         detail = str(exc) if isinstance(exc, w.Unusable) else repr(exc)  # Unusable says why
         raise StateFileError(f"cannot load state file {path}: {detail}") from exc
-    state.run += 1
+    state.set_counters(state.epoch, state.run + 1)
     return state
 
 
 def restore(data: dict[str, Any]) -> State:
     """The inverse of [`State.snapshot()`][fakedriver.State.snapshot]: each record through
-    its codec."""
+    its codec, into the state through its own methods (which index the endpoints in the
+    order the calls made them)."""
     state = State(epoch=int(data["epoch"]), run=int(data.get("run", 0)))
     for nid, n in data["networks"].items():
-        state.networks[nid] = Network.from_dict(nid, n)
-    for eid, e in data["endpoints"].items():
-        network = state.networks[e["network_id"]]
-        endpoint = Endpoint.from_dict(eid, e)
-        state.endpoints[eid] = network.endpoints[eid] = endpoint
-        for address in (endpoint.address, endpoint.address_v6):
-            if address is not None:
-                network.addresses[address.ip] = eid
-        if endpoint.mac:
-            network.macs[endpoint.mac] = eid
+        state.add_network(Network.from_dict(nid, n))
+    endpoints = [Endpoint.from_dict(eid, e) for eid, e in data["endpoints"].items()]
+    for endpoint in endpoints:
+        if endpoint.network_id not in state.networks:
+            raise KeyError(f"endpoint {endpoint.id} of network {endpoint.network_id!r}")
+    state.add_endpoints(endpoints)
     for nid, a in data["allocations"].items():
-        state.allocations[nid] = Allocation.from_dict(nid, a)
+        state.allocate(Allocation.from_dict(nid, a))
     for address, n in data["nodes"].items():
-        state.nodes[address] = Node.from_dict(address, n)
+        state.discover(Node.from_dict(address, n))
     for pid, p in data["pools"].items():
-        pool = Pool.from_dict(pid, p)
+        state.add_pool(Pool.from_dict(pid, p))
         for ip, lease in p["leases"].items():
-            pool.lease(int(ipaddress.ip_address(ip)), Lease.from_dict(lease))
-        state.pools[pid] = pool
-    state.violations.extend(Violation.parse(text) for text in data["violations"])
+            state.lease(pid, int(ipaddress.ip_address(ip)), Lease.from_dict(lease))
+    for text in data["violations"]:
+        state.record_violation(Violation.parse(text))
     links = data.get("links")
     if links is None:  # an older file: the links its joins name
         links = [eid for eid, join in state.joins.items() if join.src_name]
     if not isinstance(links, list) or not all(isinstance(eid, str) for eid in links):
         raise TypeError(f"links must be a list of endpoint ids, not {links!r}")
-    state.links = set(links)
+    for eid in links:
+        state.add_link(eid)
     return state

@@ -143,30 +143,26 @@ def read_state(db: sqlite3.Connection) -> State:
     read_meta(db, state)
     origin = Origin(state)
     for where, row in _rows(db, "networks"):
-        network = parse_network(row, where, origin)
-        state.networks[network.id] = network
-    for where, row in _rows(db, "endpoints"):
-        link_endpoint(state, parse_endpoint(state, row, where, origin))
+        state.add_network(parse_network(row, where, origin))
+    state.add_endpoints([parse_endpoint(state, row, where, origin)
+                         for where, row in _rows(db, "endpoints")])  # fmt: skip
     for where, row in _rows(db, "allocations"):
-        allocation = parse_allocation(row, where, origin)
-        state.allocations[allocation.network_id] = allocation
+        state.allocate(parse_allocation(row, where, origin))
     for where, row in _rows(db, "nodes"):
-        node = parse_node(row, where, origin)
-        state.nodes[node.address] = node
+        state.discover(parse_node(row, where, origin))
     for where, row in _rows(db, "pools"):
-        pool = parse_pool(row, where, origin)
-        state.pools[pool.id] = pool
+        state.add_pool(parse_pool(row, where, origin))
     for where, row in _rows(db, "leases"):
-        parse_lease(state, row, where, origin)
+        state.lease(*parse_lease(state, row, where, origin))
     for where, (eid,) in _rows(db, "links"):
-        state.links.add(_id(eid, where))
+        state.add_link(_id(eid, where))
     for i, (where, (seq, call, method, message)) in enumerate(_rows(db, "violations")):
         if seq != i:
             raise Bad(f"{where}: violations are numbered 0, 1, ...; {i} is missing")
         if method not in METHODS:
             raise Bad(f"{where}: {method!r} is not a method of either protocol")
         data = {"call": _int(call, where), "method": method, "message": _text(message, where)}
-        state.violations.append(Violation.from_dict(data))
+        state.record_violation(Violation.from_dict(data))
     return state
 
 
@@ -179,32 +175,7 @@ def read_meta(db: sqlite3.Connection, state: State) -> None:
         raise _other_version(meta.get("schema", "none"))
     if set(meta) != {"schema", "epoch", "run"}:
         raise Bad(f"meta holds {sorted(meta)}, not epoch, run and schema")
-    state.epoch, state.run = meta["epoch"], meta["run"]
-
-
-def link_endpoint(state: State, endpoint: Endpoint) -> None:
-    """Put ``endpoint`` in the state, its network and the network's indexes."""
-    network = state.networks[endpoint.network_id]
-    state.endpoints[endpoint.id] = network.endpoints[endpoint.id] = endpoint
-    for address in (endpoint.address, endpoint.address_v6):
-        if address is not None:
-            network.addresses.setdefault(address.ip, endpoint.id)
-    if endpoint.mac:
-        network.macs.setdefault(endpoint.mac, endpoint.id)
-
-
-def unlink_endpoint(state: State, endpoint: Endpoint) -> None:
-    """The inverse of `_link_endpoint()`."""
-    del state.endpoints[endpoint.id]
-    network = state.networks.get(endpoint.network_id)
-    if network is None:
-        return
-    network.endpoints.pop(endpoint.id, None)
-    for address in (endpoint.address, endpoint.address_v6):
-        if address is not None and network.addresses.get(address.ip) == endpoint.id:
-            del network.addresses[address.ip]
-    if network.macs.get(endpoint.mac) == endpoint.id:
-        del network.macs[endpoint.mac]
+    state.set_counters(meta["epoch"], meta["run"])
 
 
 # -- rows: each record's codec (``to_dict()``/``from_dict()``) as the table's columns ---------
@@ -244,8 +215,11 @@ def parse_node(row: tuple[Any, ...], where: str, origin: Origin) -> Node:
     return Node.from_dict(address, data)
 
 
-def parse_lease(state: State, row: tuple[Any, ...], where: str, origin: Origin) -> None:
-    """Put the lease of ``row`` in its pool (replacing the one it holds there, if any)."""
+def parse_lease(
+    state: State, row: tuple[Any, ...], where: str, origin: Origin
+) -> tuple[str, int, Lease]:
+    """The pool id, the address (an integer) and the lease of ``row``, whose pool the
+    state holds with that address free."""
     pid, address, kind, mac, call, epoch, run = row
     pool = state.pools.get(pid) if isinstance(pid, str) else None
     if pool is None:
@@ -259,7 +233,7 @@ def parse_lease(state: State, row: tuple[Any, ...], where: str, origin: Origin) 
             "epoch": origin.epoch(epoch, where), "run": lease_run}  # fmt: skip
     if value in pool.leases:
         raise Bad(f"{where}: address {address} is leased twice")
-    pool.lease(value, Lease.from_dict(data))
+    return pool.id, value, Lease.from_dict(data)
 
 
 class Origin:

@@ -1,13 +1,14 @@
 """The state in SQLite (``fakedriver serve --state FILE``): what each call changed is
 committed in one transaction before its answer is sent.
 
-The models say which records a call touched (`Model.touch()`, by table and key); the
-engine hands those keys to `Store.commit()`, which writes or deletes exactly those rows
-(a record's row is its codec's ``to_dict()``, column by column),
+A call's changes name the records it changed (``fakedriver.core.changes``: each names its
+table and key); the engine hands them to `Store.commit()`, which writes or deletes exactly
+those rows (a record's row is its codec's ``to_dict()``, column by column),
 so a change costs the same in a state of 100 endpoints as of 50,000. When the commit fails,
 whatever the failure (disk full, read-only file system, a value SQLite cannot store), it is
 rolled back and is a `StoreError`, and `Store.revert()` reads those same records
-back from the database: memory is what the last commit left, and the call answers an error.
+back from the database, into the state through its own methods: memory is what the last
+commit left, and the call answers an error.
 
 The database is the server's alone: it is opened in SQLite's exclusive locking mode and
 locked at once, so a second server on the same file is refused at start. A symlink at the
@@ -25,11 +26,12 @@ import json
 import os
 import sqlite3
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from ..core.changes import Change
 from ..core.errors import DriverError
-from ..core.ports import Key, StoreError
+from ..core.ports import StoreError
 from ..core.state import State
 from .schema import (
     FLAG_FIELDS,
@@ -40,7 +42,6 @@ from .schema import (
     Bad,
     Origin,
     fields,
-    link_endpoint,
     parse_allocation,
     parse_endpoint,
     parse_lease,
@@ -50,7 +51,6 @@ from .schema import (
     read_meta,
     read_state,
     statements,
-    unlink_endpoint,
 )
 
 
@@ -189,7 +189,7 @@ class Store:
         if state.run >= LARGEST:
             problem = f"meta row 'run': {state.run} leaves no next run"
             raise StateFileError(f"cannot load state file {self.path}: {problem}")
-        state.run += 1
+        state.set_counters(state.epoch, state.run + 1)
         self._violations = len(state.violations)
         try:
             with _transaction(self.db):
@@ -198,20 +198,21 @@ class Store:
             raise StateFileError(f"cannot save state file {self.path}: {exc}") from None
         return state
 
-    def commit(self, state: State, touched: Iterable[Key]) -> None:
-        """Write the rows ``touched`` names as ``state`` has them now (deleting those it no
-        longer has), the meta values and the violations added since the last commit."""
+    def commit(self, state: State, changes: Sequence[Change]) -> None:
+        """Write the rows of the records ``changes`` name as ``state`` has them now
+        (deleting those it no longer has), the meta values and the violations added since
+        the last commit."""
         try:
             with _transaction(self.db):
-                self._write(state, touched)
+                self._write(state, changes)
         except Exception as exc:
             raise _failed(exc) from None
         self._violations = len(state.violations)
 
-    def _write(self, state: State, touched: Iterable[Key]) -> None:
+    def _write(self, state: State, changes: Sequence[Change]) -> None:
         db = self.db
-        for table, key in touched:
-            if table == "meta":  # written below, always
+        for table, key in {change.record for change in changes}:
+            if table in ("meta", "violations"):  # written below, always
                 continue
             values = record_row(state, table, key)
             if values is not None:
@@ -249,8 +250,8 @@ class Store:
             raise _failed(exc) from None
         self._violations = len(state.violations)
 
-    def revert(self, state: State, touched: Iterable[Key]) -> None:
-        """Put the records ``touched`` names (and the meta values and violations) back in
+    def revert(self, state: State, changes: Sequence[Change]) -> None:
+        """Put the records ``changes`` name (and the meta values and violations) back in
         ``state`` as the database has them: after a failed commit, the call's changes go.
         When they cannot be read, the store is `broken`."""
         db, path = self.db, self.path
@@ -258,10 +259,11 @@ class Store:
             if db.in_transaction:  # its ROLLBACK failed: what it reads is not what is saved
                 raise StoreError("the failed transaction is still open")
             read_meta(db, state)
-            del state.violations[self._violations :]
+            state.drop_violations(self._violations)
             origin = Origin(state)
-            for table, key in sorted(touched, key=lambda k: REVERT_ORDER.index(k[0])):
-                if table != "meta":
+            records = {change.record for change in changes}
+            for table, key in sorted(records, key=lambda k: REVERT_ORDER.index(k[0])):
+                if table not in ("meta", "violations"):
                     _put_back(db, state, table, key, origin)
         except Exception as exc:  # whatever it is, memory cannot be trusted
             self.broken = f"cannot read back state file {path} ({exc}): restart the server"
@@ -269,7 +271,8 @@ class Store:
 
 
 #: Tables in the order records are put back: a record's parent first.
-REVERT_ORDER = ("meta", "networks", "endpoints", "allocations", "nodes", "pools", "leases", "links")
+REVERT_ORDER = ("meta", "violations", "networks", "endpoints", "allocations", "nodes", "pools",
+                "leases", "links")  # fmt: skip
 
 
 def _fetch(db: sqlite3.Connection, table: str, where: str, key: tuple[Any, ...]) -> Any:
@@ -281,7 +284,8 @@ def _fetch(db: sqlite3.Connection, table: str, where: str, key: tuple[Any, ...])
 
 
 def _put_back(db: sqlite3.Connection, state: State, table: str, key: Any, origin: Origin) -> None:
-    """Make the record ``key`` of ``table`` in ``state`` what the database holds."""
+    """Make the record ``key`` of ``table`` in ``state`` what the database holds, through
+    the state's own methods (which keep its indexes)."""
     where = f"{table} row {key!r}"
     if table == "leases":
         pid, value = key
@@ -289,51 +293,61 @@ def _put_back(db: sqlite3.Connection, state: State, table: str, key: Any, origin
         if pool is None:
             return  # gone with its pool (or put back whole with it)
         address = str(pool.address_of(value))
-        row = _fetch(db, "leases", "pool_id = ? AND address = ?", (pid, address))
+        saved = _fetch(db, "leases", "pool_id = ? AND address = ?", (pid, address))
         if value in pool.leases:
-            pool.release(value)
-        if row is not None:
-            parse_lease(state, tuple(row), where, origin)
+            state.release(pid, value)
+        if saved is not None:
+            state.lease(*parse_lease(state, tuple(saved), where, origin))
         return
     if table == "links":
-        row = _fetch(db, "links", "endpoint_id = ?", (key,))
-        (state.links.add if row is not None else state.links.discard)(key)
+        saved = _fetch(db, "links", "endpoint_id = ?", (key,))
+        (state.add_link if saved is not None else state.drop_link)(key)
         return
-    row = _fetch(db, table, f"{TABLES[table][0]} = ?", (key,))
-    if table == "networks":
-        held = state.networks.pop(key, None)
-        if row is not None:
-            network = state.networks[key] = parse_network(tuple(row), where, origin)
-            if held is not None:  # its endpoints stay (those the call touched follow)
-                network.endpoints, network.addresses, network.macs = (
-                    held.endpoints, held.addresses, held.macs)  # fmt: skip
+    saved = _fetch(db, table, f"{TABLES[table][0]} = ?", (key,))
+    if table == "networks":  # a call makes or removes a network, never changes one
+        if key in state.networks and saved is None:
+            state.remove_network(key)  # made by the call: no endpoint yet
+        elif key not in state.networks and saved is not None:
+            state.add_network(parse_network(tuple(saved), where, origin))
     elif table == "endpoints":
         if key in state.endpoints:
-            unlink_endpoint(state, state.endpoints[key])
-        if row is not None:
-            link_endpoint(state, parse_endpoint(state, tuple(row), where, origin))
+            state.remove_endpoint(key)
+        if saved is not None:
+            state.add_endpoint(parse_endpoint(state, tuple(saved), where, origin))
     elif table == "allocations":
-        state.allocations.pop(key, None)
-        if row is not None:
-            state.allocations[key] = parse_allocation(tuple(row), where, origin)
+        if key in state.allocations:
+            state.free(key)
+        if saved is not None:
+            state.allocate(parse_allocation(tuple(saved), where, origin))
     elif table == "nodes":
-        state.nodes.pop(key, None)
-        if row is not None:
-            state.nodes[key] = parse_node(tuple(row), where, origin)
+        state.forget(key)
+        if saved is not None:
+            state.discover(parse_node(tuple(saved), where, origin))
     elif table == "pools":
-        held_pool = state.pools.pop(key, None)
-        if row is None:
-            return
-        pool = parse_pool(tuple(row), where, origin)
-        if held_pool is not None:  # same id, same network: what a call may change, and its leases
-            held_pool.options, held_pool.call, held_pool.epoch, held_pool.run = (
-                pool.options, pool.call, pool.epoch, pool.run)  # fmt: skip
-            state.pools[key] = held_pool
-            return
-        state.pools[key] = pool  # released by the call: its leases come back with it
-        leases = f"SELECT {', '.join(TABLES['leases'])} FROM leases WHERE pool_id = ?"
-        for saved_lease in db.execute(leases, (key,)):
-            parse_lease(state, tuple(saved_lease), where, origin)
+        _put_back_pool(db, state, key, None if saved is None else tuple(saved), origin)
+
+
+def _put_back_pool(
+    db: sqlite3.Connection, state: State, pid: str, saved: tuple[Any, ...] | None, origin: Origin
+) -> None:
+    where = f"pools row {pid!r}"
+    held = state.pools.get(pid)
+    pool = None if saved is None else parse_pool(saved, where, origin)
+    if (
+        held is not None
+        and pool is not None
+        and held.to_dict() | {"epoch": 0} == (pool.to_dict() | {"epoch": 0})
+    ):
+        state.claim_pool(pid, pool.epoch)  # what a call may change; its leases stay
+        return
+    if held is not None:
+        state.remove_pool(pid)
+    if pool is None:
+        return
+    state.add_pool(pool)  # released by the call: its leases come back with it
+    leases = f"SELECT {', '.join(TABLES['leases'])} FROM leases WHERE pool_id = ?"
+    for saved_lease in db.execute(leases, (pid,)):
+        state.lease(*parse_lease(state, tuple(saved_lease), where, origin))
 
 
 def _create(path: str, real: str) -> bool:
