@@ -145,7 +145,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_graph_is_read() -> None:
     """The parsing above finds what it must (else no cycle could ever be found)."""
     assert "fakedriver.core.engine" in GRAPH["fakedriver.fake"]
-    assert "fakedriver.core.wire" in GRAPH["fakedriver.persist.store"]  # from ..core import wire
+    assert "fakedriver.core.wire" in GRAPH["fakedriver.persist.schema"]  # from ..core import wire
     assert "fakedriver" in GRAPH["fakedriver.cli.args"]  # from .. import __version__
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 

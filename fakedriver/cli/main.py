@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from functools import partial
 from typing import Any
 
+from ..core.changes import LinkAdded, LinkDropped
 from ..core.clock import RealClock
 from ..core.journal import Journal
 from ..core.ports import Links, StoreError
@@ -149,7 +150,7 @@ def build(args: argparse.Namespace, stop: StopSignals | None = None) -> FakeNetD
             _say(args, f"fakedriver: {note}")  # a file made private
         if store is not None and links is not None:  # the intent to make a pair: saved first
             saving = store
-            links = Checkpointed(links, lambda eid: saving.commit(app.state, [("links", eid)]))
+            links = Checkpointed(links, lambda eid: saving.commit(app.state, [LinkAdded(eid)]))
         app = FakeNetDriver(persona, links=links, clock=RealClock())
         # a ring: serve runs for long
         app.engine.calls = Journal(maxlen=args.journal_size, max_bytes=args.journal_bytes)
@@ -174,7 +175,7 @@ def _reconcile(args: argparse.Namespace, app: FakeNetDriver, stop: StopSignals) 
     done = reconcile(app.state, VethLinks(run=partial(_start_ip, stop)))
     if done.removed and app.engine.store is not None:
         with stop.deferred():
-            app.engine.store.commit(app.state, [("links", eid) for eid in done.removed])
+            app.engine.store.commit(app.state, [LinkDropped(eid) for eid in done.removed])
     if args.quiet or not (done.removed or done.adopted):
         return
     if args.log_format == "json":

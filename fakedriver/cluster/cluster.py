@@ -172,7 +172,6 @@ class Cluster:
         elif options:
             persona = dataclasses.replace(persona, **options)
         self.persona = persona
-        self.oracle = Oracle(persona)
         #: The nodes by name, in order; the first is the manager.
         self.nodes: dict[str, FakeNetDriver] = {}
         self.calls = Timeline()
@@ -189,6 +188,7 @@ class Cluster:
             fake.listeners.append(partial(self._observe, name, fake))
             self.nodes[name] = fake
             self._routes.append(Route(fake, node_url(url, name), clients=clients))
+        self.oracle = Oracle(persona, self.nodes)
 
     # -- the nodes --------------------------------------------------------------------------
     def __getitem__(self, name: str) -> FakeNetDriver:
@@ -232,7 +232,7 @@ class Cluster:
             self.calls.clear()
             self.violations.clear()
             self.cuts.clear()
-            self.oracle = Oracle(self.persona)
+            self.oracle = Oracle(self.persona, self.nodes)
 
     def _pairs(self) -> Iterator[tuple[tuple[str, FakeNetDriver], Route[FakeNetDriver]]]:
         return zip(self.nodes.items(), self._routes, strict=True)
@@ -299,7 +299,8 @@ class Cluster:
         """A node's listener: runs under that node's lock, reads only that node's state."""
         with self._lock:
             self.calls.append(NodeCall(len(self.calls), name, call))
-            for message in self.oracle.observe(name, fake.state, call):
+            changes = fake.engine.changes  # what the call changed
+            for message in self.oracle.observe(name, fake.state, call, changes):
                 self.violations.append(ClusterViolation(name, call.index, call.method, message))
 
     def leaks(self) -> list[str]:

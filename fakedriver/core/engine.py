@@ -18,10 +18,11 @@ import dataclasses
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .audit import leaks
+from .changes import Change
 from .clock import Clock
 from .errors import DriverError, ShuttingDown, UnknownMethod
 from .faults import TIMING, Faults, Rule
@@ -52,6 +53,9 @@ class Engine:
         self.clock = clock
         #: Called with each `Call` once it is journaled, under the lock.
         self.listeners: list[Listener] = []
+        #: What the call being journaled changed (for the listeners; empty for a call that
+        #: was not served).
+        self.changes: Sequence[Change] = ()
         self.lock = threading.RLock()
         self.calls = Journal()
         self.faults = Faults(persona.seed, clock, lambda: self.calls)
@@ -188,7 +192,7 @@ class Engine:
         request: dict[str, Any] | None = None
         found: tuple[str, ...] = ()
         notes: tuple[str, ...] = ()
-        model = None
+        changes: list[Change] = []
         try:
             if self.closed:
                 raise ShuttingDown(_CLOSED)
@@ -198,10 +202,18 @@ class Engine:
             request = decode(body, no_arguments=row.no_arguments)
             links = self.links if row.subsystem == "NetworkDriver" else None
             model = row.model(self.state, self.persona, self._rng, index, links)
-            answer = row.handler(model, request)
-            found = tuple(str(finding) for finding in model.findings)
+            self.state.log = changes
+            try:
+                answer = row.handler(model, request)
+                found = tuple(str(finding) for finding in model.findings)
+                for text in found:
+                    self.state.record_violation(Violation(index, method, text))
+            finally:
+                self.state.log = None
             notes = tuple(model.notes)
-            self.state.violations.extend(Violation(index, method, text) for text in found)
+            for change in changes:  # what a change did beyond the call's name
+                if note := change.note:
+                    notes += (note,)
             status, error = 200, None
         except DriverError as exc:
             status, error, answer = exc.status, exc.message, {error_key(method): exc.message}
@@ -211,12 +223,13 @@ class Engine:
         except Exception as exc:  # a bug in the fake: still answer in the protocol
             status, error = 500, f"internal error in fakedriver: {exc!r}"
             answer = {error_key(method): error}
-        if self.store is not None and model is not None and (model.touched or found):
-            try:  # a refused call may have touched (and put back) a record: commit it too
-                self.store.commit(self.state, model.touched)
+        self.changes = changes
+        if self.store is not None and changes:
+            try:  # a refused call may have changed (and put back) a record: commit it too
+                self.store.commit(self.state, changes)
             except BaseException as exc:  # whatever failed, nothing of the call stays in memory
                 with contextlib.suppress(StoreError):  # else the store is broken from now on
-                    self.store.revert(self.state, model.touched)
+                    self.store.revert(self.state, changes)
                 if not isinstance(exc, StoreError):  # KeyboardInterrupt, SystemExit
                     raise
                 status, error, found, notes = 500, f"state not saved: {exc}", (), ()
@@ -252,6 +265,7 @@ class Engine:
         self.calls.append(call)
         for listener in self.listeners:
             listener(call)
+        self.changes = ()
         return call
 
     # -- faults and inspection, under the lock ------------------------------------------------

@@ -6,13 +6,13 @@ core imports none of them. (What the core offers the transports, a `Responder`, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Protocol
 
+from .changes import Change, Key
 from .state import State
 
-#: A record a call touched: ``(table, key)`` (see `fakedriver.core.model.Model.touch()`).
-Key = tuple[str, Any]
+__all__ = ["Key", "Links", "Store", "StoreError"]
 
 
 class Links(Protocol):
@@ -36,12 +36,12 @@ class Store(Protocol):
     #: every call answers this until a restart; ``None`` when all is well.
     broken: str | None
 
-    def commit(self, state: State, touched: Iterable[Key]) -> None:
-        """Save the records ``touched`` names as ``state`` has them now; `StoreError` if
+    def commit(self, state: State, changes: Sequence[Change]) -> None:
+        """Save the records ``changes`` name as ``state`` has them now; `StoreError` if
         nothing of it could be."""
 
-    def revert(self, state: State, touched: Iterable[Key]) -> None:
-        """Put the records ``touched`` names back in ``state`` as last saved, after a
+    def revert(self, state: State, changes: Sequence[Change]) -> None:
+        """Put the records ``changes`` name back in ``state`` as last saved, after a
         failed commit; `StoreError` (and `broken` set) when they cannot be read."""
 
     def replace(self, state: State) -> None:

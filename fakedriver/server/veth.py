@@ -112,6 +112,6 @@ def reconcile(state: State, links: Links) -> Reconciled:
             adopted.append(eid)
             continue
         links.delete(eid)
-        state.links.discard(eid)
+        state.drop_link(eid)
         removed.append(eid)
     return Reconciled(removed, adopted)
