@@ -7,6 +7,7 @@ run (interleaved, repeated, median), printed with its target and PASS/MISS.
     python benchmarks/run.py --only 7   # the --state database: per-change cost by size
     python benchmarks/run.py --only 8   # serve's memory over 1,000,000 calls
     python benchmarks/run.py --only 9   # serve's memory after 300 accepted 900 KB bodies
+    python benchmarks/run.py --only 10  # serve's memory after 10,000 bodies of small values
 
 Figure 6 needs a real dockerd (Debian's docker.io), busybox-static and root; where they
 are missing it is skipped, with the reason.
@@ -495,6 +496,61 @@ def large_bodies_memory(calls: int, option: int) -> None:
     )
 
 
+# -- 10. serve's memory with bodies of many small values -------------------------------------
+def _capabilities(path: str, calls: int, body: bytes) -> None:
+    """``calls`` GetCapabilities calls with ``body`` over one keep-alive connection."""
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(path)
+    stream = sock.makefile("rb")
+    head = f"POST /NetworkDriver.GetCapabilities HTTP/1.1\r\nHost: \r\nContent-Length: {len(body)}"
+    frame = head.encode() + b"\r\n\r\n" + body
+    for _ in range(calls):
+        sock.sendall(frame)
+        status, length = stream.readline(), 0
+        while (line := stream.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        stream.read(length)
+        assert b" 200 " in status, status
+    stream.close()
+    sock.close()
+
+
+def many_values_memory(calls: int) -> None:
+    """RSS of ``fakedriver serve`` (its default journal) after ``calls`` calls whose body
+    is 3 KB of empty arrays vs 3 KB of one string, each in a fresh server: the journal's
+    budget is of memory, so many small values cost no more than text."""
+    folder = tempfile.mkdtemp(prefix="fdb", dir="/tmp")
+    arrays = json.dumps({"o": [[]] * 1010}, separators=(",", ":")).encode()
+    text = json.dumps({"o": "x" * (len(arrays) - 10)}, separators=(",", ":")).encode()
+    rss: dict[str, tuple[int, int]] = {}
+    for name, body in (("a string", text), ("empty arrays", arrays)):
+        path = f"{folder}/{len(rss)}.sock"
+        proc = _serve(
+            [sys.executable, "-m", "fakedriver", "serve", "--socket", path, "--quiet"], path
+        )
+        try:
+            _capabilities(path, 1, b"")  # the first call's imports and caches
+            start = _rss(proc.pid)
+            _capabilities(path, calls, body)
+            rss[name] = (start, _rss(proc.pid))
+        finally:
+            proc.terminate()
+            proc.wait()
+    detail = " | ".join(
+        f"{name}: {a / 2**20:.1f} MiB at start, {b / 2**20:.1f} MiB after"
+        for name, (a, b) in rss.items()
+    )
+    ratio = rss["empty arrays"][1] / rss["a string"][1]
+    row(
+        f"10 serve RSS after {calls:,} 3 KB bodies: empty arrays vs a string",
+        ratio,
+        "<=",
+        1.3,
+        detail,
+    )
+
+
 def _ms(ordered: list[float], q: float) -> str:
     return f"{ordered[int(len(ordered) * q)] * 1e3:.2f} ms"
 
@@ -541,7 +597,7 @@ def scale(endpoints: int, allocations: int, n: int, reps: int) -> None:
             "/IpamDriver.RequestPool",
             json.dumps({"AddressSpace": "LocalDefault", "Pool": subnet, "V6": v6}).encode(),
         )[1]["PoolID"]
-        # the IPAM model itself, as the engine makes it per call: no journal to grow
+        # the IPAM model itself, as the driver makes it per call: no journal to grow
         model = IpamModel(fake.state, fake.persona, random.Random(0), call=0)
         request = model.request_address
         body = {"PoolID": pid, "Address": "", "Options": None}
@@ -701,9 +757,9 @@ def _skipped(name: str, why: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", type=int, nargs="+", metavar="N", help="figures to run (1-9)")
+    parser.add_argument("--only", type=int, nargs="+", metavar="N", help="figures to run (1-10)")
     args = parser.parse_args()
-    quick, only = args.quick, set(args.only or range(1, 10))
+    quick, only = args.quick, set(args.only or range(1, 11))
     reps = 5 if quick else 9
     print(
         f"fakedriver {fakedriver.__version__}, Python {sys.version.split()[0]}, "
@@ -729,6 +785,8 @@ def main() -> None:
         long_run_memory(200_000 if quick else 1_000_000)
     if 9 in only:
         large_bodies_memory(300, 900_000)
+    if 10 in only:
+        many_values_memory(10_000)
     width = max(len(r[0]) for r in ROWS)
     print("\n" + "figure".ljust(width), "measured", "target", "verdict", sep="  ")
     for name, value, target, verdict in ROWS:

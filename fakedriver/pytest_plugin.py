@@ -33,7 +33,11 @@ the defaults: ``fake_netdriver_strict``, ``fake_netdriver_audit``,
 
 When a test that used a fake fails, its report gets a "fake_netdriver journal" section;
 one that used a cluster, a "fake_netdriver_cluster timeline" section (the merged timeline
-and the cluster's audit).
+and the cluster's audit). Either ends with the path of the test's *picture*: one
+self-contained HTML file (the dashboard's views, the data inlined: a cluster's nodes as
+lanes, its partitions shaded) in ``.fakedriver-reports/`` under pytest's rootdir, or the
+folder of ``--fakedriver-report-dir DIR`` (relative to where pytest runs) or of the ini
+option ``fake_netdriver_report_dir`` (relative to the rootdir); an empty one writes none.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import hashlib
+import re
 from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -53,6 +59,8 @@ _factories = pytest.StashKey["FakeNetDriverFactory"]()
 _passed = pytest.StashKey[bool]()
 _clusters = pytest.StashKey[Cluster]()
 
+#: Where failing tests' pictures go by default, under pytest's rootdir.
+REPORT_DIR = ".fakedriver-reports"
 _PERSONA = tuple(field.name for field in dataclasses.fields(Persona))
 _CHECKS = ("audit", "assert_all_fired")
 #: Where options are given -> the plugin's own options there (the persona's fields too).
@@ -106,6 +114,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "fake_netdriver_url",
         "base URL of the first fake (default http://fake-netdriver)",
         default="http://fake-netdriver",
+    )
+    parser.addini(
+        "fake_netdriver_report_dir",
+        "where a failing test's picture (an HTML file) goes, relative to the rootdir "
+        f"(default {REPORT_DIR}; empty: none)",
+        default=REPORT_DIR,
+    )
+    parser.getgroup("fakedriver").addoption(
+        "--fakedriver-report-dir",
+        metavar="DIR",
+        default=None,
+        help="write each failing test's picture (an HTML file of its fakes' calls and "
+        f"state) in DIR (default: the fake_netdriver_report_dir ini option, {REPORT_DIR} "
+        "under the rootdir); --fakedriver-report-dir= writes none",
     )
 
 
@@ -222,11 +244,15 @@ class FakeNetDriverFactory:
                 if audit:
                     fake.assert_clean()
 
+    def places(self) -> list[tuple[FakeNetDriver, str]]:
+        """Every fake made for this test, with where it is reached (its URL, or socket)."""
+        made = [(r.fake, r.url) for r, _ in self._routes]
+        return made + [(s.fake, s.socket_path) for s, _ in self._served]
+
     def report(self) -> str:
         """The journal of every fake, for a failing test's report."""
         parts = []
-        made = [(r.fake, r.url) for r, _ in self._routes]
-        for fake, where in made + [(s.fake, s.socket_path) for s, _ in self._served]:
+        for fake, where in self.places():
             head = f"fake at {where} (seed {fake.persona.seed}, strict={fake.persona.strict})"
             violations = "".join(f"  ~ {v}\n" for v in fake.violations)
             parts.append(f"{head}\n{fake.calls.format()}{violations}")
@@ -290,9 +316,61 @@ def pytest_runtest_makereport(
     report: pytest.TestReport = outcome.get_result()
     if report.when == "call":  # the audit runs only after a test that passed
         item.stash[_passed] = report.passed and not hasattr(report, "wasxfail")
+    if not report.failed:
+        return
     factory = item.stash.get(_factories, None)
-    if report.failed and factory is not None and factory.fakes:
-        report.sections.append(("fake_netdriver journal", factory.report()))
+    fakes = factory.fakes if factory is not None else []
     cluster = item.stash.get(_clusters, None)
-    if report.failed and cluster is not None:
-        report.sections.append(("fake_netdriver_cluster timeline", cluster.report()))
+    if not fakes and cluster is None:
+        return
+    picture = _picture(item, report, factory, cluster)
+    seen = f"\npicture: {picture}\n" if picture is not None else ""
+    if factory is not None and fakes:
+        report.sections.append(("fake_netdriver journal", factory.report() + seen))
+    if cluster is not None:
+        report.sections.append(("fake_netdriver_cluster timeline", cluster.report() + seen))
+
+
+def _report_dir(config: pytest.Config) -> Path | None:
+    """Where pictures go (``None``: nowhere)."""
+    given = config.getoption("fakedriver_report_dir")
+    if given is not None:
+        return config.invocation_params.dir / given if given else None
+    folder = str(config.getini("fake_netdriver_report_dir"))
+    return config.rootpath / folder if folder else None
+
+
+def _picture(
+    item: pytest.Item,
+    report: pytest.TestReport,
+    factory: FakeNetDriverFactory | None,
+    cluster: Cluster | None,
+) -> Path | None:
+    """Write the failing test's picture; its path (``None`` when turned off)."""
+    folder = _report_dir(item.config)
+    if folder is None:
+        return None
+    from fakedriver.server.page import fake_data, render
+
+    lanes: list[dict[str, Any]] = []
+    data: dict[str, Any] = {"failure": report.longreprtext[-20000:], "order": None, "cuts": []}
+    if cluster is not None:
+        names = list(cluster.nodes)
+        lanes += [fake_data(fake, name) for name, fake in cluster.nodes.items()]
+        data["order"] = [[names.index(c.node), c.call.index] for c in list(cluster.calls)]
+        data["cuts"] = [
+            {"lane": names.index(c.node), "mode": c.mode, "start": c.start, "end": c.end}
+            for c in cluster.cuts
+        ]
+        data["audit"] = cluster.leaks()
+    if factory is not None and factory.fakes:
+        lanes += [fake_data(fake, where) for fake, where in factory.places()]
+        if cluster is not None:
+            data["order"] = None  # the cluster's nodes and other fakes: by time
+    data["lanes"] = lanes
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid).strip("_")[:120]
+    digest = hashlib.sha1(item.nodeid.encode()).hexdigest()[:8]
+    path = folder / f"{name}-{digest}.html"
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(item.nodeid, data=data), encoding="utf-8")
+    return path

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from dockerd_env import Dockerd, Unavailable, unavailable
+from dockerd_versions import Expect, expect
 from serve_env import Launcher, temporary_short_dir
 from werkzeug.test import Client
 
@@ -141,6 +142,26 @@ def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
         unavailable(f"no real dockerd here: {exc}")
     yield daemon
     daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def dockerd_does(dockerd: Dockerd) -> Expect:
+    """What the session's dockerd does, by its version (dockerd_versions)."""
+    return expect(dockerd.version())
+
+
+@pytest.fixture(autouse=True)
+def _sweep_the_daemon(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test on the session's dockerd, whatever it left there goes (containers,
+    networks; the daemon is started again if the test left it down), so that one failure
+    is one failure: the next test starts on a clean daemon."""
+    yield
+    uses = "dockerd" in request.fixturenames  # the fixture (a parameter may share the name)
+    if uses and request.node.get_closest_marker("dockerd") is not None:
+        daemon: Dockerd = request.getfixturevalue("dockerd")
+        left = daemon.sweep()
+        if left:
+            print(f"swept after {request.node.name}: {' '.join(left)}")
 
 
 @pytest.fixture

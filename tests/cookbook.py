@@ -1,8 +1,10 @@
 """The fault cookbook of docs/faults.md, one recipe per fault kind, as data.
 
-``test_dockerd_faults.py`` runs every recipe against a real dockerd (Debian's 20.10) and
-checks what it says here: the docker command's exit code, the message its user sees, how
-long it takes, and whether dockerd rejected the faulted call as ``dockerd_rules`` predicts.
+``test_dockerd_faults.py`` runs every recipe against a real dockerd and checks what it
+says here: the docker command's exit code, the message its user sees, how long it takes,
+and whether dockerd rejected the faulted call as ``dockerd_rules`` predicts. It is what
+Debian's dockerd 20.10 does; where a later daemon differs, the recipe names the
+``dockerd_versions`` row that says how, and :meth:`Recipe.on` gives it for that daemon.
 ``test_docs.py`` checks that the cookbook table of docs/faults.md is :func:`markdown` of these,
 so the table says what the daemon was seen to do.
 
@@ -11,8 +13,10 @@ Run as a script to print the table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from dockerd_versions import Expect
 
 #: The docker commands the recipes run; NET and PLUGIN are filled in by the test.
 RUN = ("run", "--rm", "--network", "NET", "bb:local", "true")
@@ -39,6 +43,10 @@ class Recipe:
     :param model: what ``dockerd_rules`` must give as the reason it rejects the last answer
         dockerd received for the faulted method (dockerd's own words where the rule knows
         them; decoding errors are Python's words, dockerd says Go's).
+    :param says_by: where what the user is told depends on the daemon's version: the
+        attribute of ``dockerd_versions.Expect`` that says it.
+    :param leave_by: where whether dockerd sends Leave before DeleteEndpoint depends on
+        the daemon's version: that attribute (the DeleteEndpoint is then no implicit Leave).
     """
 
     kind: str
@@ -57,6 +65,8 @@ class Recipe:
     shown: bool = True
     model: str = ""
     name: str = field(default="")
+    says_by: str = ""
+    leave_by: str = ""
 
     @property
     def id(self) -> str:
@@ -65,6 +75,16 @@ class Recipe:
     @property
     def method(self) -> str:
         return str(self.rule["method"])
+
+    def on(self, does: Expect) -> Recipe:
+        """This recipe as a daemon that does what ``does`` says answers it."""
+        says = getattr(does, self.says_by) if self.says_by else self.says
+        leaves = bool(getattr(does, self.leave_by)) if self.leave_by else False
+        # where the rules give dockerd's own words, they are this version's words too
+        model = says if self.says_by and self.model.strip() == self.says.strip() else self.model
+        return replace(
+            self, says=says, model=model, implicit_leave=self.implicit_leave and not leaves
+        )
 
     def column(self) -> str:
         """The cookbook's "what dockerd does" cell."""
@@ -155,6 +175,7 @@ RECIPES = [
         model="invalid CIDR address: ",
         shown=False,
         name="wrong_key-ipam",
+        says_by="bad_pool_error",
     ),
     Recipe(
         "answer",
@@ -165,7 +186,9 @@ RECIPES = [
         says='unable to parse Gateway "10.0.0.1/24"',
         model='unable to parse Gateway "10.0.0.1/24"',
         implicit_leave=True,
-        then="dockerd 20.10 sends DeleteEndpoint without Leave (28 sends Leave first)",
+        then="dockerd sends DeleteEndpoint without Leave ([from 27.0](dockerd.md) Leave "
+        "first)",
+        leave_by="join_rollback_leave",
     ),
     Recipe(
         "lost_reply",

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+from dockerd_versions import Version, parse_version
 
 IMAGE = "bb:local"
 PLUGIN_DIR = Path("/run/docker/plugins")
@@ -89,6 +90,7 @@ class Dockerd:
         self.env = {**os.environ, "DOCKER_HOST": f"unix://{self.sock}"}
         self.log = base / "dockerd.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self._version: Version | None = None
 
     def start(self) -> None:
         binary = shutil.which("dockerd")
@@ -141,6 +143,31 @@ class Dockerd:
             self.process.kill()
             self.process.wait()
         self.process = None
+
+    def version(self) -> Version:
+        """The daemon's version, as ``docker version`` gives it (asked once)."""
+        if self._version is None:
+            said = self.docker("version", "--format", "{{.Server.Version}}", timeout=60)
+            self._version = parse_version(said.stdout)
+        return self._version
+
+    def sweep(self) -> list[str]:
+        """Remove every container and network of this daemon but its own (``host``,
+        ``none``), starting it first if it is down; what it removed. The daemon is the
+        tests' own: whatever a test left there, failed or not, goes."""
+        if self.process is None:
+            self.start()
+        removed = self.docker("ps", "-aq").stdout.split()
+        if removed:
+            self.docker("rm", "-f", *removed, check=False)
+        names = self.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
+        networks = [n for n in names if n not in ("host", "none", "bridge", "docker_gwbridge")]
+        if networks:
+            self.docker("network", "rm", *networks, check=False)
+        if "docker_gwbridge" in names:  # one per host: see host_lock
+            with host_lock("docker_gwbridge"):
+                self.docker("network", "rm", "docker_gwbridge", check=False)
+        return [*removed, *networks, *({"docker_gwbridge"} & set(names))]
 
     def tail(self, lines: int = 30) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -212,6 +239,7 @@ class Plugin:
         self.tap = Tap(self.plugin_socket, self.socket) if tapped else None
         self.state = base / f"{name}-state.db"
         self.log = base / f"{name}.log"
+        self.logged = 0  # where the running process's lines start in the log
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -228,6 +256,7 @@ class Plugin:
             *self.extra,
         ]
         with open(self.log, "ab") as log:
+            self.logged = log.tell()  # where this process's lines start
             self.process = subprocess.Popen(argv, stderr=log, stdout=log)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -253,8 +282,22 @@ class Plugin:
         return control(self.socket, verb, path, body)
 
     def calls(self) -> list[dict[str, Any]]:
-        """The server's journal: its JSON log lines, oldest first."""
-        lines = self.log.read_text().splitlines() if self.log.exists() else []
+        """The server's journal: its JSON log lines, oldest first (of every process this
+        plugin ran). A thread of the server writes the log after the answer: wait until
+        the running process's lines hold every call its journal holds."""
+        if self.process is not None and self.process.poll() is None:
+            journaled = self.control("GET", f"/fakedriver/calls?since={2**31}")["next"]
+            deadline = time.monotonic() + 10
+            while len(self._entries(self.logged)) < journaled:
+                assert time.monotonic() < deadline, f"the log lacks calls of {journaled}"
+                time.sleep(0.01)
+        return self._entries(0)
+
+    def _entries(self, start: int) -> list[dict[str, Any]]:
+        """The call entries of the log from byte ``start`` on."""
+        with open(self.log, "rb") as log:
+            log.seek(start)
+            lines = log.read().decode().splitlines()
         entries = [json.loads(line) for line in lines if line.startswith("{")]
         return [entry for entry in entries if "method" in entry]
 

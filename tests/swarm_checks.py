@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from dockerd_env import IMAGE, ManagedPlugin, run_name
+from dockerd_versions import Expect
 from swarm_env import Node, converged
 from swarm_env import wait_until as until
 
@@ -117,9 +118,12 @@ def create_network(manager: Node, plugin: ManagedPlugin, network: str) -> tuple[
     return nid, pool, gateway
 
 
-def check_node_network(calls: list[Call], nid: str, pool: str, gateway: str) -> None:
+def check_node_network(
+    calls: list[Call], nid: str, pool: str, gateway: str, does: Expect
+) -> None:
     """A node's first task on the network: the same pool and gateway asked for in the
-    local space, and CreateNetwork with them and the options AllocateNetwork answered."""
+    local space, and CreateNetwork with them and the options AllocateNetwork answered
+    (and ``enable_ipv4`` where the daemon's version sends it)."""
     (request_pool,) = named(calls, "RequestPool")
     assert request_pool["request"] == {
         "AddressSpace": LOCAL, "Pool": pool, "SubPool": "", "Options": None, "V6": False,
@@ -128,9 +132,10 @@ def check_node_network(calls: list[Call], nid: str, pool: str, gateway: str) -> 
     gateway_ip = gateway.split("/")[0]
     assert named(calls, "RequestAddress", PoolID=pid, Address=gateway_ip, Options=GATEWAY)
     (create,) = named(calls, "CreateNetwork")
+    v4 = {"com.docker.network.enable_ipv4": True} if does.enable_ipv4 else {}
     assert create["request"] == {
         "NetworkID": nid,
-        "Options": {"com.docker.network.enable_ipv6": False,
+        "Options": {**v4, "com.docker.network.enable_ipv6": False,
                     "com.docker.network.generic": {"fd.swarm": "yes"}},
         "IPv4Data": [{"AddressSpace": LOCAL, "Gateway": gateway, "Pool": pool}],
         "IPv6Data": [],

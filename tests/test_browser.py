@@ -64,6 +64,8 @@ def test_a_page_in_headless_chromium_cannot_create_a_network_over_tcp(
     site: str, tmp_path: Path
 ) -> None:
     if CHROMIUM is None:
+        if os.environ.get("FAKEDRIVER_REQUIRE_BROWSER") == "1":
+            pytest.fail("FAKEDRIVER_REQUIRE_BROWSER=1 and no chromium (apt-get install chromium)")
         pytest.skip("SKIPPED LOUDLY: no chromium here (apt-get install chromium)")
     fake, log = FakeNetDriver(), io.StringIO()
     server = PluginServer(fake, tcp=("127.0.0.1", 0), log=log)

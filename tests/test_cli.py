@@ -135,5 +135,18 @@ def test_every_parser_refuses_abbreviations() -> None:
                     yield from walk(sub)
 
     parsers = list(walk(parser()))
-    assert len(parsers) == 8  # fakedriver, serve, state, show, import, plugin, build, socket
+    # fakedriver, serve, state, show, import, plugin, build, socket, check, record, dashboard
+    assert len(parsers) == 11
     assert [p.prog for p in parsers if p.allow_abbrev] == []
+
+
+def test_an_error_is_one_line_whatever_the_names_in_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The error names a file, and a file's name may hold a newline or an escape."""
+    odd = tmp_path / "a\nb\x1b[2K"
+    code = main(["serve", "--persona", str(odd), "--socket", str(tmp_path / "x.sock")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.endswith("\n") and err[:-1].isprintable(), err
+    shown = f"{tmp_path}/a\\nb\\x1b[2K"
+    assert err == f"fakedriver: cannot read persona file {shown}: No such file or directory\n"

@@ -292,6 +292,24 @@ def test_an_exact_local_address_the_global_space_never_gave_is_caught() -> None:
     assert len(cluster.violations) == 1
 
 
+def test_an_address_given_under_a_rewritten_answer_is_known_as_given() -> None:
+    """The views follow what a call changed, not its answer as sent: an ``answer`` fault
+    rewrote the address the manager's RequestAddress answered, the global space handed
+    out the address all the same, and a node taking it by name is not flagged (the oracle
+    read the answer, missed the lease, and flagged it)."""
+    cluster = Cluster(2)
+    swarm = Swarm(cluster)
+    swarm.create_network("node-2")
+    manager = cluster["node-1"]
+    manager.fail("RequestAddress", kind="answer", answer={"Address": "192.0.2.9/24"})
+    body = {"PoolID": swarm.global_pool, "Address": "", "Options": SERIAL}
+    reply = manager.respond("/IpamDriver.RequestAddress", json.dumps(body).encode())
+    assert json.loads(reply.body)["Address"] == "192.0.2.9/24"  # what the manager was told ...
+    given = manager.state.addresses[swarm.global_pool][-1]  # ... and what it leased
+    swarm.start("node-2", "e1", given)
+    assert not cluster.violations
+
+
 def test_free_network_while_a_node_still_has_it_is_caught() -> None:
     cluster = Cluster(3)
     swarm = Swarm(cluster)
@@ -356,6 +374,16 @@ def test_discovery_fan_out_is_audited() -> None:
     ]
     discover(cluster, "node-2", "10.0.0.3", self=False, delete=True)
     cluster.assert_clean()
+
+
+def test_findings_name_the_nodes_in_cluster_order_whichever_was_called_first() -> None:
+    cluster = Cluster(3, connectivity_scope="global")
+    discover(cluster, "node-3", "10.0.0.1", self=False)
+    discover(cluster, "node-2", "10.0.0.1", self=False)
+    assert cluster.oracle.audit() == [
+        "node-2 was told of peers but never of itself (Self DiscoverNew)",
+        "node-3 was told of peers but never of itself (Self DiscoverNew)",
+    ]
 
 
 def test_discovery_is_not_audited_with_local_connectivity() -> None:

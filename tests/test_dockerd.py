@@ -1,7 +1,8 @@
 """fakedriver under a real dockerd: the recorded scenario, re-run, and what it must survive.
 
-These start an isolated dockerd (Debian's docker.io) and ``fakedriver serve --links veth
---state FILE``. Where dockerd cannot run they skip with the reason; with
+These start an isolated dockerd (whichever ``dockerd`` is first on ``PATH``) and
+``fakedriver serve --links veth --state FILE``, and assert what the daemon's version
+does (``dockerd_versions``). Where dockerd cannot run they skip with the reason; with
 ``FAKEDRIVER_REQUIRE_DOCKERD=1`` (set by ``.ci/run``) they fail instead.
 """
 
@@ -17,12 +18,15 @@ from typing import Any
 
 import pytest
 from dockerd_env import IMAGE, Dockerd, Plugin, host_lock, run_name, unavailable
+from dockerd_versions import Expect, retime
+
+from fakedriver.conformance.session import capture
 
 pytestmark = pytest.mark.dockerd
 
-#: The capture of Debian's dockerd 20.10, the daemon CI runs (the dockerd 28 capture is
-#: replayed in-process, test_dockerd_replay.py).
-CAPTURE = Path(__file__).resolve().parents[2] / "shared" / "dockerd" / "scenario-rec.jsonl"
+#: The captures of the 48 steps, shipped with the package (data/PROVENANCE.md); each is
+#: also replayed in-process (test_dockerd_replay.py).
+CAPTURES = capture("20.10").parent
 NAME = run_name("fdt")
 
 
@@ -35,11 +39,11 @@ def plugin(dockerd: Dockerd) -> Iterator[Plugin]:
 
 
 # -- the recorded scenario, re-run -------------------------------------------------------
-def _capture_steps() -> list[dict[str, Any]]:
+def _capture_steps(capture: Path) -> list[dict[str, Any]]:
     """The capture's steps: argv, expectation, and the plugin calls each one caused."""
     steps: dict[int, dict[str, Any]] = {}
     current = None
-    for line in CAPTURE.read_text().splitlines():
+    for line in capture.read_text().splitlines():
         record = json.loads(line)
         if record.get("marker") == "begin":
             current = steps[record["step"]] = {**record, "calls": []}
@@ -69,15 +73,24 @@ def _global_addresses(text: str) -> set[str]:
     return {a for a in found if not a.startswith(("127.", "::1", "fe80"))}
 
 
-def test_the_recorded_scenario_gives_the_same_calls(dockerd: Dockerd, plugin: Plugin) -> None:
-    """Every docker command of the capture, against the fake: the same outcome, and the
-    same plugin calls in the same order (as a multiset where the capture marks the order
-    as random), with requests of the same shape. One difference is by design: the
-    recorder answered a Gateway on the --internal network, the fake does not (as dockerd's
-    bridge driver), so dockerd has no gateway endpoint there to revoke."""
-    if not CAPTURE.exists():
-        unavailable(f"no capture at {CAPTURE}")
-    steps = _capture_steps()
+def test_the_recorded_scenario_gives_the_same_calls(
+    dockerd: Dockerd, plugin: Plugin, dockerd_does: Expect
+) -> None:
+    """Every docker command of the capture of this daemon's generation (the 20.10 capture
+    up to 27.x, the 28.3.3 one from 28.0: dockerd_versions.capture_for), against the fake:
+    the same outcome, and the same plugin calls in the same order (as a multiset where the
+    capture marks the order as random), with requests of the same shape, but for
+    GetDefaultAddressSpaces, expected where this daemon's version sends it. One
+    difference is by design: the recorder answered a Gateway on the --internal network,
+    the fake does not (as dockerd's bridge driver), so dockerd has no gateway endpoint
+    there to revoke. Whatever the steps leave, failed or not (the daemon stopped, its
+    containers and networks), the sweep after the test takes (conftest.py)."""
+    if dockerd_does.capture is None:
+        pytest.fail(f"no capture shapes the scenario as {dockerd_does.name} does")
+    capture = CAPTURES / dockerd_does.capture
+    if not capture.exists():
+        unavailable(f"no capture at {capture}")
+    steps = _capture_steps(capture)
     internal = _internal_endpoints(steps)
     for step in steps:
         before = len(plugin.calls())
@@ -93,7 +106,8 @@ def test_the_recorded_scenario_gives_the_same_calls(dockerd: Dockerd, plugin: Pl
                 assert _global_addresses(done.stdout) == _global_addresses(step["stdout"])
         ours = plugin.calls()[before:]
         assert all(call["error"] is None for call in ours), (step["cmd"], ours)
-        recorded = [c for c in step["calls"] if not _revokes(c, internal)]
+        calls = retime(step["calls"], dockerd_does.spaces)
+        recorded = [c for c in calls if not _revokes(c, internal)]
         expected = [c["path"].lstrip("/") for c in recorded]
         got = [c["method"] for c in ours]
         if step["nondet"] == "1":
@@ -185,13 +199,21 @@ def test_killing_the_plugin_loses_nothing(dockerd: Dockerd, plugin: Plugin) -> N
     """SIGKILL mid-run, restart with the same --state: dockerd carries on as if nothing
     happened, because nothing was lost."""
     dockerd.docker("network", "create", "-d", NAME, "--ipam-driver", NAME, "fdt-kill")
-    dockerd.docker("run", "-d", "--name", "fdt-k", "--network", "fdt-kill", IMAGE, "sleep", "600")
-    plugin.stop(signal.SIGKILL)
-    plugin.start()
-    before = len(plugin.calls())
-    dockerd.docker("stop", "-t", "1", "fdt-k")  # Revoke, Leave, DeleteEndpoint, ReleaseAddress
-    dockerd.docker("rm", "fdt-k")
-    dockerd.docker("network", "rm", "fdt-kill")  # ReleaseAddress, ReleasePool, DeleteNetwork
+    try:
+        dockerd.docker(
+            "run", "-d", "--name", "fdt-k", "--network", "fdt-kill", IMAGE, "sleep", "600"
+        )
+        plugin.stop(signal.SIGKILL)
+        plugin.start()
+        before = len(plugin.calls())
+        dockerd.docker("stop", "-t", "1", "fdt-k")  # Revoke, Leave, DeleteEndpoint, ReleaseAddress
+        dockerd.docker("rm", "fdt-k")
+        dockerd.docker("network", "rm", "fdt-kill")  # ReleaseAddress, ReleasePool, DeleteNetwork
+    finally:
+        if plugin.process is None:  # killed, and not back: the rest needs it
+            plugin.start()
+        dockerd.docker("rm", "-f", "fdt-k", check=False)
+        dockerd.docker("network", "rm", "fdt-kill", check=False)
     after = plugin.calls()[before:]
     assert [c["method"] for c in after if c["error"]] == []
     assert {
@@ -207,24 +229,18 @@ def test_killing_the_plugin_loses_nothing(dockerd: Dockerd, plugin: Plugin) -> N
 def test_a_fault_injected_over_the_control_api_reaches_the_docker_user(
     dockerd: Dockerd, plugin: Plugin
 ) -> None:
-    plugin.control(
-        "POST",
-        "/fakedriver/faults",
-        {
-            "method": "CreateNetwork",
-            "kind": "error",
-            "message": "injected by the test",
-            "times": 1,
-        },
-    )
-    refused = dockerd.docker("network", "create", "-d", NAME, "fdt-fault", check=False)
-    assert refused.returncode != 0
-    assert "remote: injected by the test" in refused.stderr
-    [rule] = plugin.control("GET", "/fakedriver/faults")["faults"]
-    assert rule["fired"] == 1
-    dockerd.docker("network", "create", "-d", NAME, "fdt-fault")  # the fault has passed
-    dockerd.docker("network", "rm", "fdt-fault")
-    plugin.control("DELETE", "/fakedriver/faults")
+    rule = {"method": "CreateNetwork", "kind": "error", "message": "injected by the test"}
+    plugin.control("POST", "/fakedriver/faults", {**rule, "times": 1})
+    try:
+        refused = dockerd.docker("network", "create", "-d", NAME, "fdt-fault", check=False)
+        assert refused.returncode != 0
+        assert "remote: injected by the test" in refused.stderr
+        [fired] = plugin.control("GET", "/fakedriver/faults")["faults"]
+        assert fired["fired"] == 1
+        dockerd.docker("network", "create", "-d", NAME, "fdt-fault")  # the fault has passed
+    finally:
+        plugin.control("DELETE", "/fakedriver/faults")
+        dockerd.docker("network", "rm", "fdt-fault", check=False)
 
 
 def test_without_links_containers_start_with_no_interface_from_the_fake(
@@ -250,8 +266,8 @@ def test_without_links_containers_start_with_no_interface_from_the_fake(
         [join] = [c for c in bare.calls() if c["method"] == "NetworkDriver.Join"]
         assert join["response"]["InterfaceName"]["SrcName"] == ""
         assert "Gateway" not in join["response"]
-        dockerd.docker("network", "rm", "fdt-bare")
-    finally:
+    finally:  # while the plugin runs: a network rm needs its driver
+        dockerd.docker("network", "rm", "fdt-bare", check=False)
         bare.stop()
 
 

@@ -4,7 +4,9 @@ the message its user gets and how long it takes; whether dockerd rejected the fa
 call as ``dockerd_rules`` predicts, from the answer as dockerd received it (a
 :class:`~dockerd_env.Tap` relays the plugin socket); and that the fake and the daemon
 agree afterwards: the next container starts, ``network rm`` is clean, the fake holds
-nothing and no veth pair is left on the host.
+nothing and no veth pair is left on the host. Where the daemon's version changes what
+it does (``dockerd_versions``), the recipe says what this daemon's version does
+(``Recipe.on``); every call dockerd sends carries the ``Host`` header of its version.
 
 The figures are recorded as test properties (``--junitxml`` with ``-o
 junit_family=xunit1``). Where dockerd cannot run these skip with the reason; with
@@ -22,8 +24,9 @@ from typing import Any
 import pytest
 from cookbook import CREATE, RECIPES, RUN, Recipe
 from dockerd_env import Dockerd, Exchange, Plugin, host_links, run_name
-from dockerd_rules import dockerd_rejects
+from dockerd_versions import Expect
 
+from fakedriver.conformance.rules import dockerd_rejects, version_of
 from fakedriver.core.methods import resolve
 from fakedriver.server.veth import VethLinks
 
@@ -41,6 +44,18 @@ def plugin(dockerd: Dockerd) -> Iterator[Plugin]:
     served.start()
     yield served
     served.stop()
+
+
+@pytest.fixture(autouse=True)
+def _agree_afterwards(dockerd: Dockerd, plugin: Plugin) -> Iterator[None]:
+    """Whatever a recipe left, failed or not: no fault rule, nothing on the daemon (the
+    sweep), and an empty fake where the sweep's calls did not empty it (a failed recipe
+    may leave the fake holding what dockerd forgot), so the next recipe starts clean."""
+    yield
+    plugin.control("DELETE", "/fakedriver/faults")
+    dockerd.sweep()
+    if plugin.control("GET", "/fakedriver/leaks")["leaks"]:
+        plugin.control("POST", "/fakedriver/reset")
 
 
 @dataclass(frozen=True)
@@ -103,7 +118,9 @@ def _daemon_rejected(recipe: Recipe, done: Done, log: str) -> bool:
     return done.rc != 0 if recipe.fatal else LEAVE_LOGGED in log
 
 
-def _check_the_model(recipe: Recipe, exchanges: list[Exchange], rejected: bool) -> None:
+def _check_the_model(
+    recipe: Recipe, exchanges: list[Exchange], rejected: bool, rules: str
+) -> None:
     """dockerd_rules, fed the last answer dockerd received for the faulted method, must
     reach the daemon's verdict (a call with no answer at all is a transport error, outside
     the model)."""
@@ -112,7 +129,7 @@ def _check_the_model(recipe: Recipe, exchanges: list[Exchange], rejected: bool) 
         assert rejected, "no answer came, yet dockerd went on"
         return
     last = answered[-1]
-    why = dockerd_rejects(last.method, last.request, last.status or 0, last.answer)
+    why = dockerd_rejects(last.method, last.request, last.status or 0, last.answer, rules)
     assert (why is not None) == rejected, (
         f"dockerd_rules says {why!r}; the daemon {'rejected' if rejected else 'accepted'} "
         f"HTTP {last.status} {last.answer!r}"
@@ -138,8 +155,10 @@ def test_the_cookbook_on_dockerd(
     plugin: Plugin,
     recipe: Recipe,
     request: pytest.FixtureRequest,
+    dockerd_does: Expect,
 ) -> None:
     assert plugin.tap is not None
+    recipe = recipe.on(dockerd_does)
     net = f"fdc-{recipe.id}"
     creates = recipe.command == CREATE
     if not creates:
@@ -163,10 +182,13 @@ def test_the_cookbook_on_dockerd(
     assert recipe.says in done.stderr, done.stderr
     assert recipe.seconds[0] <= done.seconds <= recipe.seconds[1], done.seconds
     exchanges = plugin.tap.exchanges()[tapped:]
+    hosts = {e.headers.get("Host", "") for e in exchanges}
+    assert hosts == {dockerd_does.host_header}, (dockerd_does.name, hosts)
     faulted = [e for e in exchanges if e.method == resolve(recipe.method)]
     assert faulted, f"no {recipe.method} reached the plugin"
     log = dockerd.log.read_bytes()[logged:].decode(errors="replace")
-    _check_the_model(recipe, faulted, _daemon_rejected(recipe, done, log))
+    version = dockerd.docker("version", "-f", "{{.Server.Version}}").stdout
+    _check_the_model(recipe, faulted, _daemon_rejected(recipe, done, log), version_of(version))
     if recipe.kind == "drop":
         _check_drops(recipe, faulted)
 

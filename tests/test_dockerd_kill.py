@@ -32,8 +32,13 @@ PARALLEL = 10
 def plugin(dockerd: Dockerd) -> Iterator[Plugin]:
     served = Plugin(NAME, dockerd.base, "--links", "veth")
     served.start()
-    yield served
-    served.stop()
+    try:
+        yield served
+    finally:  # what a failed round left goes while its driver runs (a network rm needs it)
+        if served.process is None:
+            served.start()
+        dockerd.sweep()
+        served.stop()
 
 
 def _joins(plugin: Plugin) -> int:

@@ -9,13 +9,19 @@ share a socket. The plugin's name is a driver name only with its tag (``NAME:lat
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
+import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from dockerd_env import IMAGE, Dockerd, ManagedPlugin, run_name
+from dockerd_versions import NOT_A_MANAGER, Expect
 from rawhttp import connect, read_one
 from rawhttp import request as raw_request
 
@@ -42,7 +48,7 @@ def managed(dockerd: Dockerd, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 def test_the_driver_is_named_with_its_tag(managed: ManagedPlugin) -> None:
-    """dockerd 20.10 registers a managed plugin's drivers as NAME:latest only."""
+    """dockerd registers a managed plugin's drivers as NAME:latest only (20.10 to 28)."""
     done = managed.dockerd.docker(
         "network", "create", "-d", NAME, run_name("fdmpbare"), check=False
     )
@@ -86,13 +92,53 @@ def test_a_fault_set_over_the_plugins_socket_reaches_the_docker_user(
     rule = {"method": "CreateNetwork", "message": "fault from the host", "times": 1}
     managed.control("POST", "/fakedriver/faults", rule)
     network = run_name("fdmpfault")
-    done = managed.dockerd.docker("network", "create", "-d", DRIVER, network, check=False)
-    assert done.returncode != 0 and "fault from the host" in done.stderr, done.stderr
-    assert managed.control("GET", "/fakedriver/leaks") == {"leaks": []}
+    try:
+        done = managed.dockerd.docker("network", "create", "-d", DRIVER, network, check=False)
+        assert done.returncode != 0 and "fault from the host" in done.stderr, done.stderr
+        assert managed.control("GET", "/fakedriver/leaks") == {"leaks": []}
+    finally:
+        managed.control("DELETE", "/fakedriver/faults")
+        managed.dockerd.docker("network", "rm", network, check=False)
 
 
-def test_docker_plugin_set_args_reaches_the_persona(managed: ManagedPlugin) -> None:
+def test_the_dashboard_of_the_managed_plugin_shows_its_journal(managed: ManagedPlugin) -> None:
+    """``fakedriver dashboard plugin:NAME`` finds the plugin's socket as ``plugin socket``
+    does, and its page's control requests reach the plugin's control API."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "fakedriver", "dashboard", f"plugin:{NAME}"],
+        env=managed.dockerd.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as command:
+        try:
+            assert command.stdout is not None
+            line = command.stdout.readline()
+            found = re.search(r"on http://([^/]+)/\?key=(\S+)", line)
+            assert found, (line, command.stderr.read() if command.poll() is not None else "")
+            assert f"dashboard of unix://{managed.socket}" in line
+            connection = http.client.HTTPConnection(found.group(1), timeout=30)
+            key = {"X-Fakedriver-Key": found.group(2)}
+            connection.request("GET", "/fakedriver/calls", headers=key)
+            answer = connection.getresponse()
+            calls = json.loads(answer.read())["calls"]
+            connection.close()
+        finally:
+            command.terminate()
+            command.wait(10)
+    assert answer.status == 200
+    assert "NetworkDriver.GetCapabilities" in [c["method"] for c in calls]  # dockerd's
+    assert [c["method"] for c in calls] == [c["method"] for c in managed.calls()][: len(calls)]
+
+
+def test_docker_plugin_set_args_reaches_the_persona(
+    managed: ManagedPlugin, dockerd_does: Expect
+) -> None:
+    """``args`` make the plugin a global-scope driver. Outside swarm, dockerd before 24.0
+    refuses a network of it after a CreateNetwork it rolls back; from 24.0 (one local
+    store for every scope) the network is made, its pool in the global address space."""
     managed.restart("args=--scope global --connectivity-scope global --log-format json")
+    network = run_name("fdmpglobal")
     try:
         (answer,) = [
             call["response"]
@@ -100,11 +146,20 @@ def test_docker_plugin_set_args_reaches_the_persona(managed: ManagedPlugin) -> N
             if call["method"] == "NetworkDriver.GetCapabilities"
         ]
         assert answer == {"Scope": "global", "ConnectivityScope": "global"}
-        done = managed.dockerd.docker(
-            "network", "create", "-d", DRIVER, run_name("fdmpglobal"), check=False
-        )
-        assert done.returncode != 0 and "not a swarm manager" in done.stderr, done.stderr
-    finally:
+        done = managed.dockerd.docker("network", "create", "-d", DRIVER, network, check=False)
+        sent = [c for c in managed.calls() if c["method"].endswith("Network")]
+        if dockerd_does.global_outside_swarm:
+            assert done.returncode == 0, done.stderr
+            (create,) = sent
+            assert create["method"] == "NetworkDriver.CreateNetwork"
+            assert [d["AddressSpace"] for d in create["request"]["IPv4Data"]] == ["GlobalDefault"]
+        else:
+            assert done.returncode != 0 and NOT_A_MANAGER in done.stderr, done.stderr
+            methods = [c["method"] for c in sent]
+            assert methods == ["NetworkDriver.CreateNetwork", "NetworkDriver.DeleteNetwork"]
+            assert managed.state()["networks"] == {}
+    finally:  # a plugin with a network is in use: it cannot be disabled
+        managed.dockerd.docker("network", "rm", network, check=False)
         managed.restart("args=" + " ".join(BAKED))
     (answer,) = [
         call["response"]

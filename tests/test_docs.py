@@ -2,7 +2,8 @@
 ``examples/`` (quoted verbatim, as the README's are, after a comment naming its file and
 the imports it needs) or runs here as it stands, and says where every name it uses comes
 from; every scenario it shows is one the fake accepts; the cookbook is the one run on
-dockerd; and the site builds with ``mkdocs build --strict`` (where the ``docs`` extra is
+dockerd, and the table of dockerd versions is what the real-daemon tests assert; and the
+site builds with ``mkdocs build --strict`` (where the ``docs`` extra is
 installed), its API reference readable."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import dockerd_versions
 import pytest
 from cookbook import RECIPES, Recipe, markdown
 
@@ -167,6 +169,23 @@ def test_the_cookbook_is_the_one_run_on_dockerd() -> None:
     for recipe in RECIPES:
         rule_from_dict(recipe.rule)  # each is a rule the control API takes
         assert recipe.rule["kind"] == recipe.kind
+
+
+def test_the_version_table_is_what_the_dockerd_tests_assert() -> None:
+    """docs/dockerd.md's table, read back: a column per daemon we run, a row per
+    difference of dockerd_versions (whose expectations the real-daemon tests assert, by
+    the version their daemon reports), each cell what that daemon does, and the versions
+    and sources of each change."""
+    columns, rows = dockerd_versions.parse_table((ROOT / "docs" / "dockerd.md").read_text())
+    assert columns == [*dockerd_versions.COLUMNS, "changed in"]
+    assert list(rows) == [row.label for row in dockerd_versions.ROWS]
+    for row in dockerd_versions.ROWS:
+        *cells, changed = rows[row.label]
+        for column, cell in zip(dockerd_versions.COLUMNS, cells, strict=True):
+            version = dockerd_versions.COLUMNS[column]
+            assert cell == row.at(version).cell, (row.label, column)
+            assert dockerd_versions.parse_version(column) == version
+        assert changed == row.changes(), row.label
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda recipe: recipe.id)

@@ -49,6 +49,7 @@ from hypothesis.stateful import (
 from werkzeug.test import Client
 
 from fakedriver import METHODS, FakeNetDriver
+from fakedriver.core.state import indexes
 
 # -- settings -----------------------------------------------------------------------------
 # Deterministic (derandomize, no example database) so CI sees the same examples every run.
@@ -304,7 +305,8 @@ option_keys = st.sampled_from([
     "com.docker.network.endpoint.exposedports", "com.docker.network.portmap",
     "com.docker.network.endpoint.macaddress", "io.kubernetes.label",
 ]) | st.text(max_size=8).filter(lambda k: k != "com.docker.network.generic")
-# The generic option is the one option whose shape the fake checks: an object (or null).
+# The generic option is the one option here whose shape the fake checks: an object (or
+# null); enable_ipv4 and no_proxy_6to4, booleans, are not drawn (test_options_28.py).
 options = st.tuples(
     st.dictionaries(option_keys, json_values, max_size=3),
     st.none() | st.dictionaries(st.text(max_size=8), json_values, max_size=2),
@@ -582,9 +584,11 @@ def without_violations(snapshot_json: str) -> dict[str, Any]:
 
 def check_indexes(fake: FakeNetDriver) -> None:
     """Each network indexes every address and MAC its endpoints hold, to an endpoint that
-    holds it (in lenient mode two endpoints may share one; either may be the owner)."""
+    holds it (in lenient mode two endpoints may share one: the first made owns it), as the
+    records alone would index them."""
     state = fake.state
     for nid, network in state.networks.items():
+        assert (network.addresses, network.macs, network.shared) == indexes(network), nid
         for eid, endpoint in network.endpoints.items():
             assert state.endpoints[eid] is endpoint and endpoint.network_id == nid
             held = [a.ip for a in (endpoint.address, endpoint.address_v6) if a is not None]

@@ -120,6 +120,17 @@ FRAMING = {
         post(CREATE_PATH, "Transfer-Encoding: gzip, chunked\r\n", b"0\r\n\r\n" + SMUGGLED),
         501,
     ),
+    # a chunk whose CRLF is two other bytes, hiding a second request (CVE-2025-43859:
+    # h11 before 0.16 took any two bytes there; a proxy that reads on to the next CRLF
+    # would see one request where the server served two)
+    "chunk without its CRLF": (
+        post(
+            "/NetworkDriver.GetCapabilities",
+            "Transfer-Encoding: chunked\r\n",
+            b"2\r\n{}XX0\r\n\r\n" + SMUGGLED,
+        ),
+        400,
+    ),
     "TE and CL": (
         post(CREATE_PATH, "Transfer-Encoding: identity\r\nContent-Length: 5\r\n", SMUGGLED),
         501,

@@ -464,10 +464,10 @@ needs_nobody = pytest.mark.skipif(
 
 @needs_nobody
 def test_another_users_socket_that_cannot_be_probed_is_left_alone(short_dir: Path) -> None:
-    """Root's live socket, mode 0600, in a folder anyone may write: nobody's server may
+    """Root's live socket, mode 0600, in a folder anyone may write (sticky): nobody's server may
     not connect to it (EACCES), so it cannot tell it is live, and must not remove it."""
     assert NOBODY is not None
-    short_dir.chmod(0o777)
+    short_dir.chmod(0o1777)  # as /tmp: anyone may make a file there, not remove one
     path = short_dir / "p.sock"
     owner = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     owner.bind(str(path))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +19,7 @@ from fakedriver.core.journal import (
     SERVE_BYTES,
     Call,
     Journal,
+    footprint,
     format_call,
 )
 
@@ -395,8 +398,8 @@ def test_an_entry_is_reckoned_by_its_request_and_its_answer() -> None:
     options = {"NetworkID": NET, "Options": {"k": "v" * 100}}
     journal = Journal(maxlen=10)
     journal.append(Call(0, CREATE, options, answer, 200))
-    grown = len(json.dumps(options)) + len(json.dumps(answer)) - len(json.dumps({"NetworkID": NET}))
-    assert journal.bytes == SIZE + grown - len("{}")
+    grown = footprint(options) + footprint(answer) - footprint({"NetworkID": NET})
+    assert journal.bytes == SIZE + grown - footprint({})
 
 
 def test_since_and_at_around_the_evicted_calls() -> None:
@@ -444,13 +447,13 @@ def test_a_bounded_journal_cuts_large_requests_and_answers_even_of_accepted_call
     journal = Journal(maxlen=10)
     journal.append(Call(0, CREATE, EXACT, EXACT, 200))
     whole = journal.bytes
-    assert whole == 2 * FIELD_LIMIT + len(CREATE) + ENTRY_OVERHEAD
+    assert whole == 2 * footprint(EXACT) + footprint(CREATE) + ENTRY_OVERHEAD
     journal.append(Call(1, CREATE, OVER, OVER, 200))
     kept, cut = journal
     assert kept.request == EXACT and kept.response == EXACT
     head = {"fakedriver.truncated": f"{FIELD_LIMIT + 1} bytes", "head": json.dumps(OVER)[:-1]}
     assert cut.request == head and cut.response == head and cut.ok
-    assert journal.bytes - whole == 2 * len(json.dumps(head)) + len(CREATE) + ENTRY_OVERHEAD
+    assert journal.bytes - whole == 2 * footprint(head) + footprint(CREATE) + ENTRY_OVERHEAD
 
 
 def test_a_bounded_journal_cuts_long_texts_of_refused_calls() -> None:
@@ -477,7 +480,43 @@ def test_a_served_journal_cuts_a_large_accepted_request_and_the_state_keeps_it_w
     assert fake.state.networks[NET].options["big"] == option
     [call] = fake.calls
     assert call.ok and call.request is not None and "fakedriver.truncated" in call.request
-    assert fake.calls.bytes < 2 * FIELD_LIMIT + ENTRY_OVERHEAD + 100
+    assert fake.calls.bytes < 2 * FIELD_LIMIT + ENTRY_OVERHEAD + 1000
+
+
+#: Bodies of about 3 KB of JSON: as text, and as many small values, which cost up to 25
+#: times their JSON as Python objects.
+BODIES = {
+    "a string": {"o": "x" * 3000},
+    "empty arrays": {"o": [[]] * 1000},
+    "empty objects": {"o": [{}] * 1000},
+    "integers": {"o": list(range(1000, 1600))},
+    "nulls": {"o": [None] * 600},
+    "keys": {f"k{i}": i for i in range(300)},
+}
+
+
+@pytest.mark.parametrize("body", BODIES.values(), ids=BODIES)
+def test_a_bounded_journal_holds_its_byte_budget_in_memory_whatever_the_bodies(
+    body: dict[str, Any],
+) -> None:
+    """The budget counted bytes of JSON: serve's 16 MiB journal, fed 10,000 calls with 3 KB
+    bodies of empty arrays, held 280 MiB of Python objects. Now what the journal holds,
+    as tracemalloc measures it, is within its budget, and not far below it."""
+    budget = 2**20
+    text = json.dumps(body)
+    journal = Journal(max_bytes=budget)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for index in range(3 * budget // len(text)):  # three budgets of JSON at most
+            journal.append(Call(1000 + index, CREATE, json.loads(text), {}, 200))
+            if journal.first == 20:  # full, and past it
+                break
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert journal.first > 0 and journal.bytes <= budget
+    assert budget / 2 <= held <= 1.25 * budget, f"{held / budget:.2f} budgets held"
 
 
 # -- the leak audit ------------------------------------------------------------------------

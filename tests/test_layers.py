@@ -16,8 +16,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "fakedriver"
 
-#: What ``import fakedriver`` must not load: the serving, persisting, cluster, CLI and
-#: plugin layers, and every client library (each loaded when its client is routed).
+#: What ``import fakedriver`` must not load: the serving, persisting, cluster, CLI,
+#: plugin and conformance layers, and every client library (each loaded when its client is
+#: routed).
 HEAVY = (
     "sqlite3",
     "h11",
@@ -26,6 +27,7 @@ HEAVY = (
     "fakedriver.cluster",
     "fakedriver.cli",
     "fakedriver.plugin",
+    "fakedriver.conformance",
     "requests",
     "httpx",
     "aiohttp",
@@ -143,7 +145,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_graph_is_read() -> None:
     """The parsing above finds what it must (else no cycle could ever be found)."""
     assert "fakedriver.core.driver" in GRAPH["fakedriver.fake"]
-    assert "fakedriver.core.wire" in GRAPH["fakedriver.persist.store"]  # from ..core import wire
+    assert "fakedriver.core.wire" in GRAPH["fakedriver.persist.schema"]  # from ..core import wire
     assert "fakedriver" in GRAPH["fakedriver.cli.args"]  # from .. import __version__
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 

@@ -85,6 +85,27 @@ def test_names_are_fdv_and_fdp_and_12_characters_from_the_id() -> None:
     assert VethLinks.names("fe" * 32) != (INNER, OUTER)
 
 
+#: Ids whose first characters Linux or ``ip`` would not take as they are in a name: a
+#: template (``%d``), a refused character, a non-ASCII one (more bytes than the 15 allowed).
+HOSTILE_IDS = ["%d-rt1", "%s%d%x", "a/b:c d", "\tx\ny", "é" * 64, "..", ".", "", "x"]
+
+
+@pytest.mark.parametrize("eid", HOSTILE_IDS)
+def test_names_are_made_of_characters_linux_and_ip_take_as_they_are(eid: str) -> None:
+    for name in VethLinks.names(eid):
+        assert re.fullmatch(r"fd[vp][A-Za-z0-9_.-]{0,6}[0-9a-f]{6}", name), name
+    ip = FakeIp()
+    inner = VethLinks(run=ip).create(eid)
+    assert ip.argv == [("ip", "link", "add", "fdp" + inner[3:], "up", *ADD[5:9], inner)]
+    VethLinks(run=ip).delete(eid)
+    assert ip.links == {}
+
+
+def test_ids_that_differ_only_in_characters_made_underscores_keep_their_own_names() -> None:
+    assert VethLinks.names("%d-rt1") != VethLinks.names("%x-rt1")
+    assert VethLinks.names("%d-rt1")[0].startswith("fdv_d-rt1")
+
+
 def test_create_makes_the_pair_with_the_host_end_up_in_one_run() -> None:
     ip = FakeIp()
     assert VethLinks(run=ip).create(EID) == INNER
@@ -328,6 +349,35 @@ def test_a_join_makes_a_real_veth_pair_and_leave_removes_it() -> None:
         assert inner not in links and outer not in links, links
     finally:
         subprocess.run(["ip", "link", "del", inner], capture_output=True, check=False)
+
+
+def test_an_id_with_a_name_template_gets_the_pair_join_names_and_leave_removes_it() -> None:
+    """``ip link add fdp%d...`` would make ``fdp0...``: Join would name an interface that
+    does not exist, and Leave would remove none."""
+    _real_ip_or_skip()
+    eid = "%d-" + secrets.token_hex(8)
+    inner, outer = VethLinks.names(eid)
+    tag = inner[-6:]  # of the id's hash: in whatever name the pair was given
+
+    def made() -> list[str]:
+        return re.findall(rf"^\d+: ([^:@]*{tag})[@:]", _ip_links(), re.M)
+
+    fake = FakeNetDriver(links=VethLinks())
+    wire = Wire(fake)
+    try:
+        wire.network()
+        wire.endpoint(eid)
+        status, answer = wire("NetworkDriver.Join", {**ids(eid=eid), "SandboxKey": "/k"})
+        if "not permitted" in answer.get("Err", ""):
+            pytest.skip(f"SKIPPED LOUDLY: no CAP_NET_ADMIN here: {answer['Err']}")
+        assert (status, answer["InterfaceName"]["SrcName"]) == (200, inner), answer
+        assert sorted(made()) == [outer, inner], made()
+        wire.ok("NetworkDriver.Leave", ids(NET, eid))
+        wire.ok("NetworkDriver.DeleteEndpoint", ids(NET, eid))
+        assert made() == []
+    finally:
+        for name in made():
+            subprocess.run(["ip", "link", "del", name], capture_output=True, check=False)
 
 
 def _real_ip_or_skip() -> str:

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from conftest import EP, NET, Wire, ids
-from dockerd_rules import dockerd_rejects
 
 from fakedriver import FakeNetDriver, Persona
+from fakedriver.conformance.rules import dockerd_rejects
 
 
 def test_capabilities_default_to_a_local_driver(wire: Wire) -> None:
@@ -291,6 +291,7 @@ def test_endpoint_oper_info_describes_the_endpoint(wire: Wire) -> None:
             "MacAddress": mac,
             "SandboxKey": "",
             "ExternalConnectivity": False,
+            "Proxy6To4": False,
         }
     }
 

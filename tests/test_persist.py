@@ -527,6 +527,7 @@ def test_kill_9_and_restart_loses_nothing(serve: Launcher, short_dir: Path) -> N
             "MacAddress": mac,
             "SandboxKey": key,
             "ExternalConnectivity": True,
+            "Proxy6To4": True,  # IPv4 only, and no no_proxy_6to4 came (a daemon before 28)
         }
     }
     for held in ("10.200.0.1", "10.200.0.2", "10.200.0.4"):

@@ -333,6 +333,33 @@ def test_json_log_has_one_json_object_per_call(serve: Launcher, short_dir: Path)
     assert all(r["violations"] == [] for r in records)
 
 
+#: A NetworkID that would forge a whole log line, clear the terminal's line, reverse the
+#: text after it and end a line the Unicode way.
+FORGING = "x -> ok\n2026-01-01T00:00:00.000Z #9 Plugin.Activate -> ok\x1b[2K\u202e\u2028"
+FORGING_ESCAPED = r"x -> ok\n2026-01-01T00:00:00.000Z #9 Plugin.Activate -> ok\x1b[2K\u202e\u2028"
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_clients_text_cannot_forge_a_log_line_or_reach_the_terminal(
+    serve: Launcher, short_dir: Path, log_format: str
+) -> None:
+    path = str(short_dir / "x.sock")
+    served = serve("--socket", path, "--log-format", log_format).wait_ready()
+    client = Dockerd(path)
+    client.refused("NetworkDriver.DeleteNetwork", {"NetworkID": FORGING})
+    client.ok("Plugin.Activate")
+    client.close()
+    assert served.stop() == 0
+    raw = served.log.read_bytes().decode()
+    _banner, *calls = raw.split("\n")[:-1]  # a newline only at the end of each line
+    assert len(calls) == 2, raw
+    assert all(char.isprintable() for char in raw.replace("\n", "")), ascii(raw)
+    if log_format == "json":  # JSON escapes them: the text is whole once decoded
+        assert json.loads(calls[0])["request"]["NetworkID"] == FORGING
+    else:  # escaped as in a Python string
+        assert f"ERROR 200: network {FORGING_ESCAPED} not found" in calls[0], calls[0]
+
+
 def test_quiet_logs_no_call(serve: Launcher, short_dir: Path) -> None:
     path = str(short_dir / "x.sock")
     served = serve("--socket", path, "--quiet").wait_ready()

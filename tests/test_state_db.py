@@ -43,6 +43,7 @@ from test_links import FakeIp
 from test_persist import build_rich_state
 
 from fakedriver import FakeNetDriver, State
+from fakedriver.core.changes import LinkAdded
 from fakedriver.persist.schema import SCHEMA, TABLES
 from fakedriver.persist.store import StateFileError, Store, peek_state, read, rows
 from fakedriver.server.veth import Checkpointed, VethLinks
@@ -139,7 +140,7 @@ def network_body(nid: str) -> dict[str, Any]:
 def test_after_every_call_the_database_holds_what_memory_holds(
     persona: dict[str, Any], requests: list[Request]
 ) -> None:
-    """The touched records the models name are all a call changes: the database, written
+    """The records a call's changes name are all it changes: the database, written
     row by row, equals memory after every call, lenient or strict, refused or not."""
     with temporary_short_dir() as short_dir:
         fake = seeded(persona)
@@ -160,8 +161,8 @@ class FlakyStore(Store):
 
     rng = random.Random(0)
 
-    def _write(self, state: State, touched: Any) -> None:
-        super()._write(state, touched)
+    def _write(self, state: State, changes: Any) -> None:
+        super()._write(state, changes)
         if self.rng.random() < 0.4:
             raise sqlite3.OperationalError("disk I/O error (injected)")
 
@@ -175,7 +176,7 @@ class FlakyStore(Store):
 def test_a_failed_commit_puts_back_exactly_what_the_call_changed(
     persona: dict[str, Any], requests: list[Request], seed: int
 ) -> None:
-    """A commit that fails answers "state not saved", and the records the call touched are
+    """A commit that fails answers "state not saved", and the records the call changed are
     read back: memory is what it was before the call, and what the database holds."""
     with temporary_short_dir() as short_dir:
         fake = seeded(persona)
@@ -234,8 +235,8 @@ class FailingStore(Store):
 
     error: BaseException | None = None
 
-    def _write(self, state: State, touched: Any) -> None:
-        super()._write(state, touched)
+    def _write(self, state: State, changes: Any) -> None:
+        super()._write(state, changes)
         if self.error is not None:
             raise self.error
 
@@ -298,15 +299,18 @@ def test_a_commit_interrupted_puts_memory_back_and_raises(short_dir: Path) -> No
 def test_a_record_that_cannot_be_encoded_is_not_kept(short_dir: Path) -> None:
     """A value the database cannot store (text that is not UTF-8, as a lone surrogate is)
     fails the commit in SQLite's binding, not as an sqlite3.Error: the call answers 500 and
-    its record is read back as saved. The value is put in memory directly: the decoder
-    refuses such input before it can get there."""
+    its record is read back as saved. The value is put in memory directly (through the
+    state, which keeps its indexes): the decoder refuses such input before it can get
+    there."""
     path = short_dir / "state.db"
     fake, store = attached(FakeNetDriver(), path)
     wire = Wire(fake)
     wire.network()
     wire.endpoint(mac="02:42:0a:00:00:02")
     saved = fake.state.snapshot()
-    fake.state.endpoints[EP].mac = "02:42:0a:00:00:0\ud800"
+    endpoint = fake.state.remove_endpoint(EP)
+    endpoint.mac = "02:42:0a:00:00:0\ud800"
+    fake.state.add_endpoint(endpoint)
     status, answer = wire("NetworkDriver.Join", {**ids(), "SandboxKey": "/k", "Options": {}})
     assert status == 500 and answer["Err"].startswith("state not saved: UnicodeEncodeError: ")
     assert fake.state.snapshot() == saved == read(store.db, str(path)).snapshot()
@@ -346,7 +350,7 @@ def test_a_link_intent_failing_with_any_exception_makes_no_pair(short_dir: Path)
     """The checkpoint before ``ip link add`` is a commit like any other."""
     ip = FakeIp()
     store = FailingStore.open(str(short_dir / "state.db"))
-    checkpoint = lambda eid: store.commit(fake.state, [("links", eid)])  # noqa: E731
+    checkpoint = lambda eid: store.commit(fake.state, [LinkAdded(eid)])  # noqa: E731
     fake = FakeNetDriver(links=Checkpointed(VethLinks(run=ip), checkpoint), store=store)
     wire = Wire(fake)
     store.replace(fake.state)
@@ -413,7 +417,7 @@ def test_a_link_intent_that_cannot_be_saved_makes_no_pair(short_dir: Path) -> No
     commit fails, Join answers "state not saved", no pair is made, nothing changes."""
     ip = FakeIp()
     store = FlakyStore.open(str(short_dir / "state.db"))
-    checkpoint = lambda eid: store.commit(fake.state, [("links", eid)])  # noqa: E731
+    checkpoint = lambda eid: store.commit(fake.state, [LinkAdded(eid)])  # noqa: E731
     fake = FakeNetDriver(links=Checkpointed(VethLinks(run=ip), checkpoint), store=store)
     wire = Wire(fake)
     store.replace(fake.state)
@@ -780,6 +784,26 @@ def test_state_show(short_dir: Path) -> None:
     missing = _cli("state", "show", str(short_dir / "nope.db"))
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1
     assert not (short_dir / "nope.db").exists()
+
+
+def test_state_show_escapes_a_clients_text(short_dir: Path) -> None:
+    """A NetworkID with a newline forged a line of ``state show``, and its escape
+    sequences reached the terminal of whoever looked."""
+    nid = "real\nnetwork forged [10.99.0.0/16]\x1b[2K\x9b"
+    fake = FakeNetDriver()
+    wire = Wire(fake)
+    wire.ok("NetworkDriver.CreateNetwork", {"NetworkID": nid, "IPv4Data": [], "IPv6Data": []})
+    wire.ok("NetworkDriver.CreateEndpoint", {"NetworkID": nid, "EndpointID": "e\r1"})
+    store = Store.open(str(short_dir / "s.db"))
+    store.replace(fake.state)
+    store.close()
+    text = _cli("state", "show", str(short_dir / "s.db"))
+    assert text.returncode == 0, text.stderr
+    assert all(char.isprintable() for char in text.stdout.replace("\n", "")), ascii(text.stdout)
+    lines = text.stdout.splitlines()
+    assert len(lines) == 3, lines  # the header, the network, its endpoint
+    assert lines[1] == r"network real\nnetwork forged [10.99.0.0/16]\x1b[2K\x9b [no pools]"
+    assert lines[2].startswith(r"  endpoint e\r1 ")
 
 
 # -- kill -9 under load ---------------------------------------------------------------------------

@@ -146,7 +146,7 @@ def as_nobody(folder: Path, path: Path) -> subprocess.CompletedProcess[str]:
 def test_a_folder_the_server_cannot_write_is_refused_saying_so(short_dir: Path) -> None:
     """It said ``unable to open database file`` (new) or ``attempt to write a readonly
     database`` (existing)."""
-    short_dir.chmod(0o777)  # the socket's folder
+    short_dir.chmod(0o1777)  # the socket's folder: anyone may make a file, as in /tmp
     locked = short_dir / "locked"
     locked.mkdir()
     existing = locked / "state.db"
@@ -172,7 +172,7 @@ def test_a_folder_the_server_cannot_write_is_refused_saying_so(short_dir: Path) 
 
 @needs_nobody
 def test_a_state_file_the_server_cannot_write_is_refused_saying_so(short_dir: Path) -> None:
-    short_dir.chmod(0o777)
+    short_dir.chmod(0o1777)
     path = short_dir / "state.db"
     Store.open(str(path)).close()
     path.chmod(0o644)  # root's: nobody may read it, not write it

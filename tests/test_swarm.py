@@ -4,9 +4,11 @@ Each node is an isolated dockerd in a network namespace of its own (swarm_env), 
 plugin bundle of ``fakedriver plugin build`` installed as a global-scope driver and IPAM
 driver (``--scope global --connectivity-scope global --links veth``). What the fakes were
 sent is read from their journals over the control API, on each plugin's socket. The
-assertions are what dockerd 20.10 was seen to do (README, "Swarm"); where the daemon
+assertions are what dockerd 20.10 was seen to do (README, "Swarm"), and 26.1 and 28 do
+alike but where their version says otherwise (``dockerd_versions``); where the daemon
 races (the manager's global releases trail the node's), the tests wait for the calls
-they are about before the next command.
+they are about before the next command. Whatever a test made (services, networks,
+plugins, daemons, namespaces, links) goes with its cluster, however it ends.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from dockerd_env import IMAGE, Unavailable, unavailable
+from dockerd_versions import expect
 from swarm_checks import (
     ARGS,
     GLOBAL,
@@ -101,7 +104,7 @@ def test_one_node_swarm(nodes: list[Node], bundle: Path) -> None:
     create_service(node, 3)
     settle(node, [plugin], 3)
     calls = plugin.calls()[mark:]
-    check_node_network(calls, nid, pool, gateway)
+    check_node_network(calls, nid, pool, gateway, expect(node.dockerd.version()))
     assert len(named(calls, "RequestAddress", Options=SERIAL)) == 4  # 3 tasks and the VIP
     check_endpoints(calls, global_grants(calls))
     check_cluster([(node, plugin)], pool, gateway)
@@ -180,8 +183,9 @@ def test_two_node_swarm(nodes: list[Node], bundle: Path) -> None:
     assert settle(manager, both, 4) == ["manager"] * 2 + ["worker"] * 2
     granted = global_grants(on_manager.calls()[marks[0] :])
     assert len(granted) == 5  # 4 tasks and the VIP, all picked by the manager
+    does = expect(manager.dockerd.version())
     for plugin, mark in zip(both, marks, strict=True):
-        check_node_network(plugin.calls()[mark:], nid, pool, gateway)
+        check_node_network(plugin.calls()[mark:], nid, pool, gateway, does)
         check_endpoints(plugin.calls()[mark:], granted)
     check_cluster(pairs, pool, gateway)
 

@@ -16,7 +16,11 @@ from .. import __version__
 from ..core.journal import FIELD_LIMIT, SERVE_BYTES
 from ..plugin.bundle import DATA, BundleError
 from ..server.connection import Limits
+from ..server.dashboard import loopback
 from ..server.server import PLUGIN_DIR, SPEC_DIR, ServeError
+from .check import check_parser
+from .dashboard import dashboard_parser
+from .files import open_regular
 from .options import add_persona_options, persona_from
 from .plugin import plugin_parser
 from .state import state_parser
@@ -75,11 +79,37 @@ def tcp_address(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+def dashboard_address(value: str) -> tuple[str, int]:
+    """``--dashboard [HOST:]PORT`` (and ``dashboard --listen``) as ``(host, port)``: a
+    loopback HOST only (``127.0.0.1`` when omitted; ``[::1]``, ``localhost``), PORT 0 to
+    65535 (0: any free one)."""
+    host, port = tcp_address(value if ":" in value else f":{value}")
+    if not loopback(host):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: the dashboard listens on loopback only (127.0.0.1, [::1], "
+            "localhost); from another host, reach it through ssh -L"
+        )
+    return host, port
+
+
+#: The most each numeric flag of serve takes: beyond, a value no longer works (a socket
+#: timeout of 1e10 s overflows) or asks for more than a host has. Refused with exit 2.
+MOST = {
+    "max_body": 1 << 30,  # 1 GiB
+    "read_timeout": 86_400.0,  # a day
+    "idle_timeout": 86_400.0,
+    "max_connections": 65_536,
+    "journal_size": 10_000_000,
+    "journal_bytes": 1 << 32,  # 4 GiB
+}
+
+
+def _positive(kind: type[int] | type[float], most: float) -> Callable[[str], int | float]:
     def parse(value: str) -> int | float:
         number = kind(value)
-        if not 0 < number < float("inf"):
-            raise argparse.ArgumentTypeError(f"must be a positive number, not {value}")
+        if not 0 < number <= most:  # NaN too
+            shown = f"{most:g}" if kind is float else f"{most}"
+            raise argparse.ArgumentTypeError(f"must be over 0 and at most {shown}, not {value}")
         return number
 
     parse.__name__ = kind.__name__  # argparse names the type in its error
@@ -175,58 +205,75 @@ def parser() -> argparse.ArgumentParser:
         help="refused: every local user can read a command line (/proc/PID/cmdline)",
     )
     api.add_argument("--no-control", action="store_true", help="serve no control API at all")
+    api.add_argument(
+        "--dashboard",
+        metavar="[HOST:]PORT",
+        type=dashboard_address,
+        help="serve the dashboard, a live page of the calls, state, leaks and fault rules "
+        "with the control API behind it, on loopback TCP (HOST 127.0.0.1 by default; "
+        "[::1] or localhost; PORT 0: any free one); its address, with the secret it "
+        "wants, is printed on stderr",
+    )
 
     limits = serve.add_argument_group("limits (what one connection may send, and how fast)")
     default = Limits()
     limits.add_argument(
         "--max-body",
-        type=_positive(int),
+        type=_positive(int, MOST["max_body"]),
         default=default.max_body,
         metavar="BYTES",
-        help=f"largest request body; larger gets 413 (default: {default.max_body})",
+        help=f"largest request body; larger gets 413 (default: {default.max_body}; at most "
+        f"{MOST['max_body']}, 1 GiB)",
     )
     limits.add_argument(
         "--read-timeout",
-        type=_positive(float),
+        type=_positive(float, MOST["read_timeout"]),
         default=default.read_timeout,
         metavar="SECONDS",
         help="from a request's first byte to its last; slower gets 408 "
-        f"(default: {default.read_timeout})",
+        f"(default: {default.read_timeout}; at most {MOST['read_timeout']:g}, a day)",
     )
     limits.add_argument(
         "--idle-timeout",
-        type=_positive(float),
+        type=_positive(float, MOST["idle_timeout"]),
         default=default.idle_timeout,
         metavar="SECONDS",
         help="how long a keep-alive connection may wait for its next request (default: "
-        f"{default.idle_timeout}, longer than Go's 90 s, so dockerd closes first)",
+        f"{default.idle_timeout}, longer than Go's 90 s, so dockerd closes first; at most "
+        f"{MOST['idle_timeout']:g}, a day)",
     )
     limits.add_argument(
         "--max-connections",
-        type=_positive(int),
+        type=_positive(int, MOST["max_connections"]),
         default=default.max_connections,
         metavar="N",
         help="connections served at once; one more closes the one idle the longest, or gets "
-        f"503 when all are in a request (default: {default.max_connections})",
+        f"503 when all are in a request (default: {default.max_connections}; at most "
+        f"{MOST['max_connections']})",
     )
     limits.add_argument(
         "--journal-size",
-        type=_positive(int),
+        type=_positive(int, MOST["journal_size"]),
         default=10_000,
         metavar="N",
-        help="calls the journal keeps (the oldest are evicted; default: 10000)",
+        help="calls the journal keeps (the oldest are evicted; default: 10000; at most "
+        f"{MOST['journal_size']})",
     )
     limits.add_argument(
         "--journal-bytes",
-        type=_positive(int),
+        type=_positive(int, MOST["journal_bytes"]),
         default=SERVE_BYTES,
         metavar="BYTES",
-        help="bytes of JSON the journal keeps (the oldest calls are evicted; a request or "
-        f"answer over {FIELD_LIMIT} bytes is cut down in it; default: {SERVE_BYTES}, 16 MiB)",
+        help="bytes of memory the journal's calls may take, reckoned from their Python "
+        "objects (the oldest calls are evicted; a request or answer over "
+        f"{FIELD_LIMIT} bytes of JSON is cut down in it; default: {SERVE_BYTES}, 32 MiB; "
+        f"at most {MOST['journal_bytes']}, 4 GiB)",
     )
 
     state_parser(commands)  # its own sub-commands name themselves (innermost wins)
     plugin_parser(commands, _name)
+    check_parser(commands)
+    dashboard_parser(commands, dashboard_address, TOKEN_ENV)
     for sub in commands.choices.values():
         sub.set_defaults(subparser=sub)
     return top
@@ -240,6 +287,8 @@ def conflicts(args: argparse.Namespace) -> str | None:
         return "--spec-dir is only for --tcp"
     if args.no_control and (args.control_socket or args.control_token_file):
         return "--no-control serves no control API: drop --control-socket/--control-token-file"
+    if args.no_control and args.dashboard:
+        return "--no-control serves no control API, which the dashboard drives: drop one"
     if args.socket and not os.path.isdir(os.path.dirname(os.path.abspath(args.socket))):
         return f"--socket {args.socket}: its folder does not exist"
     return None
@@ -270,6 +319,11 @@ def check_serve_args(serve_args: Sequence[str]) -> None:
         raise BundleError(
             "--name, --socket, --tcp, --spec-dir: the plugin listens on the socket its "
             "config.json names ('plugin build --name NAME' names it)"
+        )
+    if args.dashboard:
+        raise BundleError(
+            "--dashboard: its address and secret would go to dockerd's log; run "
+            "'fakedriver dashboard plugin:NAME' on the host instead"
         )
     conflict = conflicts(args)
     if conflict:
@@ -305,14 +359,9 @@ def control_token(
 def _read_token(path: str) -> str:
     """What the token file holds, less one trailing newline; refused, unread, when its
     group or others may read or write it (as ssh refuses a private key)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY)
-    except OSError as exc:
-        raise ServeError(f"cannot read --control-token-file {path}: {exc.strerror}") from None
+    fd = open_regular(path, f"--control-token-file {path}")  # no FIFO, no device
     try:
         mode = os.fstat(fd).st_mode  # of the file opened, not of what the path names later
-        if stat.S_ISDIR(mode):
-            raise ServeError(f"--control-token-file {path} is a folder")
         if mode & 0o077:
             raise ServeError(
                 f"--control-token-file {path} may be read or written by others (mode "

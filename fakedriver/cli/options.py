@@ -13,6 +13,8 @@ import tomllib
 from typing import Any
 
 from ..core.persona import Persona
+from ..server.server import ServeError
+from .files import read_regular
 
 #: Fields whose value is structured: given as JSON on the command line.
 _JSON_FIELDS = {"default_pools", "static_routes"}
@@ -103,9 +105,10 @@ def persona_from(args: argparse.Namespace, **fallbacks: Any) -> Persona:
 def load_persona_file(path: str) -> dict[str, Any]:
     """The persona fields of a TOML file; errors name the file."""
     try:
-        with open(path, "rb") as source:
-            data = tomllib.load(source)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        data = tomllib.loads(read_regular(path, f"persona file {path}").decode())
+    except ServeError as exc:  # not there, not readable, not a regular file
+        raise ValueError(str(exc)) from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"persona file {path}: {exc}") from None
     make_persona(data, where=f"persona file {path}")  # every error found here, named
     return data
@@ -118,8 +121,9 @@ def make_persona(values: dict[str, Any], where: str) -> Persona:
     if unknown:
         raise ValueError(f"{where}: unknown persona field(s) {unknown}; known: {sorted(known)}")
     fixed = dict(values)
-    if "default_pools" in fixed:
-        fixed["default_pools"] = tuple(tuple(pair) for pair in _list(fixed, "default_pools"))
+    if "default_pools" in fixed:  # a pair that is not a list is Persona's to refuse
+        pools = _list(fixed, "default_pools")
+        fixed["default_pools"] = tuple(tuple(p) if isinstance(p, list) else p for p in pools)
     if "static_routes" in fixed:
         fixed["static_routes"] = tuple(_list(fixed, "static_routes"))
     for name, value in fixed.items():

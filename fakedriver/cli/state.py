@@ -13,6 +13,8 @@ from ..core.ports import StoreError
 from ..core.state import State
 from ..persist.jsonfile import load
 from ..persist.store import StateFileError, Store, peek_state
+from ..server.log import printable
+from .files import check_regular
 
 
 def state_parser(commands: Any) -> None:
@@ -41,6 +43,7 @@ def state_parser(commands: Any) -> None:
 def state_command(args: argparse.Namespace) -> int:
     if args.action == "import":
         return _import(args.json_file, args.file)
+    check_regular(args.file, f"state file {args.file}")  # a FIFO would block the read
     state = peek_state(args.file)
     if args.json:
         print(json.dumps(state.snapshot(), indent=2, sort_keys=True))
@@ -54,6 +57,7 @@ def _import(source: str, path: str) -> int:
         raise StateFileError(f"cannot import into {path}: it exists")
     if not os.path.exists(source):
         raise StateFileError(f"cannot load state file {source}: no such file")
+    check_regular(source, f"state file {source}")
     try:
         state = load(source)
     except StateFileError:
@@ -79,7 +83,8 @@ def _import(source: str, path: str) -> int:
 
 
 def describe(state: State, path: str) -> list[str]:
-    """The state for a human: one line per record, grouped by kind."""
+    """The state for a human: one line per record, grouped by kind, each character that
+    is not printable escaped (see `printable()`)."""
     lines = [
         f"{path}: run {state.run}, epoch {state.epoch}, {len(state.networks)} network(s), "
         f"{len(state.endpoints)} endpoint(s), {len(state.pools)} pool(s), "
@@ -104,4 +109,4 @@ def describe(state: State, path: str) -> list[str]:
     orphans = sorted(state.links - set(state.joins))
     lines.extend(f"link intent {eid} (no join: removed at the next start)" for eid in orphans)
     lines.extend(f"violation {v}" for v in state.violations)
-    return lines
+    return [printable(line) for line in lines]  # a client's ids: no line forged, no escapes

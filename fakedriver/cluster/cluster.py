@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -94,6 +95,17 @@ class ClusterViolation:
 
 
 @dataclass
+class Cut:
+    """When a node was cut off (the shading of a picture's lane): from ``start`` to
+    ``end`` (``time.time()``; ``None`` while it still is)."""
+
+    node: str
+    mode: str
+    start: float
+    end: float | None = None
+
+
+@dataclass
 class Partition:
     """Nodes cut off by [`Cluster.partition()`][fakedriver.Cluster.partition]; ``heal()`` (or the
     end of a ``with`` block) joins them again. In ``hold`` mode,
@@ -160,13 +172,14 @@ class Cluster:
         elif options:
             persona = dataclasses.replace(persona, **options)
         self.persona = persona
-        self.oracle = Oracle(persona)
         #: The nodes by name, in order; the first is the manager.
         self.nodes: dict[str, FakeNetDriver] = {}
         self.calls = Timeline()
         self.violations: list[ClusterViolation] = []
         #: The partitioned nodes: name -> (mode, the fault rule cutting it off).
         self.partitions: dict[str, tuple[str, Rule]] = {}
+        #: Every partition, healed or not, oldest first (for a failing test's picture).
+        self.cuts: list[Cut] = []
         self._lock = threading.Lock()
         self._routes: list[Route] = []
         for number in range(1, nodes + 1):
@@ -175,6 +188,7 @@ class Cluster:
             fake.listeners.append(partial(self._observe, name, fake))
             self.nodes[name] = fake
             self._routes.append(Route(fake, node_url(url, name), clients=clients))
+        self.oracle = Oracle(persona, self.nodes)
 
     # -- the nodes --------------------------------------------------------------------------
     def __getitem__(self, name: str) -> FakeNetDriver:
@@ -217,7 +231,8 @@ class Cluster:
         with self._lock:
             self.calls.clear()
             self.violations.clear()
-            self.oracle = Oracle(self.persona)
+            self.cuts.clear()
+            self.oracle = Oracle(self.persona, self.nodes)
 
     def _pairs(self) -> Iterator[tuple[tuple[str, FakeNetDriver], Route]]:
         return zip(self.nodes.items(), self._routes, strict=True)
@@ -262,6 +277,7 @@ class Cluster:
             rule = Rule("*", mode, message=f"{name} is partitioned", name=f"partition of {name}")
             fake.add_rules([rule], first=True)  # no other rule decides its calls
             self.partitions[name] = (mode, rule)
+            self.cuts.append(Cut(name, mode, time.time()))
         return Partition(self, tuple(names), mode)
 
     def heal(self, *names: str) -> None:
@@ -274,13 +290,17 @@ class Cluster:
                 continue
             _, rule = self.partitions.pop(name)
             self.nodes[name].remove_rule(rule)
+            for cut in self.cuts:
+                if cut.node == name and cut.end is None:
+                    cut.end = time.time()
 
     # -- the timeline and the checks -------------------------------------------------------------
     def _observe(self, name: str, fake: FakeNetDriver, call: Call) -> None:
         """A node's listener: runs under that node's lock, reads only that node's state."""
         with self._lock:
             self.calls.append(NodeCall(len(self.calls), name, call))
-            for message in self.oracle.observe(name, fake.state, call):
+            changes = fake.changes  # what the call changed
+            for message in self.oracle.observe(name, fake.state, call, changes):
                 self.violations.append(ClusterViolation(name, call.index, call.method, message))
 
     def leaks(self) -> list[str]:

@@ -2,8 +2,9 @@
 
 Each node's driver judges only its own calls. The oracle keeps a small view of every
 node (its networks, endpoint addresses, swarm allocations, pools, leases and discovered
-peers), read from the node's own state right after each call (under that node's lock),
-and checks the rules a real swarm keeps between nodes
+peers), updated from each call's changes (``fakedriver.core.changes``): the records a
+change names are read from the node's own state right after the call (under that node's
+lock). It checks the rules a real swarm keeps between nodes
 (``shared/dockerd/swarm-2node-transcript.txt``):
 
 * an address is handed out once per global network, across all nodes;
@@ -21,16 +22,19 @@ Findings are not refusals: the calls were answered as the single driver would.
 
 from __future__ import annotations
 
-import ipaddress
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core import changes as c
+from ..core.changes import Change
 from ..core.journal import Call
 from ..core.persona import Persona
 from ..core.state import State
 from ..core.wire import IPAddress, IPAMData, IPNetwork
 
-ND, IPAM = "NetworkDriver.", "IpamDriver."
+#: The one call checked by its request: it changes nothing when the node lacks the network.
+CREATE_ENDPOINT = "NetworkDriver.CreateEndpoint"
 #: The pools and gateways of a network: ``(IPv4 pairs, IPv6 pairs)``, as text.
 Layout = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]
 
@@ -65,11 +69,13 @@ class Oracle:
     """Checks the calls of every node of a cluster against each other.
 
     :param persona: the nodes' persona (address space names, scopes).
+    :param nodes: the nodes' names, in order (the manager first): findings that name
+        several nodes name them in this order, whichever was called first.
     """
 
-    def __init__(self, persona: Persona) -> None:
+    def __init__(self, persona: Persona, nodes: Iterable[str] = ()) -> None:
         self.persona = persona
-        self.views: dict[str, NodeView] = {}
+        self.views: dict[str, NodeView] = {node: NodeView() for node in nodes}
         #: (network id, address) -> the (node, endpoint id) pairs holding it
         self.holders: dict[tuple[str, IPAddress], set[tuple[str, str]]] = {}
         #: addresses whose node left: DiscoverDelete'd, by the node told of it
@@ -79,41 +85,47 @@ class Oracle:
         return self.views.setdefault(node, NodeView())
 
     # -- calls ------------------------------------------------------------------------------
-    def observe(self, node: str, state: State, call: Call) -> list[str]:
-        """Update ``node``'s view from its ``state`` after ``call``; return the findings."""
-        body: dict[str, Any] = call.request if isinstance(call.request, dict) else {}
-        method = call.method
-        nid = body.get("NetworkID") if isinstance(body.get("NetworkID"), str) else None
+    def observe(
+        self, node: str, state: State, call: Call, changes: Sequence[Change] = ()
+    ) -> list[str]:
+        """Update ``node``'s view from the records ``changes`` name, as its ``state`` has
+        them after ``call``; return the findings."""
         found: list[str] = []
-        if method == ND + "CreateEndpoint" and nid is not None:
+        body: dict[str, Any] = call.request if isinstance(call.request, dict) else {}
+        nid = body.get("NetworkID")
+        if call.method == CREATE_ENDPOINT and isinstance(nid, str):  # it may change nothing
             found += self._endpoint_network(node, state, nid)
-        if method in (ND + "CreateNetwork", ND + "DeleteNetwork") and nid is not None:
+        for change in changes:
+            found += self._apply(node, state, call, change)
+        return found
+
+    def _apply(self, node: str, state: State, call: Call, change: Change) -> list[str]:
+        """Sync the view with the record ``change`` names; the findings it brings."""
+        if isinstance(change, c.NetworkChange):
+            nid = change.network_id
             self._sync_network(node, state, nid)
             network = state.networks.get(nid)
-            made = network is not None and network.call == call.index
-            if method == ND + "CreateNetwork" and network is not None and made:
-                found += self._created(node, nid, layout(network.ipv4_data, network.ipv6_data))
-        elif method in (ND + "AllocateNetwork", ND + "FreeNetwork") and nid is not None:
+            if isinstance(change, c.NetworkCreated) and network and network.call == call.index:
+                return self._created(node, nid, layout(network.ipv4_data, network.ipv6_data))
+        elif isinstance(change, c.AllocationChange):
+            nid = change.network_id
             had = nid in self.view(node).allocations
             self._sync_allocation(node, state, nid)
-            if method == ND + "FreeNetwork" and had and nid not in state.allocations:
-                found += self._freed(node, nid)
-        elif method in (ND + "CreateEndpoint", ND + "DeleteEndpoint"):
-            eid = body.get("EndpointID")
-            if isinstance(eid, str):
-                self._sync_endpoint(node, state, eid)
-                endpoint = state.endpoints.get(eid)
-                if method == ND + "CreateEndpoint" and endpoint and endpoint.call == call.index:
-                    found += self._unique(node, eid)
-        elif method in (IPAM + "RequestPool", IPAM + "ReleasePool"):
-            pid = body.get("PoolID") or call.response.get("PoolID")
-            if isinstance(pid, str):
-                self._sync_pool(node, state, pid)
-        elif method in (IPAM + "RequestAddress", IPAM + "ReleaseAddress"):
-            found += self._address(node, state, call, body)
-        elif method in (ND + "DiscoverNew", ND + "DiscoverDelete"):
-            self._discovered(node, state, call, body)
-        return found
+            if isinstance(change, c.NetworkFreed) and had and nid not in state.allocations:
+                return self._freed(node, nid)
+        elif isinstance(change, c.EndpointCreated | c.EndpointRemoved):
+            eid = change.endpoint_id
+            self._sync_endpoint(node, state, eid)
+            endpoint = state.endpoints.get(eid)
+            if isinstance(change, c.EndpointCreated) and endpoint and endpoint.call == call.index:
+                return self._unique(node, eid)
+        elif isinstance(change, c.PoolChange):
+            self._sync_pool(node, state, change.pool_id)
+        elif isinstance(change, c.LeaseChange):
+            return self._address(node, state, call, change)
+        elif isinstance(change, c.NodeChange) and call.ok:
+            self._discovered(node, state, change)
+        return []
 
     def _endpoint_network(self, node: str, state: State, nid: str) -> list[str]:
         if nid in state.networks:
@@ -166,23 +178,17 @@ class Oracle:
                     )
         return found
 
-    def _address(self, node: str, state: State, call: Call, body: dict[str, Any]) -> list[str]:
-        pid, wanted = body.get("PoolID"), body.get("Address")
-        answered = call.response.get("Address") if call.ok else None
-        text = answered if isinstance(answered, str) and answered else wanted
-        if not isinstance(pid, str) or not isinstance(text, str) or not text:
-            return []
-        try:
-            ip = ipaddress.ip_interface(text).ip
-        except ValueError:
-            return []
+    def _address(self, node: str, state: State, call: Call, change: c.LeaseChange) -> list[str]:
+        pid, value = change.pool_id, change.value
         pool = state.pools.get(pid)
         leases = self.view(node).leases
-        if pool is None or int(ip) not in pool.leases:
-            leases.get(pid, set()).discard(int(ip))
+        if pool is None or value not in pool.leases:
+            leases.get(pid, set()).discard(value)
             return []
-        leases.setdefault(pid, set()).add(int(ip))
-        exact = call.method == IPAM + "RequestAddress" and isinstance(wanted, str) and wanted
+        leases.setdefault(pid, set()).add(value)
+        exact = isinstance(change, c.LeaseClaimed) or (
+            isinstance(change, c.LeaseTaken) and change.requested
+        )
         if not call.ok or not exact or pool.address_space == self.persona.global_address_space:
             return []
         spaces = [
@@ -191,27 +197,22 @@ class Oracle:
             for p, (s, net) in v.pools.items()
             if s == self.persona.global_address_space and net == pool.network
         ]
-        if not spaces or any(int(ip) in self.views[n].leases.get(p, ()) for n, p in spaces):
+        if not spaces or any(value in self.views[n].leases.get(p, ()) for n, p in spaces):
             return []
         return [
-            f"RequestAddress on {node} for {ip} in its local pool {pool.network}, which the "
-            f"global space ({self.persona.global_address_space}) never handed out"
+            f"RequestAddress on {node} for {pool.address_of(value)} in its local pool "
+            f"{pool.network}, which the global space ({self.persona.global_address_space}) "
+            "never handed out"
         ]
 
-    def _discovered(self, node: str, state: State, call: Call, body: dict[str, Any]) -> None:
-        data = body.get("DiscoveryData")
-        if not call.ok or body.get("DiscoveryType") != 1 or not isinstance(data, dict):
-            return
+    def _discovered(self, node: str, state: State, change: c.NodeChange) -> None:
         view = self.view(node)
         view.address = next((n.address for n in state.nodes.values() if n.self), None)
         view.peers = {n.address for n in state.nodes.values() if not n.self}
-        address = data.get("Address")
-        if not isinstance(address, str):
-            return
-        if call.method == ND + "DiscoverDelete":
-            self.left[address] = node
-        elif data.get("Self") is True:
-            self.left.pop(address, None)  # it joined (again)
+        if isinstance(change, c.NodeForgotten):
+            self.left[change.address] = node
+        elif (known := state.nodes.get(change.address)) is not None and known.self:
+            self.left.pop(change.address, None)  # it joined (again)
 
     # -- syncing a view with its node's state ------------------------------------------------
     def _sync_network(self, node: str, state: State, nid: str) -> None:

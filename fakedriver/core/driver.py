@@ -21,13 +21,14 @@ import dataclasses
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .audit import leaks
+from .changes import Change
 from .clock import Clock, VirtualClock
 from .errors import DriverError, ShuttingDown, UnknownMethod
-from .faults import Faults, Rule
+from .faults import Faults, Rule, RuleChanged
 from .http import error_key
 from .journal import Call, Journal
 from .kinds import ANSWERED, Ending, Kind
@@ -56,8 +57,8 @@ class Driver:
         it holds ``state`` already (see ``Store.load()``). `close()` closes it.
     :param state: what the driver knows to begin with (default: nothing).
     :param journal_size: keep only the most recent calls, at most this many (default: all).
-    :param journal_bytes: keep only the most recent calls, at most this many bytes of JSON
-        (default: all; see [`Journal`][fakedriver.Journal]).
+    :param journal_bytes: keep only the most recent calls, at most this many bytes of
+        memory (default: all; see [`Journal`][fakedriver.Journal]).
     :param options: shortcuts for persona fields, e.g. ``FakeNetDriver(scope="global")``.
     """
 
@@ -94,6 +95,9 @@ class Driver:
         self.listeners: list[Listener] = []
         """Called with each [`Call`][fakedriver.Call] once it is journaled, under the
         driver's lock."""
+        self.changes: Sequence[Change] = ()
+        """What the call being journaled changed, for the listeners (empty for a call that
+        was not served)."""
         self.closed = False
         """Set by `close()`: every call from then on is refused."""
         self._lock = threading.RLock()
@@ -222,7 +226,7 @@ class Driver:
         request: dict[str, Any] | None = None
         found: tuple[str, ...] = ()
         notes: tuple[str, ...] = ()
-        model = None
+        changes: list[Change] = []
         try:
             if self.closed:
                 raise ShuttingDown(_CLOSED)
@@ -232,10 +236,18 @@ class Driver:
             request = incoming.body(no_arguments=row.no_arguments)
             links = self.links if row.subsystem == "NetworkDriver" else None
             model = row.model(self.state, self.persona, self._rng, index, links)
-            answer = row.handler(model, request)
-            found = tuple(str(finding) for finding in model.findings)
+            self.state.log = changes
+            try:
+                answer = row.handler(model, request)
+                found = tuple(str(finding) for finding in model.findings)
+                for text in found:
+                    self.state.record_violation(Violation(index, method, text))
+            finally:
+                self.state.log = None
             notes = tuple(model.notes)
-            self.state.violations.extend(Violation(index, method, text) for text in found)
+            for change in changes:  # what a change did beyond the call's name
+                if note := change.note:
+                    notes += (note,)
             status, error = 200, None
         except DriverError as exc:
             status, error, answer = exc.status, exc.message, {error_key(method): exc.message}
@@ -245,12 +257,13 @@ class Driver:
         except Exception as exc:  # a bug in the fake: still answer in the protocol
             status, error = 500, f"internal error in fakedriver: {exc!r}"
             answer = {error_key(method): error}
-        if self.store is not None and model is not None and (model.touched or found):
-            try:  # a refused call may have touched (and put back) a record: commit it too
-                self.store.commit(self.state, model.touched)
+        self.changes = changes
+        if self.store is not None and changes:
+            try:  # a refused call may have changed (and put back) a record: commit it too
+                self.store.commit(self.state, changes)
             except BaseException as exc:  # whatever failed, nothing of the call stays in memory
                 with contextlib.suppress(StoreError):  # else the store is broken from now on
-                    self.store.revert(self.state, model.touched)
+                    self.store.revert(self.state, changes)
                 if not isinstance(exc, StoreError):  # KeyboardInterrupt, SystemExit
                     raise
                 status, error, found, notes = 500, f"state not saved: {exc}", (), ()
@@ -286,6 +299,7 @@ class Driver:
         self.calls.append(call)
         for listener in self.listeners:
             listener(call)
+        self.changes = ()
         return call
 
     # -- faults and inspection, under the lock ------------------------------------------------
@@ -309,6 +323,28 @@ class Driver:
             if rule in self.faults.rules:
                 self.faults.rules.remove(rule)
         rule.release()
+
+    def remove_rule_at(self, index: int, name: str | None = None) -> Rule:
+        """Take out the rule at ``index`` (its place in [`faults.rules`][fakedriver.Faults],
+        from 0), release the calls it holds, and return it. By place: an equal rule
+        elsewhere in the list stays.
+
+        :param name: remove it only if it is still named so (whoever listed the rules
+            before someone else changed them names another).
+        :raises IndexError: there is no rule ``index``.
+        :raises RuleChanged: rule ``index`` is not named ``name``; nothing is removed.
+        """
+        with self._lock:
+            rules = self.faults.rules
+            if not 0 <= index < len(rules):
+                raise IndexError(f"no fault rule {index}: there are {len(rules)}")
+            rule = rules[index]
+            if name is not None and rule.name != name:
+                why = f"rule {index} is {rule.name!r} now, not {name!r}: list the rules again"
+                raise RuleChanged(why)
+            del rules[index]
+        rule.release()
+        return rule
 
     def clear_rules(self) -> None:
         """Remove every rule, releasing the calls they hold."""

@@ -231,6 +231,11 @@ class Rule:
         return {key: value for key, value in data.items() if value not in (None, {}, "")}
 
 
+class RuleChanged(LookupError):
+    """The rule at a place in the list is not the one named: the rules changed since whoever
+    names it read them (see `Driver.remove_rule_at()`)."""
+
+
 class Faults:
     """The fault rules of one driver, with the seeded RNG and the current phase.
 

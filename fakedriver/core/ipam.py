@@ -53,8 +53,7 @@ class IpamModel(Model):
         pid = f"{space}/{network}" + (f"/{sub_pool}" if sub_pool else "")
         held = self.state.pools.get(pid)
         if held is not None and self._replayed(held.epoch):
-            held.epoch = self.state.epoch
-            self.touch("pools", pid)
+            self.state.claim_pool(pid)
             return self._pool_answer(held)
         clash = self._overlapping(space, network)
         if clash is not None:
@@ -64,8 +63,7 @@ class IpamModel(Model):
         new = Pool(
             pid, space, network, sub_pool, options, self.call, self.state.epoch, self.state.run
         )
-        self.state.pools[pid] = new
-        self.touch("pools", pid)
+        self.state.add_pool(new)
         return self._pool_answer(new)
 
     def _pool_answer(self, pool: Pool) -> dict[str, Any]:
@@ -107,8 +105,7 @@ class IpamModel(Model):
                     "releases every address of a pool before the pool"
                 )
             )
-        del self.state.pools[pid]
-        self.touch("pools", pid)
+        self.state.remove_pool(pid)
         return {}
 
     # -- addresses ----------------------------------------------------------------------
@@ -135,12 +132,11 @@ class IpamModel(Model):
             if held is not None:
                 if not self._replayed(held.epoch):
                     raise ResourceError(f"address {ip} is already allocated in pool {pool.id}")
-                held.epoch = self.state.epoch
-                self.touch("leases", (pid, value))
+                self.state.claim_lease(pid, value)
                 return self._address_answer(pool, value)
         kind = "gateway" if gateway else "address"
-        pool.lease(value, Lease(kind, mac, self.call, self.state.epoch, self.state.run))
-        self.touch("leases", (pid, value))
+        lease = Lease(kind, mac, self.call, self.state.epoch, self.state.run)
+        self.state.lease(pid, value, lease, requested=ip is not None)
         return self._address_answer(pool, value)
 
     def _address_answer(self, pool: Pool, value: int) -> dict[str, Any]:
@@ -158,6 +154,5 @@ class IpamModel(Model):
         if value not in pool.leases:
             self.violate(NotFound(f"address {wanted} is not allocated in pool {pid}"))
             return {}
-        pool.release(value)
-        self.touch("leases", (pid, value))
+        self.state.release(pid, value)
         return {}

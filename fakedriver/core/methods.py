@@ -23,8 +23,7 @@ class PluginModel(Model):
     """``/Plugin.Activate``: the handshake before any other call."""
 
     def activate(self, body: Body) -> dict[str, Any]:
-        self.state.epoch += 1  # a new daemon session (RequiresRequestReplay counts them)
-        self.touch("meta", "epoch")
+        self.state.new_epoch()  # a new daemon session (RequiresRequestReplay counts them)
         return {"Implements": self.persona.implements}
 
 

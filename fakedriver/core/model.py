@@ -5,7 +5,6 @@ a call leaves in the journal."""
 from __future__ import annotations
 
 import random
-from typing import Any
 
 from .errors import ProtocolViolation
 from .persona import Persona
@@ -18,11 +17,13 @@ class Model:
     call (its journal index, the violations it found) lives on an object that dies with it.
 
     A method first reads and checks everything, then changes state, so a refused call
-    changes nothing; it names every record it changes with `touch()`. Lifecycle
+    changes nothing; it changes state only through the methods of `State`, which keep
+    the indexes and say what changed (the driver commits that). Lifecycle
     violations go through `violate()`: in strict mode it
     raises; otherwise it records the finding and the method carries on as a tolerant
-    driver would. What a call did beyond what its name says (an implicit Leave, say) goes
-    through `note()`, and shows in the call's journal entry.
+    driver would. What a call did beyond what its name says goes through `note()`, or
+    comes from its changes (an implicit Leave, say: see `fakedriver.core.changes`), and
+    shows in the call's journal entry.
 
     :param call: the journal index of the call being served (records remember it).
     :param links: makes the host interfaces handed out by Join (``None``: none).
@@ -43,10 +44,8 @@ class Model:
         self.links = links
         #: Violations this call found (non-strict mode only).
         self.findings: list[ProtocolViolation] = []
-        #: What this call did beyond what its name says.
+        #: What this call did beyond what its name says (besides its changes' notes).
         self.notes: list[str] = []
-        #: The records this call changed, as ``(table, key)`` (see ``fakedriver.persist.store``).
-        self.touched: set[tuple[str, Any]] = set()
 
     def violate(self, error: ProtocolViolation) -> None:
         if self.persona.strict:
@@ -55,8 +54,3 @@ class Model:
 
     def note(self, text: str) -> None:
         self.notes.append(text)
-
-    def touch(self, table: str, key: Any) -> None:
-        """Say that the record ``key`` of ``table`` (``"endpoints"``, an endpoint id) is
-        changed, made or removed by this call: ``--state`` commits exactly those rows."""
-        self.touched.add((table, key))

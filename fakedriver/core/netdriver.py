@@ -6,7 +6,6 @@ Each method takes the decoded request object and returns the answer object (with
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from . import wire as w
@@ -15,6 +14,13 @@ from .model import Model
 from .ports import Links
 from .state import Allocation, Endpoint, Join, Network, Node
 from .wire import Body, IPAMData, IPInterface
+
+#: dockerd 28's network option: ``false`` for an IPv6-only network (absent before 28).
+ENABLE_IPV4 = "com.docker.network.enable_ipv4"
+INTERNAL = "com.docker.network.internal"
+#: dockerd 28's ProgramExternalConnectivity option: ``true`` when another endpoint is the
+#: container's IPv6 gateway, so no host IPv6 port may be mapped to this one's IPv4 address.
+NO_PROXY_6TO4 = "com.docker.network.driver.private.no_proxy_6to4"
 
 
 class NetworkModel(Model):
@@ -27,26 +33,31 @@ class NetworkModel(Model):
         return answer
 
     def gw_alloc_check(self, body: Body) -> dict[str, Any]:
-        w.mapping(body, "Options")
-        if not self.persona.gw_alloc_checker:
+        """``SkipIPv4``/``SkipIPv6`` as the persona says, and for both families where the
+        fake's Join would never answer that gateway (an ``--internal`` network, as moby's
+        macvlan and ipvlan drivers skip theirs; ``join_gateway`` off): dockerd then
+        allocates no gateway address."""
+        options = _network_options(body)
+        p = self.persona
+        if not p.gw_alloc_checker:
             self.violate(Conflict("GwAllocCheck called, but GwAllocChecker was not announced"))
-        return {"SkipIPv4": self.persona.skip_ipv4, "SkipIPv6": self.persona.skip_ipv6}
+        unused = not p.join_gateway or options.get(INTERNAL) is True
+        return {"SkipIPv4": p.skip_ipv4 or unused, "SkipIPv6": p.skip_ipv6 or unused}
 
     # -- networks -----------------------------------------------------------------------
     def create_network(self, body: Body) -> dict[str, Any]:
         nid = w.text(body, "NetworkID", required=True)
-        options = w.mapping(body, "Options")
-        generic = options.get("com.docker.network.generic")
-        if generic is not None and not isinstance(generic, dict):
-            raise BadRequest(
-                "invalid request: Options[com.docker.network.generic] must be an object"
-            )
+        options = _network_options(body)
         v4, v6 = w.ipam_data(body, "IPv4Data", 4), w.ipam_data(body, "IPv6Data", 6)
+        if v4 and not w.option_flag(options, ENABLE_IPV4, True):
+            raise BadRequest(
+                f"invalid request: IPv4Data must be empty when Options[{ENABLE_IPV4}] is "
+                "false (an IPv6-only network has no IPv4 pool)"
+            )
         if nid in self.state.networks:
             self.violate(Conflict(f"network {nid} already exists"))
             return {}
-        self.state.networks[nid] = Network(nid, options, v4, v6, self.call, self.state.run)
-        self.touch("networks", nid)
+        self.state.add_network(Network(nid, options, v4, v6, self.call, self.state.run))
         return {}
 
     def delete_network(self, body: Body) -> dict[str, Any]:
@@ -56,12 +67,10 @@ class NetworkModel(Model):
         if network.endpoints:
             names = ", ".join(sorted(network.endpoints))
             self.violate(Conflict(f"network {network.id} has active endpoints: {names}"))
-            for eid, endpoint in network.endpoints.items():
+            for endpoint in list(network.endpoints.values()):
                 self._leave(endpoint)  # a forgiving driver takes their host links too
-                del self.state.endpoints[eid]
-                self.touch("endpoints", eid)
-        del self.state.networks[network.id]
-        self.touch("networks", network.id)
+                self.state.remove_endpoint(endpoint.id)
+        self.state.remove_network(network.id)
         return {}
 
     def allocate_network(self, body: Body) -> dict[str, Any]:
@@ -75,8 +84,7 @@ class NetworkModel(Model):
         if nid in self.state.allocations:
             self.violate(Conflict(f"network {nid} is already allocated"))
             return {"Options": dict(self.state.allocations[nid].options)}
-        self.state.allocations[nid] = Allocation(nid, options, v4, v6, self.call, self.state.run)
-        self.touch("allocations", nid)
+        self.state.allocate(Allocation(nid, options, v4, v6, self.call, self.state.run))
         return {"Options": dict(options)}
 
     def free_network(self, body: Body) -> dict[str, Any]:
@@ -84,8 +92,7 @@ class NetworkModel(Model):
         if nid not in self.state.allocations:
             self.violate(NotFound(f"network {nid} is not allocated"))
             return {}
-        del self.state.allocations[nid]
-        self.touch("allocations", nid)
+        self.state.free(nid)
         return {}
 
     # -- endpoints ----------------------------------------------------------------------
@@ -104,6 +111,13 @@ class NetworkModel(Model):
         if eid in self.state.endpoints:
             self.violate(Conflict(f"endpoint {eid} already exists"))
             return {}
+        if v4 is not None and not w.option_flag(network.options, ENABLE_IPV4, True):
+            self.violate(
+                ProtocolViolation(
+                    f"address {v4} on network {network.id}, which has IPv4 disabled "
+                    f"({ENABLE_IPV4}: false)"
+                )
+            )
         for address, data in ((v4, network.ipv4_data), (v6, network.ipv6_data)):
             if address is not None:
                 self._check_address(network, address, data)
@@ -115,13 +129,7 @@ class NetworkModel(Model):
         endpoint = Endpoint(
             eid, network.id, v4, v6, mac, options, self.call, assigned, run=self.state.run
         )
-        self.state.endpoints[eid] = network.endpoints[eid] = endpoint
-        self.touch("endpoints", eid)
-        for address in (v4, v6):
-            if address is not None:  # a tolerated duplicate leaves the first owner indexed
-                network.addresses.setdefault(address.ip, eid)
-        if mac:
-            network.macs.setdefault(mac, eid)
+        self.state.add_endpoint(endpoint)  # a tolerated duplicate leaves the first owner indexed
         return {"Interface": {"MacAddress": mac}} if assigned else {}
 
     def _check_address(self, network: Network, address: IPInterface, data: list[IPAMData]) -> None:
@@ -155,41 +163,13 @@ class NetworkModel(Model):
         endpoint = self._endpoint(*_ids(body))
         if endpoint is None:
             return {}
-        if endpoint.join is not None:
-            # dockerd deletes a joined endpoint without Leave when a Join it sent failed on
-            # its side though the driver served it (the answer was lost, cut or malformed),
-            # and after a Leave that failed: the Leave is implied, as a careful driver has it.
-            self.note(
-                f"implicit Leave: endpoint {endpoint.id} was still joined to sandbox "
-                f"{endpoint.join.sandbox_key}"
-            )
-        self._leave(endpoint)
-        network = self.state.networks[endpoint.network_id]
-        del self.state.endpoints[endpoint.id], network.endpoints[endpoint.id]
-        self.touch("endpoints", endpoint.id)
-        for address in (endpoint.address, endpoint.address_v6):
-            if address is not None and network.addresses.get(address.ip) == endpoint.id:
-                del network.addresses[address.ip]
-                self._reindex(network, network.addresses, address.ip, _addresses)
-        if network.macs.get(endpoint.mac) == endpoint.id:
-            del network.macs[endpoint.mac]
-            self._reindex(network, network.macs, endpoint.mac, lambda e: (e.mac,))
+        # dockerd deletes a joined endpoint without Leave when a Join it sent failed on its
+        # side though the driver served it (the answer was lost, cut or malformed), and
+        # after a Leave that failed: the Leave is implied, as a careful driver has it (the
+        # removal says so, and the journal notes it).
+        self._unlink(endpoint)
+        self.state.remove_endpoint(endpoint.id)
         return {}
-
-    def _reindex(
-        self,
-        network: Network,
-        index: dict[Any, str],
-        key: Any,
-        keys_of: Callable[[Endpoint], tuple[Any, ...]],
-    ) -> None:
-        """Give ``key`` to another endpoint holding it too (only possible in lenient mode)."""
-        if self.persona.strict:
-            return
-        for other in network.endpoints.values():
-            if key in keys_of(other):
-                index[key] = other.id
-                return
 
     def endpoint_oper_info(self, body: Body) -> dict[str, Any]:
         endpoint = self._endpoint(*_ids(body))
@@ -202,6 +182,7 @@ class NetworkModel(Model):
                 "MacAddress": endpoint.mac,
                 "SandboxKey": endpoint.join.sandbox_key if endpoint.join else "",
                 "ExternalConnectivity": endpoint.connectivity is not None,
+                "Proxy6To4": _proxies_6to4(endpoint),
             }
         }
 
@@ -219,21 +200,19 @@ class NetworkModel(Model):
         answer = self._join_answer(endpoint)
         if self.links is not None:  # last: a failure here must leave nothing behind
             answer["InterfaceName"]["SrcName"] = self._link(self.links, endpoint.id)
-        endpoint.join = Join(key, options, answer, self.call, self.state.run)
-        self.touch("endpoints", endpoint.id)
+        self.state.join(endpoint.id, Join(key, options, answer, self.call, self.state.run))
         return answer
 
     def _link(self, links: Links, eid: str) -> str:
         """Make the endpoint's host link, its intent recorded in the state first (a crash
         while it is made leaves the intent behind, for clean-up at the next start)."""
         held = eid in self.state.links
-        self.state.links.add(eid)
-        self.touch("links", eid)
+        self.state.add_link(eid)
         try:
             return links.create(eid)
         except BaseException:
             if not held:
-                self.state.links.discard(eid)
+                self.state.drop_link(eid)
             raise
 
     def _join_answer(self, endpoint: Endpoint) -> dict[str, Any]:
@@ -265,24 +244,25 @@ class NetworkModel(Model):
 
     def _leave(self, endpoint: Endpoint) -> None:
         """End the endpoint's join: its host link and external connectivity go with it."""
+        self._unlink(endpoint)
+        self.state.leave(endpoint.id)
+
+    def _unlink(self, endpoint: Endpoint) -> None:
+        """Remove the host link of the endpoint's join, if it has one."""
         if endpoint.join is not None and endpoint.join.src_name and self.links is not None:
             self.links.delete(endpoint.id)
-            self.state.links.discard(endpoint.id)
-            self.touch("links", endpoint.id)
-        endpoint.join = None
-        endpoint.connectivity = None
-        self.touch("endpoints", endpoint.id)
+            self.state.drop_link(endpoint.id)
 
     def program_external_connectivity(self, body: Body) -> dict[str, Any]:
         ids = _ids(body)
         options = w.mapping(body, "Options")
+        w.option_flag(options, NO_PROXY_6TO4, False)
         endpoint = self._endpoint(*ids)
         if endpoint is None:
             return {}
         if endpoint.join is None:
             self.violate(Conflict(f"endpoint {endpoint.id} is not joined to any sandbox"))
-        endpoint.connectivity = options
-        self.touch("endpoints", endpoint.id)
+        self.state.set_connectivity(endpoint.id, options)
         return {}
 
     def revoke_external_connectivity(self, body: Body) -> dict[str, Any]:
@@ -290,27 +270,23 @@ class NetworkModel(Model):
         # non-gateway endpoints of a container): that is legal and changes nothing.
         endpoint = self._endpoint(*_ids(body))
         if endpoint is not None:
-            endpoint.connectivity = None
-            self.touch("endpoints", endpoint.id)
+            self.state.set_connectivity(endpoint.id, None)
         return {}
 
     # -- discovery ----------------------------------------------------------------------
     def discover_new(self, body: Body) -> dict[str, Any]:
         node = self._node(body)
         if node is not None:
-            self.state.nodes[node.address] = node
-            self.touch("nodes", node.address)
+            self.state.discover(node)
         return {}
 
     def discover_delete(self, body: Body) -> dict[str, Any]:
         node = self._node(body)
         if node is None:
             return {}
-        if node.address not in self.state.nodes:
+        if node.address not in self.state.nodes:  # it left all the same: forgotten
             self.violate(NotFound(f"node {node.address} was never discovered"))
-            return {}
-        del self.state.nodes[node.address]
-        self.touch("nodes", node.address)
+        self.state.forget(node.address)
         return {}
 
     def _node(self, body: Body) -> Node | None:
@@ -342,8 +318,24 @@ class NetworkModel(Model):
         return endpoint
 
 
-def _addresses(endpoint: Endpoint) -> tuple[Any, ...]:
-    return tuple(a.ip for a in (endpoint.address, endpoint.address_v6) if a is not None)
+def _network_options(body: Body) -> dict[str, Any]:
+    """The ``Options`` of CreateNetwork and GwAllocCheck (the same map), checked."""
+    options = w.mapping(body, "Options")
+    generic = options.get("com.docker.network.generic")
+    if generic is not None and not isinstance(generic, dict):
+        raise BadRequest("invalid request: Options[com.docker.network.generic] must be an object")
+    w.option_flag(options, ENABLE_IPV4, True)
+    return options
+
+
+def _proxies_6to4(endpoint: Endpoint) -> bool:
+    """Whether a driver with port mappings maps the host's IPv6 ports to this endpoint's
+    IPv4 address: it has external connectivity and an IPv4 address but no IPv6 one, and
+    dockerd did not say another endpoint is the IPv6 gateway (``no_proxy_6to4``)."""
+    programmed = endpoint.connectivity
+    if programmed is None or endpoint.address is None or endpoint.address_v6 is not None:
+        return False
+    return programmed.get(NO_PROXY_6TO4) is not True
 
 
 def _ids(body: Body) -> tuple[str, str]:

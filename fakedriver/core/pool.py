@@ -8,6 +8,7 @@ high-water mark and a heap of the addresses released below that mark, so an unto
 from __future__ import annotations
 
 import heapq
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,20 @@ class Lease:
     call: int
     epoch: int
     run: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The lease as plain data (its codec: see ``fakedriver.core.records``)."""
+        return {
+            "kind": self.kind,
+            "mac": self.mac,
+            "call": self.call,
+            "epoch": self.epoch,
+            "run": self.run,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Lease:
+        return cls(data["kind"], data["mac"], data["call"], data["epoch"], int(data.get("run", 0)))
 
 
 @dataclass
@@ -116,10 +131,10 @@ class Pool:
             if value < self._next:
                 heapq.heappush(self._freed, value)
 
-    def snapshot(self) -> dict[str, Any]:
-        """The pool as plain data (for the control API and the state file)."""
+    def to_dict(self) -> dict[str, Any]:
+        """The pool as plain data, without its leases (its codec: see
+        ``fakedriver.core.records``)."""
         return {
-            "id": self.id,
             "address_space": self.address_space,
             "pool": str(self.network),
             "sub_pool": str(self.sub_pool) if self.sub_pool else "",
@@ -127,14 +142,30 @@ class Pool:
             "call": self.call,
             "epoch": self.epoch,
             "run": self.run,
+        }
+
+    @classmethod
+    def from_dict(cls, pid: str, data: dict[str, Any]) -> Pool:
+        sub = data["sub_pool"]
+        return cls(
+            pid,
+            data["address_space"],
+            ipaddress.ip_network(data["pool"]),
+            ipaddress.ip_network(sub) if sub else None,
+            data["options"],
+            data["call"],
+            data["epoch"],
+            int(data.get("run", 0)),
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        """The pool as plain data, with its leases by address (for the control API and the
+        state file)."""
+        return {
+            "id": self.id,
+            **self.to_dict(),
             "leases": {
-                str(self.address_of(value)): {
-                    "kind": lease.kind,
-                    "mac": lease.mac,
-                    "call": lease.call,
-                    "epoch": lease.epoch,
-                    "run": lease.run,
-                }
+                str(self.address_of(value)): lease.to_dict()
                 for value, lease in sorted(self.leases.items())
             },
         }

@@ -6,14 +6,14 @@ core offers the transports: a `Responder` (a fake) to serve each call on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
+from .changes import Change, Key
 from .reply import Reply
 from .state import State
 
-#: A record a call touched: ``(table, key)`` (see `fakedriver.core.model.Model.touch()`).
-Key = tuple[str, Any]
+__all__ = ["Key", "Links", "Responder", "Store", "StoreError"]
 
 
 class Links(Protocol):
@@ -31,18 +31,18 @@ class StoreError(Exception):
 
 
 class Store(Protocol):
-    """Where the engine commits what each call changed (``fakedriver serve --state``)."""
+    """Where the driver commits what each call changed (``fakedriver serve --state``)."""
 
     #: Why memory can no longer be trusted (a failed commit it could not read back from):
     #: every call answers this until a restart; ``None`` when all is well.
     broken: str | None
 
-    def commit(self, state: State, touched: Iterable[Key]) -> None:
-        """Save the records ``touched`` names as ``state`` has them now; `StoreError` if
+    def commit(self, state: State, changes: Sequence[Change]) -> None:
+        """Save the records ``changes`` name as ``state`` has them now; `StoreError` if
         nothing of it could be."""
 
-    def revert(self, state: State, touched: Iterable[Key]) -> None:
-        """Put the records ``touched`` names back in ``state`` as last saved, after a
+    def revert(self, state: State, changes: Sequence[Change]) -> None:
+        """Put the records ``changes`` name back in ``state`` as last saved, after a
         failed commit; `StoreError` (and `broken` set) when they cannot be read."""
 
     def replace(self, state: State) -> None:

@@ -1,136 +1,35 @@
-"""What the fake remembers. Plain data: no HTTP, no rules (those are in ``netdriver`` and
-``ipam``).
+"""What the fake remembers, and the one owner of it: `State`. Plain data and its
+bookkeeping: no HTTP, no rules (those are in ``netdriver`` and ``ipam``).
 
 ``FakeNetDriver.state`` is a [`State`][fakedriver.State]. Read it freely in tests; change it only
 through driver calls. Every record keeps ``call``, the journal index of the call that
 made it, and ``run``, the run of the state it was made in (`State.run`), so leaks
 can be traced to their origin even after the state was saved and loaded back.
+
+Every change goes through a method of `State`, which keeps the networks' address and
+MAC indexes and, while a call is served, logs a typed change (``changes``). The index
+rule is one everywhere, live or loaded: an address (a MAC) belongs to the endpoint that
+took it first, in creation order (`Endpoint.created`); when that endpoint goes, the
+next-oldest holder (only a lenient driver lets two share one) takes it. `indexes()`
+rebuilds a network's indexes from its endpoints alone, and gives exactly the live ones.
 """
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .pool import Pool
-from .wire import IPAddress, IPAMData, IPInterface
+from . import changes as c
+from .changes import Change
+from .pool import Lease, Pool
+from .records import Allocation, Endpoint, Join, Network, Node, Violation
 
+__all__ = ["Allocation", "Endpoint", "Join", "Network", "Node", "State", "Violation", "indexes"]
 
-@dataclass
-class Join:
-    """A sandbox join of one endpoint, with the answer the driver gave."""
-
-    sandbox_key: str
-    options: dict[str, Any]
-    answer: dict[str, Any]
-    call: int
-    run: int = 0
-
-    @property
-    def src_name(self) -> str:
-        return str(self.answer.get("InterfaceName", {}).get("SrcName", ""))
-
-
-@dataclass
-class Endpoint:
-    id: str
-    network_id: str
-    address: IPInterface | None
-    address_v6: IPInterface | None
-    mac: str
-    options: dict[str, Any]
-    call: int
-    mac_assigned: bool = False
-    join: Join | None = None
-    #: Options of the last ProgramExternalConnectivity, ``None`` when not programmed.
-    connectivity: dict[str, Any] | None = None
-    run: int = 0
-
-    def snapshot(self) -> dict[str, Any]:
-        join = self.join
-        return {
-            "network_id": self.network_id,
-            "address": str(self.address or ""),
-            "address_v6": str(self.address_v6 or ""),
-            "mac": self.mac,
-            "mac_assigned": self.mac_assigned,
-            "options": self.options,
-            "call": self.call,
-            "run": self.run,
-            "join": None
-            if join is None
-            else {
-                "sandbox_key": join.sandbox_key,
-                "options": join.options,
-                "answer": join.answer,
-                "call": join.call,
-                "run": join.run,
-            },
-            "connectivity": self.connectivity,
-        }
-
-
-@dataclass
-class Network:
-    id: str
-    options: dict[str, Any]
-    ipv4_data: list[IPAMData]
-    ipv6_data: list[IPAMData]
-    call: int
-    run: int = 0
-    endpoints: dict[str, Endpoint] = field(default_factory=dict)
-    #: Indexes of the endpoints' addresses and MACs, for conflict checks in O(1).
-    addresses: dict[IPAddress, str] = field(default_factory=dict, repr=False)
-    macs: dict[str, str] = field(default_factory=dict, repr=False)
-
-    @property
-    def internal(self) -> bool:
-        return self.options.get("com.docker.network.internal") is True
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "options": self.options,
-            "ipv4_data": [d.to_wire() for d in self.ipv4_data],
-            "ipv6_data": [d.to_wire() for d in self.ipv6_data],
-            "call": self.call,
-            "run": self.run,
-            "endpoints": sorted(self.endpoints),
-        }
-
-
-@dataclass
-class Allocation:
-    """A network allocated on a swarm manager (``AllocateNetwork``)."""
-
-    network_id: str
-    options: dict[str, str]
-    ipv4_data: list[IPAMData]
-    ipv6_data: list[IPAMData]
-    call: int
-    run: int = 0
-
-
-@dataclass
-class Node:
-    """A node announced by ``DiscoverNew``."""
-
-    address: str
-    bind_address: str
-    self: bool
-    call: int
-    run: int = 0
-
-
-@dataclass(frozen=True)
-class Violation:
-    """A lifecycle rule a call broke, recorded (in non-strict mode) instead of refused."""
-
-    call: int
-    method: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"call #{self.call} {self.method}: {self.message}"
+#: A network's indexes: addresses, MACs, and the later holders of each (`Network`).
+Indexes = tuple[dict[Any, str], dict[str, str], dict[Any, list[str]]]
 
 
 @dataclass
@@ -152,7 +51,11 @@ class State:
     #: and dropped once it is removed, so a crash in between leaves a trace to clean up
     #: (see `fakedriver.server.veth.reconcile()`). A superset of the joins with a link.
     links: set[str] = field(default_factory=set)
+    #: Where the changes go while a call is served (the driver sets it, and takes it back
+    #: after); ``None``: not logged.
+    log: list[Change] | None = field(default=None, repr=False, compare=False)
 
+    # -- reading ------------------------------------------------------------------------------
     @property
     def joins(self) -> dict[str, Join]:
         """The current sandbox joins, by endpoint id."""
@@ -170,29 +73,207 @@ class State:
         """A JSON-able copy of the whole state, with sorted keys where order is not meaning."""
         return {
             "networks": {nid: n.snapshot() for nid, n in sorted(self.networks.items())},
-            "endpoints": {eid: e.snapshot() for eid, e in sorted(self.endpoints.items())},
-            "allocations": {
-                nid: {
-                    "options": a.options,
-                    "ipv4_data": [d.to_wire() for d in a.ipv4_data],
-                    "ipv6_data": [d.to_wire() for d in a.ipv6_data],
-                    "call": a.call,
-                    "run": a.run,
-                }
-                for nid, a in sorted(self.allocations.items())
-            },
-            "nodes": {
-                addr: {
-                    "bind_address": n.bind_address,
-                    "self": n.self,
-                    "call": n.call,
-                    "run": n.run,
-                }
-                for addr, n in sorted(self.nodes.items())
-            },
+            "endpoints": {eid: e.to_dict() for eid, e in sorted(self.endpoints.items())},
+            "allocations": {nid: a.to_dict() for nid, a in sorted(self.allocations.items())},
+            "nodes": {address: n.to_dict() for address, n in sorted(self.nodes.items())},
             "pools": {pid: p.snapshot() for pid, p in sorted(self.pools.items())},
             "violations": [str(v) for v in self.violations],
             "epoch": self.epoch,
             "run": self.run,
             "links": sorted(self.links),
         }
+
+    def _said(self, change: Change) -> None:
+        if self.log is not None:
+            self.log.append(change)
+
+    # -- networks and allocations -------------------------------------------------------------
+    def add_network(self, network: Network) -> None:
+        """Hold ``network`` (new, with no endpoints)."""
+        self.networks[network.id] = network
+        self._said(c.NetworkCreated(network.id))
+
+    def remove_network(self, nid: str) -> Network:
+        """Forget network ``nid``; its endpoints must be gone first."""
+        network = self.networks[nid]
+        if network.endpoints:
+            raise ValueError(f"network {nid} still has endpoints")
+        del self.networks[nid]
+        self._said(c.NetworkRemoved(nid))
+        return network
+
+    def allocate(self, allocation: Allocation) -> None:
+        self.allocations[allocation.network_id] = allocation
+        self._said(c.NetworkAllocated(allocation.network_id))
+
+    def free(self, nid: str) -> None:
+        del self.allocations[nid]
+        self._said(c.NetworkFreed(nid))
+
+    # -- endpoints ----------------------------------------------------------------------------
+    def add_endpoint(self, endpoint: Endpoint) -> None:
+        """Hold ``endpoint`` in its network (which the state holds), and index its addresses
+        and MAC: it owns those no older endpoint holds."""
+        network = self.networks[endpoint.network_id]
+        self.endpoints[endpoint.id] = network.endpoints[endpoint.id] = endpoint
+        for ip in endpoint.ips:
+            _index(network, network.addresses, ip, endpoint)
+        if endpoint.mac:
+            _index(network, network.macs, endpoint.mac, endpoint)
+        self._said(c.EndpointCreated(endpoint.id))
+
+    def remove_endpoint(self, eid: str) -> Endpoint:
+        """Forget endpoint ``eid`` (a join it still has ends with it); the next-oldest
+        holder of each of its addresses and its MAC, if any, owns it now."""
+        endpoint = self.endpoints.pop(eid)
+        network = self.networks[endpoint.network_id]
+        del network.endpoints[eid]
+        for ip in endpoint.ips:
+            _unindex(network, network.addresses, ip, eid)
+        if endpoint.mac:
+            _unindex(network, network.macs, endpoint.mac, eid)
+        joined = endpoint.join.sandbox_key if endpoint.join is not None else ""
+        self._said(c.EndpointRemoved(eid, joined))
+        return endpoint
+
+    def join(self, eid: str, join: Join) -> None:
+        self.endpoints[eid].join = join
+        self._said(c.EndpointJoined(eid))
+
+    def leave(self, eid: str) -> None:
+        """End the endpoint's join, if any, and its external connectivity with it."""
+        endpoint = self.endpoints[eid]
+        endpoint.join = None
+        endpoint.connectivity = None
+        self._said(c.EndpointLeft(eid))
+
+    def set_connectivity(self, eid: str, options: dict[str, Any] | None) -> None:
+        """Program the endpoint's external connectivity with ``options`` (``None``: revoke)."""
+        self.endpoints[eid].connectivity = options
+        self._said(c.ConnectivityChanged(eid))
+
+    def add_link(self, eid: str) -> None:
+        """Record the intent to make the endpoint's host link (before it is made)."""
+        self.links.add(eid)
+        self._said(c.LinkAdded(eid))
+
+    def drop_link(self, eid: str) -> None:
+        """Record that the endpoint's host link is gone."""
+        self.links.discard(eid)
+        self._said(c.LinkDropped(eid))
+
+    # -- discovery ----------------------------------------------------------------------------
+    def discover(self, node: Node) -> None:
+        """Hold ``node`` (in place of one at its address)."""
+        self.nodes[node.address] = node
+        self._said(c.NodeDiscovered(node.address))
+
+    def forget(self, address: str) -> None:
+        """The node at ``address`` left: hold it no more (whether it was held or not)."""
+        self.nodes.pop(address, None)
+        self._said(c.NodeForgotten(address))
+
+    # -- IPAM ---------------------------------------------------------------------------------
+    def add_pool(self, pool: Pool) -> None:
+        """Hold ``pool`` (in place of one with its id) with the leases it has."""
+        self.pools[pool.id] = pool
+        self._said(c.PoolCreated(pool.id))
+
+    def claim_pool(self, pid: str, epoch: int | None = None) -> None:
+        """The pool is held in the daemon session ``epoch`` (by default, the current one)."""
+        self.pools[pid].epoch = self.epoch if epoch is None else epoch
+        self._said(c.PoolClaimed(pid))
+
+    def remove_pool(self, pid: str) -> Pool:
+        """Forget pool ``pid``, and its leases with it."""
+        pool = self.pools.pop(pid)
+        self._said(c.PoolRemoved(pid))
+        return pool
+
+    def lease(self, pid: str, value: int, lease: Lease, *, requested: bool = False) -> None:
+        """Lease the address ``value`` of pool ``pid`` (the caller checked it is free);
+        ``requested``: it was asked for by name."""
+        self.pools[pid].lease(value, lease)
+        self._said(c.LeaseTaken(pid, value, requested))
+
+    def claim_lease(self, pid: str, value: int, epoch: int | None = None) -> None:
+        """The lease is held in the daemon session ``epoch`` (by default, the current one)."""
+        self.pools[pid].leases[value].epoch = self.epoch if epoch is None else epoch
+        self._said(c.LeaseClaimed(pid, value))
+
+    def release(self, pid: str, value: int) -> None:
+        self.pools[pid].release(value)
+        self._said(c.LeaseReleased(pid, value))
+
+    # -- the state as a whole -----------------------------------------------------------------
+    def new_epoch(self) -> int:
+        """Start a new daemon session; its number."""
+        self.epoch += 1
+        self._said(c.EpochStarted(self.epoch))
+        return self.epoch
+
+    def record_violation(self, violation: Violation) -> None:
+        self.violations.append(violation)
+        self._said(c.ViolationRecorded(len(self.violations) - 1))
+
+    def set_counters(self, epoch: int, run: int) -> None:
+        """Take ``epoch`` and ``run`` as they were saved (loading, or putting back)."""
+        self.epoch, self.run = epoch, run
+
+    def drop_violations(self, kept: int) -> None:
+        """Keep the first ``kept`` violations only (putting back what was saved)."""
+        del self.violations[kept:]
+
+    def add_endpoints(self, endpoints: Iterable[Endpoint]) -> None:
+        """`add_endpoint()` each, in creation order (loading: the state then holds them
+        in the order the calls made them)."""
+        for endpoint in sorted(endpoints, key=_created):
+            self.add_endpoint(endpoint)
+
+
+def _created(endpoint: Endpoint) -> tuple[int, int, str]:
+    return endpoint.created
+
+
+def _index(network: Network, index: dict[Any, str], key: Any, endpoint: Endpoint) -> None:
+    """Index ``key`` (an address or a MAC) of ``endpoint``, by creation order."""
+    owner = index.get(key)
+    if owner is None:
+        index[key] = endpoint.id
+        return
+    later = network.shared.setdefault(key, [])
+    if endpoint.created < network.endpoints[owner].created:  # an older holder, put back
+        index[key], endpoint = endpoint.id, network.endpoints[owner]
+    at = bisect.bisect([network.endpoints[e].created for e in later], endpoint.created)
+    later.insert(at, endpoint.id)
+
+
+def _unindex(network: Network, index: dict[Any, str], key: Any, eid: str) -> None:
+    """Take ``eid`` (gone from the network) out of the index of ``key``."""
+    later = network.shared.get(key)
+    if index.get(key) == eid:
+        if later:
+            index[key] = later.pop(0)
+        else:
+            del index[key]
+    elif later is not None and eid in later:
+        later.remove(eid)
+    if later is not None and not later:
+        del network.shared[key]
+
+
+def indexes(network: Network) -> Indexes:
+    """The indexes of ``network`` as its endpoints alone make them (what `State` keeps
+    live: ``network.addresses``, ``network.macs``, ``network.shared``)."""
+    addresses: dict[Any, str] = {}
+    macs: dict[str, str] = {}
+    shared: dict[Any, list[str]] = {}
+    for endpoint in sorted(network.endpoints.values(), key=_created):
+        keys: list[tuple[dict[Any, str], Any]] = [(addresses, ip) for ip in endpoint.ips]
+        keys += [(macs, endpoint.mac)] if endpoint.mac else []
+        for index, key in keys:
+            if key in index:
+                shared.setdefault(key, []).append(endpoint.id)
+            else:
+                index[key] = endpoint.id
+    return addresses, macs, shared

@@ -192,6 +192,17 @@ def flag(body: Body, key: str) -> bool:
     return value
 
 
+def option_flag(options: Body, key: str, default: bool) -> bool:
+    """A boolean option of an ``Options`` map (``com.docker.network.enable_ipv4``);
+    ``default`` when absent or ``null``, as for a daemon that does not send it."""
+    value = options.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise BadRequest(f"invalid request: Options[{key}] must be a boolean, got {_kind(value)}")
+    return value
+
+
 def integer(body: Body, key: str) -> int:
     value = body.get(key, 0)
     if isinstance(value, bool) or not isinstance(value, int):

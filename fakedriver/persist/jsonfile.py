@@ -21,7 +21,8 @@ from typing import Any
 
 from ..core import wire as w
 from ..core.pool import Lease, Pool
-from ..core.state import Allocation, Endpoint, Join, Network, Node, State, Violation
+from ..core.records import Allocation, Endpoint, Network, Node, Violation
+from ..core.state import State
 from .store import StateFileError
 
 
@@ -53,83 +54,37 @@ def load(path: str) -> State:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         detail = str(exc) if isinstance(exc, w.Unusable) else repr(exc)  # Unusable says why
         raise StateFileError(f"cannot load state file {path}: {detail}") from exc
-    state.run += 1
+    state.set_counters(state.epoch, state.run + 1)
     return state
 
 
 def restore(data: dict[str, Any]) -> State:
-    """The inverse of [`State.snapshot()`][fakedriver.State.snapshot]."""
+    """The inverse of [`State.snapshot()`][fakedriver.State.snapshot]: each record through
+    its codec, into the state through its own methods (which index the endpoints in the
+    order the calls made them)."""
     state = State(epoch=int(data["epoch"]), run=int(data.get("run", 0)))
     for nid, n in data["networks"].items():
-        state.networks[nid] = Network(nid, n["options"], *_ipam(n), n["call"], _run(n))
-    for eid, e in data["endpoints"].items():
-        network = state.networks[e["network_id"]]
-        join = e["join"]
-        endpoint = Endpoint(
-            eid,
-            network.id,
-            _interface(e["address"]),
-            _interface(e["address_v6"]),
-            e["mac"],
-            e["options"],
-            e["call"],
-            e["mac_assigned"],
-            None
-            if join is None
-            else Join(
-                join["sandbox_key"], join["options"], join["answer"], join["call"], _run(join)
-            ),
-            e["connectivity"],
-            _run(e),
-        )
-        state.endpoints[eid] = network.endpoints[eid] = endpoint
-        for address in (endpoint.address, endpoint.address_v6):
-            if address is not None:
-                network.addresses[address.ip] = eid
-        if endpoint.mac:
-            network.macs[endpoint.mac] = eid
+        state.add_network(Network.from_dict(nid, n))
+    endpoints = [Endpoint.from_dict(eid, e) for eid, e in data["endpoints"].items()]
+    for endpoint in endpoints:
+        if endpoint.network_id not in state.networks:
+            raise KeyError(f"endpoint {endpoint.id} of network {endpoint.network_id!r}")
+    state.add_endpoints(endpoints)
     for nid, a in data["allocations"].items():
-        state.allocations[nid] = Allocation(nid, a["options"], *_ipam(a), a["call"], _run(a))
+        state.allocate(Allocation.from_dict(nid, a))
     for address, n in data["nodes"].items():
-        state.nodes[address] = Node(address, n["bind_address"], n["self"], n["call"], _run(n))
+        state.discover(Node.from_dict(address, n))
     for pid, p in data["pools"].items():
-        sub = p["sub_pool"]
-        pool = Pool(
-            pid,
-            p["address_space"],
-            ipaddress.ip_network(p["pool"]),
-            ipaddress.ip_network(sub) if sub else None,
-            p["options"],
-            p["call"],
-            p["epoch"],
-            _run(p),
-        )
+        state.add_pool(Pool.from_dict(pid, p))
         for ip, lease in p["leases"].items():
-            pool.lease(
-                int(ipaddress.ip_address(ip)),
-                Lease(lease["kind"], lease["mac"], lease["call"], lease["epoch"], _run(lease)),
-            )
-        state.pools[pid] = pool
+            state.lease(pid, int(ipaddress.ip_address(ip)), Lease.from_dict(lease))
     for text in data["violations"]:
-        head, _, message = text.partition(": ")
-        call, _, method = head.removeprefix("call #").partition(" ")
-        state.violations.append(Violation(int(call), method, message))
+        state.record_violation(Violation.parse(text))
     links = data.get("links")
     if links is None:  # an older file: the links its joins name
         links = [eid for eid, join in state.joins.items() if join.src_name]
     if not isinstance(links, list) or not all(isinstance(eid, str) for eid in links):
         raise TypeError(f"links must be a list of endpoint ids, not {links!r}")
-    state.links = set(links)
+    for eid in links:
+        state.add_link(eid)
     return state
-
-
-def _run(record: dict[str, Any]) -> int:
-    return int(record.get("run", 0))
-
-
-def _ipam(record: dict[str, Any]) -> tuple[list[w.IPAMData], list[w.IPAMData]]:
-    return w.ipam_data(record, "ipv4_data", 4), w.ipam_data(record, "ipv6_data", 6)
-
-
-def _interface(value: str) -> w.IPInterface | None:
-    return ipaddress.ip_interface(value) if value else None

@@ -10,6 +10,7 @@ keeps what it reads exactly: a value that would not be written back as it was st
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,7 +19,8 @@ from ..core import wire as w
 from ..core.errors import DriverError
 from ..core.methods import METHODS
 from ..core.pool import Lease, Pool
-from ..core.state import Allocation, Endpoint, Join, Network, Node, State, Violation
+from ..core.records import Allocation, Endpoint, Network, Node, Violation
+from ..core.state import State
 
 #: The schema this module writes and reads; kept in ``meta``.
 SCHEMA = 1
@@ -47,6 +49,10 @@ TABLES: dict[str, tuple[str, ...]] = {
     "violations": ("seq", "call", "method", "message"),
 }
 _PRIMARY = {"leases": "PRIMARY KEY (pool_id, address)", "violations": "PRIMARY KEY (seq)"}
+#: The codec's keys (`fields()`) whose columns hold JSON text (NULL for ``None``), and
+#: those that hold a boolean as 0 or 1.
+JSON_FIELDS = frozenset({"options", "ipv4_data", "ipv6_data", "join", "connectivity"})
+FLAG_FIELDS = frozenset({"mac_assigned", "self"})
 
 #: The largest whole number a state file holds (a call number, a run, an epoch): exact in
 #: every JSON reader (``GET /fakedriver/state``), and so far below SQLite's 2**63 - 1 that
@@ -137,29 +143,26 @@ def read_state(db: sqlite3.Connection) -> State:
     read_meta(db, state)
     origin = Origin(state)
     for where, row in _rows(db, "networks"):
-        network = parse_network(row, where, origin)
-        state.networks[network.id] = network
-    for where, row in _rows(db, "endpoints"):
-        link_endpoint(state, parse_endpoint(state, row, where, origin))
+        state.add_network(parse_network(row, where, origin))
+    state.add_endpoints([parse_endpoint(state, row, where, origin)
+                         for where, row in _rows(db, "endpoints")])  # fmt: skip
     for where, row in _rows(db, "allocations"):
-        allocation = parse_allocation(row, where, origin)
-        state.allocations[allocation.network_id] = allocation
+        state.allocate(parse_allocation(row, where, origin))
     for where, row in _rows(db, "nodes"):
-        node = parse_node(row, where, origin)
-        state.nodes[node.address] = node
+        state.discover(parse_node(row, where, origin))
     for where, row in _rows(db, "pools"):
-        pool = parse_pool(row, where, origin)
-        state.pools[pool.id] = pool
+        state.add_pool(parse_pool(row, where, origin))
     for where, row in _rows(db, "leases"):
-        parse_lease(state, row, where, origin)
+        state.lease(*parse_lease(state, row, where, origin))
     for where, (eid,) in _rows(db, "links"):
-        state.links.add(_id(eid, where))
+        state.add_link(_id(eid, where))
     for i, (where, (seq, call, method, message)) in enumerate(_rows(db, "violations")):
         if seq != i:
             raise Bad(f"{where}: violations are numbered 0, 1, ...; {i} is missing")
         if method not in METHODS:
             raise Bad(f"{where}: {method!r} is not a method of either protocol")
-        state.violations.append(Violation(_int(call, where), method, _text(message, where)))
+        data = {"call": _int(call, where), "method": method, "message": _text(message, where)}
+        state.record_violation(Violation.from_dict(data))
     return state
 
 
@@ -172,38 +175,23 @@ def read_meta(db: sqlite3.Connection, state: State) -> None:
         raise _other_version(meta.get("schema", "none"))
     if set(meta) != {"schema", "epoch", "run"}:
         raise Bad(f"meta holds {sorted(meta)}, not epoch, run and schema")
-    state.epoch, state.run = meta["epoch"], meta["run"]
+    state.set_counters(meta["epoch"], meta["run"])
 
 
-def link_endpoint(state: State, endpoint: Endpoint) -> None:
-    """Put ``endpoint`` in the state, its network and the network's indexes."""
-    network = state.networks[endpoint.network_id]
-    state.endpoints[endpoint.id] = network.endpoints[endpoint.id] = endpoint
-    for address in (endpoint.address, endpoint.address_v6):
-        if address is not None:
-            network.addresses.setdefault(address.ip, endpoint.id)
-    if endpoint.mac:
-        network.macs.setdefault(endpoint.mac, endpoint.id)
-
-
-def unlink_endpoint(state: State, endpoint: Endpoint) -> None:
-    """The inverse of `_link_endpoint()`."""
-    del state.endpoints[endpoint.id]
-    network = state.networks.get(endpoint.network_id)
-    if network is None:
-        return
-    network.endpoints.pop(endpoint.id, None)
-    for address in (endpoint.address, endpoint.address_v6):
-        if address is not None and network.addresses.get(address.ip) == endpoint.id:
-            del network.addresses[address.ip]
-    if network.macs.get(endpoint.mac) == endpoint.id:
-        del network.macs[endpoint.mac]
+# -- rows: each record's codec (``to_dict()``/``from_dict()``) as the table's columns ---------
+@functools.cache
+def fields(table: str) -> tuple[str, ...]:
+    """The codec's keys the columns of ``table`` hold, after its key columns."""
+    columns = TABLES[table][2 if table == "leases" else 1 :]
+    return tuple("join" if column == "joined" else column for column in columns)
 
 
 def parse_network(row: tuple[Any, ...], where: str, origin: Origin) -> Network:
     nid, options, v4, v6, call, run = row
     data = _ipam_of(v4, v6, where)
-    return Network(_id(nid, where), _object(options, where), *data, *origin(call, run, where))
+    nid, options = _id(nid, where), _object(options, where)
+    call, run = origin(call, run, where)
+    return Network.from_dict(nid, {"options": options, **data, "call": call, "run": run})
 
 
 def parse_allocation(row: tuple[Any, ...], where: str, origin: Origin) -> Allocation:
@@ -212,18 +200,26 @@ def parse_allocation(row: tuple[Any, ...], where: str, origin: Origin) -> Alloca
     if not all(isinstance(v, str) for v in opts.values()):
         raise Bad(f"{where}: options must map names to strings")
     data = _ipam_of(v4, v6, where)
-    return Allocation(_id(nid, where), opts, *data, *origin(call, run, where))
+    nid = _id(nid, where)
+    call, run = origin(call, run, where)
+    return Allocation.from_dict(nid, {"options": opts, **data, "call": call, "run": run})
 
 
 def parse_node(row: tuple[Any, ...], where: str, origin: Origin) -> Node:
     address, bind, self_, call, run = row
     _ip(address, where, empty=False)
     _ip(bind, where, empty=True)
-    return Node(address, bind, _bool(self_, where), *origin(call, run, where))
+    self_ = _bool(self_, where)
+    call, run = origin(call, run, where)
+    data = {"bind_address": bind, "self": self_, "call": call, "run": run}
+    return Node.from_dict(address, data)
 
 
-def parse_lease(state: State, row: tuple[Any, ...], where: str, origin: Origin) -> None:
-    """Put the lease of ``row`` in its pool (replacing the one it holds there, if any)."""
+def parse_lease(
+    state: State, row: tuple[Any, ...], where: str, origin: Origin
+) -> tuple[str, int, Lease]:
+    """The pool id, the address (an integer) and the lease of ``row``, whose pool the
+    state holds with that address free."""
     pid, address, kind, mac, call, epoch, run = row
     pool = state.pools.get(pid) if isinstance(pid, str) else None
     if pool is None:
@@ -233,10 +229,11 @@ def parse_lease(state: State, row: tuple[Any, ...], where: str, origin: Origin) 
     if kind not in ("gateway", "address"):
         raise Bad(f"{where}: kind {kind!r} is neither 'gateway' nor 'address'")
     lease_call, lease_run = origin(call, run, where)
-    lease = Lease(kind, _mac(mac, where), lease_call, origin.epoch(epoch, where), lease_run)
+    data = {"kind": kind, "mac": _mac(mac, where), "call": lease_call,
+            "epoch": origin.epoch(epoch, where), "run": lease_run}  # fmt: skip
     if value in pool.leases:
         raise Bad(f"{where}: address {address} is leased twice")
-    pool.lease(value, lease)
+    return pool.id, value, Lease.from_dict(data)
 
 
 class Origin:
@@ -262,8 +259,8 @@ def parse_endpoint(state: State, row: tuple[Any, ...], where: str, origin: Origi
     eid, nid, address, address_v6, mac, assigned, options, call, run, joined, conn = row
     if nid not in state.networks:
         raise Bad(f"{where}: network {nid!r}, which the state does not hold")
-    v4 = _cidr(address, where, 4)
-    v6 = _cidr(address_v6, where, 6)
+    _cidr(address, where, 4)
+    _cidr(address_v6, where, 6)
     join = None
     if joined is not None:
         j = _object(joined, where)
@@ -273,13 +270,16 @@ def parse_endpoint(state: State, row: tuple[Any, ...], where: str, origin: Origi
             raise Bad(f"{where}: a join's options and answer must be objects")
         if not isinstance(j["answer"].get("InterfaceName", {}), dict):
             raise Bad(f"{where}: a join's InterfaceName must be an object")
-        key = _text(j["sandbox_key"], f"{where}: sandbox_key")
-        join = Join(key, j["options"], j["answer"], *origin(j["call"], j["run"], where))
+        _text(j["sandbox_key"], f"{where}: sandbox_key")
+        join_call, join_run = origin(j["call"], j["run"], where)
+        join = {**j, "call": join_call, "run": join_run}
     connectivity = None if conn is None else _object(conn, where)
     call, run = origin(call, run, where)
     mac, opts, assigned = _mac(mac, where), _object(options, where), _bool(assigned, where)
-    return Endpoint(_id(eid, where), nid, v4, v6, mac, opts, call, assigned, join, connectivity,
-                    run)  # fmt: skip
+    data = {"network_id": nid, "address": address, "address_v6": address_v6, "mac": mac,
+            "mac_assigned": assigned, "options": opts, "call": call, "run": run, "join": join,
+            "connectivity": connectivity}  # fmt: skip
+    return Endpoint.from_dict(_id(eid, where), data)
 
 
 def parse_pool(row: tuple[Any, ...], where: str, origin: Origin) -> Pool:
@@ -297,8 +297,11 @@ def parse_pool(row: tuple[Any, ...], where: str, origin: Origin) -> Pool:
     if pid != expected:
         raise Bad(f"{where}: the id of pool {network} in {space!r} is {expected!r}")
     call, run = origin(call, run, where)
-    return Pool(_id(pid, where), _text(space, where), net, sub_pool, opts, call,
-                origin.epoch(epoch, where), run)  # fmt: skip
+    pid = _id(pid, where)
+    data = {"address_space": _text(space, where), "pool": network, "sub_pool": sub,
+            "options": opts, "call": call, "epoch": origin.epoch(epoch, where),
+            "run": run}  # fmt: skip
+    return Pool.from_dict(pid, data)
 
 
 def _int(value: object, where: str) -> int:
@@ -375,8 +378,9 @@ def _mac(value: object, where: str) -> str:
     return str(value)
 
 
-def _ipam_of(v4: object, v6: object, where: str) -> tuple[list[w.IPAMData], list[w.IPAMData]]:
-    out = []
+def _ipam_of(v4: object, v6: object, where: str) -> dict[str, list[Any]]:
+    """The ``ipv4_data`` and ``ipv6_data`` of a row, checked, as their codec holds them."""
+    out = {}
     for raw, version, key in ((v4, 4, "ipv4_data"), (v6, 6, "ipv6_data")):
         parsed = _json(raw, f"{where}: {key}")
         try:
@@ -385,5 +389,5 @@ def _ipam_of(v4: object, v6: object, where: str) -> tuple[list[w.IPAMData], list
             raise Bad(f"{where}: {exc.message}") from None
         if parsed is None or [d.to_wire() for d in data] != parsed:
             raise Bad(f"{where}: {key} {raw!r} is not a list of IPAM data as written")
-        out.append(data)
-    return out[0], out[1]
+        out[key] = parsed
+    return out

@@ -1,12 +1,14 @@
 """The state in SQLite (``fakedriver serve --state FILE``): what each call changed is
 committed in one transaction before its answer is sent.
 
-The models say which records a call touched (`Model.touch()`, by table and key); the
-engine hands those keys to `Store.commit()`, which writes or deletes exactly those rows,
+A call's changes name the records it changed (``fakedriver.core.changes``: each names its
+table and key); the driver hands them to `Store.commit()`, which writes or deletes exactly
+those rows (a record's row is its codec's ``to_dict()``, column by column),
 so a change costs the same in a state of 100 endpoints as of 50,000. When the commit fails,
 whatever the failure (disk full, read-only file system, a value SQLite cannot store), it is
 rolled back and is a `StoreError`, and `Store.revert()` reads those same records
-back from the database: memory is what the last commit left, and the call answers an error.
+back from the database, into the state through its own methods: memory is what the last
+commit left, and the call answers an error.
 
 The database is the server's alone: it is opened in SQLite's exclusive locking mode and
 locked at once, so a second server on the same file is refused at start. A symlink at the
@@ -24,21 +26,22 @@ import json
 import os
 import sqlite3
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from ..core import wire as w
+from ..core.changes import Change
 from ..core.errors import DriverError
-from ..core.pool import Lease, Pool
-from ..core.ports import Key, StoreError
-from ..core.state import Allocation, Endpoint, Network, Node, State
+from ..core.ports import StoreError
+from ..core.state import State
 from .schema import (
+    FLAG_FIELDS,
+    JSON_FIELDS,
     LARGEST,
     SCHEMA,
     TABLES,
     Bad,
     Origin,
-    link_endpoint,
+    fields,
     parse_allocation,
     parse_endpoint,
     parse_lease,
@@ -48,7 +51,6 @@ from .schema import (
     read_meta,
     read_state,
     statements,
-    unlink_endpoint,
 )
 
 
@@ -61,86 +63,66 @@ def _dump(value: Any) -> str:
 
 
 # -- rows, from records -----------------------------------------------------------------------
-def _ipam(data: list[w.IPAMData]) -> str:
-    return _dump([d.to_wire() for d in data])
+def row(table: str, key: tuple[Any, ...], data: dict[str, Any]) -> tuple[Any, ...]:
+    """The row of a record of ``table``: its ``key`` columns, then its codec's ``data``,
+    each value as its column holds it (`JSON_FIELDS` as JSON text, `FLAG_FIELDS` as 0
+    or 1)."""
+    cells = list(key)
+    for name in fields(table):
+        value = data[name]
+        if name in JSON_FIELDS:
+            value = None if value is None else _dump(value)
+        elif name in FLAG_FIELDS:
+            value = int(value)
+        cells.append(value)
+    return tuple(cells)
 
 
-def network_row(n: Network) -> tuple[Any, ...]:
-    return (n.id, _dump(n.options), _ipam(n.ipv4_data), _ipam(n.ipv6_data), n.call, n.run)
-
-
-def endpoint_row(e: Endpoint) -> tuple[Any, ...]:
-    join = None
-    if e.join is not None:
-        j = e.join
-        join = _dump(
-            {
-                "sandbox_key": j.sandbox_key,
-                "options": j.options,
-                "answer": j.answer,
-                "call": j.call,
-                "run": j.run,
-            }
-        )
-    conn = None if e.connectivity is None else _dump(e.connectivity)
-    address, address_v6 = str(e.address or ""), str(e.address_v6 or "")
-    return (e.id, e.network_id, address, address_v6, e.mac, int(e.mac_assigned),
-            _dump(e.options), e.call, e.run, join, conn)  # fmt: skip
-
-
-def allocation_row(a: Allocation) -> tuple[Any, ...]:
-    return (a.network_id, _dump(a.options), _ipam(a.ipv4_data), _ipam(a.ipv6_data), a.call, a.run)
-
-
-def node_row(n: Node) -> tuple[Any, ...]:
-    return (n.address, n.bind_address, int(n.self), n.call, n.run)
-
-
-def pool_row(p: Pool) -> tuple[Any, ...]:
-    sub = str(p.sub_pool) if p.sub_pool else ""
-    return (p.id, p.address_space, str(p.network), sub, _dump(p.options), p.call, p.epoch, p.run)
-
-
-def lease_row(p: Pool, value: int, lease: Lease) -> tuple[Any, ...]:
-    address = str(p.address_of(value))
-    return (p.id, address, lease.kind, lease.mac, lease.call, lease.epoch, lease.run)
-
-
-def rows(state: State) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of ``state``, by table (what `Store.replace()` writes)."""
-    return {
-        "meta": [("epoch", state.epoch), ("run", state.run), ("schema", SCHEMA)],
-        "networks": [network_row(n) for n in state.networks.values()],
-        "endpoints": [endpoint_row(e) for e in state.endpoints.values()],
-        "allocations": [allocation_row(a) for a in state.allocations.values()],
-        "nodes": [node_row(n) for n in state.nodes.values()],
-        "pools": [pool_row(p) for p in state.pools.values()],
-        "leases": [lease_row(p, v, x) for p in state.pools.values() for v, x in p.leases.items()],
-        "links": [(eid,) for eid in state.links],
-        "violations": [(i, v.call, v.method, v.message) for i, v in enumerate(state.violations)],
-    }
-
-
-def _row_of(state: State, table: str, key: Any) -> tuple[Any, ...] | None:
-    """The row ``key`` has in ``state`` now, ``None`` when it is gone."""
-    if table == "networks":
-        return None if (n := state.networks.get(key)) is None else network_row(n)
-    if table == "endpoints":
-        return None if (e := state.endpoints.get(key)) is None else endpoint_row(e)
-    if table == "allocations":
-        return None if (a := state.allocations.get(key)) is None else allocation_row(a)
-    if table == "nodes":
-        return None if (node := state.nodes.get(key)) is None else node_row(node)
-    if table == "pools":
-        return None if (p := state.pools.get(key)) is None else pool_row(p)
+def record_row(state: State, table: str, key: Any) -> tuple[Any, ...] | None:
+    """The row the record ``key`` of ``table`` has in ``state`` now, ``None`` when it is
+    gone."""
     if table == "leases":
         pid, value = key
         pool = state.pools.get(pid)
         lease = None if pool is None else pool.leases.get(value)
-        return None if pool is None or lease is None else lease_row(pool, value, lease)
+        if pool is None or lease is None:
+            return None
+        return row(table, (pid, str(pool.address_of(value))), lease.to_dict())
     if table == "links":
         return (key,) if key in state.links else None
-    raise ValueError(f"no table {table!r}")
+    if table not in _RECORDS:
+        raise ValueError(f"no table {table!r}")
+    record = getattr(state, table).get(key)  # the state's records of that name
+    return None if record is None else row(table, (key,), record.to_dict())
+
+
+#: The tables that hold the records of the state's attribute of the same name, by key.
+_RECORDS = ("networks", "endpoints", "allocations", "nodes", "pools")
+
+
+def rows(state: State) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of ``state``, by table (what `Store.replace()` writes)."""
+
+    def of(table: str, records: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return [row(table, (key,), record.to_dict()) for key, record in records.items()]
+
+    leases = [
+        row("leases", (pid, str(pool.address_of(value))), lease.to_dict())
+        for pid, pool in state.pools.items()
+        for value, lease in pool.leases.items()
+    ]
+    violations = [row("violations", (i,), v.to_dict()) for i, v in enumerate(state.violations)]
+    return {
+        "meta": [("epoch", state.epoch), ("run", state.run), ("schema", SCHEMA)],
+        "networks": of("networks", state.networks),
+        "endpoints": of("endpoints", state.endpoints),
+        "allocations": of("allocations", state.allocations),
+        "nodes": of("nodes", state.nodes),
+        "pools": of("pools", state.pools),
+        "leases": leases,
+        "links": [(eid,) for eid in state.links],
+        "violations": violations,
+    }
 
 
 # -- the store --------------------------------------------------------------------------------
@@ -207,7 +189,7 @@ class Store:
         if state.run >= LARGEST:
             problem = f"meta row 'run': {state.run} leaves no next run"
             raise StateFileError(f"cannot load state file {self.path}: {problem}")
-        state.run += 1
+        state.set_counters(state.epoch, state.run + 1)
         self._violations = len(state.violations)
         try:
             with _transaction(self.db):
@@ -216,25 +198,26 @@ class Store:
             raise StateFileError(f"cannot save state file {self.path}: {exc}") from None
         return state
 
-    def commit(self, state: State, touched: Iterable[Key]) -> None:
-        """Write the rows ``touched`` names as ``state`` has them now (deleting those it no
-        longer has), the meta values and the violations added since the last commit."""
+    def commit(self, state: State, changes: Sequence[Change]) -> None:
+        """Write the rows of the records ``changes`` name as ``state`` has them now
+        (deleting those it no longer has), the meta values and the violations added since
+        the last commit."""
         try:
             with _transaction(self.db):
-                self._write(state, touched)
+                self._write(state, changes)
         except Exception as exc:
             raise _failed(exc) from None
         self._violations = len(state.violations)
 
-    def _write(self, state: State, touched: Iterable[Key]) -> None:
+    def _write(self, state: State, changes: Sequence[Change]) -> None:
         db = self.db
-        for table, key in touched:
-            if table == "meta":  # written below, always
+        for table, key in {change.record for change in changes}:
+            if table in ("meta", "violations"):  # written below, always
                 continue
-            row = _row_of(state, table, key)
-            if row is not None:
-                marks = ", ".join("?" * len(row))
-                db.execute(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", row)
+            values = record_row(state, table, key)
+            if values is not None:
+                marks = ", ".join("?" * len(values))
+                db.execute(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", values)
             elif table == "leases":
                 pid, value = key
                 pool = state.pools.get(pid)
@@ -251,7 +234,7 @@ class Store:
         added = state.violations[self._violations :]
         db.executemany(
             "INSERT INTO violations VALUES (?, ?, ?, ?)",
-            [(self._violations + i, v.call, v.method, v.message) for i, v in enumerate(added)],
+            [row("violations", (self._violations + i,), v.to_dict()) for i, v in enumerate(added)],
         )
 
     def replace(self, state: State) -> None:
@@ -267,8 +250,8 @@ class Store:
             raise _failed(exc) from None
         self._violations = len(state.violations)
 
-    def revert(self, state: State, touched: Iterable[Key]) -> None:
-        """Put the records ``touched`` names (and the meta values and violations) back in
+    def revert(self, state: State, changes: Sequence[Change]) -> None:
+        """Put the records ``changes`` name (and the meta values and violations) back in
         ``state`` as the database has them: after a failed commit, the call's changes go.
         When they cannot be read, the store is `broken`."""
         db, path = self.db, self.path
@@ -276,10 +259,11 @@ class Store:
             if db.in_transaction:  # its ROLLBACK failed: what it reads is not what is saved
                 raise StoreError("the failed transaction is still open")
             read_meta(db, state)
-            del state.violations[self._violations :]
+            state.drop_violations(self._violations)
             origin = Origin(state)
-            for table, key in sorted(touched, key=lambda k: REVERT_ORDER.index(k[0])):
-                if table != "meta":
+            records = {change.record for change in changes}
+            for table, key in sorted(records, key=lambda k: REVERT_ORDER.index(k[0])):
+                if table not in ("meta", "violations"):
                     _put_back(db, state, table, key, origin)
         except Exception as exc:  # whatever it is, memory cannot be trusted
             self.broken = f"cannot read back state file {path} ({exc}): restart the server"
@@ -287,7 +271,8 @@ class Store:
 
 
 #: Tables in the order records are put back: a record's parent first.
-REVERT_ORDER = ("meta", "networks", "endpoints", "allocations", "nodes", "pools", "leases", "links")
+REVERT_ORDER = ("meta", "violations", "networks", "endpoints", "allocations", "nodes", "pools",
+                "leases", "links")  # fmt: skip
 
 
 def _fetch(db: sqlite3.Connection, table: str, where: str, key: tuple[Any, ...]) -> Any:
@@ -299,7 +284,8 @@ def _fetch(db: sqlite3.Connection, table: str, where: str, key: tuple[Any, ...])
 
 
 def _put_back(db: sqlite3.Connection, state: State, table: str, key: Any, origin: Origin) -> None:
-    """Make the record ``key`` of ``table`` in ``state`` what the database holds."""
+    """Make the record ``key`` of ``table`` in ``state`` what the database holds, through
+    the state's own methods (which keep its indexes)."""
     where = f"{table} row {key!r}"
     if table == "leases":
         pid, value = key
@@ -307,51 +293,61 @@ def _put_back(db: sqlite3.Connection, state: State, table: str, key: Any, origin
         if pool is None:
             return  # gone with its pool (or put back whole with it)
         address = str(pool.address_of(value))
-        row = _fetch(db, "leases", "pool_id = ? AND address = ?", (pid, address))
+        saved = _fetch(db, "leases", "pool_id = ? AND address = ?", (pid, address))
         if value in pool.leases:
-            pool.release(value)
-        if row is not None:
-            parse_lease(state, tuple(row), where, origin)
+            state.release(pid, value)
+        if saved is not None:
+            state.lease(*parse_lease(state, tuple(saved), where, origin))
         return
     if table == "links":
-        row = _fetch(db, "links", "endpoint_id = ?", (key,))
-        (state.links.add if row is not None else state.links.discard)(key)
+        saved = _fetch(db, "links", "endpoint_id = ?", (key,))
+        (state.add_link if saved is not None else state.drop_link)(key)
         return
-    row = _fetch(db, table, f"{TABLES[table][0]} = ?", (key,))
-    if table == "networks":
-        held = state.networks.pop(key, None)
-        if row is not None:
-            network = state.networks[key] = parse_network(tuple(row), where, origin)
-            if held is not None:  # its endpoints stay (those the call touched follow)
-                network.endpoints, network.addresses, network.macs = (
-                    held.endpoints, held.addresses, held.macs)  # fmt: skip
+    saved = _fetch(db, table, f"{TABLES[table][0]} = ?", (key,))
+    if table == "networks":  # a call makes or removes a network, never changes one
+        if key in state.networks and saved is None:
+            state.remove_network(key)  # made by the call: no endpoint yet
+        elif key not in state.networks and saved is not None:
+            state.add_network(parse_network(tuple(saved), where, origin))
     elif table == "endpoints":
         if key in state.endpoints:
-            unlink_endpoint(state, state.endpoints[key])
-        if row is not None:
-            link_endpoint(state, parse_endpoint(state, tuple(row), where, origin))
+            state.remove_endpoint(key)
+        if saved is not None:
+            state.add_endpoint(parse_endpoint(state, tuple(saved), where, origin))
     elif table == "allocations":
-        state.allocations.pop(key, None)
-        if row is not None:
-            state.allocations[key] = parse_allocation(tuple(row), where, origin)
+        if key in state.allocations:
+            state.free(key)
+        if saved is not None:
+            state.allocate(parse_allocation(tuple(saved), where, origin))
     elif table == "nodes":
-        state.nodes.pop(key, None)
-        if row is not None:
-            state.nodes[key] = parse_node(tuple(row), where, origin)
+        state.forget(key)
+        if saved is not None:
+            state.discover(parse_node(tuple(saved), where, origin))
     elif table == "pools":
-        held_pool = state.pools.pop(key, None)
-        if row is None:
-            return
-        pool = parse_pool(tuple(row), where, origin)
-        if held_pool is not None:  # same id, same network: what a call may change, and its leases
-            held_pool.options, held_pool.call, held_pool.epoch, held_pool.run = (
-                pool.options, pool.call, pool.epoch, pool.run)  # fmt: skip
-            state.pools[key] = held_pool
-            return
-        state.pools[key] = pool  # released by the call: its leases come back with it
-        leases = f"SELECT {', '.join(TABLES['leases'])} FROM leases WHERE pool_id = ?"
-        for lease_row in db.execute(leases, (key,)):
-            parse_lease(state, tuple(lease_row), where, origin)
+        _put_back_pool(db, state, key, None if saved is None else tuple(saved), origin)
+
+
+def _put_back_pool(
+    db: sqlite3.Connection, state: State, pid: str, saved: tuple[Any, ...] | None, origin: Origin
+) -> None:
+    where = f"pools row {pid!r}"
+    held = state.pools.get(pid)
+    pool = None if saved is None else parse_pool(saved, where, origin)
+    if (
+        held is not None
+        and pool is not None
+        and held.to_dict() | {"epoch": 0} == (pool.to_dict() | {"epoch": 0})
+    ):
+        state.claim_pool(pid, pool.epoch)  # what a call may change; its leases stay
+        return
+    if held is not None:
+        state.remove_pool(pid)
+    if pool is None:
+        return
+    state.add_pool(pool)  # released by the call: its leases come back with it
+    leases = f"SELECT {', '.join(TABLES['leases'])} FROM leases WHERE pool_id = ?"
+    for saved_lease in db.execute(leases, (pid,)):
+        state.lease(*parse_lease(state, tuple(saved_lease), where, origin))
 
 
 def _create(path: str, real: str) -> bool:

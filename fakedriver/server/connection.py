@@ -48,12 +48,16 @@ class Limits:
 
 @dataclass(frozen=True)
 class Request:
-    """A whole request: verb, target, headers (by lower-case name) and body."""
+    """A whole request: verb, target, headers (by lower-case name) and body; ``raw_headers``
+    as the client wrote them, in order and in their case (what a proxy forwards), and its
+    HTTP version."""
 
     verb: str
     target: str
     headers: Mapping[str, str]
     body: bytes
+    raw_headers: tuple[tuple[str, str], ...] = ()
+    http_version: str = "1.1"
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,9 @@ class Answer:
     status: int
     body: bytes
     drop: str | None = None
+    #: The answer's own headers (``Content-Length`` is added), instead of the plugin
+    #: protocol's content type: the dashboard's page and its JSON.
+    headers: tuple[tuple[str, str], ...] | None = None
 
 
 #: Serves one request; the callable tells whether the client has gone away.
@@ -209,6 +216,11 @@ class Connection:
         if size > self.limits.max_header:  # h11 checks only a head that is still incomplete
             raise Refused(431, f"request headers over the limit of {self.limits.max_header} bytes")
         fields = {name.decode("latin-1"): value.decode("latin-1") for name, value in event.headers}
+        raw = tuple(
+            (n.decode("latin-1"), v.decode("latin-1"))
+            for n, v in event.headers.raw_items()
+        )
+        version = event.http_version.decode("latin-1")
         tokens = {t.strip().lower() for t in fields.get("connection", "").split(",")}
         self.keep_alive = event.http_version == b"1.1" and "close" not in tokens
         length = fields.get("content-length")
@@ -224,7 +236,7 @@ class Connection:
             body += event.data
             if len(body) > self.limits.max_body:  # a chunked body has no length up front
                 raise Refused(413, f"request body over the limit of {self.limits.max_body} bytes")
-        return Request(self.verb, self.target, fields, bytes(body))
+        return Request(self.verb, self.target, fields, bytes(body), raw, version)
 
     def _next(self) -> h11.Event:
         while True:
@@ -277,7 +289,7 @@ class Connection:
             return False
         self._timeout(self.limits.idle_timeout)  # a client that never reads its answer
         close = not self.keep_alive or answer.drop is not None or self.closing
-        head = response_head(answer.status, answer.body, close=close)
+        head = response_head(answer.status, answer.body, close=close, own=answer.headers)
         body = answer.body if self.verb != "HEAD" else b""
         if answer.drop == "mid_body":
             body = body[: len(body) // 2]
@@ -293,11 +305,19 @@ class Connection:
         self.sock.sendall(response_head(refused.status, answer, close=True) + answer)
 
 
-def response_head(status: int, body: bytes, *, close: bool) -> bytes:
-    """The status line and headers of an answer carrying ``body``. Written by hand rather
-    than through h11: the answers are the server's own, and h11's checks of them cost
-    as much as parsing the request."""
-    lines = [f"HTTP/1.1 {status} {reason(status)}", *(f"{k}: {v}" for k, v in headers(body))]
+def response_head(
+    status: int,
+    body: bytes,
+    *,
+    close: bool,
+    own: tuple[tuple[str, str], ...] | None = None,
+) -> bytes:
+    """The status line and headers of an answer carrying ``body`` (``own`` headers and its
+    length, when given, else the plugin protocol's). Written by hand rather than through
+    h11: the answers are the server's own, and h11's checks of them cost as much as
+    parsing the request."""
+    fields = headers(body) if own is None else [*own, ("Content-Length", str(len(body)))]
+    lines = [f"HTTP/1.1 {status} {reason(status)}", *(f"{k}: {v}" for k, v in fields)]
     if close:
         lines.append("Connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

@@ -11,6 +11,17 @@ import threading
 from typing import IO
 
 
+def printable(text: str) -> str:
+    """``text`` for a log line or a terminal: each character Python's ``str.isprintable``
+    is false for (the C0 and C1 controls with ESC, DEL, the line and paragraph separators,
+    the format characters such as a bidirectional override, any space but the space)
+    written as Python writes it in a string literal (``\\n``, ``\\x1b``, ``\\u202e``). So
+    a line stays one line, and nothing in it moves a terminal's cursor or colours it."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 class LineWriter:
     """Writes lines to ``stream`` in the background; `write()` never blocks.
 

@@ -29,9 +29,9 @@ from ..core.journal import Call
 from ..core.reply import Outcome, Reply
 from ..fake import FakeNetDriver
 from ..transports.peer import hang_up
-from .connection import Answer, Connection, Limits, Request
+from .connection import Answer, App, Connection, Limits, Request
 from .control import refusal
-from .log import LineWriter
+from .log import LineWriter, printable
 
 PLUGIN_DIR = "/run/docker/plugins"
 SPEC_DIR = "/etc/docker/plugins"
@@ -65,11 +65,64 @@ class ServeError(Exception):
     """The server cannot start; the message says why."""
 
 
+#: The mode of each folder the server makes (``/run/docker/plugins``, a spec folder),
+#: whatever the umask: dockerd and everyone may look, only its owner may change it.
+FOLDER_MODE = 0o755
+
+
+def make_folder(folder: str) -> None:
+    """Make ``folder`` and its missing parents, each `FOLDER_MODE` whatever the umask
+    (``os.makedirs(mode=...)`` is cut by the umask, and under umask 0 left folders that
+    everyone could write): each is made ``0700``, which a umask can only narrow, so it is
+    never open to others, then given its mode through a descriptor of its own (not a
+    path that someone could have turned into a symlink meanwhile)."""
+    missing = []
+    path = os.path.abspath(folder)
+    while not os.path.lexists(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for each in reversed(missing):
+        try:
+            os.mkdir(each, 0o700)
+        except FileExistsError:
+            continue  # another process made it meanwhile: its mode is not ours to set
+        fd = os.open(each, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.fchmod(fd, FOLDER_MODE)
+        finally:
+            os.close(fd)
+
+
+def check_folder(folder: str, what: str) -> None:
+    """Refuse to put ``what`` in ``folder`` when it, or a folder above it, may be written
+    by others and has no sticky bit (as ``/tmp`` has): anyone could then rename this
+    server's file away and put their own in its place, for dockerd to find.
+
+    :raises ServeError: naming that folder and its mode.
+    """
+    path = os.path.realpath(folder)
+    while True:
+        mode = os.stat(path).st_mode
+        if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
+            raise ServeError(
+                f"cannot put {what} in {folder}: {path} may be written by others and has no "
+                f"sticky bit (mode {stat.S_IMODE(mode):04o}), so anyone could replace it; "
+                f"chmod o-w {path}"
+            )
+        if os.path.dirname(path) == path:
+            return
+        path = os.path.dirname(path)
+
+
 def claim_socket(path: str) -> None:
-    """Make ``path`` free for a new socket: remove a stale socket, refuse a live one, and
-    refuse to guess when the probe is not allowed to tell."""
+    """Make ``path`` free for a new socket: make its folder if it is missing (see
+    `make_folder()`), refuse a folder others may write (see `check_folder()`), remove a
+    stale socket, refuse a live one, and refuse to guess when the probe is not allowed
+    to tell."""
+    folder = os.path.dirname(path) or "."
+    make_folder(folder)
+    check_folder(folder, f"the socket {path}")
     if not os.path.lexists(path):
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         return
     if not stat.S_ISSOCK(os.lstat(path).st_mode):
         raise ServeError(f"{path} exists and is not a socket; not removing it")
@@ -153,11 +206,13 @@ class PluginServer:
     :param log: where one line per call goes (``None``: nowhere); ``log_format`` is
         ``"text"`` or ``"json"`` (JSON lines, each a whole journal entry). Lines are
         written by a thread of their own, never under the driver's lock.
+    :param handler: serves every request instead (the dashboard's listener: see
+        `fakedriver.server.dashboard`); then ``app`` may be ``None``.
     """
 
     def __init__(
         self,
-        app: FakeNetDriver,
+        app: FakeNetDriver | None,
         *,
         socket_path: str | None = None,
         tcp: tuple[str, int] | None = None,
@@ -168,28 +223,33 @@ class PluginServer:
         limits: Limits | None = None,
         log: IO[str] | None = None,
         log_format: str = "text",
+        handler: App | None = None,
     ) -> None:
         if (socket_path is None) == (tcp is None):
             raise ValueError("give a socket path or a TCP address, not both")
+        if app is None and handler is None:
+            raise ValueError("give a fake to serve, or a handler")
         self.app, self.socket_path, self.spec = app, socket_path, spec
         self.protocol, self.control_token = protocol, control_token
         self.control = control if socket_path is not None or control_token else None
         self.limits = limits or Limits()
         self.log_format = log_format
+        #: What serves each request: the plugin protocol and control API, or `handler`.
+        self.handler: App = handler or self._serve
         self.writer = LineWriter(log) if log is not None else None
         #: The files this server made, each with its identity (removed at close if still it).
         self.made: dict[str, Identity] = {}
         self._spec_fd: int | None = None  # the spec file, held open until it is removed
-        if socket_path is not None:
-            claim_socket(socket_path)
-            self.listener = _bind_unix(socket_path)
-            self.made[socket_path] = _identity(os.lstat(socket_path))
-            self.address = f"unix://{socket_path}"
-        else:
-            host, port = tcp  # type: ignore[misc]
-            self.listener = _bind_tcp(host, port)
-            self.address = f"tcp://{_host_port(host, self.listener.getsockname()[1])}"
-        self.listener.listen(max(BACKLOG, self.limits.max_connections))
+        try:
+            self._listen(socket_path, tcp, spec)
+        except BaseException:  # what was made is undone: no socket, no spec, no thread left
+            for path, ours in self.made.items():
+                _remove_if_ours(path, ours)
+            if hasattr(self, "listener"):
+                self.listener.close()
+            if self.writer is not None:
+                self.writer.close()
+            raise
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._stopped.set()
@@ -198,15 +258,31 @@ class PluginServer:
         #: one ends.
         self._open: dict[Connection, None] = {}
         self._open_lock = threading.Condition()
+        if self.writer is not None and app is not None and handler is None:
+            app.listeners.append(self.log_call)
+
+    def _listen(
+        self, socket_path: str | None, tcp: tuple[str, int] | None, spec: str | None
+    ) -> None:
+        """Bind and listen, and write the spec file of a TCP address."""
+        if socket_path is not None:
+            claim_socket(socket_path)
+            self.listener = _bind_unix(socket_path)
+            self.made[socket_path] = _identity(os.lstat(socket_path))
+            self.address = f"unix://{socket_path}"
+        else:
+            host, port = tcp  # type: ignore[misc]
+            self.listener = _bind_tcp(host, port)
+            bound = self.listener.getsockname()  # numeric, as Go reads it (127.1 is 127.0.0.1)
+            self.address = f"tcp://{_host_port(bound[0], bound[1])}"
+        self.listener.listen(max(BACKLOG, self.limits.max_connections))
         if socket_path is None and spec:
             self._spec_fd = _write_spec(spec, self.address)
             self.made[spec] = _identity(os.fstat(self._spec_fd))
-        if self.writer is not None:
-            app.listeners.append(self.log_call)
 
     # -- logging ----------------------------------------------------------------------------
     def log_call(self, call: Call) -> None:
-        """Log ``call`` (a listener of the engine: the call is already served, and nothing
+        """Log ``call`` (a listener of the driver: the call is already served, and nothing
         here may fail it)."""
         if self.log_format == "json":
             line = json_line(call)
@@ -223,8 +299,8 @@ class PluginServer:
         if self.log_format == "json":
             if not line.startswith("{"):
                 line = json.dumps({"event": "server", "message": line})
-        else:
-            line = f"{stamp(time.time() if when is None else when)} {line}"
+        else:  # a client's text, its ids included, cannot forge a line or reach a terminal
+            line = f"{stamp(time.time() if when is None else when)} {printable(line)}"
         self.writer.write(line)
 
     # -- serving ----------------------------------------------------------------------------
@@ -268,7 +344,7 @@ class PluginServer:
             self._stopped.set()
 
     def _start(self, sock: socket.socket) -> None:
-        connection = Connection(sock, self._serve, self.limits, self.say)
+        connection = Connection(sock, self.handler, self.limits, self.say)
         evicted = None
         with self._open_lock:
             full = len(self._open) >= self.limits.max_connections
@@ -331,7 +407,9 @@ class PluginServer:
             return self._control(request)
         if request.verb != "POST":
             return Answer(*not_allowed(request.verb))
-        reply = self.app.respond(request.target, request.body, gone=gone)
+        app = self.app
+        assert app is not None  # a server without a fake serves through its handler
+        reply = app.respond(request.target, request.body, gone=gone)
         return RENDER[reply.outcome](reply)
 
     def _refuse_browser(self, request: Request, header: str) -> Answer:
@@ -382,8 +460,9 @@ class PluginServer:
             self._spec_fd = None
         self._drain(grace)
         if self.writer is not None:
-            with contextlib.suppress(ValueError):
-                self.app.listeners.remove(self.log_call)
+            if self.app is not None:
+                with contextlib.suppress(ValueError):
+                    self.app.listeners.remove(self.log_call)
             self.writer.close()
 
     def _drain(self, grace: float) -> None:
@@ -407,10 +486,12 @@ class PluginServer:
 
 def _write_spec(path: str, address: str) -> int:
     """Write the spec file through a temporary file of its own: an unpredictable name
-    opened with ``O_EXCL|O_NOFOLLOW`` (``mkstemp``) in the spec's folder, then renamed.
-    Returns the file, still open."""
+    opened with ``O_EXCL|O_NOFOLLOW`` (``mkstemp``) in the spec's folder (made if missing,
+    refused if others may write it: see `make_folder()` and `check_folder()`), then
+    renamed. Returns the file, still open."""
     folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
+    make_folder(folder)
+    check_folder(folder, f"the spec file {path}")
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
         data = (address + "\n").encode()

@@ -14,6 +14,7 @@ pairs no saved join owns and adopts the others.
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,11 @@ from ..core.ports import Links
 from ..core.state import State
 
 Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
+
+#: A character of an id that does not go into an interface name as it is: Linux refuses
+#: ``/``, ``:`` and white space, takes ``%`` as a template (``%d``: a number of its
+#: choosing), and counts a name's 15 characters in bytes. Each becomes ``_``.
+_NOT_LITERAL = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def _run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
@@ -37,10 +43,12 @@ class VethLinks:
 
     @staticmethod
     def names(endpoint_id: str) -> tuple[str, str]:
-        """The container-side and host-side names (15 characters at most, as Linux wants):
-        the id's first 6 characters, for reading, and 6 of its hash, for telling apart
-        ids that share a prefix."""
-        tag = endpoint_id[:6] + hashlib.sha256(endpoint_id.encode()).hexdigest()[:6]
+        """The container-side and host-side names (15 ASCII characters at most, as Linux
+        wants): the id's first 6 characters, for reading (each that Linux or ``ip`` would
+        not take as it is made ``_``), and 6 of the whole id's hash, for telling apart ids
+        that share a prefix."""
+        head = _NOT_LITERAL.sub("_", endpoint_id[:6])
+        tag = head + hashlib.sha256(endpoint_id.encode()).hexdigest()[:6]
         return f"fdv{tag}", f"fdp{tag}"
 
     def create(self, endpoint_id: str) -> str:
@@ -104,6 +112,6 @@ def reconcile(state: State, links: Links) -> Reconciled:
             adopted.append(eid)
             continue
         links.delete(eid)
-        state.links.discard(eid)
+        state.drop_link(eid)
         removed.append(eid)
     return Reconciled(removed, adopted)

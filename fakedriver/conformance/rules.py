@@ -1,15 +1,30 @@
-"""Which plugin answers a real dockerd rejects: the response rules of ``shared/protocol.md``.
+"""What dockerd accepts of a plugin's answers: the one place that says it, per daemon version.
 
-``dockerd_rejects(method, request, status, answer)`` returns why dockerd would treat the
-answer to ``method`` as a failed call, or ``None`` when it accepts it. ``answer`` is the
-decoded JSON value, or the raw response body as ``bytes`` (then the body-decoding rules
-apply as well). Whether dockerd then only logs the failure (Leave, DeleteEndpoint, IPAM
-GetCapabilities, ...; protocol.md §3.4) is not this module's business.
+``dockerd_rejects(method, request, status, answer, dockerd="28")`` returns why dockerd
+would treat the answer to ``method`` as a failed call, or ``None`` when it accepts it.
+``answer`` is the decoded JSON value, or the raw response body as ``bytes`` (then the
+body-decoding rules apply as well). Whether dockerd then only logs the failure (Leave,
+DeleteEndpoint, IPAM GetCapabilities, ...; protocol.md §3.4) is `LOGGED_ONLY`; what it
+sends to undo a call whose answer it refused is `rollback()`.
 
 Go's ``encoding/json`` decides most of it (§1.4): the first JSON value of the body is
 decoded into the method's response struct; keys match field names case-insensitively;
 unknown keys are ignored; ``null`` leaves a field at its zero value; a value of the wrong
-JSON type fails the whole decode. Section numbers (§) refer to protocol.md.
+JSON type fails the whole decode. Section numbers (§) refer to the protocol notes the
+fake is built on (moby's source: ``libnetwork/drivers/remote/driver.go``,
+``libnetwork/ipams/remote/remote.go``, ``pkg/plugins/client.go``).
+
+Two rule sets, as the daemons differ (`VERSIONS`): ``"20.10"`` (Debian's 20.10.24, the
+daemon CI runs) and ``"28"`` (28.x). Where they differ:
+
+* RequestPool's ``Pool``: 20.10 parses it with ``net.ParseCIDR`` (``invalid CIDR address:
+  X``), 28 with ``netip.ParsePrefix`` (``netip.ParsePrefix("X"): no '/'``, which also
+  refuses a prefix length with a leading zero);
+* GetCapabilities' ``GwAllocChecker``: decoded by 28 only (20.10 ignores the key);
+* what follows a served answer dockerd refuses (`rollback()`): 28 undoes a Join with
+  Leave, then DeleteEndpoint, and any CreateEndpoint with DeleteEndpoint; 20.10 sends
+  DeleteEndpoint alone after a Join, and undoes a CreateEndpoint only for an address or
+  MAC conflict.
 """
 
 from __future__ import annotations
@@ -21,6 +36,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 Answer = Mapping[str, Any]
+#: The daemon versions whose rules differ, and the one assumed unless told.
+VERSIONS = ("20.10", "28")
+DEFAULT_DOCKERD = "28"
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
@@ -78,9 +96,29 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
-def _schema(method: str) -> dict[str, Any]:
+def _schema(method: str, dockerd: str = DEFAULT_DOCKERD) -> dict[str, Any]:
     error = {"NetworkDriver": {"Err": str}, "IpamDriver": {"Error": str}}
-    return {**error.get(method.partition(".")[0], {}), **SCHEMAS.get(method, {})}
+    schema = {**error.get(method.partition(".")[0], {}), **SCHEMAS.get(method, {})}
+    if dockerd == "20.10":  # GwAllocChecker came with 28.0.0: 20.10 ignores the key
+        schema.pop("GwAllocChecker", None)
+    return schema
+
+
+def check_version(dockerd: str) -> str:
+    """``dockerd`` if it names a rule set of `VERSIONS`, else `ValueError`."""
+    if dockerd not in VERSIONS:
+        raise ValueError(f"dockerd {dockerd!r}: the rules know {' and '.join(VERSIONS)}")
+    return dockerd
+
+
+def version_of(text: str) -> str:
+    """The rule set of a daemon version as ``docker version`` prints it (``20.10.24+dfsg1``,
+    ``28.3.3``): ``"28"`` from 28 on, ``"20.10"`` before (the rules between are not
+    modelled: 20.10's are the nearer for most of them)."""
+    major = text.strip().lstrip("v").partition(".")[0]
+    if not major.isdigit():
+        raise ValueError(f"not a daemon version: {text!r}")
+    return "28" if int(major) >= 28 else "20.10"
 
 
 def _json_kind(value: object) -> str:
@@ -147,6 +185,15 @@ def parse_ip(text: str) -> IPAddress | None:
         return ipaddress.ip_address(text)
     except ValueError:
         return None
+
+
+def parse_prefix(text: str) -> IPInterface | None:
+    """``netip.ParsePrefix``: ``address/length``, no zone, the length decimal without a
+    leading zero; host bits allowed."""
+    _, slash, length = text.partition("/")
+    if not slash or (len(length) > 1 and length.startswith("0")):
+        return None
+    return parse_cidr(text)
 
 
 def parse_cidr(text: str) -> IPInterface | None:
@@ -263,17 +310,26 @@ def rule_join(request: Answer, answer: Answer) -> str | None:
     return None
 
 
-def rule_request_pool(request: Answer, answer: Answer) -> str | None:
+def rule_request_pool(
+    request: Answer, answer: Answer, dockerd: str = DEFAULT_DOCKERD
+) -> str | None:
     """§6: a ``Pool`` in strict CIDR network form and a non-empty ``PoolID``, checked in
-    that order: dockerd 20.10 parses the Pool first (an answer with neither, such as
-    ``{"Err": "x"}``, fails its ``docker network create`` with ``invalid CIDR address: ``).
+    that order: dockerd parses the Pool first (an answer with neither, such as
+    ``{"Err": "x"}``, fails 20.10's ``docker network create`` with ``invalid CIDR
+    address: ``; 28 says ``netip.ParsePrefix(""): no '/'``).
 
-    Stricter than dockerd 20.10's code: it does not check the PoolID, and ``ParseCIDR``
-    accepts host bits; both are asked of a good plugin here."""
+    Stricter than dockerd's code: it does not check the PoolID, and both parsers accept
+    host bits; both are asked of a good plugin here."""
     pool = go_field(answer, "Pool") or ""
-    parsed = parse_cidr(pool)
+    if dockerd == "20.10":
+        parsed = parse_cidr(pool)
+        error = f"RequestPool: invalid CIDR address: {pool} (§6)"
+    else:
+        parsed = parse_prefix(pool)
+        why = "no '/'" if "/" not in pool else "unable to parse"
+        error = f'RequestPool: netip.ParsePrefix("{pool}"): {why} (§6)'
     if parsed is None:
-        return f"RequestPool: invalid CIDR address: {pool} (§6)"
+        return error
     if parsed.ip != parsed.network.network_address:
         return f"RequestPool: Pool {pool} has host bits set; expected {parsed.network} (§6)"
     if not go_field(answer, "PoolID"):
@@ -299,17 +355,40 @@ RULES: dict[str, Rule] = {
     "NetworkDriver.GetCapabilities": rule_capabilities,
     "NetworkDriver.CreateEndpoint": rule_create_endpoint,
     "NetworkDriver.Join": rule_join,
-    "IpamDriver.RequestPool": rule_request_pool,
     "IpamDriver.RequestAddress": rule_request_address,
 }
 
+#: Calls whose failure dockerd only logs (§3.4): the docker command goes on.
+LOGGED_ONLY = frozenset(
+    {
+        "NetworkDriver.DeleteNetwork",
+        "NetworkDriver.Leave",
+        "NetworkDriver.DeleteEndpoint",
+        "NetworkDriver.EndpointOperInfo",
+        "NetworkDriver.DiscoverNew",
+        "NetworkDriver.DiscoverDelete",
+        "NetworkDriver.FreeNetwork",
+        "IpamDriver.GetCapabilities",
+        "IpamDriver.ReleasePool",
+        "IpamDriver.ReleaseAddress",
+    }
+)
 
-def dockerd_rejects(method: str, request: Answer | None, status: int, answer: object) -> str | None:
+
+def dockerd_rejects(
+    method: str,
+    request: Answer | None,
+    status: int,
+    answer: object,
+    dockerd: str = DEFAULT_DOCKERD,
+) -> str | None:
     """Why dockerd fails the call ``method`` (``NetworkDriver.Join``, a leading ``/`` is
     fine) answered with ``status`` and ``answer``, or ``None`` when it accepts it.
 
     ``request`` is the request dockerd sent (CreateEndpoint's answer depends on it);
-    ``answer`` the decoded answer, or the raw body as ``bytes``."""
+    ``answer`` the decoded answer, or the raw body as ``bytes``; ``dockerd`` the rule set
+    (`VERSIONS`)."""
+    check_version(dockerd)
     method = method.lstrip("/")
     if status != 200:
         return rule_status(method, status)
@@ -321,11 +400,39 @@ def dockerd_rejects(method: str, request: Answer | None, status: int, answer: ob
         answer = {}
     if not isinstance(answer, dict):
         return f"cannot unmarshal {_json_kind(answer)}: a 200 answer must be a JSON object (§1.4.2)"
-    decoding = _type_error(answer, _schema(method), "answer")
+    decoding = _type_error(answer, _schema(method, dockerd), "answer")
     if decoding:
         return f"{method}: error reading plugin resp: json: {decoding} (§1.4.2)"
     error = rule_error_field(method, answer)
     if error:
         return error
+    if method == "IpamDriver.RequestPool":
+        return rule_request_pool(request or {}, answer, dockerd)
     rule = RULES.get(method)
     return rule(request or {}, answer) if rule else None
+
+
+def rollback(method: str, why: str, dockerd: str = DEFAULT_DOCKERD) -> tuple[str, ...]:
+    """What dockerd sends the plugin after it refused the *served* answer to ``method``
+    for the reason ``why`` (as `dockerd_rejects()` gives it): the calls that undo it, in
+    order (§3.2, §3.3). An answer refused for its status, its error field or its
+    decoding is a failed call to dockerd: a failed Join is still followed by
+    DeleteEndpoint, as the endpoint is deleted; a failed CreateEndpoint by nothing.
+
+    * Join: 28 sends Leave for any failure after a successful Join call, then the
+      endpoint is deleted; 20.10 sends no Leave for an answer it cannot parse.
+    * CreateEndpoint: 28 sends DeleteEndpoint for any failure after the call; 20.10 only
+      for an address or MAC conflict (``driver modified interface ...``).
+    """
+    check_version(dockerd)
+    method = method.lstrip("/")
+    failed_call = why.startswith(("HTTP ", "remote: ", "EOF", "cannot unmarshal"))
+    served = not (failed_call or "error reading plugin resp" in why)
+    if method == "NetworkDriver.Join":
+        if served and dockerd == "28":
+            return ("NetworkDriver.Leave", "NetworkDriver.DeleteEndpoint")
+        return ("NetworkDriver.DeleteEndpoint",)
+    conflict = "driver modified interface" in why
+    if method == "NetworkDriver.CreateEndpoint" and served and (dockerd == "28" or conflict):
+        return ("NetworkDriver.DeleteEndpoint",)
+    return ()
