@@ -451,6 +451,23 @@ def test_a_rich_state_round_trips_through_the_database(short_dir: Path) -> None:
     assert {str(ip) for ip in network.addresses} == {"10.91.1.50", "fd00:92::50", "10.91.1.51"}
 
 
+@pytest.mark.parametrize("sent", ["FD00::1", "fd00:0::1", "::ffff:10.0.0.2", "::FFFF:1.2.3.4"])
+def test_a_node_in_any_spelling_is_saved_as_it_loads(short_dir: Path, sent: str) -> None:
+    """A node's addresses are saved in the canonical text the loader holds a file to, so
+    the file loads again (a spelling kept as sent made every later start fail)."""
+    fake = FakeNetDriver(scope="global")
+    store = attached(fake, short_dir / "state.db")
+    data = {"Address": sent, "BindAddress": sent, "Self": False}
+    Wire(fake).ok("NetworkDriver.DiscoverNew", {"DiscoveryType": 1, "DiscoveryData": data})
+    store.close()
+    again = Store.open(str(short_dir / "state.db"))
+    try:
+        loaded = again.load()
+    finally:
+        again.close()
+    assert loaded.snapshot() == {**fake.state.snapshot(), "run": 1}
+
+
 def test_reset_and_lost_reply_are_saved(short_dir: Path) -> None:
     path = short_dir / "state.db"
     fake = FakeNetDriver()
