@@ -468,6 +468,36 @@ def test_a_node_in_any_spelling_is_saved_as_it_loads(short_dir: Path, sent: str)
     assert loaded.snapshot() == {**fake.state.snapshot(), "run": 1}
 
 
+def test_pools_are_loaded_in_the_order_they_were_made(short_dir: Path) -> None:
+    """They were loaded in id order: after a restart, a refused RequestPool named another
+    of the pools it overlaps than before."""
+    path = short_dir / "state.db"
+    wire = Wire(FakeNetDriver())
+    store = attached(wire.fake, path)
+    for pool in ("10.0.0.4/30", "10.0.0.0/30"):
+        wire.ok("IpamDriver.RequestPool", {"AddressSpace": "LocalDefault", "Pool": pool})
+    store.close()
+    for run, pool in ((1, "10.0.1.0/30"), (2, "10.0.0.8/30")):  # a later run: call 0 again
+        store = Store.open(str(path))
+        wire = Wire(FakeNetDriver())
+        wire.fake.engine.restore(store.load())
+        wire.fake.engine.attach(store)
+        wire.ok("IpamDriver.RequestPool", {"AddressSpace": "LocalDefault", "Pool": pool})
+        assert [(p.run, p.call) for p in wire.fake.state.pools.values()][-1] == (run, 0)
+        made = list(wire.fake.state.pools)
+        store.close()
+    loaded = peek_state(str(path))
+    assert list(loaded.pools) == made == [
+        "LocalDefault/10.0.0.4/30", "LocalDefault/10.0.0.0/30", "LocalDefault/10.0.1.0/30",
+        "LocalDefault/10.0.0.8/30",
+    ]  # fmt: skip
+    wire = Wire(FakeNetDriver())
+    wire.fake.engine.restore(loaded)
+    assert wire.refused(
+        "IpamDriver.RequestPool", {"AddressSpace": "LocalDefault", "Pool": "10.0.0.0/24"}
+    ) == "pool 10.0.0.0/24 overlaps pool 10.0.0.4/30 (LocalDefault/10.0.0.4/30)"
+
+
 def test_reset_and_lost_reply_are_saved(short_dir: Path) -> None:
     path = short_dir / "state.db"
     fake = FakeNetDriver()
