@@ -17,7 +17,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-CONFTEST = '''
+CONFTEST = """
 import json, time
 import pytest
 
@@ -32,9 +32,9 @@ def pytest_runtest_protocol(item, nextitem):
 def pytest_sessionfinish(session):
     with open("times.json", "w") as out:
         json.dump(TIMES, out)
-'''
+"""
 
-TESTS = '''
+TESTS = """
 import pytest
 
 {mark}
@@ -43,7 +43,7 @@ def test_server_{i}(fake_netdriver_server):
 
 def test_bare_{i}():
     assert True
-'''
+"""
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from fakedriver.server.serving import ServedPool
 
 pytest_plugins = ["pytester"]
 
-INNER = '''
+INNER = """
 import socket, threading
 import httpx
 import pytest
@@ -150,7 +150,7 @@ FLAVOURS = [False, pytest.param(True, marks=pytest.mark.fake_netdriver(tcp=True)
 @pytest.mark.parametrize("step", SEQUENCE, ids=[s.__name__ for s in SEQUENCE])
 def test_step(fake_netdriver_server, tcp, step):
     step(fake_netdriver_server, tcp, same_socket(fake_netdriver_server, tcp))
-'''
+"""
 
 
 def test_no_call_rule_held_call_or_journal_entry_reaches_the_next_test(
