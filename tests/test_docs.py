@@ -19,9 +19,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import dockerd_versions
 import pytest
-from cookbook import RECIPES, Recipe, markdown
+from support import dockerd_versions
+from support.cookbook import RECIPES, Recipe, markdown
 
 from fakedriver import FakeNetDriver
 from fakedriver.core.faults import KINDS, rule_from_dict
@@ -143,7 +143,13 @@ def test_quoted_tests_are_the_example_tests(block: tuple[str, str]) -> None:
     assert _imports(header) <= _imports(example), f"docs/{name}: imports {named.group(1)} lacks"
 
 
-@pytest.mark.parametrize("block", [b for b in PYTHON if "def test_" not in b[1]], ids=_id)
+def _tier(block: tuple[str, str]) -> Any:
+    """A block that serves the fake on a real socket is in the socket tier."""
+    marks = [pytest.mark.socket] if "serving(" in block[1] else []
+    return pytest.param(block, marks=marks, id=_id(block))
+
+
+@pytest.mark.parametrize("block", [_tier(b) for b in PYTHON if "def test_" not in b[1]])
 def test_every_other_python_block_runs(block: tuple[str, str]) -> None:
     """Each block runs alone, in a fresh namespace: it imports what it uses."""
     name, code = block

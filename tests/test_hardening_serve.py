@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rawhttp import (
+from support.rawhttp import (
     Served,
     call,
     connect,
@@ -30,7 +30,7 @@ from rawhttp import (
     read_one,
     until_eof,
 )
-from rawhttp import request as raw_request
+from support.rawhttp import request as raw_request
 
 from fakedriver import FakeNetDriver
 from fakedriver.cli.args import parser, tcp_address
@@ -39,6 +39,8 @@ from fakedriver.core.journal import Journal
 from fakedriver.server.connection import Limits
 from fakedriver.server.control import control
 from fakedriver.server.server import PluginServer
+
+pytestmark = pytest.mark.socket  # the socket tier: fakedriver serve's limits, over its socket
 
 NET = "b" * 64
 CREATE = {"NetworkID": NET, "Options": {}, "IPv4Data": [], "IPv6Data": []}
@@ -242,7 +244,7 @@ def test_a_browsers_plugin_call_over_tcp_is_refused_403_in_its_dialect(
 
 
 def test_dockerds_own_request_bytes_still_pass_over_tcp(site: Site) -> None:
-    from serve_env import dockerd_request
+    from support.serve_env import dockerd_request
 
     answer = site.send(site.tcp, dockerd_request("NetworkDriver.CreateNetwork", CSRF))
     assert answer.status == 200, answer.body

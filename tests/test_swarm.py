@@ -21,9 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dockerd_env import IMAGE, Unavailable, unavailable
-from dockerd_versions import expect
-from swarm_checks import (
+from support.dockerd_env import IMAGE, Unavailable, unavailable
+from support.dockerd_versions import expect
+from support.swarm_checks import (
     ARGS,
     GLOBAL,
     LOCAL,
@@ -54,8 +54,8 @@ from swarm_checks import (
     settle,
     settled,
 )
-from swarm_env import Node, cluster, leftovers, swarm_init, swarm_join
-from swarm_env import wait_until as until
+from support.swarm_env import Node, cluster, leftovers, swarm_init, swarm_join
+from support.swarm_env import wait_until as until
 
 pytestmark = pytest.mark.dockerd
 

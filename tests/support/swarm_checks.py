@@ -7,10 +7,10 @@ import ipaddress
 import json
 from typing import Any
 
-from dockerd_env import IMAGE, ManagedPlugin, run_name
-from dockerd_versions import Expect
-from swarm_env import Node, converged
-from swarm_env import wait_until as until
+from .dockerd_env import IMAGE, ManagedPlugin, run_name
+from .dockerd_versions import Expect
+from .swarm_env import Node, converged
+from .swarm_env import wait_until as until
 
 NAME = run_name("fdswarm")
 DRIVER = f"{NAME}:latest"  # swarm resolves a managed plugin by its full name only
