@@ -1,5 +1,6 @@
 """What swarm sends the fakes, checked: the test_swarm steps and their assertions, on
-the journals and states the plugins' control APIs give (see the README's "Swarm")."""
+the journals and states the plugins' control APIs give (see docs/cluster.md, "Under a
+real swarm")."""
 
 from __future__ import annotations
 
