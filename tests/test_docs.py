@@ -12,6 +12,7 @@ import ast
 import builtins
 import html
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -209,7 +210,13 @@ def test_each_cookbook_line_runs_and_makes_the_rule_the_daemon_test_sends(recipe
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The documentation site, built once with ``mkdocs build --strict``."""
+    """The documentation site, built once with ``mkdocs build --strict``: CI's own build
+    when ``FAKEDRIVER_DOCS_SITE`` names it (``.ci/run`` builds the site once, strictly, and
+    the tests read that build), else a build of its own."""
+    given = os.environ.get("FAKEDRIVER_DOCS_SITE")
+    if given:
+        assert (Path(given) / "index.html").is_file(), f"FAKEDRIVER_DOCS_SITE={given}: no site"
+        return Path(given)
     pytest.importorskip("mkdocs", reason="the docs extra is not installed")
     pytest.importorskip("mkdocstrings")
     if not (ROOT / "mkdocs.yml").exists():
