@@ -597,7 +597,7 @@ def scale(endpoints: int, allocations: int, n: int, reps: int) -> None:
             "/IpamDriver.RequestPool",
             json.dumps({"AddressSpace": "LocalDefault", "Pool": subnet, "V6": v6}).encode(),
         )[1]["PoolID"]
-        # the IPAM model itself, as the engine makes it per call: no journal to grow
+        # the IPAM model itself, as the driver makes it per call: no journal to grow
         model = IpamModel(fake.state, fake.persona, random.Random(0), call=0)
         request = model.request_address
         body = {"PoolID": pid, "Address": "", "Options": None}
@@ -662,7 +662,7 @@ def state_cost(endpoints: int, n: int, reps: int) -> None:
         fake = populated(count, per_network)
         store = Store.open(str(folder / f"{name}.db"))
         store.replace(fake.state)
-        fake.engine.attach(store)
+        fake = FakeNetDriver(fake.persona, store=store, state=fake.state)
         stores.append(store)
         picks = random.Random(7).sample(sorted(fake.state.endpoints), 16)
         bodies = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from fakedriver import FakeNetDriver
+from fakedriver import FakeNetDriver, Route, Rule, routed
 from fakedriver.pytest_plugin import FakeNetDriverFactory
 
 
@@ -22,3 +22,13 @@ def test_a_fake_not_routed_yet_has_the_url_it_would_be_routed_at(
     url: str = FakeNetDriver().url
     assert url == "http://fake-netdriver"
     assert fake_netdriver_factory(url="http://other").url == "http://other"
+
+
+def test_a_route_needs_no_type_argument() -> None:
+    """``Route`` is a route to a ``FakeNetDriver``: a bare annotation is a whole type, and
+    the fake it gives back has the helpers of a test."""
+    route: Route = routed(url="http://typed", clients=["httpx"])
+    with route as fake:
+        rule: Rule = fake.fail("Plugin.Activate", message="typed")
+        assert httpx.post("http://typed/Plugin.Activate").json() == {"Err": "typed"}
+    assert rule.fired == 1

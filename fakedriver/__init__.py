@@ -13,6 +13,7 @@ import typing
 
 from .core.audit import LeakError
 from .core.clock import Clock, RealClock, VirtualClock
+from .core.driver import Driver
 from .core.errors import (
     BadRequest,
     Conflict,
@@ -27,11 +28,10 @@ from .core.journal import Call, Journal
 from .core.methods import METHODS
 from .core.persona import Persona
 from .core.pool import Lease, Pool
-from .core.reply import ConnectionDropped, NeverAnswered, Reply
+from .core.reply import ConnectionDropped, NeverAnswered, Outcome, Reply
 from .core.state import Allocation, Endpoint, Join, Network, Node, State, Violation
-from .fake import FakeNetDriver, routed
+from .fake import FakeNetDriver, Route, routed
 from .transports.registry import MissingExtra
-from .transports.route import Route
 
 if typing.TYPE_CHECKING:  # loaded on first use (see __getattr__): type checkers see them here
     from .cluster.cluster import Cluster, ClusterViolation, NodeCall, Partition, Timeline
@@ -50,6 +50,7 @@ __all__ = [
     "ClusterViolation",
     "Conflict",
     "ConnectionDropped",
+    "Driver",
     "DriverError",
     "Endpoint",
     "FakeNetDriver",
@@ -64,6 +65,7 @@ __all__ = [
     "Node",
     "NodeCall",
     "NotFound",
+    "Outcome",
     "Partition",
     "Persona",
     "Pool",

@@ -1,24 +1,19 @@
-"""``FakeNetDriver``: the fake driver, a thin facade over its `Engine`, and a WSGI
-application; ``routed()``, a route to a fake (a new one unless given)."""
+"""``FakeNetDriver``: the fake driver of a test, a [`Driver`][fakedriver.Driver] with the
+helpers of a test and a WSGI application; ``routed()``, a [`Route`][fakedriver.Route] to a
+fake (a new one unless given)."""
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .core.audit import LeakError
-from .core.clock import Clock, VirtualClock
-from .core.engine import Engine, Listener
-from .core.faults import Faults, Rule
-from .core.journal import Journal
-from .core.persona import Persona
-from .core.ports import Links
-from .core.reply import Reply
-from .core.state import State, Violation
+from .core.driver import Driver
+from .core.faults import Rule
+from .transports import route
 from .transports.registry import registry
-from .transports.route import DEFAULT_URL, Route
+from .transports.route import DEFAULT_URL
 from .transports.wsgi import serve
 
 if TYPE_CHECKING:
@@ -26,7 +21,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 
-class FakeNetDriver:
+class FakeNetDriver(Driver):
     """A stateful, in-memory fake of a Docker remote network driver (and IPAM driver).
 
     An instance is a WSGI application: hand it to ``werkzeug.test.Client``,
@@ -35,90 +30,32 @@ class FakeNetDriver:
     [`state`][fakedriver.FakeNetDriver.state], and journals every call in
     [`calls`][fakedriver.FakeNetDriver.calls].
 
-    :param persona: what the driver announces and how it behaves; see
-        [`Persona`][fakedriver.Persona].
-    :param links: makes a host interface per Join (see ``fakedriver serve --links``).
-    :param clock: what latency and hangs wait on: virtual (no waiting) unless given.
-    :param options: shortcuts for persona fields, e.g. ``FakeNetDriver(scope="global")``.
+    It is a [`Driver`][fakedriver.Driver], made as one (``FakeNetDriver(scope="global")``,
+    ``FakeNetDriver(persona, clock=RealClock())``), with the helpers of a test: faults
+    in a line ([`fail()`][fakedriver.FakeNetDriver.fail],
+    [`hold()`][fakedriver.FakeNetDriver.hold]), the leak audit as an assertion, and
+    clients served in-process.
 
     The instance is thread-safe: calls are served one at a time under one lock.
     """
 
-    def __init__(
-        self,
-        persona: Persona | None = None,
-        *,
-        links: Links | None = None,
-        clock: Clock | None = None,
-        **options: Any,
-    ) -> None:
-        if persona is None:  # one construction, one validation (fixtures make many fakes)
-            persona = Persona(**options)
-        elif options:
-            persona = dataclasses.replace(persona, **options)
-        #: Serves every call; transports talk to it (see `Reply`).
-        self.engine = Engine(persona, links, clock or VirtualClock())
-        #: The base URL the fake is routed at (see `fakedriver.routed()`); before it
-        #: is routed, the default one a route would serve it at, ``http://fake-netdriver``.
-        self.url: str = DEFAULT_URL
-        #: The unix socket it is served on (or routed at, over ``http+unix://``), if any.
-        self.socket_path: str | None = None
-
-    # -- what the engine holds ------------------------------------------------------------
-    @property
-    def persona(self) -> Persona:
-        """What the driver announces and how it behaves."""
-        return self.engine.persona
+    url: str = DEFAULT_URL
+    """The base URL the fake is routed at (see `fakedriver.routed()`); before it is routed,
+    the default one a route would serve it at, ``http://fake-netdriver``."""
+    socket_path: str | None = None
+    """The unix socket it is served on (or routed at, over ``http+unix://``), if any."""
 
     @property
-    def links(self) -> Links | None:
-        """What makes host interfaces for joins (``None`` in-process: none are made)."""
-        return self.engine.links
-
-    @property
-    def clock(self) -> Clock:
-        """The clock latency and hangs run on."""
-        return self.engine.clock
-
-    @property
-    def listeners(self) -> list[Listener]:
-        """Called with each [`Call`][fakedriver.Call] once it is journaled, under the driver's
-        lock."""
-        return self.engine.listeners
-
-    @property
-    def state(self) -> State:
-        """What the driver knows: networks, endpoints, joins, pools, addresses, ..."""
-        return self.engine.state
-
-    @property
-    def calls(self) -> Journal:
-        """The journal of every call, with assertion helpers."""
-        return self.engine.calls
-
-    @property
-    def faults(self) -> Faults:
-        """The fault rules, phase and seed."""
-        return self.engine.faults
-
-    @property
-    def violations(self) -> list[Violation]:
-        """Lifecycle violations recorded in non-strict mode, oldest first."""
-        return self.engine.state.violations
-
-    def reset(self) -> None:
-        """Forget all state, calls, violations and fault rules, and reseed; the persona
-        stays."""
-        self.engine.reset()
-
-    def restore(self, state: State) -> None:
-        """Take ``state`` (e.g. loaded from a file) as the driver's state, and reseed."""
-        self.engine.restore(state)
-
-    def leaks(self) -> list[str]:
-        """What is still held (networks, endpoints, joins, allocations, pools, addresses)
-        and every recorded violation, each with the call that made it."""
-        return self.engine.leaks()
+    def engine(self) -> FakeNetDriver:
+        """Deprecated: the fake is its own driver now. ``fake.engine`` is the fake itself
+        (``fake.engine.calls`` is ``fake.calls``), for one release; it warns."""
+        warnings.warn(
+            "FakeNetDriver.engine is deprecated: the fake is the driver now; use the fake "
+            "itself (fake.calls, fake.add_rules(), ...)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self
 
     def assert_clean(self) -> None:
         """Fail with [`LeakError`][fakedriver.LeakError] when
@@ -157,43 +94,25 @@ class FakeNetDriver:
             message = err
         if message is not None:
             schedule["message"] = message
-        return self.engine.add_rules([Rule(method, kind, status=status, **schedule)])[0]
+        rule = Rule(method, kind, status=status, **schedule)
+        self.add_rules([rule])
+        return rule
 
     def hold(self, method: str = "*", **match: Any) -> Rule:
         """Hold matching calls until ``rule.release()``; ``rule.wait_held()`` tells when
         one has arrived. For forcing races deterministically."""
-        return self.engine.add_rules([Rule(method, "hold", match=match)])[0]
+        rule = Rule(method, "hold", match=match)
+        self.add_rules([rule])
+        return rule
 
-    # -- serving --------------------------------------------------------------------------
-    def respond(
-        self,
-        path: str,
-        body: bytes,
-        *,
-        timeout: float | None = None,
-        gone: Callable[[], bool] | None = None,
-    ) -> Reply:
-        """Serve one call with the fault rules applied; see [`Reply`][fakedriver.Reply].
-
-        :param timeout: how long the client waits for an answer (for ``hang``).
-        :param gone: tells whether the client has gone away (for ``hang``/``hold``).
-        """
-        return self.engine.respond(path, body, timeout=timeout, gone=gone)
-
-    def handle(self, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
-        """Serve one call, with no faults: ``path`` such as ``/NetworkDriver.Join``,
-        ``body`` the raw request. Returns the HTTP status and the answer object; never
-        raises for bad input."""
-        call = self.engine.serve(path.lstrip("/"), body)
-        return call.status, call.response
-
+    # -- clients served in-process -----------------------------------------------------
     def httpx_client(self, **kwargs: Any) -> httpx.Client:
         """An ``httpx.Client`` served by this fake in-process, routed or not, failing as
         httpx fails (needs ``fakedriver[httpx]``). ``kwargs`` go to ``httpx.Client``."""
         registry("httpx")  # a clear message when the extra is missing
         from .transports.for_httpx import client
 
-        return client(self.engine, self.url, **kwargs)
+        return client(self, self.url, **kwargs)
 
     def httpx_async_client(self, **kwargs: Any) -> httpx.AsyncClient:
         """An ``httpx.AsyncClient`` served by this fake in-process; see
@@ -201,10 +120,39 @@ class FakeNetDriver:
         registry("httpx")
         from .transports.for_httpx import async_client
 
-        return async_client(self.engine, self.url, **kwargs)
+        return async_client(self, self.url, **kwargs)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        return serve(self.engine, environ, start_response)
+        return serve(self, environ, start_response)
+
+
+class Route(route.BaseRoute[FakeNetDriver]):
+    """Serve calls to ``url`` (and to ``socket`` over ``http+unix://``) from ``fake``.
+
+    Use as a context manager (it returns the fake) or as a decorator: the route is active
+    while the function runs, and a function with a ``fake_netdriver`` parameter gets the
+    fake there, as respx's ``respx_mock`` (the parameter is taken out of the function's
+    signature, so pytest does not look for a fixture of that name). Coroutine functions
+    are routed while they run too.
+
+    :param fake: the [`FakeNetDriver`][fakedriver.FakeNetDriver] to route to.
+    :param url: its base URL; calls go to ``<url>/NetworkDriver.Join`` and so on.
+    :param socket: also route ``http+unix://<quoted socket path>/...``, the URL form that
+        requests-unixsocket users write for ``/run/docker/plugins/NAME.sock``.
+    :param clients: which libraries to route: any of ``"requests"``, ``"httpx"`` (sync and
+        async), ``"aiohttp"``. ``None``: every one of them that is installed; one installed
+        without its routing library is [`MissingExtra`][fakedriver.MissingExtra] (its calls would
+        reach the network), naming the extra to install.
+    """
+
+    def __init__(
+        self,
+        fake: FakeNetDriver,
+        url: str = DEFAULT_URL,
+        socket: str | None = None,
+        clients: Iterable[str] | None = None,
+    ) -> None:
+        super().__init__(fake, url, socket, clients)
 
 
 def routed(
@@ -213,7 +161,7 @@ def routed(
     socket: str | None = None,
     clients: Iterable[str] | None = None,
     **persona: Any,
-) -> Route[FakeNetDriver]:
+) -> Route:
     """A [`Route`][fakedriver.Route] to ``fake`` (a new ``FakeNetDriver(**persona)`` when omitted),
     as a context manager::
 

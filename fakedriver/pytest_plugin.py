@@ -172,7 +172,7 @@ class FakeNetDriverFactory:
         self._clients = self._defaults.pop("clients", ini_clients)
         self._tcp = bool(self._defaults.pop("tcp", False))
         #: each fake's route (or served fake), and its teardown checks (audit, all fired)
-        self._routes: list[tuple[Route[FakeNetDriver], tuple[bool, bool]]] = []
+        self._routes: list[tuple[Route, tuple[bool, bool]]] = []
         self._served: list[tuple[Served, tuple[bool, bool]]] = []
         self._stack = contextlib.ExitStack()
 

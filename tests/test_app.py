@@ -283,3 +283,33 @@ def test_the_version_has_one_source() -> None:
     from importlib.metadata import version
 
     assert fakedriver.__version__ == version("fakedriver")
+
+
+# -- the fake is its driver, built whole ------------------------------------------------------
+def test_a_fake_is_its_driver_built_whole() -> None:
+    """``FakeNetDriver`` is a `Driver`: its journal, state and rules are its own, made as
+    its constructor says (the journal's bounds too), and a bare driver serves calls."""
+    fake = FakeNetDriver(journal_size=2, scope="global")
+    assert isinstance(fake, fakedriver.Driver) and fake.persona.scope == "global"
+    for _ in range(3):
+        Wire(fake).ok("Plugin.Activate")
+    assert [call.index for call in fake.calls] == [1, 2]
+    assert fake.calls_since(0) == (list(fake.calls), 1, 3)
+    assert fakedriver.Driver().handle("/Plugin.Activate", b"")[0] == 200
+    with pytest.raises(ValueError, match="at least one call"):
+        FakeNetDriver(journal_size=0)
+
+
+def test_add_rules_says_where_the_rules_went() -> None:
+    fake = FakeNetDriver()
+    first, second, third = (fakedriver.Rule("Join", name=name) for name in "abc")
+    assert fake.add_rules([first, second]) == range(2)
+    assert fake.add_rules([third], first=True) == range(1)
+    assert [rule.name for rule in fake.faults.rules] == ["c", "a", "b"]
+
+
+def test_fake_engine_is_a_deprecated_alias_of_the_fake() -> None:
+    fake = FakeNetDriver()
+    with pytest.warns(DeprecationWarning, match="FakeNetDriver.engine is deprecated"):
+        engine = fake.engine
+    assert engine is fake

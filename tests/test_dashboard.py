@@ -308,10 +308,10 @@ def test_a_bad_removal_changes_nothing(
 ) -> None:
     fake.fail("Join")
     fake.fail("Leave")
-    before = fake.engine.fault_report()
+    before = fake.fault_report()
     got, answer = _delete(fake, target, body)
     assert got == status and says in answer["Err"]
-    assert fake.engine.fault_report() == before
+    assert fake.fault_report() == before
 
 
 # -- forwarding to a running server ----------------------------------------------------------

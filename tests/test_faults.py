@@ -332,6 +332,22 @@ def test_hang_without_a_client_timeout_fails_at_once(fake: FakeNetDriver) -> Non
     assert hung.error == "no answer: this call would never be answered: the client set no timeout"
 
 
+def test_respond_says_a_hung_call_would_never_be_answered(fake: FakeNetDriver) -> None:
+    """A transport of one's own gets the outcome on the reply, and the error the others
+    raise for it; the call is journaled as not answered."""
+    fake.fail(CAPS, kind="hang")
+
+    reply = fake.respond(CAPS, b"")
+
+    assert reply.outcome is fakedriver.Outcome.NEVER_ANSWERED
+    assert (reply.status, reply.body, reply.drop, reply.timed_out) == (0, b"", "before", False)
+    assert str(reply.never_answered()) == (
+        f"{CAPS}: this call would never be answered: the client set no timeout "
+        f"(and the 'hang on {CAPS}' rule holds it)"
+    )
+    assert reply.call is fake.calls[0] and reply.call.status == 0
+
+
 def test_hang_on_a_wsgi_client_fails_at_once(fake: FakeNetDriver) -> None:
     from werkzeug.test import Client
 

@@ -58,7 +58,7 @@ class Site:
     server: PluginServer
 
     def snapshot(self) -> tuple[dict[str, Any], list[str]]:
-        return self.fake.engine.snapshot(), list(self.fake.calls.methods)
+        return self.fake.snapshot(), list(self.fake.calls.methods)
 
     def assert_serving(self) -> None:
         """A fresh connection still gets a plugin call answered."""
@@ -82,7 +82,7 @@ def site(short_dir: Path) -> Iterator[Site]:
     try:
         yield Site(fake, path, log, server)
     finally:
-        fake.engine.release_rules()
+        fake.release_rules()
         server.close()
         thread.join(5)
 
@@ -293,7 +293,7 @@ def test_a_held_call_blocks_no_other_call(site: Site) -> None:
             other.sendall(call("NetworkDriver.GetCapabilities"))
             assert read_one(other).status == 200
         assert not readable(held)
-        site.fake.engine.release_rules()
+        site.fake.release_rules()
         assert read_one(held).status == 200
 
 
@@ -307,14 +307,14 @@ def test_a_hold_on_a_descriptor_above_1024_notices_the_client_leave(site: Site) 
         site.fake.fail("Plugin.Activate", kind="hold")
         with connect(site.path) as sock:
             sock.sendall(call("Plugin.Activate"))
-            assert eventually(lambda: site.fake.engine.faults.rules[0].fired, 3.0)
+            assert eventually(lambda: site.fake.faults.rules[0].fired, 3.0)
         ended = eventually(lambda: list(site.fake.calls), 5.0)
         assert ended and ended[0].error == "no answer: client went away"
     finally:
         for fd in filler:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    site.fake.engine.clear_rules()
+    site.fake.clear_rules()
     site.assert_serving()
 
 

@@ -35,7 +35,6 @@ from support.rawhttp import request as raw_request
 from fakedriver import FakeNetDriver
 from fakedriver.cli.args import parser, tcp_address
 from fakedriver.cli.main import main
-from fakedriver.core.journal import Journal
 from fakedriver.server.connection import Limits
 from fakedriver.server.control import control
 from fakedriver.server.server import PluginServer
@@ -50,8 +49,8 @@ HANG = json.dumps({"method": "*", "kind": "hang"}).encode()
 class Site:
     """A fake served on a unix socket (control API on it) and on loopback TCP."""
 
-    def __init__(self, folder: Path, token: str | None = None) -> None:
-        self.fake = FakeNetDriver()
+    def __init__(self, folder: Path, token: str | None = None, **options: Any) -> None:
+        self.fake = FakeNetDriver(**options)
         api = lambda *a: control(self.fake, *a)  # noqa: E731
         self.path = str(folder / "p.sock")
         self.servers = [
@@ -78,7 +77,7 @@ class Site:
         return list(self.fake.state.networks) == [NET] and self.fake.faults.rules == []
 
     def close(self) -> None:
-        self.fake.engine.release_rules()
+        self.fake.release_rules()
         for server in self.servers:
             server.close()
         for thread in self.threads:
@@ -303,27 +302,34 @@ def test_nan_in_a_plugin_call_is_400(site: Site, method: str, key: str) -> None:
 
 
 # -- a journal that grows --------------------------------------------------------------------
-def test_a_bounded_journal_keeps_absolute_indexes_and_says_what_was_evicted(site: Site) -> None:
-    site.fake.engine.calls = Journal(maxlen=3)  # as serve --journal-size 3 makes it
-    for _ in range(5):
-        assert site.send(site.path, call("Plugin.Activate")).status == 200
-    got = site.send(site.path, control_request("GET", "/fakedriver/calls?since=0")).json
-    assert [c["index"] for c in got["calls"]] == [2, 3, 4]
-    assert (got["first"], got["next"], got["evicted"]) == (2, 5, 2)
-    got = site.send(site.path, control_request("GET", "/fakedriver/calls?since=4")).json
-    assert [c["index"] for c in got["calls"]] == [4] and got["evicted"] == 0
+def test_a_bounded_journal_keeps_absolute_indexes_and_says_what_was_evicted(
+    short_dir: Path,
+) -> None:
+    site = Site(short_dir, journal_size=3)  # as serve --journal-size 3 makes it
+    try:  # call 0 made the site's network
+        for _ in range(5):
+            assert site.send(site.path, call("Plugin.Activate")).status == 200
+        got = site.send(site.path, control_request("GET", "/fakedriver/calls?since=0")).json
+        assert [c["index"] for c in got["calls"]] == [3, 4, 5]
+        assert (got["first"], got["next"], got["evicted"]) == (3, 6, 3)
+        got = site.send(site.path, control_request("GET", "/fakedriver/calls?since=5")).json
+        assert [c["index"] for c in got["calls"]] == [5] and got["evicted"] == 0
+    finally:
+        site.close()
 
 
-def test_a_large_refused_body_is_cut_down_in_a_bounded_journal(site: Site) -> None:
-    site.fake.engine.calls = Journal(maxlen=10)
-    big = {"NetworkID": "d" * 64, "EndpointID": "e" * 64, "Options": {"x": "y" * 500_000}}
-    answer = site.send(
-        site.path, raw_request("POST", "/NetworkDriver.CreateEndpoint", json.dumps(big).encode())
-    )
-    assert "not found" in answer.json["Err"]  # no such network: refused
-    [entry] = site.fake.calls
-    assert len(json.dumps(entry.request)) < 5000
-    assert entry.request is not None and entry.request["fakedriver.truncated"]
+def test_a_large_refused_body_is_cut_down_in_a_bounded_journal(short_dir: Path) -> None:
+    site = Site(short_dir, journal_size=10)
+    try:
+        big = {"NetworkID": "d" * 64, "EndpointID": "e" * 64, "Options": {"x": "y" * 500_000}}
+        raw = json.dumps(big).encode()
+        answer = site.send(site.path, raw_request("POST", "/NetworkDriver.CreateEndpoint", raw))
+        assert "not found" in answer.json["Err"]  # no such network: refused
+        entry = site.fake.calls[-1]
+        assert len(json.dumps(entry.request)) < 5000
+        assert entry.request is not None and entry.request["fakedriver.truncated"]
+    finally:
+        site.close()
 
 
 def test_serve_journal_size_bounds_the_served_journal(short_dir: Path) -> None:
@@ -658,7 +664,7 @@ def capped(short_dir: Path) -> Iterator[tuple[PluginServer, str, io.StringIO]]:
     try:
         yield server, path, log
     finally:
-        fake.engine.release_rules()
+        fake.release_rules()
         server.close()
 
 

@@ -474,8 +474,7 @@ def test_an_unbounded_journal_keeps_every_call_whole() -> None:
 
 
 def test_a_served_journal_cuts_a_large_accepted_request_and_the_state_keeps_it_whole() -> None:
-    fake = FakeNetDriver()
-    fake.engine.calls = Journal(maxlen=10_000, max_bytes=SERVE_BYTES)  # as serve makes it
+    fake = FakeNetDriver(journal_size=10_000, journal_bytes=SERVE_BYTES)  # as serve makes it
     option = "x" * 900_000
     Wire(fake).network(big=option)
     assert fake.state.networks[NET].options["big"] == option

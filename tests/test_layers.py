@@ -144,7 +144,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_graph_is_read() -> None:
     """The parsing above finds what it must (else no cycle could ever be found)."""
-    assert "fakedriver.core.engine" in GRAPH["fakedriver.fake"]
+    assert "fakedriver.core.driver" in GRAPH["fakedriver.fake"]
     assert "fakedriver.core.wire" in GRAPH["fakedriver.persist.schema"]  # from ..core import wire
     assert "fakedriver" in GRAPH["fakedriver.cli.args"]  # from .. import __version__
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
@@ -219,3 +219,21 @@ def test_every_module_of_the_package_is_in_a_layer() -> None:
         if (path.suffix == ".py" or (path / "__init__.py").is_file())
     }
     assert top - {"__init__", "__main__"} == layered
+
+
+def test_nothing_outside_the_core_reaches_past_a_driver() -> None:
+    """A fake is its driver: no module outside ``fakedriver.core`` goes through
+    ``.engine`` (the fake's deprecated alias of itself), and none takes another object's
+    lock, as the control API took the driver's (``ruff --select SLF001`` refuses
+    ``fake._lock`` too)."""
+    reaching = []
+    for module, path in MODULES.items():
+        if module.startswith("fakedriver.core"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Attribute):
+                continue
+            own = isinstance(node.value, ast.Name) and node.value.id == "self"
+            if node.attr == "engine" or (node.attr in ("lock", "_lock") and not own):
+                reaching.append(f"{module}:{node.lineno} .{node.attr}")
+    assert reaching == []

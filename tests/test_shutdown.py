@@ -212,24 +212,22 @@ NET = "c" * 64
 
 
 def test_a_closed_driver_refuses_every_call_503_and_its_store_is_closed(tmp_path: Path) -> None:
-    fake = FakeNetDriver()
     store = Store.open(str(tmp_path / "s.db"))
-    fake.restore(store.load())
-    fake.engine.attach(store)
+    fake = FakeNetDriver(store=store, state=store.load())
     held_by_another_thread: list[bool] = []
 
     def close_store() -> None:  # the store is closed under the driver's lock
         probe = threading.Thread(
-            target=lambda: held_by_another_thread.append(not fake.engine.lock.acquire(False))
+            target=lambda: held_by_another_thread.append(not fake._lock.acquire(False))
         )
         probe.start()
         probe.join(5)
         real_close()
 
     real_close, store.close = store.close, close_store  # type: ignore[method-assign]
-    fake.engine.close()
+    fake.close()
     assert held_by_another_thread == [True]
-    assert fake.engine.store is None
+    assert fake.store is None
     with pytest.raises(sqlite3.ProgrammingError):  # closed
         store.db.execute("SELECT 1")
     for method, key in (
@@ -241,11 +239,11 @@ def test_a_closed_driver_refuses_every_call_503_and_its_store_is_closed(tmp_path
         assert reply.status == 503 and "shutting down" in json.loads(reply.body)[key]
     assert fake.state.networks == {} and fake.state.pools == {}  # nothing served into memory
     assert control(fake, "POST", "/fakedriver/reset", b"{}")[0] == 503
-    fake.engine.close()  # a second close does nothing
+    fake.close()  # a second close does nothing
 
 
 def test_close_answers_the_call_being_served_then_ends_its_connection(short_dir: Path) -> None:
-    """A call the engine is serving when the server closes is answered (with
+    """A call the driver is serving when the server closes is answered (with
     ``Connection: close``) and saved; the connection serves nothing after it, and an idle
     connection is closed at once."""
     fake = FakeNetDriver()
@@ -256,7 +254,7 @@ def test_close_answers_the_call_being_served_then_ends_its_connection(short_dir:
     closer = threading.Thread(target=server.close)
     with connect(path) as idle, connect(path) as busy:
         assert eventually(lambda: server.connections == 2, 5.0)
-        with fake.engine.lock:  # the call waits for the lock, inside the server
+        with fake._lock:  # the call waits for the driver's lock, inside the server
             busy.sendall(call("NetworkDriver.CreateNetwork", create_network(NET)))
             assert eventually(lambda: _in_a_request(server) == 1, 5.0)
             closer.start()

@@ -50,12 +50,20 @@ from fakedriver.server.veth import Checkpointed, VethLinks
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def attached(fake: FakeNetDriver, path: Path) -> Store:
-    """Keep ``fake``'s state (as it is now) in a new database at ``path``."""
+def attached(fake: FakeNetDriver, path: Path) -> tuple[FakeNetDriver, Store]:
+    """Keep ``fake``'s state (as it is now) in a new database at ``path``; a driver on that
+    state committing to it (see `driving()`), and the store."""
     store = Store.open(str(path))
     store.replace(fake.state)
-    fake.engine.attach(store)
-    return store
+    return driving(fake, store), store
+
+
+def driving(fake: FakeNetDriver, store: Store) -> FakeNetDriver:
+    """A driver made as ``fake`` (persona, links, clock), on its state, committing each
+    call to ``store``, which holds that state already."""
+    return FakeNetDriver(
+        fake.persona, links=fake.links, clock=fake.clock, store=store, state=fake.state
+    )
 
 
 def db_rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -137,7 +145,7 @@ def test_after_every_call_the_database_holds_what_memory_holds(
     with temporary_short_dir() as short_dir:
         fake = seeded(persona)
         path = short_dir / "state.db"
-        store = attached(fake, path)
+        fake, store = attached(fake, path)
         try:
             for request in requests:
                 fake.handle(request.path, request.raw)
@@ -176,7 +184,7 @@ def test_a_failed_commit_puts_back_exactly_what_the_call_changed(
         store = FlakyStore.open(str(path))
         store.rng = random.Random(seed)
         store.replace(fake.state)
-        fake.engine.attach(store)
+        fake = driving(fake, store)
         try:
             for request in requests:
                 before = fake.state.snapshot()
@@ -198,9 +206,8 @@ def test_a_failed_commit_that_cannot_be_read_back_refuses_every_later_call(
     import fakedriver.persist.store as store_module
 
     store = FlakyStore.open(str(short_dir / "state.db"))
-    fake = FakeNetDriver()
+    fake = FakeNetDriver(store=store)
     store.replace(fake.state)
-    fake.engine.attach(store)
     wire = Wire(fake)
     wire.network("n1")
     store.rng = random.Random(0)
@@ -252,9 +259,8 @@ def test_a_commit_failing_with_any_exception_is_an_error_answer_that_changes_not
     restart)."""
     path = short_dir / "state.db"
     store = FailingStore.open(str(path))
-    fake = FakeNetDriver()
+    fake = FakeNetDriver(store=store)
     store.replace(fake.state)
-    fake.engine.attach(store)
     wire = Wire(fake)
     wire.network("n1")
     pool = {"AddressSpace": "LocalDefault", "Pool": "", "SubPool": "", "Options": {}, "V6": False}
@@ -280,13 +286,12 @@ def test_a_commit_interrupted_puts_memory_back_and_raises(short_dir: Path) -> No
     """Not even KeyboardInterrupt (in-process, Ctrl-C) leaves a call's changes in memory."""
     path = short_dir / "state.db"
     store = FailingStore.open(str(path))
-    fake = FakeNetDriver()
+    fake = FakeNetDriver(store=store)
     store.replace(fake.state)
-    fake.engine.attach(store)
     before = fake.state.snapshot()
     store.error = KeyboardInterrupt()
     with pytest.raises(KeyboardInterrupt):
-        fake.engine.serve("NetworkDriver.CreateNetwork", json.dumps(create_network("n1")).encode())
+        fake.handle("NetworkDriver.CreateNetwork", json.dumps(create_network("n1")).encode())
     assert fake.state.snapshot() == before == read(store.db, str(path)).snapshot()
     store.close()
 
@@ -298,8 +303,7 @@ def test_a_record_that_cannot_be_encoded_is_not_kept(short_dir: Path) -> None:
     state, which keeps its indexes): the decoder refuses such input before it can get
     there."""
     path = short_dir / "state.db"
-    fake = FakeNetDriver()
-    store = attached(fake, path)
+    fake, store = attached(FakeNetDriver(), path)
     wire = Wire(fake)
     wire.network()
     wire.endpoint(mac="02:42:0a:00:00:02")
@@ -331,8 +335,7 @@ def test_a_lone_surrogate_in_an_id_leaves_memory_and_disk_agreeing(
     """The adversary's input: refused at decode (400) or not saved (500), never kept in
     memory alone."""
     path = short_dir / "state.db"
-    fake = FakeNetDriver()
-    store = attached(fake, path)
+    fake, store = attached(FakeNetDriver(), path)
     wire = Wire(fake)
     wire.ok("NetworkDriver.CreateNetwork", create_network("n1"))
     before = fake.state.snapshot()
@@ -348,10 +351,9 @@ def test_a_link_intent_failing_with_any_exception_makes_no_pair(short_dir: Path)
     ip = FakeIp()
     store = FailingStore.open(str(short_dir / "state.db"))
     checkpoint = lambda eid: store.commit(fake.state, [LinkAdded(eid)])  # noqa: E731
-    fake = FakeNetDriver(links=Checkpointed(VethLinks(run=ip), checkpoint))
+    fake = FakeNetDriver(links=Checkpointed(VethLinks(run=ip), checkpoint), store=store)
     wire = Wire(fake)
     store.replace(fake.state)
-    fake.engine.attach(store)
     wire.network()
     wire.endpoint()
     before = fake.state.snapshot()
@@ -389,9 +391,8 @@ def test_a_failed_commit_is_not_read_back_from_its_own_open_transaction(
     opened = Store.open(str(path))
     db = CommitFails(opened.db, rollback_fails)
     store = Store(str(path), db)  # type: ignore[arg-type]
-    fake = FakeNetDriver()
+    fake = FakeNetDriver(store=store)
     store.replace(fake.state)
-    fake.engine.attach(store)
     wire = Wire(fake)
     wire.network("n1")
     before = fake.state.snapshot()
@@ -417,10 +418,9 @@ def test_a_link_intent_that_cannot_be_saved_makes_no_pair(short_dir: Path) -> No
     ip = FakeIp()
     store = FlakyStore.open(str(short_dir / "state.db"))
     checkpoint = lambda eid: store.commit(fake.state, [LinkAdded(eid)])  # noqa: E731
-    fake = FakeNetDriver(links=Checkpointed(VethLinks(run=ip), checkpoint))
+    fake = FakeNetDriver(links=Checkpointed(VethLinks(run=ip), checkpoint), store=store)
     wire = Wire(fake)
     store.replace(fake.state)
-    fake.engine.attach(store)
     store.rng = random.Random(0)
     wire.network()
     wire.endpoint()
@@ -436,7 +436,7 @@ def test_a_link_intent_that_cannot_be_saved_makes_no_pair(short_dir: Path) -> No
 def test_a_rich_state_round_trips_through_the_database(short_dir: Path) -> None:
     fake = FakeNetDriver(scope="global", strict=False)
     build_rich_state(fake)
-    store = attached(fake, short_dir / "state.db")
+    fake, store = attached(fake, short_dir / "state.db")
     store.close()
     again = Store.open(str(short_dir / "state.db"))
     try:
@@ -453,8 +453,7 @@ def test_a_rich_state_round_trips_through_the_database(short_dir: Path) -> None:
 
 def test_reset_and_lost_reply_are_saved(short_dir: Path) -> None:
     path = short_dir / "state.db"
-    fake = FakeNetDriver()
-    store = attached(fake, path)
+    fake, store = attached(FakeNetDriver(), path)
     wire = Wire(fake)
     wire.network("n1")
     fake.fail("CreateNetwork", kind="lost_reply", times=1)
@@ -499,8 +498,7 @@ def test_reset_and_lost_reply_over_the_control_api_survive_kill_9(
 def test_a_full_disk_is_an_error_answer_memory_unchanged_and_the_retry_succeeds() -> None:
     with tmpfs("512k") as short_dir:
         path, filler = short_dir / "state.db", short_dir / "filler"
-        fake = FakeNetDriver()
-        store = attached(fake, path)
+        fake, store = attached(FakeNetDriver(), path)
         wire = Wire(fake)
         fill(filler)
         acked: list[str] = []
@@ -549,7 +547,7 @@ def test_a_read_only_folder_is_refused_at_start(serve: Launcher) -> None:
     with tmpfs("1m") as short_dir:
         existing = short_dir / "state.db"
         fake = FakeNetDriver()
-        attached(fake, existing).close()
+        attached(fake, existing)[1].close()
         remount = ["mount", "-o", "remount,ro", str(short_dir)]
         subprocess.run(remount, check=True, timeout=30)
         new = short_dir / "new.db"
@@ -604,7 +602,7 @@ def test_a_symlink_is_followed_and_stays_a_symlink(serve: Launcher, short_dir: P
 def _rich_db(path: Path) -> None:
     fake = FakeNetDriver(scope="global", strict=False)
     build_rich_state(fake)
-    attached(fake, path).close()
+    attached(fake, path)[1].close()
 
 
 REPLACEMENTS: list[Any] = [

@@ -226,3 +226,55 @@ def test_plain_httpx_calls_elsewhere_pass_through_while_routed(
         httpx.post("http://127.0.0.1:9/Plugin.Activate", timeout=2)
     assert httpx.post(f"{fake_netdriver.url}/Plugin.Activate").status_code == 200
     assert fake_netdriver.calls.methods == ["Plugin.Activate"]
+
+
+# -- the request body is decoded once per call, whatever serves it ----------------------------
+#: rule fields (none: no rule) -> a call that meets them: no rule, a rule that looks at the
+#: request and does not fire, one that answers instead of the driver, one that changes the
+#: driver's answer, one that only delays it.
+DECODE_CASES: dict[str, dict[str, Any] | None] = {
+    "no-rule": None,
+    "rule-not-firing": {"match": {"NetworkID": "another"}},
+    "error": {"kind": "error", "match": {"NetworkID": NET}},
+    "answer": {"kind": "answer", "answer": {"Extra": 1}},
+    "latency": {"kind": "latency", "seconds": 0.01},
+}
+
+
+@pytest.mark.parametrize("case", DECODE_CASES)
+@pytest.mark.parametrize("transport", [param(t) for t in TRANSPORTS])
+def test_the_request_body_is_decoded_once_per_call(
+    transport: Transport, case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every JSON decode of the request body anywhere (``json.loads`` and any decoder go
+    through ``JSONDecoder.decode``) is counted: fault matching, the protocol model and the
+    journal read one decoded request."""
+    decodes: list[str] = []
+    real = json.JSONDecoder.decode
+
+    def counted(self: json.JSONDecoder, text: str, *args: Any, **kwargs: Any) -> Any:
+        if text == CREATE.decode():
+            decodes.append(text)
+        return real(self, text, *args, **kwargs)
+
+    fake = transport.fake()
+    fields = DECODE_CASES[case]
+    if fields is not None:
+        fake.fail(METHOD, **fields)
+    with transport.serving(fake) as where:
+        monkeypatch.setattr(json.JSONDecoder, "decode", counted)
+        transport.send(fake, where, METHOD, CREATE, 5)
+        monkeypatch.undo()
+    assert len(fake.calls) == 1 and fake.calls[0].request == json.loads(CREATE)
+    assert len(decodes) == 1, f"the body was decoded {len(decodes)} times"
+
+
+def test_every_transport_renders_every_outcome() -> None:
+    """Each transport maps outcomes to what its library does through one table: a new
+    outcome without its row in every table fails here, not in a user's test."""
+    from fakedriver import Outcome
+    from fakedriver.server import server
+    from fakedriver.transports import for_aiohttp, for_httpx, for_requests, wsgi
+
+    for module in (wsgi, for_requests, for_httpx, for_aiohttp, server):
+        assert set(module.RENDER) == set(Outcome), module.__name__

@@ -18,7 +18,6 @@ from typing import Any
 
 from ..core.changes import LinkAdded, LinkDropped
 from ..core.clock import RealClock
-from ..core.journal import Journal
 from ..core.ports import Links, StoreError
 from ..fake import FakeNetDriver
 from ..persist.store import StateFileError, Store
@@ -133,8 +132,9 @@ class StopSignals:
 
 
 def build(args: argparse.Namespace, stop: StopSignals | None = None) -> FakeNetDriver:
-    """The driver ``fakedriver serve`` runs, from its parsed arguments (``stop``: the
-    start's signals, which do not cut the opening of the state file)."""
+    """The driver ``fakedriver serve`` runs, from its parsed arguments, built whole: with
+    ``--state`` it holds the store (which it closes, in `FakeNetDriver.close()`). ``stop``:
+    the start's signals, which do not cut the opening of the state file."""
     for path, what in ((args.faults, "fault scenario"), (args.state, "state file")):
         if path:  # read by loaders of other layers: refused here, before anything is made
             check_regular(path, f"{what} {path}")
@@ -151,14 +151,17 @@ def build(args: argparse.Namespace, stop: StopSignals | None = None) -> FakeNetD
         if store is not None and links is not None:  # the intent to make a pair: saved first
             saving = store
             links = Checkpointed(links, lambda eid: saving.commit(app.state, [LinkAdded(eid)]))
-        app = FakeNetDriver(persona, links=links, clock=RealClock())
-        # a ring: serve runs for long
-        app.engine.calls = Journal(maxlen=args.journal_size, max_bytes=args.journal_bytes)
+        app = FakeNetDriver(
+            persona,
+            links=links,
+            clock=RealClock(),
+            store=store,
+            state=store.load() if store is not None else None,
+            journal_size=args.journal_size,  # a ring: serve runs for long
+            journal_bytes=args.journal_bytes,
+        )
         if args.faults:
             app.faults.load(args.faults)
-        if store is not None:
-            app.restore(store.load())
-            app.engine.attach(store)
     except BaseException:
         if store is not None:
             store.close()
@@ -173,9 +176,9 @@ def _reconcile(args: argparse.Namespace, app: FakeNetDriver, stop: StopSignals) 
     if not args.state or app.links is None:
         return
     done = reconcile(app.state, VethLinks(run=partial(_start_ip, stop)))
-    if done.removed and app.engine.store is not None:
+    if done.removed and app.store is not None:
         with stop.deferred():
-            app.engine.store.commit(app.state, [LinkDropped(eid) for eid in done.removed])
+            app.store.commit(app.state, [LinkDropped(eid) for eid in done.removed])
     if args.quiet or not (done.removed or done.adopted):
         return
     if args.log_format == "json":
@@ -251,8 +254,8 @@ def serve(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, stop: StopSignals) -> int:
     """Serve until a stop signal, then shut down once: stop accepting, stop the
     connections (the calls being served are answered), then close the driver, and with it
-    the state file, under its lock (`Engine.close()`). A signal during the start ends it
-    (`Interrupted`) by the same way out."""
+    the state file, under its lock (`FakeNetDriver.close()`). A signal during the start
+    ends it (`Interrupted`) by the same way out."""
     token = control_token(args)  # before anything is made; the variable read once
     app = build(args, stop)
     servers: list[PluginServer] = []
@@ -322,7 +325,7 @@ def _serve(args: argparse.Namespace, stop: StopSignals) -> int:
                 each.shutdown()
             for each in servers:
                 each.close()
-            app.engine.close()
+            app.close()
     return 0
 
 

@@ -23,8 +23,8 @@ from ..core.faults import Rule
 from ..core.journal import Call, format_call, id_width, mismatches
 from ..core.methods import resolve
 from ..core.persona import Persona
-from ..fake import FakeNetDriver
-from ..transports.route import DEFAULT_URL, Route
+from ..fake import FakeNetDriver, Route
+from ..transports.route import DEFAULT_URL
 from .oracle import Oracle
 
 #: What a partitioned node does with every call: ``drop`` closes the connection unanswered
@@ -181,7 +181,7 @@ class Cluster:
         #: Every partition, healed or not, oldest first (for a failing test's picture).
         self.cuts: list[Cut] = []
         self._lock = threading.Lock()
-        self._routes: list[Route[FakeNetDriver]] = []
+        self._routes: list[Route] = []
         for number in range(1, nodes + 1):
             name = f"node-{number}"
             fake = FakeNetDriver(persona)
@@ -234,7 +234,7 @@ class Cluster:
             self.cuts.clear()
             self.oracle = Oracle(self.persona, self.nodes)
 
-    def _pairs(self) -> Iterator[tuple[tuple[str, FakeNetDriver], Route[FakeNetDriver]]]:
+    def _pairs(self) -> Iterator[tuple[tuple[str, FakeNetDriver], Route]]:
         return zip(self.nodes.items(), self._routes, strict=True)
 
     # -- routing ------------------------------------------------------------------------------
@@ -275,7 +275,7 @@ class Cluster:
         for name in names:
             fake = self.nodes[name]
             rule = Rule("*", mode, message=f"{name} is partitioned", name=f"partition of {name}")
-            fake.engine.add_rules([rule], first=True)  # no other rule decides its calls
+            fake.add_rules([rule], first=True)  # no other rule decides its calls
             self.partitions[name] = (mode, rule)
             self.cuts.append(Cut(name, mode, time.time()))
         return Partition(self, tuple(names), mode)
@@ -289,7 +289,7 @@ class Cluster:
             if name not in self.partitions:
                 continue
             _, rule = self.partitions.pop(name)
-            self.nodes[name].engine.remove_rule(rule)
+            self.nodes[name].remove_rule(rule)
             for cut in self.cuts:
                 if cut.node == name and cut.end is None:
                     cut.end = time.time()
@@ -299,7 +299,7 @@ class Cluster:
         """A node's listener: runs under that node's lock, reads only that node's state."""
         with self._lock:
             self.calls.append(NodeCall(len(self.calls), name, call))
-            changes = fake.engine.changes  # what the call changed
+            changes = fake.changes  # what the call changed
             for message in self.oracle.observe(name, fake.state, call, changes):
                 self.violations.append(ClusterViolation(name, call.index, call.method, message))
 

@@ -3,7 +3,7 @@ so with one of these (while a call is served: see `State.log`).
 
 A change names its record (`Change.record`: the table and key ``--state`` keeps it
 under) and says what happened to it; it holds no copy of the record, so a subscriber reads
-the record as the state has it after the call. The subscribers: the engine hands a call's
+the record as the state has it after the call. The subscribers: the driver hands a call's
 changes to the store (which commits exactly those records, and puts exactly those back
 when the commit fails) and takes the journal's notes from them (`Change.note`); the
 cluster's oracle updates its view of the node from them.

@@ -22,35 +22,20 @@ from typing import Any
 
 from .clock import Clock
 from .journal import Call, mismatches
+from .kinds import KIND, Kind
 from .methods import TABLE, resolve
 
-#: kind -> what it does, as Docker's client sees it (protocol.md §1.4, §8).
-KINDS = {
-    "error": "HTTP 200 with the error under the subsystem's key (Err or Error)",
-    "status": "a non-200 status, with {'Err': message} or the raw `body`",
-    "not_found": "HTTP 404 '404 page not found' (Docker tolerates it only for "
-    "Program/RevokeExternalConnectivity)",
-    "empty_body": "HTTP 200 with an empty body (Docker: EOF)",
-    "invalid_json": "HTTP 200 with a body that is not JSON",
-    "truncated": "the call is served, but the answer is cut in the middle",
-    "wrong_key": "HTTP 200 with the error under the other subsystem's key (Docker: success)",
-    "answer": "the call is served, and `answer` is merged into the answer (e.g. a field "
-    "Docker must reject)",
-    "lost_reply": "the call is served (state changes), but the answer is an error",
-    "latency": "the answer comes `seconds` later (on the driver's clock)",
-    "hang": "no answer until released or the client gives up",
-    "hold": "the call waits until released, then is served (for forcing interleavings)",
-    "drop": "the connection is closed before answering (the call is not served)",
-    "drop_mid_body": "the call is served; the connection is closed in the middle of the answer",
-}
+#: kind -> what it does, as Docker's client sees it (protocol.md §1.4, §8); each kind is an
+#: object of ``kinds.TABLE``, which says what it does to a call.
+KINDS = {name: kind.description for name, kind in KIND.items()}
 #: Kinds that change only the timing; any number of them apply to one call.
-TIMING = frozenset({"latency", "hang", "hold"})
+TIMING = frozenset(name for name, kind in KIND.items() if kind.timed)
 #: The longest latency a rule may ask for (a day): beyond, a call could never be answered.
 MAX_SECONDS = 86400.0
 
 
 #: The fields that belong to one kind only: giving one to a rule of another kind is refused.
-OWN_FIELDS = {"status": "status", "body": "status", "seconds": "latency", "answer": "answer"}
+OWN_FIELDS = {field: name for name, kind in KIND.items() for field in kind.fields}
 #: Each field a rule takes from its caller, and the type it must have.
 TYPES: dict[str, tuple[type, ...]] = {
     "method": (str,),
@@ -187,6 +172,11 @@ class Rule:
         except (ValueError, TypeError, RecursionError) as exc:
             raise ValueError(f"answer must be JSON: {exc}") from None
 
+    @property
+    def effect(self) -> Kind:
+        """What the rule's kind does to a call (its object in ``kinds.TABLE``)."""
+        return KIND[self.kind]
+
     def applies(self, method: str, request: dict[str, Any] | None, phase: str | None) -> bool:
         """Whether a call of ``method`` with ``request``, in ``phase``, is one this rule watches."""
         if self.method not in ("*", method) or (self.phase is not None and self.phase != phase):
@@ -239,6 +229,11 @@ class Rule:
         """The rule as the control API lists it: the fields that are set, and its counts."""
         data = asdict(self)
         return {key: value for key, value in data.items() if value not in (None, {}, "")}
+
+
+class RuleChanged(LookupError):
+    """The rule at a place in the list is not the one named: the rules changed since whoever
+    names it read them (see `Driver.remove_rule_at()`)."""
 
 
 class Faults:
@@ -325,12 +320,13 @@ class Faults:
         for rule in self.rules:
             if not rule.applies(method, request, self.phase):
                 continue
-            if outcome and rule.kind not in TIMING:
+            timed = rule.effect.timed
+            if outcome and not timed:
                 rule.seen += 1  # the call counts for its schedule; another rule decided it
                 continue
             if rule.fires(self._rng):
                 fired.append(rule)
-                outcome = outcome or rule.kind not in TIMING
+                outcome = outcome or not timed
         return fired
 
 

@@ -18,7 +18,7 @@ class Model:
 
     A method first reads and checks everything, then changes state, so a refused call
     changes nothing; it changes state only through the methods of `State`, which keep
-    the indexes and say what changed (the engine commits that). Lifecycle
+    the indexes and say what changed (the driver commits that). Lifecycle
     violations go through `violate()`: in strict mode it
     raises; otherwise it records the finding and the method carries on as a tolerant
     driver would. What a call did beyond what its name says goes through `note()`, or

@@ -1,18 +1,19 @@
-"""What the core asks of the world outside it, as protocols: the layers above implement
-them (``server.veth`` makes host links, ``persist.store`` commits to SQLite), and the
-core imports none of them. (What the core offers the transports, a `Responder`, is in
-``reply``.)
+"""The protocols between the core and the layers above it. What the core asks of the
+world outside it: the layers above implement them (``server.veth`` makes host links,
+``persist.store`` commits to SQLite), and the core imports none of them. And what the
+core offers the transports: a `Responder` (a fake) to serve each call on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from .changes import Change, Key
+from .reply import Reply
 from .state import State
 
-__all__ = ["Key", "Links", "Store", "StoreError"]
+__all__ = ["Key", "Links", "Responder", "Store", "StoreError"]
 
 
 class Links(Protocol):
@@ -30,7 +31,7 @@ class StoreError(Exception):
 
 
 class Store(Protocol):
-    """Where the engine commits what each call changed (``fakedriver serve --state``)."""
+    """Where the driver commits what each call changed (``fakedriver serve --state``)."""
 
     #: Why memory can no longer be trusted (a failed commit it could not read back from):
     #: every call answers this until a restart; ``None`` when all is well.
@@ -49,3 +50,23 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release the store; nothing is committed after."""
+
+
+class Responder(Protocol):
+    """What a transport serves a call on: a fake (its driver)."""
+
+    @property
+    def may_block(self) -> bool:
+        """Whether serving a call may wait (any fault rule is set: latency, a hold, a
+        hang): with none, a transport on an event loop may serve the call inline rather
+        than in a worker thread."""
+
+    def respond(
+        self,
+        path: str,
+        body: bytes,
+        *,
+        timeout: float | None = None,
+        gone: Callable[[], bool] | None = None,
+    ) -> Reply:
+        """Serve one call with the fault rules applied (see `Driver.respond()`)."""

@@ -51,7 +51,7 @@ class State:
     #: and dropped once it is removed, so a crash in between leaves a trace to clean up
     #: (see `fakedriver.server.veth.reconcile()`). A superset of the joins with a link.
     links: set[str] = field(default_factory=set)
-    #: Where the changes go while a call is served (the engine sets it, and takes it back
+    #: Where the changes go while a call is served (the driver sets it, and takes it back
     #: after); ``None``: not logged.
     log: list[Change] | None = field(default=None, repr=False, compare=False)
 

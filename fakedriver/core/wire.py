@@ -128,11 +128,14 @@ def decode(raw: bytes, *, no_arguments: bool) -> dict[str, Any]:
     protocol's dialect and changes nothing.
     """
     if not raw.strip():
-        if no_arguments:
-            return {}
-        raise BadRequest("invalid request: empty body, expected a JSON object")
+        return as_object(None, no_arguments=no_arguments, empty=True)
+    return as_object(read_json(raw), no_arguments=no_arguments)
+
+
+def read_json(raw: bytes) -> Any:
+    """`strict_json()`, its refusals a [`BadRequest`][fakedriver.BadRequest] saying why."""
     try:
-        value = strict_json(raw)
+        return strict_json(raw)
     except Unusable as exc:
         raise BadRequest(f"invalid request: {exc}") from None
     except UnicodeDecodeError as exc:
@@ -140,6 +143,13 @@ def decode(raw: bytes, *, no_arguments: bool) -> dict[str, Any]:
         raise BadRequest(f"invalid request: body is not JSON: {why}") from None
     except ValueError as exc:
         raise BadRequest(f"invalid request: body is not JSON: {exc}") from None
+
+
+def as_object(value: Any, *, no_arguments: bool, empty: bool = False) -> dict[str, Any]:
+    """The decoded ``value`` of a body (``empty``: there was none) as a request object; see
+    `decode()`."""
+    if empty and not no_arguments:
+        raise BadRequest("invalid request: empty body, expected a JSON object")
     if value is None and no_arguments:
         return {}
     if not isinstance(value, dict):

@@ -2,7 +2,7 @@
 committed in one transaction before its answer is sent.
 
 A call's changes name the records it changed (``fakedriver.core.changes``: each names its
-table and key); the engine hands them to `Store.commit()`, which writes or deletes exactly
+table and key); the driver hands them to `Store.commit()`, which writes or deletes exactly
 those rows (a record's row is its codec's ``to_dict()``, column by column),
 so a change costs the same in a state of 100 endpoints as of 50,000. When the commit fails,
 whatever the failure (disk full, read-only file system, a value SQLite cannot store), it is

@@ -1,4 +1,4 @@
-"""The control API: the fault engine, journal and state over HTTP, for tests in another
+"""The control API: the fault rules, journal and state over HTTP, for tests in another
 process than ``fakedriver serve``. Paths live under ``/fakedriver/``; every body is JSON.
 
 =======  ==========================  ==================================================
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..core.errors import DriverError
-from ..core.faults import rule_from_dict
+from ..core.faults import RuleChanged, rule_from_dict
 from ..core.journal import Call
 from ..core.wire import strict_json
 
@@ -79,20 +79,17 @@ def control(fake: FakeNetDriver, verb: str, target: str, body: bytes) -> tuple[i
 
 
 def _faults(fake: FakeNetDriver, data: Any, query: Any) -> Any:
-    return fake.engine.fault_report()
+    return fake.fault_report()
 
 
 def _add(fake: FakeNetDriver, data: Any, query: Any) -> Any:
     items = data["faults"] if isinstance(data, dict) and "faults" in data else [data]
     rules = [rule_from_dict(item) for item in items]  # all or nothing
-    with fake.engine.lock:  # the indexes are the rules' places in the list
-        start = len(fake.faults.rules)
-        fake.engine.add_rules(rules)
-    return {"added": list(range(start, start + len(rules)))}
+    return {"added": list(fake.add_rules(rules))}  # the rules' places in the list
 
 
 def _clear(fake: FakeNetDriver, data: Any, query: Any) -> Any:
-    fake.engine.clear_rules()
+    fake.clear_rules()
     return {}
 
 
@@ -107,22 +104,17 @@ def _remove(fake: FakeNetDriver, index: str, data: Any) -> tuple[int, Any]:
         return 404, {"Err": f"no control endpoint DELETE {_ONE_RULE}{index}: N is a rule's index"}
     if not isinstance(data, dict) or not isinstance(data.get("name", ""), str):
         raise ValueError('send nothing, or {"name": "the rule\'s name"}')
-    with fake.engine.lock:
-        rules = fake.faults.rules
-        if int(index) >= len(rules):
-            return 404, {"Err": f"no fault rule {int(index)}: there are {len(rules)}"}
-        rule = rules[int(index)]
-        expected = data.get("name")
-        if expected is not None and rule.name != expected:
-            why = f"rule {int(index)} is {rule.name!r} now, not {expected!r}: list the rules again"
-            return 409, {"Err": why}
-        del rules[int(index)]  # by place: an equal rule elsewhere in the list stays
-    rule.release()
+    try:
+        rule = fake.remove_rule_at(int(index), data.get("name"))
+    except RuleChanged as exc:
+        return 409, {"Err": str(exc)}
+    except IndexError as exc:
+        return 404, {"Err": str(exc)}
     return 200, {"removed": int(index), "rule": rule.to_dict()}
 
 
 def _release(fake: FakeNetDriver, data: Any, query: Any) -> Any:
-    fake.engine.release_rules()
+    fake.release_rules()
     return {}
 
 
@@ -132,7 +124,7 @@ def _phase(fake: FakeNetDriver, data: Any, query: Any) -> Any:
     phase = data.get("phase")
     if phase is not None and not isinstance(phase, str):
         raise ValueError("phase must be a string or null")
-    fake.engine.set_phase(phase)
+    fake.set_phase(phase)
     return {"phase": phase}
 
 
@@ -140,10 +132,8 @@ def _calls(fake: FakeNetDriver, data: Any, query: Any) -> Any:
     since = int(query.get("since", ["0"])[0])
     if since < 0:
         raise ValueError(f"since must not be negative, not {since}")
-    with fake.engine.lock:  # the calls and the bounds of the journal, together
-        journal = fake.engine.calls
-        calls = [_entry(call) for call in journal.since(since)]
-        first, following = journal.first, journal.next_index
+    held, first, following = fake.calls_since(since)  # and the journal's bounds, together
+    calls = [_entry(call) for call in held]
     # a bounded journal (``serve --journal-size``) drops its oldest calls: say how many
     # of those asked for are gone
     return {"calls": calls, "first": first, "next": following, "evicted": max(first - since, 0)}
@@ -161,7 +151,7 @@ def _entry(call: Call) -> dict[str, Any]:
 
 
 def _state(fake: FakeNetDriver, data: Any, query: Any) -> Any:
-    return fake.engine.snapshot()
+    return fake.snapshot()
 
 
 def _leaks(fake: FakeNetDriver, data: Any, query: Any) -> Any:

@@ -3,7 +3,7 @@
 dockerd speaks HTTP/1.1 with keep-alive, sends calls concurrently, an empty ``Host:``
 header and no ``Content-Type``. werkzeug's development server closes every connection,
 so the plugin socket has its own accept loop and a thread per connection
-(`.connection`, HTTP on h11) that calls `Engine.respond()` directly; owning
+(`.connection`, HTTP on h11) that calls the fake's `respond()` directly; owning
 the socket is also what lets a fault close it before or in the middle of an answer, or
 notice that the client gave up on a hang.
 """
@@ -26,6 +26,7 @@ from typing import IO, Any
 
 from ..core.http import encode, error_key, from_browser, headers, not_allowed, reason
 from ..core.journal import Call
+from ..core.reply import Outcome, Reply
 from ..fake import FakeNetDriver
 from ..transports.peer import hang_up
 from .connection import Answer, App, Connection, Limits, Request
@@ -43,6 +44,21 @@ GRACE = 5.0
 Control = Callable[[str, str, bytes], tuple[int, Any]]
 #: accept() errors that pass once connections close: back off instead of spinning.
 _SHORT_OF = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+def _close(reply: Reply) -> Answer:
+    return Answer(0, b"", "before")
+
+
+#: What the server sends for each outcome. It sees a client go away, so none of its calls
+#: ends NEVER_ANSWERED (one would be closed, as one whose client gave up).
+RENDER: dict[Outcome, Callable[[Reply], Answer]] = {
+    Outcome.ANSWER: lambda reply: Answer(reply.status, reply.body),
+    Outcome.DROP_BEFORE: _close,
+    Outcome.DROP_MID_BODY: lambda reply: Answer(reply.status, reply.body, "mid_body"),
+    Outcome.TIMED_OUT: _close,
+    Outcome.NEVER_ANSWERED: _close,
+}
 
 
 class ServeError(Exception):
@@ -266,7 +282,7 @@ class PluginServer:
 
     # -- logging ----------------------------------------------------------------------------
     def log_call(self, call: Call) -> None:
-        """Log ``call`` (a listener of the engine: the call is already served, and nothing
+        """Log ``call`` (a listener of the driver: the call is already served, and nothing
         here may fail it)."""
         if self.log_format == "json":
             line = json_line(call)
@@ -393,8 +409,8 @@ class PluginServer:
             return Answer(*not_allowed(request.verb))
         app = self.app
         assert app is not None  # a server without a fake serves through its handler
-        reply = app.engine.respond(request.target, request.body, gone=gone)
-        return Answer(reply.status, reply.body, reply.drop)
+        reply = app.respond(request.target, request.body, gone=gone)
+        return RENDER[reply.outcome](reply)
 
     def _refuse_browser(self, request: Request, header: str) -> Answer:
         """403 in the dialect of the path, served nothing: a web page (any page the

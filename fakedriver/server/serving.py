@@ -63,7 +63,7 @@ def serving(fake: FakeNetDriver | None = None, *, tcp: bool = False) -> Iterator
     try:
         yield Served(fake, path, "http+unix://" + quote(path, safe=""), tcp_url)
     finally:
-        fake.engine.release_rules()
+        fake.release_rules()
         for server in servers:
             server.shutdown()
             server.close()

@@ -21,7 +21,7 @@ import aiohttp
 from aioresponses import CallbackResult, aioresponses
 
 from ..core.http import CONTENT_TYPE, not_allowed
-from ..core.reply import Reply
+from ..core.reply import Outcome, Reply
 from .registry import Registry, Routed
 
 VERBS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
@@ -67,25 +67,42 @@ async def _callback(verb: str, url: Any, **kwargs: Any) -> CallbackResult:
         status, body = not_allowed(verb)
         return CallbackResult(status=status, body=body, content_type=CONTENT_TYPE)
     body, timeout = _body(kwargs), _timeout(kwargs.get("timeout"))
-    engine = route.engine
-    if engine.faults.rules:
-        reply = await asyncio.to_thread(engine.respond, method, body, timeout=timeout)
+    driver = route.fake
+    if driver.may_block:
+        reply = await asyncio.to_thread(driver.respond, method, body, timeout=timeout)
     else:
-        reply = engine.respond(method, body, timeout=timeout)
-    _raise_for(reply, timeout)
+        reply = driver.respond(method, body, timeout=timeout)
+    rendered = RENDER[reply.outcome](reply, timeout)
+    if isinstance(rendered, Exception):
+        raise rendered
+    return rendered
+
+
+def _answer(reply: Reply, timeout: float | None) -> CallbackResult:
     return CallbackResult(status=reply.status, body=reply.body, content_type=CONTENT_TYPE)
 
 
-def _raise_for(reply: Reply, timeout: float | None) -> None:
-    if reply.timed_out:
-        raise aiohttp.ServerTimeoutError(f"{reply.why}: no answer within {timeout} s")
-    if reply.drop == "before":
-        raise aiohttp.ServerDisconnectedError(f"{reply.why}: server disconnected")
-    if reply.drop == "mid_body":
-        raise aiohttp.ClientPayloadError(
-            f"{reply.why}: response payload is not completed "
-            f"({len(reply.body) // 2} of {len(reply.body)} bytes)"
-        )
+def _cut(reply: Reply, timeout: float | None) -> Exception:
+    return aiohttp.ClientPayloadError(
+        f"{reply.why}: response payload is not completed "
+        f"({len(reply.body) // 2} of {len(reply.body)} bytes)"
+    )
+
+
+def _timed_out(reply: Reply, timeout: float | None) -> Exception:
+    return aiohttp.ServerTimeoutError(f"{reply.why}: no answer within {timeout} s")
+
+
+#: What aiohttp gives its caller for each outcome: the response, or the error it raises.
+RENDER: dict[Outcome, Callable[[Reply, float | None], CallbackResult | Exception]] = {
+    Outcome.ANSWER: _answer,
+    Outcome.DROP_BEFORE: lambda reply, timeout: aiohttp.ServerDisconnectedError(
+        f"{reply.why}: server disconnected"
+    ),
+    Outcome.DROP_MID_BODY: _cut,
+    Outcome.TIMED_OUT: _timed_out,
+    Outcome.NEVER_ANSWERED: lambda reply, timeout: reply.never_answered(),
+}
 
 
 def _body(kwargs: dict[str, Any]) -> bytes:

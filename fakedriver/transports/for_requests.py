@@ -20,6 +20,7 @@ import requests.adapters
 import responses
 
 from ..core.http import CONTENT_TYPE, not_allowed
+from ..core.reply import Outcome, Reply
 from .registry import Registry
 
 
@@ -73,16 +74,38 @@ def _serve(request: requests.PreparedRequest) -> tuple[int, dict[str, str], byte
         status, body = not_allowed(verb)
         return status, {"Content-Type": CONTENT_TYPE}, body
     timeout = _read_timeout(getattr(request, "req_kwargs", {}).get("timeout"))
-    reply = route.engine.respond(method, _body(request.body), timeout=timeout)
-    if reply.timed_out:
-        return requests.ReadTimeout(f"{reply.why}: no answer within {timeout} s")
-    if reply.drop == "before":
-        return requests.ConnectionError(f"{reply.why}: connection closed before the answer")
-    if reply.drop == "mid_body":
-        return requests.exceptions.ChunkedEncodingError(
-            f"{reply.why}: connection closed in the middle of the answer"
-        )
+    reply = route.fake.respond(method, _body(request.body), timeout=timeout)
+    return RENDER[reply.outcome](reply, timeout)
+
+
+def _answer(reply: Reply, timeout: float | None) -> tuple[int, dict[str, str], bytes]:
     return reply.status, {"Content-Type": CONTENT_TYPE}, reply.body
+
+
+def _dropped(reply: Reply, timeout: float | None) -> Exception:
+    return requests.ConnectionError(f"{reply.why}: connection closed before the answer")
+
+
+def _cut(reply: Reply, timeout: float | None) -> Exception:
+    why = f"{reply.why}: connection closed in the middle of the answer"
+    return requests.exceptions.ChunkedEncodingError(why)
+
+
+def _timed_out(reply: Reply, timeout: float | None) -> Exception:
+    return requests.ReadTimeout(f"{reply.why}: no answer within {timeout} s")
+
+
+#: What ``requests`` gives its caller for each outcome: the response (status, headers and
+#: body, as a ``responses`` callback gives it), or the error it raises.
+RENDER: dict[
+    Outcome, Callable[[Reply, float | None], tuple[int, dict[str, str], bytes] | Exception]
+] = {
+    Outcome.ANSWER: _answer,
+    Outcome.DROP_BEFORE: _dropped,
+    Outcome.DROP_MID_BODY: _cut,
+    Outcome.TIMED_OUT: _timed_out,
+    Outcome.NEVER_ANSWERED: lambda reply, timeout: reply.never_answered(),
+}
 
 
 def _read_timeout(timeout: Any) -> float | None:

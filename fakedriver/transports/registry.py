@@ -11,14 +11,15 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from ..core.reply import Responder
+from ..core.ports import Responder
 
 
 class Routed(Protocol):
     """A route as the transports see it (see [`fakedriver.Route`][fakedriver.Route])."""
 
     @property
-    def engine(self) -> Responder: ...
+    def fake(self) -> Responder:
+        """What serves the route's calls."""
 
     #: Matches this route's URLs; group ``method`` is the protocol method.
     pattern: re.Pattern[str]

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import quote
 
-from ..core.reply import Responder
+from ..core.ports import Responder
 from .registry import default_clients, registry
 
 #: The base URL a fake is routed at unless told otherwise (``routed()``, the fixture).
@@ -28,13 +28,9 @@ INJECTED = "fake_netdriver"
 R = TypeVar("R")
 
 
-class Routable(Protocol):
-    """A fake as a route sees it: what serves its calls, and where it is routed (a route
-    sets both when it starts)."""
-
-    @property
-    def engine(self) -> Responder:
-        """What serves the routed calls."""
+class Routable(Responder, Protocol):
+    """A fake as a route sees it: a `Responder` to serve its calls on, and where it is
+    routed (a route sets `url` and `socket_path` when it starts)."""
 
     url: str
     socket_path: str | None
@@ -45,25 +41,9 @@ class Routable(Protocol):
 F = TypeVar("F", bound=Routable)
 
 
-class Route(Generic[F]):
-    """Serve calls to ``url`` (and to ``socket`` over ``http+unix://``) from ``fake``.
-
-    Use as a context manager (it returns the fake) or as a decorator: the route is active
-    while the function runs, and a function with a ``fake_netdriver`` parameter gets the
-    fake there, as respx's ``respx_mock`` (the parameter is taken out of the function's
-    signature, so pytest does not look for a fixture of that name). Coroutine functions
-    are routed while they run too.
-
-    :param fake: the driver to route to: a [`FakeNetDriver`][fakedriver.FakeNetDriver] (to
-        the route, anything with its `engine`, `url` and `socket_path`).
-    :param url: its base URL; calls go to ``<url>/NetworkDriver.Join`` and so on.
-    :param socket: also route ``http+unix://<quoted socket path>/...``, the URL form that
-        requests-unixsocket users write for ``/run/docker/plugins/NAME.sock``.
-    :param clients: which libraries to route: any of ``"requests"``, ``"httpx"`` (sync and
-        async), ``"aiohttp"``. ``None``: every one of them that is installed; one installed
-        without its routing library is [`MissingExtra`][fakedriver.MissingExtra] (its calls would
-        reach the network), naming the extra to install.
-    """
+class BaseRoute(Generic[F]):
+    """A route to a fake of type ``F``: what [`fakedriver.Route`][fakedriver.Route] (a
+    route to a [`FakeNetDriver`][fakedriver.FakeNetDriver]) does, for any `Routable`."""
 
     def __init__(
         self,
@@ -85,11 +65,6 @@ class Route(Generic[F]):
         self.clients = tuple(clients)
         self._registries = [registry(client) for client in self.clients]
         self._active = False
-
-    @property
-    def engine(self) -> Responder:
-        """The routed fake's call engine."""
-        return self.fake.engine
 
     def method_of(self, url: str) -> str | None:
         """The method a call to ``url`` names, if ``url`` is this route's; else ``None``."""
@@ -147,4 +122,3 @@ class Route(Generic[F]):
             kept = [p for name, p in signature.parameters.items() if name != INJECTED]
             wrapper.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
         return wrapper
-
