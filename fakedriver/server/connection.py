@@ -171,7 +171,8 @@ class Connection:
         with self._lock:
             if self.closing:
                 raise _Closed
-            self.idle_since = time.monotonic()
+            if self.idle_since is None:  # idle already from its accept: the wait goes on
+                self.idle_since = time.monotonic()
 
     def _busy(self) -> None:
         with self._lock:
