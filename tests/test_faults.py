@@ -830,8 +830,14 @@ def test_a_match_on_any_methods_field_is_taken_for_every_method(fake: FakeNetDri
         ({"kind": "error", "every": 0}, "every must be a whole number from 1"),
         ({"kind": "error", "after": -1}, "after must be a whole number from 0, not -1"),
         ({"kind": "error", "probability": 2}, "probability must be between 0 and 1, not 2"),
-        ({"kind": "status", "status": 99}, "status must be an HTTP status code, not 99"),
-        ({"kind": "status", "status": 600}, "status must be an HTTP status code, not 600"),
+        ({"kind": "status", "status": 99}, "status must be from 200 to 599, .* not 99"),
+        ({"kind": "status", "status": 600}, "status must be from 200 to 599, .* not 600"),
+        # a 1xx, 204 or 304 answer has no body: the fault's body broke the connection's framing
+        ({"kind": "status", "status": 100}, "other than 204 and 304 .*, not 100"),
+        ({"kind": "status", "status": 101}, "other than 204 and 304 .*, not 101"),
+        ({"status": 199}, "other than 204 and 304 .*, not 199"),
+        ({"status": 204}, "other than 204 and 304 .*, not 204"),
+        ({"status": 304, "body": ""}, "other than 204 and 304 .*, not 304"),
         ({"method": "Jion"}, "'Jion' is not a method of either protocol; did you mean 'Join'"),
         ({"method": "GetCapabilities"}, "'GetCapabilities' is ambiguous"),
         ({"kind": "error", "colour": "red"}, r"unknown fault field\(s\) \['colour'\]"),
@@ -843,6 +849,15 @@ def test_a_bad_rule_is_refused_and_nothing_is_added(
     with pytest.raises(ValueError, match=message):
         fake.faults.add(rule_from_dict(fields))
     assert fake.faults.rules == []
+
+
+@pytest.mark.parametrize("status", [200, 205, 299, 404, 599])
+def test_a_status_rule_takes_every_status_whose_answer_has_a_body(
+    fake: FakeNetDriver, status: int
+) -> None:
+    fake.fail("CreateNetwork", "busy", status=status, times=1)
+    answer = post("NetworkDriver.CreateNetwork", {"NetworkID": "n1"})
+    assert (answer.status_code, answer.json()) == (status, {"Err": "busy"})
 
 
 @pytest.mark.parametrize(

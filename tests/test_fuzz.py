@@ -367,8 +367,10 @@ def _with(base: st.SearchStrategy[Body], **more: st.SearchStrategy[Any]) -> st.S
 discovery = st.fixed_dictionaries({
     "DiscoveryType": st.sampled_from([1, 1, 1, 2, 3]),
     "DiscoveryData": st.fixed_dictionaries({
-        "Address": st.sampled_from([NODE, "10.9.0.2", "fd00:9::1"]),
-        "BindAddress": st.just("") | ip4,
+        # Go compares parsed IPs: other spellings of one address are the same node
+        "Address": st.sampled_from([NODE, "10.9.0.2", "fd00:9::1", "FD00:9::1", "fd00:9:0::1",
+                                    "::ffff:10.9.0.2"]),
+        "BindAddress": st.just("") | ip4 | st.just("::FFFF:10.9.0.2"),
         "Self": st.booleans(),
     }),
 })

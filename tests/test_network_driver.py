@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
 
@@ -335,6 +336,25 @@ def test_discovery_tracks_nodes(wire: Wire, fake: FakeNetDriver) -> None:
     assert (
         wire.refused("NetworkDriver.DiscoverDelete", node) == "node 10.0.0.5 was never discovered"
     )
+
+
+@pytest.mark.parametrize(
+    ("sent", "same"),
+    [("FD00::1", "fd00::1"), ("fd00:0::1", "FD00::0:1"), ("::FFFF:10.0.0.2", "::ffff:a00:2")],
+)
+def test_a_node_is_kept_and_keyed_by_its_canonical_address(
+    wire: Wire, fake: FakeNetDriver, sent: str, same: str
+) -> None:
+    """Go compares parsed IPs: two spellings of one address are one node, held in the
+    canonical text a state file holds (and the bind address too)."""
+    canonical = str(ipaddress.ip_address(sent))
+    data = {"Address": sent, "BindAddress": sent.swapcase(), "Self": True}
+    wire.ok("NetworkDriver.DiscoverNew", {"DiscoveryType": 1, "DiscoveryData": data})
+    assert list(fake.state.nodes) == [canonical]
+    assert fake.state.nodes[canonical].bind_address == canonical
+    gone = {"DiscoveryType": 1, "DiscoveryData": {"Address": same}}
+    wire.ok("NetworkDriver.DiscoverDelete", gone)
+    assert fake.state.nodes == {}
 
 
 def test_gw_alloc_check_answers_the_persona_skips() -> None:

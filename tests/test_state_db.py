@@ -451,6 +451,48 @@ def test_a_rich_state_round_trips_through_the_database(short_dir: Path) -> None:
     assert {str(ip) for ip in network.addresses} == {"10.91.1.50", "fd00:92::50", "10.91.1.51"}
 
 
+@pytest.mark.parametrize("sent", ["FD00::1", "fd00:0::1", "::ffff:10.0.0.2", "::FFFF:1.2.3.4"])
+def test_a_node_in_any_spelling_is_saved_as_it_loads(short_dir: Path, sent: str) -> None:
+    """A node's addresses are saved in the canonical text the loader holds a file to, so
+    the file loads again (a spelling kept as sent made every later start fail)."""
+    fake, store = attached(FakeNetDriver(scope="global"), short_dir / "state.db")
+    data = {"Address": sent, "BindAddress": sent, "Self": False}
+    Wire(fake).ok("NetworkDriver.DiscoverNew", {"DiscoveryType": 1, "DiscoveryData": data})
+    store.close()
+    again = Store.open(str(short_dir / "state.db"))
+    try:
+        loaded = again.load()
+    finally:
+        again.close()
+    assert loaded.snapshot() == {**fake.state.snapshot(), "run": 1}
+
+
+def test_pools_are_loaded_in_the_order_they_were_made(short_dir: Path) -> None:
+    """They were loaded in id order: after a restart, a refused RequestPool named another
+    of the pools it overlaps than before."""
+    path = short_dir / "state.db"
+    fake, store = attached(FakeNetDriver(), path)
+    for pool in ("10.0.0.4/30", "10.0.0.0/30"):
+        Wire(fake).ok("IpamDriver.RequestPool", {"AddressSpace": "LocalDefault", "Pool": pool})
+    store.close()
+    for run, pool in ((1, "10.0.1.0/30"), (2, "10.0.0.8/30")):  # a later run: call 0 again
+        store = Store.open(str(path))
+        wire = Wire(FakeNetDriver(store=store, state=store.load()))
+        wire.ok("IpamDriver.RequestPool", {"AddressSpace": "LocalDefault", "Pool": pool})
+        assert [(p.run, p.call) for p in wire.fake.state.pools.values()][-1] == (run, 0)
+        made = list(wire.fake.state.pools)
+        store.close()
+    loaded = peek_state(str(path))
+    assert list(loaded.pools) == made == [
+        "LocalDefault/10.0.0.4/30", "LocalDefault/10.0.0.0/30", "LocalDefault/10.0.1.0/30",
+        "LocalDefault/10.0.0.8/30",
+    ]  # fmt: skip
+    wire = Wire(FakeNetDriver(state=loaded))
+    assert wire.refused(
+        "IpamDriver.RequestPool", {"AddressSpace": "LocalDefault", "Pool": "10.0.0.0/24"}
+    ) == "pool 10.0.0.0/24 overlaps pool 10.0.0.4/30 (LocalDefault/10.0.0.4/30)"
+
+
 def test_reset_and_lost_reply_are_saved(short_dir: Path) -> None:
     path = short_dir / "state.db"
     fake, store = attached(FakeNetDriver(), path)

@@ -34,6 +34,10 @@ TIMING = frozenset(name for name, kind in KIND.items() if kind.timed)
 MAX_SECONDS = 86400.0
 
 
+#: The statuses from 200 up whose answer has no body (RFC 9110): a ``status`` fault sends
+#: one, so they are refused, as is every 1xx.
+NO_BODY = frozenset({204, 304})
+
 #: The fields that belong to one kind only: giving one to a rule of another kind is refused.
 OWN_FIELDS = {field: name for name, kind in KIND.items() for field in kind.fields}
 #: Each field a rule takes from its caller, and the type it must have.
@@ -95,7 +99,8 @@ class Rule:
     :param kind: one of [`KINDS`][fakedriver.KINDS]; ``""`` (the default): inferred, as above.
     :param message: the error message the fault answers (``error``, ``status``,
         ``wrong_key``, ``lost_reply``).
-    :param status: the HTTP status of a ``status`` rule (default 500).
+    :param status: the HTTP status of a ``status`` rule (default 500): from 200 to 599,
+        other than 204 and 304, as the answer has a body.
     :param body: the raw body of a ``status`` rule, instead of ``{"Err": message}``.
     :param seconds: the delay of a ``latency`` rule.
     :param answer: what an ``answer`` rule merges into the driver's answer.
@@ -152,8 +157,11 @@ class Rule:
             raise ValueError(f"probability must be between 0 and 1, not {self.probability}")
         if self.kind == "status":
             self.status = 500 if self.status is None else self.status
-            if not 100 <= self.status <= 599:
-                raise ValueError(f"status must be an HTTP status code, not {self.status}")
+            if not 200 <= self.status <= 599 or self.status in NO_BODY:
+                raise ValueError(
+                    "status must be from 200 to 599, other than 204 and 304 (a 1xx, 204 or "
+                    f"304 answer has no body, and the fault sends one), not {self.status}"
+                )
         self.name = self.name or f"{self.kind} on {self.method}"
         self._release = threading.Event()
         self._waiting = threading.Semaphore(0)

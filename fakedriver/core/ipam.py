@@ -13,7 +13,7 @@ from typing import Any
 from . import wire as w
 from .errors import BadRequest, Conflict, NotFound, ResourceError
 from .model import Model
-from .pool import Lease, Pool
+from .pool import Lease, Pool, first_free
 from .wire import Body, IPNetwork
 
 GATEWAY_OPTION = ("RequestAddressType", "com.docker.network.gateway")
@@ -55,7 +55,7 @@ class IpamModel(Model):
         if held is not None and self._replayed(held.epoch):
             self.state.claim_pool(pid)
             return self._pool_answer(held)
-        clash = self._overlapping(space, network)
+        clash = self._overlapping(space, network) if pool is not None else None  # carved: none
         if clash is not None:
             self.violate(Conflict(f"pool {network} overlaps pool {clash.network} ({clash.id})"))
             if held is not None:
@@ -81,13 +81,14 @@ class IpamModel(Model):
 
     def _carve(self, space: str, version: int) -> IPNetwork:
         """The first default pool of ``version`` that overlaps nothing in ``space``."""
+        spans = self.state.pool_spans(space, version)  # O(pools) a carve, not O(pools^2)
         for base, length in self.persona.default_pools:
             parent = ipaddress.ip_network(base)
             if parent.version != version:
                 continue
-            for candidate in parent.subnets(new_prefix=length):
-                if self._overlapping(space, candidate) is None:
-                    return candidate
+            carved = first_free(parent, length, spans)
+            if carved is not None:
+                return carved
         raise ResourceError(f"no available IPv{version} pool in address space {space}")
 
     def release_pool(self, body: Body) -> dict[str, Any]:

@@ -294,11 +294,13 @@ class NetworkModel(Model):
         data = w.mapping(body, "DiscoveryData")
         if kind != 1:  # only node discovery reaches a remote driver; others are ignored
             return None
+        # Kept (and keyed) in canonical text, as Go compares parsed IPs: ``FD00::1`` and
+        # ``fd00::1`` are one node, and a state file holds only canonical text.
         address = w.text(data, "Address", required=True)
-        w.address(address, "DiscoveryData.Address")
+        address = str(w.address(address, "DiscoveryData.Address"))
         bind = w.text(data, "BindAddress")
         if bind:
-            w.address(bind, "DiscoveryData.BindAddress")
+            bind = str(w.address(bind, "DiscoveryData.BindAddress"))
         return Node(address, bind, w.flag(data, "Self"), self.call, self.state.run)
 
     # -- lookups ------------------------------------------------------------------------

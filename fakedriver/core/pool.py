@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,3 +170,24 @@ class Pool:
                 for value, lease in sorted(self.leases.items())
             },
         }
+
+
+def first_free(
+    parent: IPNetwork, length: int, spans: Sequence[tuple[int, int, str]]
+) -> IPNetwork | None:
+    """The first ``/length`` subnet of ``parent`` that overlaps none of ``spans`` (first and
+    last addresses as integers, sorted, as `State.pool_spans()` gives them); ``None`` when
+    every one does. One walk over the spans: a span that ends before the candidate is
+    passed, one that starts after it leaves it free, any other moves the candidate past it.
+    """
+    size = 1 << (parent.max_prefixlen - length)
+    candidate, last = int(parent.network_address), int(parent.broadcast_address)
+    for start, end, _ in spans:
+        if end < candidate:
+            continue
+        if start > candidate + size - 1:
+            break
+        candidate = (end // size + 1) * size  # the next subnet after the span's end
+        if candidate > last:
+            return None
+    return type(parent)((candidate, length))  # ::a.b.c.d is IPv6, not IPv4

@@ -54,6 +54,11 @@ class State:
     #: Where the changes go while a call is served (the driver sets it, and takes it back
     #: after); ``None``: not logged.
     log: list[Change] | None = field(default=None, repr=False, compare=False)
+    #: Each (address space, IP version)'s pools as sorted (first address, last address,
+    #: id) spans, which a pool is carved against (`pool_spans()`).
+    _spans: dict[tuple[str, int], list[tuple[int, int, str]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     # -- reading ------------------------------------------------------------------------------
     @property
@@ -174,8 +179,15 @@ class State:
         self._said(c.NodeForgotten(address))
 
     # -- IPAM ---------------------------------------------------------------------------------
+    def pool_spans(self, space: str, version: int) -> list[tuple[int, int, str]]:
+        """The pools of ``space`` and IP ``version`` as (first address, last address, id),
+        as integers, sorted: read it, do not change it."""
+        return self._spans.get((space, version), [])
+
     def add_pool(self, pool: Pool) -> None:
         """Hold ``pool`` (in place of one with its id) with the leases it has."""
+        if pool.id not in self.pools:  # one id, one network: its span is there already
+            bisect.insort(self._spans.setdefault(_space_of(pool), []), _span(pool))
         self.pools[pool.id] = pool
         self._said(c.PoolCreated(pool.id))
 
@@ -187,6 +199,8 @@ class State:
     def remove_pool(self, pid: str) -> Pool:
         """Forget pool ``pid``, and its leases with it."""
         pool = self.pools.pop(pid)
+        spans = self._spans[_space_of(pool)]
+        del spans[bisect.bisect_left(spans, _span(pool))]
         self._said(c.PoolRemoved(pid))
         return pool
 
@@ -229,6 +243,15 @@ class State:
         in the order the calls made them)."""
         for endpoint in sorted(endpoints, key=_created):
             self.add_endpoint(endpoint)
+
+
+def _space_of(pool: Pool) -> tuple[str, int]:
+    return pool.address_space, pool.network.version
+
+
+def _span(pool: Pool) -> tuple[int, int, str]:
+    net = pool.network
+    return int(net.network_address), int(net.broadcast_address), pool.id
 
 
 def _created(endpoint: Endpoint) -> tuple[int, int, str]:

@@ -150,8 +150,9 @@ def read_state(db: sqlite3.Connection) -> State:
         state.allocate(parse_allocation(row, where, origin))
     for where, row in _rows(db, "nodes"):
         state.discover(parse_node(row, where, origin))
-    for where, row in _rows(db, "pools"):
-        state.add_pool(parse_pool(row, where, origin))
+    pools = [parse_pool(row, where, origin) for where, row in _rows(db, "pools")]
+    for pool in sorted(pools, key=lambda pool: (pool.run, pool.call)):  # creation order,
+        state.add_pool(pool)  # as memory held them: the first clash named is the same
     for where, row in _rows(db, "leases"):
         state.lease(*parse_lease(state, row, where, origin))
     for where, (eid,) in _rows(db, "links"):

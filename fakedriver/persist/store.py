@@ -12,7 +12,10 @@ commit left, and the call answers an error.
 
 The database is the server's alone: it is opened in SQLite's exclusive locking mode and
 locked at once, so a second server on the same file is refused at start. A symlink at the
-path is followed: the database (and its ``-wal`` file) is the file it points to.
+path is followed: the database (and its ``-wal`` file) is the file it points to; but not a
+symlink the kernel would not follow either (``files.resolve()``). An existing file is
+checked, read only, before anything changes it (its mode, its journal mode): a file that is
+not an empty or fakedriver's database is refused as it is.
 
 Loading checks the file's tables and every row (see ``schema``): what is not as this
 module writes it is a `StateFileError` naming the file and the first problem.
@@ -33,6 +36,7 @@ from ..core.changes import Change
 from ..core.errors import DriverError
 from ..core.ports import StoreError
 from ..core.state import State
+from . import files
 from .schema import (
     FLAG_FIELDS,
     JSON_FIELDS,
@@ -143,10 +147,18 @@ class Store:
         """Open (or create, mode 0600) the database at ``path`` and lock it for this
         process. An existing database (or its ``-wal`` or ``-shm``) that other users may
         open is made 0600 first, and `notes` says so."""
-        real = os.path.realpath(path)
+        real = _resolved(path)
         if os.path.isdir(real):
             raise StateFileError(f"cannot use state file {path}: it is a directory")
         created = _create(path, real)
+        if not created:  # a file refused is left as it is: checked before it is changed
+            try:
+                files.check_ours(real)
+            except files.Refused as exc:
+                hint = ""
+                if str(exc) == "file is not a database" and _starts_with_brace(real):
+                    hint = f" (a JSON state file? import it: fakedriver state import {path} NEW)"
+                raise StateFileError(f"cannot load state file {path}: {exc}{hint}") from None
         notes = [] if created else _private(path, real)
         try:
             db = sqlite3.connect(real, isolation_level=None, timeout=0, check_same_thread=False)
@@ -350,6 +362,14 @@ def _put_back_pool(
         state.lease(*parse_lease(state, tuple(saved_lease), where, origin))
 
 
+def _resolved(path: str) -> str:
+    """The file ``path`` names, its symlinks followed (`files.resolve()`)."""
+    try:
+        return files.resolve(path)
+    except files.Refused as exc:
+        raise StateFileError(f"cannot use state file {path}: {exc}") from None
+
+
 def _create(path: str, real: str) -> bool:
     """Make the empty file of a new database, mode 0600 (SQLite would make it 0644, and
     gives its ``-wal`` the database's mode); ``False`` when it exists."""
@@ -450,7 +470,7 @@ def peek_state(path: str) -> State:
     if not os.path.exists(path):
         raise StateFileError(f"cannot load state file {path}: no such file")
     try:  # read-write (and never written), so that closing it tidies the -wal file away
-        db = sqlite3.connect(os.path.realpath(path), timeout=0)
+        db = sqlite3.connect(_resolved(path), timeout=0)
     except sqlite3.Error as exc:
         raise StateFileError(f"cannot open state file {path}: {exc}") from None
     try:

@@ -123,6 +123,10 @@ class Connection:
         #: When it began to wait for its next request (``time.monotonic()``); ``None``
         #: while it is in a request.
         self.idle_since: float | None = time.monotonic()
+        #: When the last answer began to be written: the connection is idle from then on
+        #: (so one answered before another connected counts as idle the longer, however
+        #: late its thread comes back to wait).
+        self.answered: float | None = None
         #: Set by the server: serve no further request.
         self.closing = False
 
@@ -171,8 +175,11 @@ class Connection:
         with self._lock:
             if self.closing:
                 raise _Closed
-            if self.idle_since is None:  # idle already from its accept: the wait goes on
+            if self.answered is not None:  # idle from when its answer began to be written
+                self.idle_since = self.answered
+            elif self.idle_since is None:  # (idle from its accept: that wait goes on)
                 self.idle_since = time.monotonic()
+            self.answered = None
 
     def _busy(self) -> None:
         with self._lock:
@@ -294,6 +301,7 @@ class Connection:
         body = answer.body if self.verb != "HEAD" else b""
         if answer.drop == "mid_body":
             body = body[: len(body) // 2]
+        self.answered = time.monotonic()
         self.sock.sendall(head + body)
         return not close
 
