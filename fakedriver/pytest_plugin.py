@@ -54,6 +54,7 @@ from typing import Any
 import pytest
 
 from fakedriver import Cluster, FakeNetDriver, Persona, Route, Served, serving
+from fakedriver.transports import registry
 
 _factories = pytest.StashKey["FakeNetDriverFactory"]()
 _passed = pytest.StashKey[bool]()
@@ -61,6 +62,9 @@ _clusters = pytest.StashKey[Cluster]()
 
 #: Where failing tests' pictures go by default, under pytest's rootdir.
 REPORT_DIR = ".fakedriver-reports"
+#: The fixtures that route clients: between tests that use one, each client library's
+#: patch stays started (reset, not stopped: see ``registry.keep()``).
+_ROUTING = frozenset({"fake_netdriver_factory", "fake_netdriver_cluster"})
 _PERSONA = tuple(field.name for field in dataclasses.fields(Persona))
 _CHECKS = ("audit", "assert_all_fired")
 #: Where options are given -> the plugin's own options there (the persona's fields too).
@@ -105,8 +109,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("fake_netdriver_seed", "seed for generated values (default 0)", default="0")
     parser.addini(
         "fake_netdriver_clients",
-        "client libraries the fixtures route (default: every one installed); routing "
-        "aiohttp costs about 2 ms a test",
+        "client libraries the fixtures route (default: every one installed)",
         type="args",
         default=[],
     )
@@ -184,6 +187,9 @@ class FakeNetDriverFactory:
 
     def _make(self, persona: Persona | None, options: dict[str, Any]) -> FakeNetDriver:
         faults = options.pop("faults", None)
+        if persona is None:
+            persona = _persona(options)
+            options = {}
         fake = FakeNetDriver(persona, **options)
         if faults is not None:
             fake.faults.load(str(self._root / faults))
@@ -259,6 +265,25 @@ class FakeNetDriverFactory:
         return "\n".join(parts)
 
 
+#: Personas made from the same options, by their options: a persona checks every field
+#: when it is made, and most tests of a suite ask for the same one.
+_personas: dict[tuple[tuple[str, Any], ...], Persona] = {}
+
+
+def _persona(options: dict[str, Any]) -> Persona:
+    """``Persona(**options)``, made once for each set of options that can be a key."""
+    key = tuple(sorted(options.items()))
+    try:
+        made = _personas.get(key)
+    except TypeError:  # a list or a dict among the values: made each time
+        return Persona(**options)
+    if made is None:
+        if len(_personas) >= 64:
+            _personas.clear()
+        made = _personas[key] = Persona(**options)
+    return made
+
+
 @pytest.fixture
 def fake_netdriver_factory(request: pytest.FixtureRequest) -> Iterator[FakeNetDriverFactory]:
     """A factory of routed ``FakeNetDriver`` instances for this test."""
@@ -308,6 +333,19 @@ def fake_netdriver_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         cluster.assert_clean()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Keep the client libraries' patches started for a test that routes (the first one
+    starts them, the next ones find them started); a test that does not gets them
+    stopped, as they are outside pytest."""
+    names = getattr(item, "fixturenames", ())
+    registry.keep(any(name in _ROUTING for name in names))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    registry.keep(False)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -316,8 +354,19 @@ def pytest_runtest_makereport(
     report: pytest.TestReport = outcome.get_result()
     if report.when == "call":  # the audit runs only after a test that passed
         item.stash[_passed] = report.passed and not hasattr(report, "wasxfail")
-    if not report.failed:
-        return
+    try:
+        if report.failed:
+            _report(item, report)
+    finally:
+        if report.when == "teardown":  # the test's fakes go with it, not with the session
+            if _factories in item.stash:
+                del item.stash[_factories]
+            if _clusters in item.stash:
+                del item.stash[_clusters]
+
+
+def _report(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Add the journal (or timeline) and the picture to a failing test's report."""
     factory = item.stash.get(_factories, None)
     fakes = factory.fakes if factory is not None else []
     cluster = item.stash.get(_clusters, None)

@@ -18,44 +18,17 @@ from functools import partial
 from typing import Any
 
 import aiohttp
+from aiohttp import ClientSession
 from aioresponses import CallbackResult, aioresponses
+from aioresponses.core import RequestMatch
 
 from ..core.http import CONTENT_TYPE, not_allowed
 from ..core.reply import Outcome, Reply
-from .registry import Registry, Routed
+from .registry import Registry
 
 VERBS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
 #: aiohttp's own default: ``ClientTimeout(total=300)``.
 DEFAULT_TIMEOUT = 300.0
-_mock: aioresponses | None = None
-
-
-def _patch() -> Callable[[], None]:
-    global _mock
-    mock = aioresponses(passthrough_unmatched=True)
-    mock.start()
-    _mock = mock
-
-    def stop() -> None:
-        global _mock
-        mock.stop()
-        _mock = None
-
-    return stop
-
-
-def _changed(routes: list[Routed]) -> None:
-    """Register the URLs of the active routes (aioresponses matches by pattern)."""
-    if _mock is None:
-        return
-    _mock.clear()
-    for route in routes:
-        for verb in VERBS:
-            _mock.add(route.pattern, method=verb, callback=partial(_callback, verb), repeat=True)
-
-
-#: The routes aiohttp calls are served by.
-ROUTES = Registry(_patch, _changed)
 
 
 async def _callback(verb: str, url: Any, **kwargs: Any) -> CallbackResult:
@@ -76,6 +49,95 @@ async def _callback(verb: str, url: Any, **kwargs: Any) -> CallbackResult:
     if isinstance(rendered, Exception):
         raise rendered
     return rendered
+
+
+class _Unrecorded(dict[Any, list[Any]]):
+    """aioresponses' record of requests, which keeps nothing: a patch kept started across
+    tests (see ``registry.keep()``) would otherwise keep every request ever made, the
+    ones passed through to aiohttp included."""
+
+    def setdefault(self, key: Any, default: Any = None) -> list[Any]:
+        return []
+
+    def __missing__(self, key: Any) -> list[Any]:
+        return []
+
+
+class _Patcher:
+    """aioresponses' patch of ``ClientSession._request``, made by assignment: its own
+    (``unittest.mock.patch(autospec=True)``) takes about 2 ms to start, every test."""
+
+    def __init__(self, mock: _Mock) -> None:
+        self.mock = mock
+        self.temp_original: Any = None  # what aioresponses passes calls through to
+        self.return_value: Any = None  # set by aioresponses.start(), unused here
+
+    def start(self) -> None:
+        usual, handle = getattr(ClientSession, _REQUEST), self.mock.handle
+
+        async def request(session: ClientSession, *args: Any, **kwargs: Any) -> Any:
+            return await handle(session, *args, **kwargs)
+
+        self.temp_original = usual
+        setattr(ClientSession, _REQUEST, request)
+
+    def stop(self) -> None:
+        setattr(ClientSession, _REQUEST, self.temp_original)
+
+
+#: What aiohttp makes every request with, which aioresponses patches.
+_REQUEST = "_request"
+
+
+class _Mock(aioresponses):
+    """The one mock of aiohttp: a call to a routed URL is answered by `_callback`, any
+    other passes through; it records nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(passthrough_unmatched=True)
+        self.requests = _Unrecorded()
+        self.patcher = _Patcher(self)  # type: ignore[assignment]
+
+    async def handle(self, session: ClientSession, *args: Any, **kwargs: Any) -> Any:
+        """Answer one request of ``session``, as aioresponses does."""
+        return await self._request_mock(session, *args, **kwargs)
+
+    def _build_request_call(self, method: str = "GET", *args: Any, **kwargs: Any) -> None:
+        return None  # nothing is recorded: no copy of the request to make
+
+    def start(self) -> None:
+        super().start()
+        self._matches.update(_MATCHES)
+
+    def reset(self) -> None:
+        """Close the responses given so far (the mock keeps them to close at its stop)."""
+        for response in self._responses:
+            response.close()
+        self._responses.clear()
+
+
+def _routed(url: Any) -> bool:
+    return ROUTES.find(str(url)) is not None
+
+
+def _matcher(verb: str) -> RequestMatch:
+    """The matcher of every routed URL for ``verb`` (found by URL, see `_routed()`)."""
+    match = RequestMatch(verb, method=verb, callback=partial(_callback, verb), repeat=True)
+    match.match_func = _routed
+    return match
+
+
+_MATCHES = {verb: _matcher(verb) for verb in VERBS}
+_mock = _Mock()
+
+
+def _patch() -> Callable[[], None]:
+    _mock.start()
+    return _mock.stop
+
+
+#: The routes aiohttp calls are served by.
+ROUTES = Registry(_patch, _mock.reset)
 
 
 def _answer(reply: Reply, timeout: float | None) -> CallbackResult:

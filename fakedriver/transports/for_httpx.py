@@ -1,12 +1,14 @@
 """The ``httpx`` transport (sync and async): calls to a routed fake's URL are served
-in-process through respx, failing as httpx fails.
+in-process, failing as httpx fails.
 
-One ``respx`` router (``using="httpx"``: it wraps each client's transport, so respx's own
-users, who mock httpcore underneath, are untouched) serves every routed URL and passes
-every other URL through to the client's real transport. A dropped connection is
-``httpx.RemoteProtocolError``, a hang past the client's read timeout (httpx's default: 5
-s, on the fake's clock) ``httpx.ReadTimeout``. Under ``AsyncClient`` a call that a rule
-may hold runs in a worker thread, so a held call never blocks the event loop.
+httpx picks a transport per URL (``Client._transport_for_url``, as respx's ``using="httpx"``
+mocker does); while a route is active, a routed fake's URL gets this module's transport,
+and every other URL the client's own (or that of a respx mock started before or after the
+route: the fake's calls never reach respx's routes, and respx's never reach the fake). A
+dropped connection is ``httpx.RemoteProtocolError``, a hang past the client's read timeout
+(httpx's default: 5 s, on the fake's clock) ``httpx.ReadTimeout``. Under ``AsyncClient`` a
+call that a rule may hold runs in a worker thread, so a held call never blocks the event
+loop; any other is served on the loop, with no thread hop.
 """
 
 from __future__ import annotations
@@ -16,12 +18,11 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import respx
 
 from ..core.http import CONTENT_TYPE, not_allowed
 from ..core.ports import Responder
 from ..core.reply import Outcome, Reply
-from .registry import Registry
+from .registry import Registry, Routed
 
 _HEADERS = [(b"Content-Type", CONTENT_TYPE.encode())]
 
@@ -78,25 +79,56 @@ async def serve_async(driver: Responder, method: str, request: httpx.Request) ->
     return await asyncio.to_thread(serve, driver, method, request)
 
 
-def _side_effect(request: httpx.Request) -> Any:
+class _Routed(httpx.BaseTransport):
+    """The transport of a routed fake's URL, for ``httpx.Client``."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        route, method = _found(request)
+        request.read()
+        return serve(route.fake, method, request)
+
+
+class _AsyncRouted(httpx.AsyncBaseTransport):
+    """The transport of a routed fake's URL, for ``httpx.AsyncClient``."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        route, method = _found(request)
+        await request.aread()
+        return await serve_async(route.fake, method, request)
+
+
+def _found(request: httpx.Request) -> tuple[Routed, str]:
     found = ROUTES.find(str(request.url))
-    if found is None:
-        return request  # respx: pass through to the client's real transport
-    route, method = found
-    if not route.fake.may_block:  # nothing can hold the call: serve it here
-        return serve(route.fake, method, request)
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return serve(route.fake, method, request)
-    return serve_async(route.fake, method, request)
+    if found is None:  # the route stopped after the client chose this transport
+        raise httpx.ConnectError(f"no fake is routed at {request.url}", request=request)
+    return found
+
+
+_SYNC, _ASYNC = _Routed(), _AsyncRouted()
+
+
+#: What httpx asks for the transport of a URL (on ``Client`` and ``AsyncClient``).
+CHOOSE = "_transport_for_url"
 
 
 def _patch() -> Callable[[], None]:
-    router = respx.MockRouter(using="httpx", assert_all_called=False, assert_all_mocked=True)
-    router.route().mock(side_effect=_side_effect)
-    router.start()
-    return router.stop
+    sync_usual = getattr(httpx.Client, CHOOSE)
+    async_usual = getattr(httpx.AsyncClient, CHOOSE)
+
+    def sync_for_url(client: httpx.Client, url: httpx.URL) -> httpx.BaseTransport:
+        return _SYNC if ROUTES.find(str(url)) is not None else sync_usual(client, url)
+
+    def async_for_url(client: httpx.AsyncClient, url: httpx.URL) -> httpx.AsyncBaseTransport:
+        return _ASYNC if ROUTES.find(str(url)) is not None else async_usual(client, url)
+
+    setattr(httpx.Client, CHOOSE, sync_for_url)
+    setattr(httpx.AsyncClient, CHOOSE, async_for_url)
+
+    def stop() -> None:
+        setattr(httpx.Client, CHOOSE, sync_usual)
+        setattr(httpx.AsyncClient, CHOOSE, async_usual)
+
+    return stop
 
 
 #: The routes httpx calls are served by.

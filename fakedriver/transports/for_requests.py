@@ -3,8 +3,8 @@
 
 ``requests`` picks an adapter per URL (``Session.get_adapter``); for a routed fake's URL
 (including the ``http+unix://`` form of requests-unixsocket) it gets this module's
-adapter, whose ``send`` one ``responses.RequestsMock`` patches while any route is
-active. Every other URL keeps its usual adapter, so the user's own ``responses`` setup
+adapter, whose ``send`` is one ``responses.RequestsMock``'s handler. Every other URL
+keeps its usual adapter, so the user's own ``responses`` setup
 (started before or after) and the network see exactly what they would without the fake,
 and the fake's calls never appear in the user's ``responses.calls``.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from unittest import mock
 
 import requests
 import requests.adapters
@@ -25,10 +24,12 @@ from .registry import Registry
 
 
 class FakeAdapter(requests.adapters.HTTPAdapter):
-    """The adapter ``requests`` uses for a routed fake's URL."""
+    """The adapter ``requests`` uses for a routed fake's URL: ``responses`` answers what
+    it is sent (its mock's handler, called directly: nothing of ``requests`` is patched
+    for it)."""
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
-        raise requests.ConnectionError(f"no fake is routed at {request.url}")
+        return _send(self, request, *args, **kwargs)
 
 
 class _Dispatch(responses.CallbackResponse):
@@ -36,32 +37,6 @@ class _Dispatch(responses.CallbackResponse):
 
     def matches(self, request: requests.PreparedRequest) -> tuple[bool, str]:
         return True, ""
-
-
-def _patch() -> Callable[[], None]:
-    calls = responses.RequestsMock(
-        assert_all_requests_are_fired=False, target=f"{__name__}.FakeAdapter.send"
-    )
-    calls.add(_Dispatch(responses.POST, "http://fakedriver", _serve, content_type=None))
-    calls.start()
-    usual = requests.Session.get_adapter
-
-    def get_adapter(session: requests.Session, url: str) -> requests.adapters.BaseAdapter:
-        return _adapter if ROUTES.find(url) is not None else usual(session, url)
-
-    choose = mock.patch.object(requests.Session, "get_adapter", get_adapter)
-    choose.start()
-
-    def stop() -> None:
-        choose.stop()
-        calls.stop()
-
-    return stop
-
-
-#: The routes ``requests`` calls are served by.
-ROUTES = Registry(_patch)
-_adapter = FakeAdapter()
 
 
 def _serve(request: requests.PreparedRequest) -> tuple[int, dict[str, str], bytes] | Exception:
@@ -76,6 +51,37 @@ def _serve(request: requests.PreparedRequest) -> tuple[int, dict[str, str], byte
     timeout = _read_timeout(getattr(request, "req_kwargs", {}).get("timeout"))
     reply = route.fake.respond(method, _body(request.body), timeout=timeout)
     return RENDER[reply.outcome](reply, timeout)
+
+
+_calls = responses.RequestsMock(assert_all_requests_are_fired=False)
+_dispatch = _Dispatch(responses.POST, "http://fakedriver", _serve, content_type=None)
+_calls.add(_dispatch)
+_send = _calls.unbound_on_send()
+
+
+def _reset() -> None:
+    """Forget the calls ``responses`` recorded (it keeps every one while started)."""
+    _calls.calls.reset()
+    _dispatch.calls.reset()
+
+
+def _patch() -> Callable[[], None]:
+    usual = requests.Session.get_adapter
+
+    def get_adapter(self: requests.Session, url: str) -> requests.adapters.BaseAdapter:
+        return _adapter if ROUTES.find(url) is not None else usual(self, url)
+
+    requests.Session.get_adapter = get_adapter  # type: ignore[method-assign]
+
+    def stop() -> None:
+        requests.Session.get_adapter = usual  # type: ignore[method-assign]
+
+    return stop
+
+
+#: The routes ``requests`` calls are served by.
+ROUTES = Registry(_patch, _reset)
+_adapter = FakeAdapter()
 
 
 def _answer(reply: Reply, timeout: float | None) -> tuple[int, dict[str, str], bytes]:

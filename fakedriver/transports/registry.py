@@ -1,12 +1,15 @@
 """What every in-process route shares: the routes active for one client library, and the
 one patch of that library that serves them, started with the first route and stopped
-with the last."""
+with the last (or, while [`keep()`][fakedriver.transports.registry.keep] says so, kept
+started between routes, and only reset: the pytest plugin keeps it between the tests that
+use its fixtures)."""
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
 import re
+import sys
 import threading
 from collections.abc import Callable
 from typing import Protocol
@@ -24,6 +27,9 @@ class Routed(Protocol):
     #: Matches this route's URLs; group ``method`` is the protocol method.
     pattern: re.Pattern[str]
 
+    #: ``scheme://host`` of each URL form the route serves (see `base_of()`).
+    bases: tuple[str, ...]
+
     def method_of(self, url: str) -> str | None:
         """The protocol method a URL calls, when the URL is this route's; else ``None``."""
 
@@ -33,46 +39,110 @@ class Registry:
 
     :param patch: starts serving the routes (e.g. starts a ``responses`` mock) and
         returns what stops it.
-    :param changed: told the active routes after each attach and detach, for a patch
-        that registers each route's URLs with its library.
+    :param reset: forgets what the started patch recorded (a mock library's record of
+        the calls it saw), when the last route goes and the patch is kept started.
     """
 
     def __init__(
         self,
         patch: Callable[[], Callable[[], None]],
-        changed: Callable[[list[Routed]], None] | None = None,
+        reset: Callable[[], None] | None = None,
     ) -> None:
         self._patch = patch
-        self._changed = changed
+        self._reset = reset
         self._routes: list[Routed] = []
+        #: the active routes by base (``scheme://host``, lower case): a call is matched
+        #: against the routes of its own host only, however many routes there are
+        self._by_base: dict[str, list[Routed]] = {}
         self._stop: Callable[[], None] | None = None
         self._guard = threading.Lock()
+        _REGISTRIES.append(self)
+
+    @property
+    def started(self) -> bool:
+        """Whether the patch is started (a route is active, or it is kept)."""
+        return self._stop is not None
 
     def attach(self, route: Routed) -> None:
         with self._guard:
             self._routes.append(route)
+            for base in route.bases:
+                self._by_base.setdefault(base, []).append(route)
             if self._stop is None:
                 self._stop = self._patch()
-            if self._changed is not None:
-                self._changed(list(self._routes))
 
     def detach(self, route: Routed) -> None:
         with self._guard:
-            if route in self._routes:
-                self._routes.remove(route)
-            if self._changed is not None and self._routes:
-                self._changed(list(self._routes))
-            if not self._routes and self._stop is not None:
-                self._stop()
-                self._stop = None
+            if route not in self._routes:
+                return
+            self._routes.remove(route)
+            for base in route.bases:
+                routes = self._by_base[base]
+                routes.remove(route)
+                if not routes:
+                    del self._by_base[base]
+            if not self._routes:
+                self._idle()
+
+    def settle(self) -> None:
+        """Stop the patch if no route is active and it is no longer kept."""
+        with self._guard:
+            if not self._routes:
+                self._idle()
+
+    def _idle(self) -> None:
+        """No route is active (the caller holds the guard): reset the patch, and stop it
+        unless it is kept."""
+        if self._stop is None:
+            return
+        if _KEPT[0]:
+            if self._reset is not None:
+                self._reset()
+            return
+        self._stop()
+        self._stop = None
 
     def find(self, url: str) -> tuple[Routed, str] | None:
         """The route serving ``url`` and the method it calls, if any route does."""
-        for route in list(self._routes):
+        routes = self._by_base.get(base_of(url))
+        if routes is None:
+            return None
+        for route in list(routes):
             method = route.method_of(url)
             if method is not None:
                 return route, method
         return None
+
+
+#: Every registry made (one per client library loaded), for `keep()`.
+_REGISTRIES: list[Registry] = []
+#: Whether idle patches stay started: ``[False]`` unless `keep()` says otherwise.
+_KEPT = [False]
+
+
+def keep(kept: bool) -> None:
+    """Keep each client library's patch started when its last route stops (``True``),
+    reset instead of stopped, so that the next route costs no patching; or stop every
+    idle patch now and from now on (``False``, the default). The pytest plugin keeps
+    them between the tests that use its fixtures."""
+    _KEPT[0] = kept
+    if kept:
+        return
+    for routes in _REGISTRIES:
+        routes.settle()
+
+
+def base_of(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``, in lower case: what routes are found by."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return ""
+    end = len(rest)
+    for stop in "/?#":
+        found = rest.find(stop)
+        if found != -1 and found < end:
+            end = found
+    return f"{scheme}://{rest[:end]}".lower()
 
 
 #: client -> (transport module, the libraries it needs, the extra that installs them); the
@@ -90,11 +160,24 @@ class MissingExtra(ImportError):
     installed without it (its calls to a fake's URL would reach the network)."""
 
 
+#: Libraries found installed, each with the ``find_spec`` that found it: looking one up
+#: again scans ``sys.path`` (tens of microseconds), for every route a test starts.
+_found: dict[str, object] = {}
+
+
 def _present(name: str) -> bool:
+    if name in sys.modules and sys.modules[name] is None:  # made unimportable
+        return False
+    find = importlib.util.find_spec
+    if _found.get(name) is find:
+        return True
     try:
-        return importlib.util.find_spec(name) is not None
+        present = find(name) is not None
     except (ImportError, ValueError):  # a finder that refuses it, a module without a spec
         return False
+    if present:
+        _found[name] = find
+    return present
 
 
 def installed(client: str) -> bool:

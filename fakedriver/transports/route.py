@@ -17,7 +17,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import quote
 
 from ..core.ports import Responder
-from .registry import default_clients, registry
+from .registry import base_of, default_clients, registry
 
 #: The base URL a fake is routed at unless told otherwise (``routed()``, the fixture).
 DEFAULT_URL = "http://fake-netdriver"
@@ -55,10 +55,13 @@ class BaseRoute(Generic[F]):
         self.fake = fake
         self.url = url.rstrip("/")
         self.socket = socket
-        bases = [re.escape(self.url)]
+        urls = [self.url]
         if socket:
-            bases.append(re.escape("http+unix://" + quote(socket, safe="")))
-        self.pattern = re.compile(rf"^(?:{'|'.join(bases)})/(?P<method>[^/?#]*)", re.IGNORECASE)
+            urls.append("http+unix://" + quote(socket, safe=""))
+        #: ``scheme://host`` of each URL form served: what the registries find it by.
+        self.bases = tuple(dict.fromkeys(base_of(url) for url in urls))
+        either = "|".join(re.escape(url) for url in urls)
+        self.pattern = re.compile(rf"^(?:{either})/(?P<method>[^/?#]*)", re.IGNORECASE)
         if clients is None:
             clients = default_clients()
         #: The client libraries this route serves.
