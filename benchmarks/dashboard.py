@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from browser_env import missing
-from serve_env import Dockerd, create_network
+from support.browser_env import missing
+from support.serve_env import Dockerd, create_network
 
 TARGET_MS = 1000.0
 
@@ -76,7 +76,7 @@ def main() -> None:
     if why is not None:
         print(f"skipped: {why}")
         return
-    from browser_env import chromium
+    from support.browser_env import chromium
 
     folder = Path(tempfile.mkdtemp(prefix="fdbd", dir="/tmp"))
     sock = str(folder / "p.sock")

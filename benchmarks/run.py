@@ -45,7 +45,7 @@ from fakedriver.core.pool import Pool
 from fakedriver.persist.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from dockerd_env import IMAGE, Dockerd, Plugin, Unavailable, run_name
+from support.dockerd_env import IMAGE, Dockerd, Plugin, Unavailable, run_name
 
 ROWS: list[tuple[str, str, str, str]] = []
 

@@ -1,116 +1,48 @@
-"""Shared helpers: drive a FakeNetDriver over its WSGI interface, as a client would; a
-short folder and ``fakedriver serve`` subprocesses in it; and the real dockerd the
-``-m dockerd`` tests share."""
+"""The fixtures the tests share: a fake and a :class:`~support.wire.Wire` on it, a short
+folder and ``fakedriver serve`` subprocesses in it, and the real dockerd the ``-m dockerd``
+tests share. The helpers themselves live in the ``support`` package beside this file."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from dockerd_env import Dockerd, Unavailable, unavailable
-from dockerd_versions import Expect, expect
-from serve_env import Launcher, temporary_short_dir
-from werkzeug.test import Client
+from support.dockerd_env import Dockerd, Unavailable, unavailable
+from support.dockerd_versions import Expect, expect
+from support.serve_env import Launcher, temporary_short_dir
+from support.tiers import TIERS, SocketSpy
+from support.wire import Wire
 
 from fakedriver import FakeNetDriver
 
-NET = "n" * 64
-EP = "e" * 64
+SPY = SocketSpy()
 
 
-class Wire:
-    """Calls a fake through WSGI and checks the shape of every answer."""
+def pytest_configure(config: pytest.Config) -> None:
+    SPY.install()
 
-    def __init__(self, fake: FakeNetDriver) -> None:
-        self.fake = fake
-        self.client = Client(fake)
 
-    def raw(self, method: str, body: bytes) -> tuple[int, dict[str, Any]]:
-        response = self.client.post(f"/{method}", data=body)
-        answer = json.loads(response.get_data())
-        assert isinstance(answer, dict), answer
-        return response.status_code, answer
+def pytest_unconfigure(config: pytest.Config) -> None:
+    SPY.uninstall()
 
-    def __call__(
-        self, method: str, body: dict[str, Any] | None = None
-    ) -> tuple[int, dict[str, Any]]:
-        return self.raw(method, b"" if body is None else json.dumps(body).encode())
 
-    def ok(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        status, answer = self(method, body)
-        assert status == 200 and not answer.get(_key(method)), answer
-        return answer
-
-    def refused(self, method: str, body: dict[str, Any] | None = None, status: int = 200) -> str:
-        """Assert the call is refused in the right dialect and changes nothing; return the text."""
-        before = json.dumps(self.fake.state.snapshot(), sort_keys=True)
-        got, answer = self(method, body)
-        assert got == status, (got, answer)
-        assert set(answer) == {_key(method)}, answer
-        assert json.dumps(self.fake.state.snapshot(), sort_keys=True) == before
-        return str(answer[_key(method)])
-
-    # -- builders for the common lifecycle --------------------------------------------------
-    def network(
-        self,
-        nid: str = NET,
-        pool: str = "10.0.0.0/24",
-        gateway: str = "10.0.0.1/24",
-        v6: tuple[str, str] | None = None,
-        **options: Any,
-    ) -> None:
-        body: dict[str, Any] = {
-            "NetworkID": nid,
-            "Options": {"com.docker.network.generic": {}, **options},
-            "IPv4Data": [{"AddressSpace": "LocalDefault", "Pool": pool, "Gateway": gateway}],
-            "IPv6Data": [],
-        }
-        if v6:
-            body["IPv6Data"] = [{"AddressSpace": "LocalDefault", "Pool": v6[0], "Gateway": v6[1]}]
-        self.ok("NetworkDriver.CreateNetwork", body)
-
-    def endpoint(
-        self,
-        eid: str = EP,
-        address: str = "10.0.0.2/24",
-        nid: str = NET,
-        v6: str = "",
-        mac: str = "",
-    ) -> dict[str, Any]:
-        return self.ok(
-            "NetworkDriver.CreateEndpoint",
-            {
-                "NetworkID": nid,
-                "EndpointID": eid,
-                "Options": {},
-                "Interface": {"Address": address, "AddressIPv6": v6, "MacAddress": mac},
-            },
+@pytest.fixture(autouse=True)
+def _sockets_only_in_their_tier(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that listens on or connects a real socket carries a tier's marker (support.tiers):
+    the fast tier, ``-m "not socket and not dockerd and not browser"``, opens none."""
+    marked = any(request.node.get_closest_marker(name) for name in TIERS)
+    seen: list[str] = []
+    SPY.watching = None if marked else seen
+    yield
+    SPY.watching = None
+    if seen:
+        pytest.fail(
+            f"{request.node.nodeid} opened a socket ({seen[0]}, {len(seen)} in all) "
+            "but carries no tier marker: mark it socket (or dockerd, browser)",
+            pytrace=False,
         )
-
-    def join(
-        self, eid: str = EP, nid: str = NET, key: str = "/var/run/docker/netns/abc"
-    ) -> dict[str, Any]:
-        return self.ok(
-            "NetworkDriver.Join",
-            {
-                "NetworkID": nid,
-                "EndpointID": eid,
-                "SandboxKey": key,
-                "Options": {},
-            },
-        )
-
-
-def _key(method: str) -> str:
-    return "Error" if method.startswith("IpamDriver.") else "Err"
-
-
-def ids(nid: str = NET, eid: str = EP) -> dict[str, str]:
-    return {"NetworkID": nid, "EndpointID": eid}
 
 
 @pytest.fixture

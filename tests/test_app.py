@@ -13,7 +13,7 @@ import typing
 import pytest
 import requests
 import responses
-from conftest import NET, Wire
+from support.wire import NET, Wire
 
 import fakedriver
 from fakedriver import METHODS, FakeNetDriver

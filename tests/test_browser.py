@@ -20,6 +20,8 @@ import pytest
 from fakedriver import FakeNetDriver
 from fakedriver.server.server import PluginServer
 
+pytestmark = pytest.mark.browser  # the browser tier: Chromium, against a real server
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 #: The attacker's page: a no-cors fetch (a "simple" text/plain POST, which needs no

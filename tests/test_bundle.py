@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dockerd_env import run_name, unix_call
-from rawhttp import system_python
+from support.dockerd_env import run_name, unix_call
+from support.rawhttp import system_python
 
 import fakedriver
 from fakedriver.cli.args import check_serve_args
@@ -371,6 +371,7 @@ def served(bundle: Path) -> Iterator[tuple[Path, Path]]:
 
 
 @pytest.mark.usefixtures("root")
+@pytest.mark.socket
 def test_serve_inside_answers_the_protocols_faults_and_the_control_api(
     served: tuple[Path, Path],
 ) -> None:

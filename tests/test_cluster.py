@@ -7,8 +7,8 @@ import threading
 
 import httpx
 import pytest
-import rawhttp
 import requests
+from support import rawhttp
 
 import fakedriver
 from fakedriver import Cluster, Persona
@@ -126,6 +126,7 @@ def test_a_holding_partition_serves_the_held_calls_on_heal() -> None:
         ]
 
 
+@pytest.mark.socket
 def test_partitions_through_a_real_socket() -> None:
     cluster = Cluster(2)
     request = (

@@ -25,6 +25,8 @@ from fakedriver import FakeNetDriver, Persona, serving
 from fakedriver.conformance import CHECKS, GROUPS, TargetError, check, resolve, select
 from fakedriver.conformance.report import as_json, as_junit
 
+pytestmark = pytest.mark.socket  # the socket tier: the kit checks plugins served on real sockets
+
 EVERYTHING = Persona(scope="global", gw_alloc_checker=True, requires_request_replay=True)
 REFUSALS = {
     "semantics/refuse-unknown-network",

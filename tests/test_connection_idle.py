@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from rawhttp import call, eventually, read_one
+from support.rawhttp import call, eventually, read_one
 
 from fakedriver.server.connection import Answer, Connection, Limits
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rawhttp import Served, connect, read_one, system_python
-from rawhttp import request as raw_request
+from support.rawhttp import Served, connect, read_one, system_python
+from support.rawhttp import request as raw_request
 
 from fakedriver.cli.args import ARGV_TOKEN, MAX_TOKEN, TOKEN_ENV, control_token, parser
 from fakedriver.server.server import ServeError
@@ -181,6 +181,7 @@ def _control(address: tuple[str, int], auth: str) -> int:
 
 
 @pytest.mark.parametrize("where", ["file", "variable"])
+@pytest.mark.socket
 def test_over_tcp_the_token_works_and_nobody_can_read_it(short_dir: Path, where: str) -> None:
     python = system_python()
     if os.geteuid() != 0 or python is None:

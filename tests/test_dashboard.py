@@ -19,13 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serve_env import Dockerd, Launcher, create_network
+from support.serve_env import Dockerd, Launcher, create_network
 
 from fakedriver import FakeNetDriver, serving
 from fakedriver.cli.args import parser
 from fakedriver.server.control import control
 from fakedriver.server.dashboard import Dashboard, Remote, listen, local
 from fakedriver.server.server import PluginServer, ServeError
+
+pytestmark = pytest.mark.socket  # the socket tier: the dashboard's listener, its servers
 
 JSON = {"Content-Type": "application/json"}
 
@@ -498,7 +500,7 @@ def test_the_dashboard_of_a_managed_plugin_finds_its_socket(
 def test_the_browser_tests_skip_loudly_without_chromium_and_fail_when_required(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import browser_env
+    from support import browser_env
 
     monkeypatch.setattr(browser_env, "CHROMIUM", str(tmp_path / "no-chromium"))
     monkeypatch.setattr(browser_env, "REQUIRED", False)

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_env import chromium, need_browser, screenshot, wait_for
-from serve_env import Dockerd, Launcher, Served, create_network
+from support.browser_env import chromium, need_browser, screenshot, wait_for
+from support.serve_env import Dockerd, Launcher, Served, create_network
+
+pytestmark = pytest.mark.browser  # the browser tier: the dashboard in Chromium
 
 NET = "5d1c" + "0" * 60
 EP = "e9a7" + "0" * 60

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NET, Wire
-from rawhttp import Response, connect, eventually, read_one
-from rawhttp import request as raw_request
-from serve_env import Launcher, Served
-from transports import TRANSPORTS, Transport
+from support.rawhttp import Response, connect, eventually, read_one
+from support.rawhttp import request as raw_request
+from support.serve_env import Launcher, Served
+from support.transports import TRANSPORTS, Transport, param
+from support.wire import NET, Wire
 
 from fakedriver import FakeNetDriver
 from fakedriver.core.errors import BadRequest
@@ -130,7 +130,7 @@ def test_discover_new_with_a_boolean_type_is_refused_and_discovers_nothing() -> 
 
 
 # -- every transport --------------------------------------------------------------------------
-@pytest.mark.parametrize("transport", TRANSPORTS, ids=lambda t: t.name)
+@pytest.mark.parametrize("transport", [param(t) for t in TRANSPORTS])
 def test_each_transport_answers_400_in_the_dialect_and_changes_nothing(
     transport: Transport,
 ) -> None:
@@ -284,6 +284,7 @@ def _serving(serve: Launcher, *args: str) -> tuple[Served, str]:
 DEEP = create(options={"x": nested(500)})
 
 
+@pytest.mark.socket
 def test_a_body_nested_500_deep_leaves_the_journal_readable(serve: Launcher) -> None:
     """It was served and journaled, and from then on GET /fakedriver/calls was a 500."""
     served, path = _serving(serve)
@@ -295,6 +296,7 @@ def test_a_body_nested_500_deep_leaves_the_journal_readable(serve: Launcher) -> 
     assert served.stop() == 0
 
 
+@pytest.mark.socket
 def test_with_json_logs_a_deep_body_is_refused_and_a_retry_is_served(serve: Launcher) -> None:
     """The JSON log line of a committed call failed, and the call answered 500; a retry
     was then told the network already exists."""
@@ -309,6 +311,7 @@ def test_with_json_logs_a_deep_body_is_refused_and_a_retry_is_served(serve: Laun
     assert [e.get("status") for e in entries if "index" in e] == [400, 200]
 
 
+@pytest.mark.socket
 def test_1e400_is_400_and_the_state_and_log_stay_json(serve: Launcher) -> None:
     """It was read as infinity: GET /fakedriver/state and the log then carried Infinity."""
     served, path = _serving(serve, "--log-format", "json")

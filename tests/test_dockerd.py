@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dockerd_env import IMAGE, Dockerd, Plugin, host_lock, run_name, unavailable
-from dockerd_versions import Expect, retime
+from support.dockerd_env import IMAGE, Dockerd, Plugin, host_lock, run_name, unavailable
+from support.dockerd_versions import Expect, retime
 
 from fakedriver.conformance.session import capture
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from cookbook import CREATE, RECIPES, RUN, Recipe
-from dockerd_env import Dockerd, Exchange, Plugin, host_links, run_name
-from dockerd_versions import Expect
+from support.cookbook import CREATE, RECIPES, RUN, Recipe
+from support.dockerd_env import Dockerd, Exchange, Plugin, host_links, run_name
+from support.dockerd_versions import Expect
 
 from fakedriver.conformance.rules import dockerd_rejects, version_of
 from fakedriver.core.methods import resolve

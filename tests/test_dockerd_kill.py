@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from dockerd_env import IMAGE, Dockerd, Plugin, host_links, run_name
+from support.dockerd_env import IMAGE, Dockerd, Plugin, host_links, run_name
 
 from fakedriver.server.veth import VethLinks
 

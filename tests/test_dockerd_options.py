@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from dockerd_env import IMAGE, Dockerd, Plugin, run_name, unix_call
-from dockerd_versions import Expect
+from support.dockerd_env import IMAGE, Dockerd, Plugin, run_name, unix_call
+from support.dockerd_versions import Expect
 
 pytestmark = pytest.mark.dockerd
 

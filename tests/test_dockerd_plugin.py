@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dockerd_env import IMAGE, Dockerd, ManagedPlugin, run_name
-from dockerd_versions import NOT_A_MANAGER, Expect
-from rawhttp import connect, read_one
-from rawhttp import request as raw_request
+from support.dockerd_env import IMAGE, Dockerd, ManagedPlugin, run_name
+from support.dockerd_versions import NOT_A_MANAGER, Expect
+from support.rawhttp import connect, read_one
+from support.rawhttp import request as raw_request
 
 from fakedriver.cli.main import main
 from fakedriver.plugin.bundle import DATA

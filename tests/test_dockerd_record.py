@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from dockerd_env import PLUGIN_DIR, Dockerd, host_lock, run_name
+from support.dockerd_env import PLUGIN_DIR, Dockerd, host_lock, run_name
 
 from fakedriver import FakeNetDriver, serving
 from fakedriver.conformance import load, replay

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import dockerd_versions
 import pytest
+from support import dockerd_versions
 from werkzeug.test import Client
 
 from fakedriver import FakeNetDriver, Persona
@@ -44,8 +44,6 @@ Record = dict[str, Any]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared" / "dockerd"
 #: The captures: Debian's dockerd 20.10 (CI's daemon) and dockerd 28.3.3, the same 48 steps,
 #: as the package ships them (their provenance: data/PROVENANCE.md).
 D20, D28 = capture("20.10"), capture("28")
@@ -55,16 +53,6 @@ CAPTURE_PARAMS = [pytest.param(p, id=p.name) for p in CAPTURES]
 
 def _capture(path: Path) -> Path:
     return path
-
-
-def test_the_shipped_captures_are_the_shared_ones() -> None:
-    """The package's copies are byte for byte the project's shared captures (where
-    shared/ is checked out next to the repository)."""
-    for path in CAPTURES:
-        shared = SHARED / path.name
-        if not shared.exists():
-            pytest.skip(f"{shared} is absent: nothing to compare the shipped copy with")
-        assert path.read_bytes() == shared.read_bytes(), path.name
 
 
 # -- what the capture implies ---------------------------------------------------------------

@@ -12,6 +12,7 @@ import ast
 import builtins
 import html
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -19,9 +20,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import dockerd_versions
 import pytest
-from cookbook import RECIPES, Recipe, markdown
+from support import dockerd_versions
+from support.cookbook import RECIPES, Recipe, markdown
 
 from fakedriver import FakeNetDriver
 from fakedriver.core.faults import KINDS, rule_from_dict
@@ -143,7 +144,13 @@ def test_quoted_tests_are_the_example_tests(block: tuple[str, str]) -> None:
     assert _imports(header) <= _imports(example), f"docs/{name}: imports {named.group(1)} lacks"
 
 
-@pytest.mark.parametrize("block", [b for b in PYTHON if "def test_" not in b[1]], ids=_id)
+def _tier(block: tuple[str, str]) -> Any:
+    """A block that serves the fake on a real socket is in the socket tier."""
+    marks = [pytest.mark.socket] if "serving(" in block[1] else []
+    return pytest.param(block, marks=marks, id=_id(block))
+
+
+@pytest.mark.parametrize("block", [_tier(b) for b in PYTHON if "def test_" not in b[1]])
 def test_every_other_python_block_runs(block: tuple[str, str]) -> None:
     """Each block runs alone, in a fresh namespace: it imports what it uses."""
     name, code = block
@@ -203,7 +210,13 @@ def test_each_cookbook_line_runs_and_makes_the_rule_the_daemon_test_sends(recipe
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The documentation site, built once with ``mkdocs build --strict``."""
+    """The documentation site, built once with ``mkdocs build --strict``: CI's own build
+    when ``FAKEDRIVER_DOCS_SITE`` names it (``.ci/run`` builds the site once, strictly, and
+    the tests read that build), else a build of its own."""
+    given = os.environ.get("FAKEDRIVER_DOCS_SITE")
+    if given:
+        assert (Path(given) / "index.html").is_file(), f"FAKEDRIVER_DOCS_SITE={given}: no site"
+        return Path(given)
     pytest.importorskip("mkdocs", reason="the docs extra is not installed")
     pytest.importorskip("mkdocstrings")
     if not (ROOT / "mkdocs.yml").exists():

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serve_env import (
+from support.serve_env import (
     Conn,
     Launcher,
     Served,
@@ -25,6 +25,8 @@ from serve_env import (
     read_response,
     temporary_short_dir,
 )
+
+pytestmark = pytest.mark.socket  # the socket tier: faults on a real socket
 
 NET = "n" * 64
 

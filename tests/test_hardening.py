@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rawhttp import (
+from support.rawhttp import (
     Served,
     call,
     connect,
@@ -40,6 +40,8 @@ from fakedriver.server.connection import Limits
 from fakedriver.server.control import control
 from fakedriver.server.log import LineWriter
 from fakedriver.server.server import PluginServer
+
+pytestmark = pytest.mark.socket  # the socket tier: the socket server's limits
 
 NET = "a" * 64
 CREATE = json.dumps({"NetworkID": NET, "Options": {}, "IPv4Data": [], "IPv6Data": []}).encode()

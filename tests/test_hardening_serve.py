@@ -14,12 +14,12 @@ import socket
 import stat
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from rawhttp import (
+from support.rawhttp import (
     Served,
     call,
     connect,
@@ -30,14 +30,17 @@ from rawhttp import (
     read_one,
     until_eof,
 )
-from rawhttp import request as raw_request
+from support.rawhttp import request as raw_request
 
 from fakedriver import FakeNetDriver
 from fakedriver.cli.args import parser, tcp_address
 from fakedriver.cli.main import main
-from fakedriver.server.connection import Limits
+from fakedriver.server import connection as connection_module
+from fakedriver.server.connection import Answer, Connection, Limits, Request
 from fakedriver.server.control import control
 from fakedriver.server.server import PluginServer
+
+pytestmark = pytest.mark.socket  # the socket tier: fakedriver serve's limits, over its socket
 
 NET = "b" * 64
 CREATE = {"NetworkID": NET, "Options": {}, "IPv4Data": [], "IPv6Data": []}
@@ -241,7 +244,7 @@ def test_a_browsers_plugin_call_over_tcp_is_refused_403_in_its_dialect(
 
 
 def test_dockerds_own_request_bytes_still_pass_over_tcp(site: Site) -> None:
-    from serve_env import dockerd_request
+    from support.serve_env import dockerd_request
 
     answer = site.send(site.tcp, dockerd_request("NetworkDriver.CreateNetwork", CSRF))
     assert answer.status == 200, answer.body
@@ -664,6 +667,27 @@ def capped(short_dir: Path) -> Iterator[tuple[PluginServer, str, io.StringIO]]:
     finally:
         fake.release_rules()
         server.close()
+
+
+def _never_called(request: Request, gone: Callable[[], bool]) -> Answer:
+    raise AssertionError("no request is read here")
+
+
+def test_a_connection_is_idle_from_its_accept_not_from_when_its_thread_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A connection is idle from its accept; its thread, started later (much later on a
+    loaded machine), begins the wait it is already in. It restarted the clock: a silent
+    connection whose thread ran after another's call seemed idle for less than that
+    other, which the cap then closed in its place."""
+    clock = iter(range(100, 200))
+    monkeypatch.setattr(connection_module.time, "monotonic", lambda: float(next(clock)))
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        accepted = Connection(ours, _never_called, Limits(), print)
+        since = accepted.idle_since
+        accepted._idle()  # what its thread does first, before it reads
+        assert accepted.idle_since == since == 100.0
 
 
 def test_at_the_cap_the_connection_idle_the_longest_makes_room(

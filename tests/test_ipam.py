@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Wire
+from support.wire import Wire
 
 from fakedriver import FakeNetDriver
 

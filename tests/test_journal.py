@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import EP, NET, Wire, ids
+from support.wire import EP, NET, Wire, ids
 
 from fakedriver import FakeNetDriver, LeakError
 from fakedriver.cluster.cluster import NodeCall, Timeline

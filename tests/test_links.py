@@ -15,8 +15,7 @@ import time
 from collections.abc import Sequence
 
 import pytest
-from conftest import EP, NET, Wire, ids
-from serve_env import (
+from support.serve_env import (
     Conn,
     Dockerd,
     Launcher,
@@ -24,6 +23,7 @@ from serve_env import (
     dockerd_request,
     temporary_short_dir,
 )
+from support.wire import EP, NET, Wire, ids
 
 from fakedriver import DriverError, FakeNetDriver
 from fakedriver.persist.store import peek_state
@@ -398,6 +398,7 @@ exit $done
 """
 
 
+@pytest.mark.socket
 def test_kill_9_while_a_pair_is_made_leaves_no_pair_after_the_restart(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -1,6 +1,7 @@
 """The request fields of each method (``_methods.TABLE``: what a fault's ``match`` may
-name), held to what dockerd really sends: the captures of dockerd 20.10 and 28.3 in
-``shared/dockerd`` and the protocol notes, ``shared/protocol.md``."""
+name), held to what dockerd really sends: the captures of dockerd 20.10 and 28.3 the
+package ships (``fakedriver/conformance/data``) and the protocol notes,
+``tests/data/protocol.md``."""
 
 from __future__ import annotations
 
@@ -9,22 +10,16 @@ import re
 from pathlib import Path
 
 import pytest
-from dockerd_env import unavailable
 
+from fakedriver.conformance import session
 from fakedriver.core.methods import TABLE
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 #: Debian's dockerd 20.10 and dockerd 28.3.3, the same 48 steps.
-CAPTURES = [
-    SHARED / "dockerd" / "scenario-rec.jsonl",
-    SHARED / "dockerd" / "scenario-rec-d28.jsonl",
-]
-PROTOCOL = SHARED / "protocol.md"
+CAPTURES = [session.capture("20.10"), session.capture("28")]
+PROTOCOL = Path(__file__).resolve().parent / "data" / "protocol.md"
 
 
 def _read(path: Path) -> str:
-    if not path.exists():
-        unavailable(f"{path} is absent: check out shared/ next to the repository")
     return path.read_text()
 
 

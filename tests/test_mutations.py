@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from independent_plugin import DEFECTS, Served
+from support.independent_plugin import DEFECTS, Served
 
 from fakedriver import FakeNetDriver, serving
 from fakedriver.conformance import Report, check
+
+pytestmark = pytest.mark.socket  # the socket tier: the kit against plugins served on sockets
 
 JOIN_CHECKS = {
     "answers/join",

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import EP, NET, Wire, ids
+from support.wire import EP, NET, Wire, ids
 
 from fakedriver import FakeNetDriver, Persona
 from fakedriver.conformance.rules import dockerd_rejects

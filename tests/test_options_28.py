@@ -1,6 +1,6 @@
 """dockerd 28's options, honoured: an IPv6-only network (``enable_ipv4: false``),
 ``no_proxy_6to4`` and GwAllocCheck's skip answers, in-process, with requests shaped as
-the 28.3.3 capture's (``shared/dockerd/scenario-rec-d28.jsonl``: the same keys, values
+the 28.3.3 capture's (``fakedriver/conformance/data/scenario-rec-d28.jsonl``: the same keys, values
 changed where the option says). What 28.5.2 sends for them, seen live, is in
 ``test_dockerd_options.py``; docs/dockerd.md says what the fake does with each."""
 
@@ -10,7 +10,7 @@ import copy
 from typing import Any
 
 import pytest
-from conftest import Wire
+from support.wire import Wire
 from test_dockerd_replay import D28, _capture, _method, go_json, load_steps
 
 from fakedriver import FakeNetDriver

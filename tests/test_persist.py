@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EP, NET, Wire, ids
-from serve_env import BANNER, Conn, Dockerd, Launcher, create_network
+from support.serve_env import BANNER, Conn, Dockerd, Launcher, create_network
+from support.wire import EP, NET, Wire, ids
 
 from fakedriver import FakeNetDriver, State
 from fakedriver.persist.jsonfile import StateFileError, load, save
@@ -468,6 +468,7 @@ def test_serve_with_a_state_file_in_a_missing_directory(serve: Launcher, short_d
     assert NET in json.loads(state.read_text())["networks"]
 
 
+@pytest.mark.socket
 def test_kill_9_and_restart_loses_nothing(serve: Launcher, short_dir: Path) -> None:
     state = short_dir / "state.json"
     sock = str(short_dir / "x.sock")

@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serve_env import Conn, dockerd_request, read_response
+from support.serve_env import Conn, dockerd_request, read_response
 
 from fakedriver import FakeNetDriver, serving
 from fakedriver.conformance import ReplayError, load, replay
 from fakedriver.conformance.client import Client, Target
 from fakedriver.conformance.recorder import Recorder
 from fakedriver.conformance.session import Replay, capture
+
+pytestmark = pytest.mark.socket  # the socket tier: the recorder proxies a real socket
 
 NET = "ab" * 32
 

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
-from browser_env import chromium, screenshot, wait_for
+from support.browser_env import chromium, screenshot, wait_for
 
 from fakedriver import FakeNetDriver
 from fakedriver.server.page import fake_data, render
@@ -158,6 +158,7 @@ def test_split_brain(fake_netdriver_cluster):
 """
 
 
+@pytest.mark.browser
 def test_a_failing_cluster_tests_picture_shows_the_partitioned_nodes_dropped_calls(
     pytester: pytest.Pytester,
 ) -> None:

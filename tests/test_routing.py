@@ -19,7 +19,7 @@ import pytest
 import requests
 import requests_unixsocket
 import responses
-from conftest import NET
+from support.wire import NET
 from werkzeug.test import Client
 
 import fakedriver
@@ -128,6 +128,7 @@ def test_the_unix_socket_url_reaches_the_fake_when_socket_is_given() -> None:
 
 # requests-unixsocket leaves the socket of a failed connect() unclosed: collect it here.
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.socket
 def test_the_unix_socket_url_is_not_routed_without_socket() -> None:
     with (
         fakedriver.routed(url=PLUGIN) as fake,
@@ -153,6 +154,7 @@ def test_two_routes_reach_their_own_fakes() -> None:
 # -- not hijacking anything else -----------------------------------------------------------
 
 
+@pytest.mark.socket
 def test_other_urls_go_to_the_network(server: str) -> None:
     with fakedriver.routed(url=PLUGIN) as fake:
         assert requests.get(f"{server}/elsewhere").text == "the network answered GET /elsewhere"
@@ -162,6 +164,7 @@ def test_other_urls_go_to_the_network(server: str) -> None:
     assert fake.calls.methods == ["Plugin.Activate"]
 
 
+@pytest.mark.socket
 def test_a_route_under_a_path_leaves_its_siblings_alone(server: str) -> None:
     with fakedriver.routed(url=f"{server}/plugin") as fake:
         assert requests.post(f"{server}/plugin/Plugin.Activate").json() == IMPLEMENTS
@@ -352,6 +355,7 @@ def test_every_install_hint_names_an_extra_that_installs_the_client() -> None:
 # -- lifecycle -----------------------------------------------------------------------------
 
 
+@pytest.mark.socket
 def test_after_stop_nothing_is_routed(server: str) -> None:
     route = fakedriver.routed(url=f"{server}/plugin")
     route.start()

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from rawhttp import Served, call, connect, eventually, read_one
+from support.rawhttp import Served, call, connect, eventually, read_one
 
 from fakedriver import FakeNetDriver
 from fakedriver.cli.args import MOST, parser
@@ -68,6 +68,7 @@ def test_every_numeric_flag_of_serve_has_its_most() -> None:
     assert numeric - persona == set(MOST)
 
 
+@pytest.mark.socket
 def test_every_numeric_flag_at_its_most_serves(short_dir: Path) -> None:
     """The bounds are values that work: a call read in two parts (the read timeout's
     deadline set) and a second one on the same kept-alive connection (the idle one)."""
@@ -208,6 +209,7 @@ def test_a_signal_ends_a_start_blocked_on_something_slow(
 
 # -- the folders the server makes ---------------------------------------------------------
 @pytest.mark.parametrize("umask", [0o000, 0o077, 0o022])
+@pytest.mark.socket
 def test_the_folders_the_server_makes_are_0755_whatever_the_umask(
     short_dir: Path, umask: int
 ) -> None:
@@ -255,6 +257,7 @@ def test_a_folder_others_may_write_without_a_sticky_bit_is_refused(
     assert [p for p in short_dir.rglob("*") if p.is_file() or p.is_socket()] == []
 
 
+@pytest.mark.socket
 def test_a_sticky_folder_others_may_write_is_fine(short_dir: Path) -> None:
     """As /tmp: others may make files there, not rename nor remove this server's."""
     short_dir.chmod(0o1777)
@@ -265,6 +268,7 @@ def test_a_sticky_folder_others_may_write_is_fine(short_dir: Path) -> None:
         server.close()
 
 
+@pytest.mark.socket
 def test_a_server_that_cannot_write_its_spec_leaves_nothing_open(short_dir: Path) -> None:
     """The TCP socket was bound and listening when the spec file failed: it was left open
     (and the log's thread running) in a process that goes on, as a test's does."""

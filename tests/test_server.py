@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serve_env import (
+from support.serve_env import (
     BANNER,
     Conn,
     Dockerd,
@@ -38,6 +38,8 @@ from serve_env import (
 
 from fakedriver import FakeNetDriver
 from fakedriver.server.server import BACKLOG, PluginServer
+
+pytestmark = pytest.mark.socket  # the socket tier: the socket server
 
 NET = "n" * 64
 

@@ -24,13 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from rawhttp import call, connect, eventually, read_one, until_eof
-from serve_env import Conn, Launcher, create_network
+from support.rawhttp import call, connect, eventually, read_one, until_eof
+from support.serve_env import Conn, Launcher, create_network
 
 from fakedriver import FakeNetDriver
 from fakedriver.persist.store import Store, peek_state
 from fakedriver.server.control import control
 from fakedriver.server.server import PluginServer
+
+pytestmark = pytest.mark.socket  # the socket tier: servers stopped under load
 
 ROUNDS = int(os.environ.get("FAKEDRIVER_SHUTDOWN_ROUNDS", "3"))
 WRITERS = 8

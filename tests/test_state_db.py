@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EP, NET, Wire, ids
 from hypothesis import given
 from hypothesis import strategies as st
-from serve_env import Conn, Launcher, create_network, temporary_short_dir
+from support.serve_env import Conn, Launcher, create_network, temporary_short_dir
+from support.wire import EP, NET, Wire, ids
 from test_faults_socket import control
 from test_fuzz import (
     LIGHT,
@@ -510,6 +510,7 @@ def test_reset_and_lost_reply_are_saved(short_dir: Path) -> None:
     assert sorted(peek_state(str(path)).networks) == ["n3"]
 
 
+@pytest.mark.socket
 def test_reset_and_lost_reply_over_the_control_api_survive_kill_9(
     serve: Launcher, short_dir: Path
 ) -> None:
@@ -561,6 +562,7 @@ def test_a_full_disk_is_an_error_answer_memory_unchanged_and_the_retry_succeeds(
         assert sorted(peek_state(str(path)).networks) == sorted([*acked, f"n{len(acked)}"])
 
 
+@pytest.mark.socket
 def test_a_full_disk_answers_the_socket_client_with_500(serve: Launcher) -> None:
     with tmpfs("512k") as short_dir:
         path, filler = short_dir / "state.db", short_dir / "filler"
@@ -606,6 +608,7 @@ def test_a_read_only_folder_is_refused_at_start(serve: Launcher) -> None:
 
 
 # -- one server per file -------------------------------------------------------------------------
+@pytest.mark.socket
 def test_a_second_server_on_the_same_file_is_refused(serve: Launcher, short_dir: Path) -> None:
     path = short_dir / "state.db"
     first = serve("--socket", str(short_dir / "a.sock"), "--state", str(path)).wait_ready()
@@ -622,6 +625,7 @@ def test_a_second_server_on_the_same_file_is_refused(serve: Launcher, short_dir:
     assert list(peek_state(str(path)).networks) == [NET]
 
 
+@pytest.mark.socket
 def test_a_symlink_is_followed_and_stays_a_symlink(serve: Launcher, short_dir: Path) -> None:
     (short_dir / "real").mkdir()
     target, link = short_dir / "real" / "state.db", short_dir / "state.db"
@@ -921,6 +925,7 @@ def _on_disk(path: Path, pool: str) -> set[str]:
     return {f"net:{nid}" for nid in state.networks} | leased
 
 
+@pytest.mark.socket
 def test_kill_9_under_load_loses_nothing_acknowledged_and_resurrects_nothing(
     serve: Launcher, short_dir: Path
 ) -> None:

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rawhttp import nobody_command
-from serve_env import Conn, Launcher, create_network
+from support.rawhttp import nobody_command
+from support.serve_env import Conn, Launcher, create_network
 
 from fakedriver import FakeNetDriver
 from fakedriver.persist.store import StateFileError, Store, peek_state
@@ -104,6 +104,7 @@ def test_a_database_only_its_owner_and_group_may_open_is_left_as_it_is(
     assert store.notes == [] and mode(path) == shared
 
 
+@pytest.mark.socket
 def test_serve_says_it_made_the_state_file_0600(serve: Launcher, short_dir: Path) -> None:
     path, sock = short_dir / "state.db", str(short_dir / "x.sock")
     Store.open(str(path)).close()

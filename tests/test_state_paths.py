@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from serve_env import Launcher
+from support.serve_env import Launcher
 
 from fakedriver.persist import files
 from fakedriver.persist.store import StateFileError, Store, peek_state

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NET, Wire
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from support.wire import NET, Wire
 from test_fuzz import (
     METHODS,
     NET2,

@@ -4,11 +4,11 @@ Each node is an isolated dockerd in a network namespace of its own (swarm_env), 
 plugin bundle of ``fakedriver plugin build`` installed as a global-scope driver and IPAM
 driver (``--scope global --connectivity-scope global --links veth``). What the fakes were
 sent is read from their journals over the control API, on each plugin's socket. The
-assertions are what dockerd 20.10 was seen to do (README, "Swarm"), and 26.1 and 28 do
-alike but where their version says otherwise (``dockerd_versions``); where the daemon
-races (the manager's global releases trail the node's), the tests wait for the calls
-they are about before the next command. Whatever a test made (services, networks,
-plugins, daemons, namespaces, links) goes with its cluster, however it ends.
+assertions are what dockerd 20.10 was seen to do (docs/cluster.md, "Under a real swarm"),
+and 26.1 and 28 do alike but where their version says otherwise (``dockerd_versions``);
+where the daemon races (the manager's global releases trail the node's), the tests wait
+for the calls they are about before the next command. Whatever a test made (services,
+networks, plugins, daemons, namespaces, links) goes with its cluster, however it ends.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dockerd_env import IMAGE, Unavailable, unavailable
-from dockerd_versions import expect
-from swarm_checks import (
+from support.dockerd_env import IMAGE, Unavailable, unavailable
+from support.dockerd_versions import expect
+from support.swarm_checks import (
     ARGS,
     GLOBAL,
     LOCAL,
@@ -54,8 +54,8 @@ from swarm_checks import (
     settle,
     settled,
 )
-from swarm_env import Node, cluster, leftovers, swarm_init, swarm_join
-from swarm_env import wait_until as until
+from support.swarm_env import Node, cluster, leftovers, swarm_init, swarm_join
+from support.swarm_env import wait_until as until
 
 pytestmark = pytest.mark.dockerd
 

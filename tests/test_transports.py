@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import EP, NET
-from transports import TRANSPORTS, Transport
+from support.transports import TRANSPORTS, Transport, param
+from support.wire import EP, NET
 
 from fakedriver import FakeNetDriver
 
@@ -54,18 +54,19 @@ def _expect(transport: Transport, outcome: object) -> type[BaseException] | None
     return None
 
 
-def _served(fake: FakeNetDriver, real_time: bool) -> bool:
-    """Whether CreateNetwork reached the state (on a real clock, a late call may still)."""
-    deadline = time.monotonic() + (3 if real_time else 0)
-    while NET not in fake.state.networks and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return NET in fake.state.networks
+def _journaled(fake: FakeNetDriver) -> threading.Event:
+    """Set once the fake journals a call: on a real socket a call that is not served (a
+    hung one, once the client goes) is journaled after the client has its answer, and a
+    served one's changes are made before it is journaled."""
+    seen = threading.Event()
+    fake.listeners.append(lambda call: seen.set())
+    return seen
 
 
 #: Every transport with every case; a client with no timeout (WSGI's test client) has no
 #: timeout row: its hang is the hold test.
 ROWS = [
-    pytest.param(transport, case, id=f"{transport.name}-{case}")
+    param(transport, case, id=f"{transport.name}-{case}")
     for transport in TRANSPORTS
     for case, (_, outcome, _) in CASES.items()
     if outcome != "timeout" or transport.timeout is not None
@@ -78,6 +79,7 @@ def test_each_fault_kind_reaches_each_client_as_itself(transport: Transport, cas
     kind = case.removesuffix("-past-timeout")
     fake = transport.fake()
     rule = fake.faults.add(method=METHOD, kind=kind, **fields)
+    journaled = _journaled(fake)
     with transport.serving(fake) as where:
         error = _expect(transport, outcome)
         if error is not None:
@@ -90,15 +92,13 @@ def test_each_fault_kind_reaches_each_client_as_itself(transport: Transport, cas
             assert (
                 body == want_body if isinstance(want_body, bytes) else json.loads(body) == want_body
             )
-        assert _served(fake, transport.real_time) is served
-        deadline = time.monotonic() + 3  # a real socket journals a hung call once it sees
-        while not fake.calls and time.monotonic() < deadline:  # the client go
-            time.sleep(0.02)
+        assert journaled.wait(timeout=5), "the call was never journaled"
+        assert (NET in fake.state.networks) is served
         assert rule.fired == 1
         assert fake.calls[-1].fault == f"{kind} on {METHOD}"
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS, ids=lambda t: t.name)
+@pytest.mark.parametrize("transport", [param(t) for t in TRANSPORTS])
 def test_a_held_call_is_answered_once_released(transport: Transport) -> None:
     fake = transport.fake()
     rule = fake.hold(METHOD)
@@ -118,9 +118,7 @@ def test_a_held_call_is_answered_once_released(transport: Transport) -> None:
     assert NET in fake.state.networks
 
 
-@pytest.mark.parametrize(
-    "transport", [t for t in TRANSPORTS if t.timeout is not None], ids=lambda t: t.name
-)
+@pytest.mark.parametrize("transport", [param(t) for t in TRANSPORTS if t.timeout is not None])
 def test_a_held_call_ends_at_the_clients_timeout(transport: Transport) -> None:
     fake = transport.fake()
     rule = fake.hold(METHOD)
@@ -169,7 +167,7 @@ def test_a_held_call_does_not_block_the_event_loop(transport: Transport) -> None
         return "released by the loop"
 
     async def both(where: str) -> list[Any]:
-        from transports import _send_async
+        from support.transports import _send_async
 
         return await asyncio.gather(
             _send_async(transport.name, f"{where}/{METHOD}", CREATE, 10), release_from_the_loop()
@@ -210,7 +208,7 @@ def _lifecycle(transport: Transport, fake: FakeNetDriver, where: str) -> None:
     call("IpamDriver.ReleasePool", {"PoolID": pid})
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS, ids=lambda t: t.name)
+@pytest.mark.parametrize("transport", [param(t) for t in TRANSPORTS])
 def test_a_whole_lifecycle_through_each_transport(transport: Transport) -> None:
     fake = transport.fake()
     with transport.serving(fake) as where:
@@ -219,6 +217,7 @@ def test_a_whole_lifecycle_through_each_transport(transport: Transport) -> None:
     fake.assert_clean()
 
 
+@pytest.mark.socket  # a real connect, refused
 def test_plain_httpx_calls_elsewhere_pass_through_while_routed(
     fake_netdriver: FakeNetDriver,
 ) -> None:
@@ -243,7 +242,7 @@ DECODE_CASES: dict[str, dict[str, Any] | None] = {
 
 
 @pytest.mark.parametrize("case", DECODE_CASES)
-@pytest.mark.parametrize("transport", TRANSPORTS, ids=lambda t: t.name)
+@pytest.mark.parametrize("transport", [param(t) for t in TRANSPORTS])
 def test_the_request_body_is_decoded_once_per_call(
     transport: Transport, case: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

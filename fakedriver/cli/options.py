@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import re
 import tomllib
@@ -22,9 +23,10 @@ _JSON_FIELDS = {"default_pools", "static_routes"}
 
 def _helps() -> dict[str, str]:
     """Each field's ``:param name:`` text from Persona's docstring, as plain text."""
-    doc = Persona.__doc__ or ""
+    # without its indentation, as CPython 3.13 compiles a docstring (3.11 and 3.12 keep it)
+    doc = inspect.cleandoc(Persona.__doc__ or "")
     found: dict[str, str] = {}
-    for match in re.finditer(r":param ([a-z0-9_]+):(.*?)(?=\n    :param |\Z)", doc, re.S):
+    for match in re.finditer(r":param ([a-z0-9_]+):(.*?)(?=\n:param |\Z)", doc, re.S):
         text = " ".join(match.group(2).split()).replace("``", "")
         found[match.group(1)] = text
     return found

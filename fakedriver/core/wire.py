@@ -65,7 +65,7 @@ def strict_json(raw: bytes | str) -> Any:
         value = json.loads(text, parse_constant=_not_json, parse_float=_float, parse_int=_int)
     except RecursionError:
         raise Unusable(f"body nests deeper than {MAX_DEPTH} objects and arrays") from None
-    if data.count(b"[") + data.count(b"{") > MAX_DEPTH and _too_deep(value):
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH and too_deep(value):
         raise Unusable(f"body nests deeper than {MAX_DEPTH} objects and arrays")
     if b"\\u" in data and _SURROGATE_ESCAPE.search(data):
         try:
@@ -104,7 +104,7 @@ def _head(text: str) -> str:
     return text if len(text) <= 40 else f"{text[:20]}...({len(text)} digits)"
 
 
-def _too_deep(value: Any) -> bool:
+def too_deep(value: Any) -> bool:
     """Whether ``value`` nests deeper than `MAX_DEPTH` (walked without recursion)."""
     stack = [(value, 1)] if isinstance(value, (dict, list)) else []
     while stack:

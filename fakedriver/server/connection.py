@@ -175,7 +175,10 @@ class Connection:
         with self._lock:
             if self.closing:
                 raise _Closed
-            self.idle_since = self.answered or time.monotonic()
+            if self.answered is not None:  # idle from when its answer began to be written
+                self.idle_since = self.answered
+            elif self.idle_since is None:  # (idle from its accept: that wait goes on)
+                self.idle_since = time.monotonic()
             self.answered = None
 
     def _busy(self) -> None:

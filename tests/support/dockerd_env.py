@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
-from dockerd_versions import Version, parse_version
+
+from .dockerd_versions import Version, parse_version
 
 IMAGE = "bb:local"
 PLUGIN_DIR = Path("/run/docker/plugins")

@@ -1,5 +1,6 @@
 """Replay what real dockerd 20.10 daemons under swarm sent a recording plugin
-(``shared/dockerd/swarm-*.txt``) through a :class:`fakedriver.Cluster`, node by node.
+(``tests/data/swarm-*.txt``, see its ``PROVENANCE.md``) through a
+:class:`fakedriver.Cluster`, node by node.
 
 A transcript line is ``[n1|n2] SEQ TIME METHOD BODY -> STATUS ANSWER [fx=...]``; a line
 without a node prefix is the one node's (``node-1``). Each node's ``SEQ`` starts again at
@@ -26,9 +27,9 @@ import requests
 
 from fakedriver import Cluster, Persona
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "dockerd"
-MANAGED = SHARED / "swarm-managed-plugin-transcript.txt"
-TWO_NODES = SHARED / "swarm-2node-transcript.txt"
+DATA = Path(__file__).resolve().parents[1] / "data"
+MANAGED = DATA / "swarm-managed-plugin-transcript.txt"
+TWO_NODES = DATA / "swarm-2node-transcript.txt"
 LINE = re.compile(r"^(?:n(?P<node>\d+)\s+)?\s*(?P<seq>\d+) \d\d:\d\d:\d\d\.\d+ (?P<method>\S+)\s+")
 #: Pools unlike the recorder's, and its own space names, so the mapping is exercised.
 PERSONA = Persona(

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dockerd_env import Dockerd, ManagedPlugin, Unavailable, run_name
+from .dockerd_env import Dockerd, ManagedPlugin, Unavailable, run_name
 
 T = TypeVar("T")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 Address = str | tuple[str, int]
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextmanager

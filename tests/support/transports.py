@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+import pytest
 import requests
 from werkzeug.test import Client
 
@@ -106,3 +107,10 @@ TRANSPORTS = [
         real_time=True,
     ),
 ]
+
+
+def param(transport: Transport, *values: Any, id: str | None = None) -> Any:
+    """``transport`` (and ``values``) as a parametrize case, marked ``socket`` when it is
+    served on a real socket (the socket tier)."""
+    marks = [pytest.mark.socket] if transport.name == "socket" else []
+    return pytest.param(transport, *values, id=id or transport.name, marks=marks)

@@ -1,5 +1,6 @@
 """What swarm sends the fakes, checked: the test_swarm steps and their assertions, on
-the journals and states the plugins' control APIs give (see the README's "Swarm")."""
+the journals and states the plugins' control APIs give (see docs/cluster.md, "Under a
+real swarm")."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import ipaddress
 import json
 from typing import Any
 
-from dockerd_env import IMAGE, ManagedPlugin, run_name
-from dockerd_versions import Expect
-from swarm_env import Node, converged
-from swarm_env import wait_until as until
+from .dockerd_env import IMAGE, ManagedPlugin, run_name
+from .dockerd_versions import Expect
+from .swarm_env import Node, converged
+from .swarm_env import wait_until as until
 
 NAME = run_name("fdswarm")
 DRIVER = f"{NAME}:latest"  # swarm resolves a managed plugin by its full name only

@@ -10,7 +10,7 @@ Debian 12's; 26.1.5, Debian 13's; 28.3.3, the captures' and the maintainers'), w
 ``test_docs.py`` checks against :data:`ROWS`.
 
 The rows come from the two captures of the same 48 docker steps (20.10.24 and 28.3.3,
-``../shared/dockerd/``), from live runs of 20.10.24, 26.1.5 and 28.5.2 here, and from
+``fakedriver/conformance/data/``), from live runs of 20.10.24, 26.1.5 and 28.5.2 here, and from
 moby's source for the versions between. The live scenario is compared with the capture
 whose daemon sends the same request shapes and the same calls but for
 GetDefaultAddressSpaces (:func:`capture_for`), with those calls moved to where this

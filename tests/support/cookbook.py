@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from dockerd_versions import Expect
+from .dockerd_versions import Expect
 
 #: The docker commands the recipes run; NET and PLUGIN are filled in by the test.
 RUN = ("run", "--rm", "--network", "NET", "bb:local", "true")
