@@ -13,8 +13,9 @@ Fixtures:
 * ``fake_netdriver_server``: a fresh fake served on a real unix socket (and loopback TCP
   with the marker's ``tcp=True``) in a background thread, through the same server code
   as ``fakedriver serve``: for a client in another process (curl, a Go binary, dockerd).
-  It is a [`fakedriver.Served`][fakedriver.Served]: ``.fake``, ``.socket_path``, ``.url``,
-  ``.tcp_url``.
+  The sockets are the session's (per xdist worker), each serving one test's fake at a
+  time: at teardown its held calls are released and its connections end. It is a
+  [`fakedriver.Served`][fakedriver.Served]: ``.fake``, ``.socket_path``, ``.url``, ``.tcp_url``.
 * ``fake_netdriver_factory``: call it for more fakes, or ones with another persona:
   ``fake_netdriver_factory(scope="global", url="http://overlay")``; its ``served()``
   makes more served fakes.
@@ -54,11 +55,13 @@ from typing import Any
 import pytest
 
 from fakedriver import Cluster, FakeNetDriver, Persona, Route, Served, serving
+from fakedriver.server.serving import ServedPool
 from fakedriver.transports import registry
 
 _factories = pytest.StashKey["FakeNetDriverFactory"]()
 _passed = pytest.StashKey[bool]()
 _clusters = pytest.StashKey[Cluster]()
+_pool = pytest.StashKey[ServedPool]()
 
 #: Where failing tests' pictures go by default, under pytest's rootdir.
 REPORT_DIR = ".fakedriver-reports"
@@ -157,8 +160,15 @@ class FakeNetDriverFactory:
         def test_two(fake_netdriver_factory: FakeNetDriverFactory) -> None: ...
     """
 
-    def __init__(self, config: pytest.Config, marker: pytest.Mark | None, root: Path) -> None:
+    def __init__(
+        self,
+        config: pytest.Config,
+        marker: pytest.Mark | None,
+        root: Path,
+        pool: ServedPool | None = None,
+    ) -> None:
         self._root = root  # scenario files are found relative to the test's folder
+        self._pool = pool  # where served fakes go (None: each on a socket of its own)
         self._defaults: dict[str, Any] = {
             "strict": config.getini("fake_netdriver_strict"),
             "seed": int(config.getini("fake_netdriver_seed")),
@@ -226,7 +236,8 @@ class FakeNetDriverFactory:
         for key in ("url", "socket", "clients"):
             merged.pop(key, None)
         merged.setdefault("faults", self._faults if not self._served else None)
-        served = self._stack.enter_context(serving(self._make(persona, merged), tcp=tcp))
+        serve = self._pool.serving if self._pool is not None else serving
+        served = self._stack.enter_context(serve(self._make(persona, merged), tcp=tcp))
         self._served.append((served, checks))
         return served
 
@@ -287,12 +298,22 @@ def _persona(options: dict[str, Any]) -> Persona:
 @pytest.fixture
 def fake_netdriver_factory(request: pytest.FixtureRequest) -> Iterator[FakeNetDriverFactory]:
     """A factory of routed ``FakeNetDriver`` instances for this test."""
-    factory = FakeNetDriverFactory(
-        request.config, request.node.get_closest_marker("fake_netdriver"), request.path.parent
-    )
+    config = request.config
+    marker = request.node.get_closest_marker("fake_netdriver")
+    factory = FakeNetDriverFactory(config, marker, request.path.parent, _served_pool(config))
     request.node.stash[_factories] = factory
     yield factory
     factory.close(passed=request.node.stash.get(_passed, False))
+
+
+def _served_pool(config: pytest.Config) -> ServedPool:
+    """The session's sockets for served fakes (one pytest process's: each xdist worker
+    has its own), made at first use, stopped when the session ends."""
+    pool = config.stash.get(_pool, None)
+    if pool is None:
+        pool = config.stash[_pool] = ServedPool()
+        config.add_cleanup(pool.close)
+    return pool
 
 
 @pytest.fixture
@@ -304,7 +325,9 @@ def fake_netdriver(fake_netdriver_factory: FakeNetDriverFactory) -> FakeNetDrive
 @pytest.fixture
 def fake_netdriver_server(fake_netdriver_factory: FakeNetDriverFactory) -> Served:
     """A fresh ``FakeNetDriver`` served on a real unix socket for this test (see
-    [`fakedriver.Served`][fakedriver.Served])."""
+    [`fakedriver.Served`][fakedriver.Served]). The socket is the session's (one per
+    ``tcp`` flavour, per xdist worker), served by this test's fake alone: at teardown its
+    held calls are released and every connection that reached it ends."""
     return fake_netdriver_factory.served()
 
 

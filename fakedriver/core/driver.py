@@ -152,8 +152,9 @@ class Driver:
     # -- serving ----------------------------------------------------------------------------
     @property
     def may_block(self) -> bool:
-        """Whether serving a call may wait: any fault rule is set (latency, a hold, a hang)."""
-        return bool(self.faults.rules)
+        """Whether serving a call may wait: a timed rule (latency, a hold, a hang) could fire
+        (see `Faults.may_block()`); other rules, and none, never make a call wait."""
+        return bool(self.faults.rules) and self.faults.may_block()
 
     def handle(self, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
         """Serve one call, with no faults: ``path`` such as ``/NetworkDriver.Join``,

@@ -207,6 +207,14 @@ class Rule:
         self.fired += 1
         return True
 
+    @property
+    def spent(self) -> bool:
+        """Whether its schedule lets it fire no more: its ``nth`` call is past, or it fired
+        its ``times``."""
+        if self.nth is not None and self.seen >= self.nth:
+            return True
+        return self.times is not None and self.fired >= self.times
+
     # -- holding ------------------------------------------------------------------------
     @property
     def released(self) -> bool:
@@ -326,6 +334,17 @@ class Faults:
         if rule.probability is None:
             return rule.name
         return f"{rule.name} (p={rule.probability}, seed {self.seed})"
+
+    def may_block(self) -> bool:
+        """Whether a call may wait now: a timed rule (latency, a hold, a hang) could fire,
+        in the current phase, with its schedule not spent. Any other rule only shapes the
+        answer, which never waits."""
+        return any(
+            rule.effect.timed
+            and not rule.spent
+            and (rule.phase is None or rule.phase == self.phase)
+            for rule in self.rules
+        )
 
     def select(self, method: str, request: dict[str, Any] | None) -> list[Rule]:
         """The rules firing on this call: every timing rule, then at most one outcome."""

@@ -57,9 +57,9 @@ class Responder(Protocol):
 
     @property
     def may_block(self) -> bool:
-        """Whether serving a call may wait (any fault rule is set: latency, a hold, a
-        hang): with none, a transport on an event loop may serve the call inline rather
-        than in a worker thread."""
+        """Whether serving a call may wait (a timed rule could fire: latency, a hold, a
+        hang): when not, a transport on an event loop serves the call inline rather than
+        in a worker thread."""
 
     def respond(
         self,

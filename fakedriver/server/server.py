@@ -42,6 +42,8 @@ BACKLOG = 128
 GRACE = 5.0
 #: Serves ``(verb, path, body) -> (status, answer)`` for paths under ``/fakedriver/``.
 Control = Callable[[str, str, bytes], tuple[int, Any]]
+#: What a protocol call gets while a server has no app (see `PluginServer.swap()`).
+_NO_APP = "no fake is served on this socket now"
 #: accept() errors that pass once connections close: back off instead of spinning.
 _SHORT_OF = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
@@ -207,7 +209,11 @@ class PluginServer:
         ``"text"`` or ``"json"`` (JSON lines, each a whole journal entry). Lines are
         written by a thread of their own, never under the driver's lock.
     :param handler: serves every request instead (the dashboard's listener: see
-        `fakedriver.server.dashboard`); then ``app`` may be ``None``.
+        `fakedriver.server.dashboard`).
+
+    Each connection is served by the ``app`` (and ``control``) it was accepted under:
+    `swap()` gives the server another one for the connections that come next, and ends
+    those that came before. With no ``app`` (``None``), protocol calls are answered 503.
     """
 
     def __init__(
@@ -227,15 +233,13 @@ class PluginServer:
     ) -> None:
         if (socket_path is None) == (tcp is None):
             raise ValueError("give a socket path or a TCP address, not both")
-        if app is None and handler is None:
-            raise ValueError("give a fake to serve, or a handler")
         self.app, self.socket_path, self.spec = app, socket_path, spec
         self.protocol, self.control_token = protocol, control_token
-        self.control = control if socket_path is not None or control_token else None
+        self.control = self._served_control(control)
         self.limits = limits or Limits()
         self.log_format = log_format
-        #: What serves each request: the plugin protocol and control API, or `handler`.
-        self.handler: App = handler or self._serve
+        #: What serves every request instead of the app (the dashboard's listener).
+        self.handler: App | None = handler
         self.writer = LineWriter(log) if log is not None else None
         #: The files this server made, each with its identity (removed at close if still it).
         self.made: dict[str, Identity] = {}
@@ -260,6 +264,10 @@ class PluginServer:
         self._open_lock = threading.Condition()
         if self.writer is not None and app is not None and handler is None:
             app.listeners.append(self.log_call)
+
+    def _served_control(self, control: Control | None) -> Control | None:
+        """The control API this socket serves: on TCP only with a token."""
+        return control if self.socket_path is not None or self.control_token else None
 
     def _listen(
         self, socket_path: str | None, tcp: tuple[str, int] | None, spec: str | None
@@ -343,10 +351,18 @@ class PluginServer:
         finally:
             self._stopped.set()
 
+    def _bound(self) -> App:
+        """What serves the requests of a connection accepted now: the app (and control
+        API) of now, whatever `swap()` does later (the caller holds the lock)."""
+        if self.handler is not None:
+            return self.handler
+        app, control = self.app, self.control
+        return lambda request, gone: self._serve(request, gone, app, control)
+
     def _start(self, sock: socket.socket) -> None:
-        connection = Connection(sock, self.handler, self.limits, self.say)
         evicted = None
-        with self._open_lock:
+        with self._open_lock:  # bound under the lock: swap() sees it, or it sees the new app
+            connection = Connection(sock, self._bound(), self.limits, self.say)
             full = len(self._open) >= self.limits.max_connections
             if full:
                 evicted = self._evict()
@@ -397,18 +413,24 @@ class PluginServer:
             sock.sendall(head.encode() + b"Connection: close\r\n\r\n" + body)
         sock.close()
 
-    def _serve(self, request: Request, gone: Callable[[], bool]) -> Answer:
-        """Route one request: none of a browser's, the control API under
-        ``/fakedriver/``, else the protocol."""
+    def _serve(
+        self,
+        request: Request,
+        gone: Callable[[], bool],
+        app: FakeNetDriver | None,
+        control: Control | None,
+    ) -> Answer:
+        """Route one request to ``app`` and ``control``, those of its connection: none of a
+        browser's, the control API under ``/fakedriver/``, else the protocol."""
         browser = from_browser(request.headers)
         if browser is not None:
             return self._refuse_browser(request, browser)
         if request.target.startswith("/fakedriver/") or not self.protocol:
-            return self._control(request)
+            return self._control(request, control)
         if request.verb != "POST":
             return Answer(*not_allowed(request.verb))
-        app = self.app
-        assert app is not None  # a server without a fake serves through its handler
+        if app is None:  # swapped out: between two fakes (see swap())
+            return Answer(503, encode({error_key(request.target): _NO_APP}))
         reply = app.respond(request.target, request.body, gone=gone)
         return RENDER[reply.outcome](reply)
 
@@ -421,8 +443,8 @@ class PluginServer:
         self.say(f"fakedriver: refused a request: 403 {asked}: {message}")
         return Answer(403, encode({error_key(request.target): message}))
 
-    def _control(self, request: Request) -> Answer:
-        if self.control is None:
+    def _control(self, request: Request, control: Control | None) -> Answer:
+        if control is None:
             tcp = self.socket_path is None
             why = (
                 "not served over TCP without a control token (--control-token-file)"
@@ -431,8 +453,30 @@ class PluginServer:
             )
             return Answer(404, encode({"Err": f"the control API is {why}"}))
         refused = refusal(request.verb, request.headers, self.control_token)
-        status, answer = refused or self.control(request.verb, request.target, request.body)
+        status, answer = refused or control(request.verb, request.target, request.body)
         return Answer(status, encode(answer))
+
+    # -- another app ------------------------------------------------------------------------
+    def swap(
+        self, app: FakeNetDriver | None, control: Control | None = None, grace: float = GRACE
+    ) -> None:
+        """Serve ``app`` (and ``control``) on the connections accepted from now on, and stop
+        those accepted before, as `close()` does: an idle one is closed at once, a call
+        being served is answered, a held one ends as if its client left; wait up to
+        ``grace`` seconds for them, then cut off those left. Every call of theirs is
+        served by the app they were accepted under, never by ``app``. With ``app``
+        ``None``, protocol calls are answered 503 until the next swap."""
+        with self._open_lock:
+            old, self.app = self.app, app
+            self.control = self._served_control(control)
+            before = list(self._open)
+        if self.writer is not None and self.handler is None:
+            if old is not None:
+                with contextlib.suppress(ValueError):
+                    old.listeners.remove(self.log_call)
+            if app is not None:
+                app.listeners.append(self.log_call)
+        self._drain(grace, before)
 
     # -- stopping ---------------------------------------------------------------------------
     def shutdown(self) -> None:
@@ -465,15 +509,23 @@ class PluginServer:
                     self.app.listeners.remove(self.log_call)
             self.writer.close()
 
-    def _drain(self, grace: float) -> None:
-        with self._open_lock:
-            connections = list(self._open)
+    def _drain(self, grace: float, connections: list[Connection] | None = None) -> None:
+        """Stop ``connections`` (default: every open one) and wait for them to end."""
+        if connections is None:
+            with self._open_lock:
+                connections = list(self._open)
+        if not connections:
+            return
         for connection in connections:
             connection.stop()
+
+        def open_ones() -> list[Connection]:
+            return [c for c in connections if c in self._open]
+
         with self._open_lock:
-            if self._open_lock.wait_for(lambda: not self._open, grace):
+            if self._open_lock.wait_for(lambda: not open_ones(), grace):
                 return
-            left = list(self._open)
+            left = open_ones()
         for connection in left:  # stuck writing, or in a long latency: cut off
             hang_up(connection.sock)
 
