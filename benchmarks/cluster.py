@@ -8,6 +8,9 @@
 2. Per-call cost: CreateEndpoint then DeleteEndpoint of 2,000 endpoints on one fake
    against node-1 of a 3-node cluster whose other nodes hold 5,000 endpoints each on the
    same network (the timeline and the checks between nodes); 7 rounds, interleaved.
+3. A cluster of 1,000 nodes: built, routed and torn down (the median of 5, every installed
+   client routed); a call to its last node against a call to a single fake, each routed
+   (requests, CreateEndpoint then DeleteEndpoint), 7 rounds, interleaved.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from fakedriver import Cluster, FakeNetDriver
+from fakedriver import Cluster, FakeNetDriver, Route
 
 TESTS = '''
 import pytest
@@ -81,7 +84,7 @@ def endpoints(count: int, base: int) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def per_call() -> None:
+def per_call() -> float:
     todo = endpoints(2000, 0)
 
     def drive(fake: FakeNetDriver) -> float:
@@ -104,6 +107,47 @@ def per_call() -> None:
     a, b = statistics.median(one), statistics.median(node)
     print(f"  one fake {a:.1f} us a call; a cluster's node {b:.1f} us ({b / a:.2f}x)")
     assert not cluster.violations, cluster.violations
+    return b / a
+
+
+def thousand(rounds: int = 7, calls: int = 300) -> tuple[float, float]:
+    """Seconds to build, route and tear down a 1,000-node cluster (median of 5), and a
+    routed call to its node-1000 / to a single routed fake (median of ``rounds`` pairs)."""
+    import requests
+
+    Cluster(2).close()  # the client libraries' modules are imported once, not timed
+    builds = []
+    for _ in range(5):
+        start = time.perf_counter()
+        with Cluster(1000):
+            pass
+        builds.append(time.perf_counter() - start)
+    todo = endpoints(calls, 0)
+    post = requests.Session().post
+
+    def drive(url: str) -> float:
+        start = time.perf_counter()
+        for create, _ in todo:
+            post(f"{url}/NetworkDriver.CreateEndpoint", data=create)
+        for _, delete in todo:
+            post(f"{url}/NetworkDriver.DeleteEndpoint", data=delete)
+        return (time.perf_counter() - start) / (2 * len(todo))
+
+    ratios = []
+    single = FakeNetDriver()
+    with Cluster(1000, scope="local") as cluster, Route(single, "http://single"):
+        last = cluster.urls["node-1000"]
+        for url in (last, "http://single"):
+            post(f"{url}/NetworkDriver.CreateNetwork", data=json.dumps(NET).encode())
+        for rep in range(rounds + 1):
+            if rep % 2:
+                b, s = drive("http://single"), drive(last)
+            else:
+                s, b = drive(last), drive("http://single")
+            if rep:  # the first pair warms up
+                ratios.append(s / b)
+        assert not cluster.violations, cluster.violations
+    return statistics.median(builds), statistics.median(ratios)
 
 
 if __name__ == "__main__":
@@ -113,4 +157,7 @@ if __name__ == "__main__":
     fixture_cost("requests", "-o", "fake_netdriver_clients=requests")
     print("2. per-call cost")
     per_call()
+    print("3. a cluster of 1,000 nodes")
+    build, ratio = thousand()
+    print(f"  built, routed and torn down in {build:.3f} s; a call to node-1000 {ratio:.2f}x")
     sys.exit(0)

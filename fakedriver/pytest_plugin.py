@@ -348,7 +348,11 @@ def fake_netdriver_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         _check_options("@pytest.mark.fake_netdriver_cluster", marker.kwargs)
         options.update(marker.kwargs)
     audit = bool(options.pop("audit"))
-    cluster = Cluster(**options)
+    where = {key: options.pop(key) for key in ("nodes", "url", "clients") if key in options}
+    if options.get("persona") is None:  # the persona Cluster() would make, made once
+        options.pop("persona", None)
+        options = {"persona": _persona({"scope": "global", **options})}
+    cluster = Cluster(**where, **options)
     request.node.stash[_clusters] = cluster
     with cluster:
         yield cluster

@@ -24,6 +24,7 @@ from ..core.journal import Call, format_call, id_width, mismatches
 from ..core.methods import resolve
 from ..core.persona import Persona
 from ..fake import FakeNetDriver, Route
+from ..transports.registry import default_clients
 from ..transports.route import DEFAULT_URL
 from .oracle import Oracle
 
@@ -135,6 +136,9 @@ class Partition:
 
 def node_url(base: str, name: str) -> str:
     """``http://node-2.fake-netdriver`` for ``base`` ``http://fake-netdriver``."""
+    scheme, sep, rest = base.rstrip("/").partition("://")
+    if sep and "@" not in rest:  # the usual case, without parsing the URL
+        return f"{scheme}://{name}.{rest}"
     parts = urlsplit(base.rstrip("/"))
     return urlunsplit(parts._replace(netloc=f"{name}.{parts.netloc}"))
 
@@ -182,6 +186,8 @@ class Cluster:
         self.cuts: list[Cut] = []
         self._lock = threading.Lock()
         self._routes: list[Route] = []
+        # what every node shares is found once: the clients, where the URLs are made from
+        clients = default_clients() if clients is None else tuple(clients)
         for number in range(1, nodes + 1):
             name = f"node-{number}"
             fake = FakeNetDriver(persona)

@@ -82,7 +82,10 @@ class Oracle:
         self.left: dict[str, str] = {}
 
     def view(self, node: str) -> NodeView:
-        return self.views.setdefault(node, NodeView())
+        view = self.views.get(node)  # not setdefault: that makes a NodeView every call
+        if view is None:
+            view = self.views[node] = NodeView()
+        return view
 
     # -- calls ------------------------------------------------------------------------------
     def observe(
@@ -113,7 +116,7 @@ class Oracle:
             self._sync_allocation(node, state, nid)
             if isinstance(change, c.NetworkFreed) and had and nid not in state.allocations:
                 return self._freed(node, nid)
-        elif isinstance(change, c.EndpointCreated | c.EndpointRemoved):
+        elif isinstance(change, (c.EndpointCreated, c.EndpointRemoved)):
             eid = change.endpoint_id
             self._sync_endpoint(node, state, eid)
             endpoint = state.endpoints.get(eid)
@@ -241,7 +244,11 @@ class Oracle:
                 if not holders:
                     del self.holders[old[0], ip]
         if endpoint is not None:
-            ips = tuple(a.ip for a in (endpoint.address, endpoint.address_v6) if a is not None)
+            v4, v6 = endpoint.address, endpoint.address_v6  # each .ip makes an address
+            if v4 is None:
+                ips: tuple[IPAddress, ...] = () if v6 is None else (v6.ip,)
+            else:
+                ips = (v4.ip,) if v6 is None else (v4.ip, v6.ip)
             view.endpoints[eid] = (endpoint.network_id, ips)
             for ip in ips:
                 self.holders.setdefault((endpoint.network_id, ip), set()).add((node, eid))

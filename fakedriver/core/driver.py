@@ -101,7 +101,15 @@ class Driver:
         self.closed = False
         """Set by `close()`: every call from then on is refused."""
         self._lock = threading.RLock()
-        self._rng = random.Random(persona.seed)
+        #: the seeded RNG, made on the first call that needs it (seeding one costs about
+        #: as much as the rest of a driver, and a cluster makes one driver per node)
+        self._seeded: random.Random | None = None
+
+    def _rng(self) -> random.Random:
+        """The RNG seeded with the persona's seed (made now if it is not yet)."""
+        if self._seeded is None:
+            self._seeded = random.Random(self.persona.seed)
+        return self._seeded
 
     @property
     def violations(self) -> list[Violation]:
@@ -128,7 +136,7 @@ class Driver:
             if self.store is not None:
                 self.store.replace(state)
             self.state = state
-            self._rng = random.Random(self.persona.seed)
+            self._seeded = None  # reseeded when next needed
 
     def close(self) -> None:
         """Stop serving, for good: under the lock (a call being served finishes, and is
@@ -236,7 +244,7 @@ class Driver:
             row = self._route(method)
             request = incoming.body(no_arguments=row.no_arguments)
             links = self.links if row.subsystem == "NetworkDriver" else None
-            model = row.model(self.state, self.persona, self._rng, index, links)
+            model = row.model(self.state, self.persona, self._rng(), index, links)
             self.state.log = changes
             try:
                 answer = row.handler(model, request)

@@ -268,7 +268,13 @@ class Faults:
         self._calls = calls or (lambda: ())
         self.rules: list[Rule] = []
         self.phase: str | None = None
-        self._rng = random.Random(seed)
+        self._seeded: random.Random | None = None  # made by the first rule that needs it
+
+    def _rng(self) -> random.Random:
+        """The RNG seeded with `seed` (made now if it is not yet)."""
+        if self._seeded is None:
+            self._seeded = random.Random(self.seed)
+        return self._seeded
 
     def add(self, rule: Rule | None = None, **fields: Any) -> Rule:
         """Add ``rule`` (or ``Rule(**fields)``) after the existing ones; return it."""
@@ -282,13 +288,13 @@ class Faults:
             rule.release()
         self.rules = []
         self.phase = None
-        self._rng = random.Random(self.seed)
+        self._seeded = None  # reseeded when next needed
 
     def load(self, path: str) -> list[Rule]:
         """Add the rules of a TOML scenario file (its ``seed`` and ``phase`` too)."""
         rules, seed, phase = load_scenario(path)
         if seed is not None:
-            self.seed, self._rng = int(seed), random.Random(int(seed))
+            self.seed, self._seeded = int(seed), None
         if phase is not None:
             self.phase = str(phase)
         self.rules.extend(rules)
@@ -351,7 +357,7 @@ class Faults:
             if outcome and not timed:
                 rule.seen += 1  # the call counts for its schedule; another rule decided it
                 continue
-            if rule.fires(self._rng):
+            if rule.fires(self._rng()):
                 fired.append(rule)
                 outcome = outcome or not timed
         return fired

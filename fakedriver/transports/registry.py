@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import re
 import sys
 import threading
 from collections.abc import Callable
@@ -23,9 +22,6 @@ class Routed(Protocol):
     @property
     def fake(self) -> Responder:
         """What serves the route's calls."""
-
-    #: Matches this route's URLs; group ``method`` is the protocol method.
-    pattern: re.Pattern[str]
 
     #: ``scheme://host`` of each URL form the route serves (see `base_of()`).
     bases: tuple[str, ...]
@@ -220,5 +216,6 @@ def registry(client: str) -> Registry:
         raise MissingExtra(
             f"routing {client} calls needs {' and '.join(needs)}: pip install '{extra}'"
         )
-    routes: Registry = importlib.import_module(f"{__package__}.{module}").ROUTES
+    name = f"{__package__}.{module}"
+    routes: Registry = (sys.modules.get(name) or importlib.import_module(name)).ROUTES
     return routes

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import re
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import quote
@@ -60,8 +59,9 @@ class BaseRoute(Generic[F]):
             urls.append("http+unix://" + quote(socket, safe=""))
         #: ``scheme://host`` of each URL form served: what the registries find it by.
         self.bases = tuple(dict.fromkeys(base_of(url) for url in urls))
-        either = "|".join(re.escape(url) for url in urls)
-        self.pattern = re.compile(rf"^(?:{either})/(?P<method>[^/?#]*)", re.IGNORECASE)
+        #: each URL form with its ``/``, in lower case, for `method_of()` (no pattern to
+        #: compile: a cluster of 1,000 nodes makes 1,000 routes)
+        self._prefixes = tuple((url + "/").lower() for url in urls)
         if clients is None:
             clients = default_clients()
         #: The client libraries this route serves.
@@ -71,8 +71,13 @@ class BaseRoute(Generic[F]):
 
     def method_of(self, url: str) -> str | None:
         """The method a call to ``url`` names, if ``url`` is this route's; else ``None``."""
-        match = self.pattern.match(url)
-        return match.group("method") if match else None
+        for prefix in self._prefixes:
+            if url[: len(prefix)].lower() == prefix:
+                rest = url[len(prefix) :]
+                for stop in "/?#":  # the method is the path's next segment
+                    rest = rest.partition(stop)[0]
+                return rest
+        return None
 
     def start(self) -> None:
         """Route calls to the fake until [`stop()`][fakedriver.Route.stop] (``with`` does both)."""
