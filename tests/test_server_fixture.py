@@ -18,6 +18,8 @@ from fakedriver import FakeNetDriver
 from fakedriver.server.server import PluginServer
 from fakedriver.server.serving import ServedPool
 
+pytestmark = pytest.mark.socket  # the socket tier: a server per session, on real sockets
+
 pytest_plugins = ["pytester"]
 
 INNER = """
