@@ -34,9 +34,9 @@ def _sockets_only_in_their_tier(request: pytest.FixtureRequest) -> Iterator[None
     the fast tier, ``-m "not socket and not dockerd and not browser"``, opens none."""
     marked = any(request.node.get_closest_marker(name) for name in TIERS)
     seen: list[str] = []
-    SPY.watching = None if marked else seen
+    SPY.watch(None if marked else seen)
     yield
-    SPY.watching = None
+    SPY.watch(None)
     if seen:
         pytest.fail(
             f"{request.node.nodeid} opened a socket ({seen[0]}, {len(seen)} in all) "

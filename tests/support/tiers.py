@@ -4,14 +4,17 @@ A test is in the fast in-process tier unless it carries one of :data:`TIERS`' ma
 ``pytest -m "not socket and not dockerd and not browser"`` runs that tier alone
 (docs/contributing.md, "How to run each test tier"). :class:`SocketSpy` watches every
 ``listen``, ``connect`` and ``connect_ex`` of an internet or unix socket made in this
-process (any thread: a client in a thread pool counts); ``conftest.py`` fails, at its
-teardown, an unmarked test during which one was made, naming the first. A ``bind`` alone
+process by the test's own thread or a thread started during the test (a client in a
+thread pool counts; a thread an earlier test left running does not: its late connect is
+not this test's); ``conftest.py`` fails, at its teardown, an unmarked test during which
+one was made, naming the first. A ``bind`` alone
 is no server: urllib3 binds ``('::1', 0)`` once, when first imported, to learn whether
 the host has IPv6."""
 
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +30,14 @@ class SocketSpy:
     def __init__(self) -> None:
         self.watching: list[str] | None = None
         self.originals: dict[str, Callable[..., Any]] = {}
+        #: Threads already running when the watch began, other than the watcher's own.
+        self.earlier: frozenset[threading.Thread] = frozenset()
+
+    def watch(self, seen: list[str] | None) -> None:
+        """Note sockets into ``seen`` from now on (``None``: stop noting)."""
+        here = threading.current_thread()  # threads, not idents: an ident is reused
+        self.earlier = frozenset(t for t in threading.enumerate() if t is not here)
+        self.watching = seen
 
     def install(self) -> None:
         for name in ("listen", "connect", "connect_ex"):
@@ -42,7 +53,8 @@ class SocketSpy:
     def _spy(self, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
         def spy(sock: socket.socket, *args: Any) -> Any:
             seen = self.watching
-            if seen is not None and sock.family in FAMILIES:
+            earlier = threading.current_thread() in self.earlier
+            if seen is not None and not earlier and sock.family in FAMILIES:
                 where = args[0] if name != "listen" else _bound(sock)
                 seen.append(f"{name}({where!r})")
             return original(sock, *args)
