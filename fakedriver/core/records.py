@@ -134,13 +134,7 @@ class Network:
         return self.options.get("com.docker.network.internal") is True
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "options": self.options,
-            "ipv4_data": [d.to_wire() for d in self.ipv4_data],
-            "ipv6_data": [d.to_wire() for d in self.ipv6_data],
-            "call": self.call,
-            "run": self.run,
-        }
+        return _allocated(self)
 
     @classmethod
     def from_dict(cls, nid: str, data: dict[str, Any]) -> Network:
@@ -163,17 +157,23 @@ class Allocation:
     run: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "options": self.options,
-            "ipv4_data": [d.to_wire() for d in self.ipv4_data],
-            "ipv6_data": [d.to_wire() for d in self.ipv6_data],
-            "call": self.call,
-            "run": self.run,
-        }
+        return _allocated(self)
 
     @classmethod
     def from_dict(cls, nid: str, data: dict[str, Any]) -> Allocation:
         return cls(nid, data["options"], *_ipam(data), data["call"], _run(data))
+
+
+def _allocated(record: Network | Allocation) -> dict[str, Any]:
+    """The one codec of what a network and a swarm allocation share: options, IPAM data,
+    and the call that made it."""
+    return {
+        "options": record.options,
+        "ipv4_data": [d.to_wire() for d in record.ipv4_data],
+        "ipv6_data": [d.to_wire() for d in record.ipv6_data],
+        "call": record.call,
+        "run": record.run,
+    }
 
 
 @dataclass
