@@ -16,6 +16,7 @@ from fakedriver.cluster.cluster import NodeCall, Timeline
 from fakedriver.core.journal import (
     ENTRY_OVERHEAD,
     FIELD_LIMIT,
+    JSON_PER_BYTE,
     SERVE_BYTES,
     Call,
     Journal,
@@ -454,6 +455,43 @@ def test_a_bounded_journal_cuts_large_requests_and_answers_even_of_accepted_call
     head = {"fakedriver.truncated": f"{FIELD_LIMIT + 1} bytes", "head": json.dumps(OVER)[:-1]}
     assert cut.request == head and cut.response == head and cut.ok
     assert journal.bytes - whole == 2 * footprint(head) + footprint(CREATE) + ENTRY_OVERHEAD
+
+
+#: Values whose JSON is longest for the memory they take: escaped and non-BMP characters,
+#: slots of the values footprint() does not count, numbers, empty containers.
+DENSE: list[Any] = [
+    None,
+    False,
+    256,
+    "",
+    "\x01" * 700,
+    "\U0001f600" * 300,
+    "\u20ac" * 500,
+    "\xe9" * 500,
+    [None] * 500,
+    [False, True, -5, 256] * 100,
+    [[], {}, ""] * 100,
+    {"": None},
+    {str(i): None for i in range(200)},
+    [-(2**62)] * 100,
+    [-1.2345678901234567e-308] * 100,
+    {"a": [{"b": ["\x02" * 3, None, 1.5e300]}] * 50},
+]
+
+
+@pytest.mark.parametrize("value", DENSE, ids=range(len(DENSE)))
+def test_json_is_never_longer_than_what_the_journal_assumes_of_a_value_s_footprint(
+    value: Any,
+) -> None:
+    assert len(json.dumps(value)) <= JSON_PER_BYTE * footprint(value) + 8
+
+
+def test_a_small_value_of_escaped_characters_is_still_cut_when_its_json_is_over() -> None:
+    dense = {"x": "\x01" * ((FIELD_LIMIT - 9) // 6 + 1)}  # 6 characters of JSON each
+    assert len(json.dumps(dense)) > FIELD_LIMIT > footprint(dense)
+    journal = Journal(maxlen=10)
+    journal.append(Call(0, CREATE, dense, {}, 200))
+    assert journal[0].request["fakedriver.truncated"] == f"{len(json.dumps(dense))} bytes"
 
 
 def test_a_bounded_journal_cuts_long_texts_of_refused_calls() -> None:

@@ -188,6 +188,34 @@ class Driver:
             fired = self.faults.select(request.method, request.fields) if self.faults.rules else []
             if not fired:
                 return self._decide(request, ANSWERED)
+        return self._fired(request, fired, timeout, gone)
+
+    def respond_now(self, path: str, body: bytes) -> Reply | None:
+        """`respond()` for a caller that must not wait (an event loop): ``None``, with
+        nothing selected, journaled or changed, when a timed rule could make the call wait
+        (see `may_block`); the caller then serves it through `respond()` where waiting is
+        allowed. The check and the call are one step under the driver's lock, so a rule
+        added meanwhile from another thread is seen by one or the other."""
+        request = Request.read(path, body)
+        with self._lock:
+            if not self.faults.rules:
+                return self._decide(request, ANSWERED)
+            if self.faults.may_block():
+                return None
+            fired = self.faults.select(request.method, request.fields)
+            if not fired:
+                return self._decide(request, ANSWERED)
+            return self._fired(request, fired, None, None)
+
+    def _fired(
+        self,
+        request: Request,
+        fired: list[Rule],
+        timeout: float | None,
+        gone: Callable[[], bool] | None,
+    ) -> Reply:
+        """Serve ``request`` as the ``fired`` rules say: wait as the timed ones say, then
+        shape the reply as the deciding one says."""
         names = " + ".join(self.faults.describe(rule) for rule in fired)
         ending = self._wait([rule for rule in fired if rule.effect.timed], timeout, gone)
         decider = next((rule for rule in fired if not rule.effect.timed), None)

@@ -56,9 +56,20 @@ def footprint(value: Any) -> int:
     return size
 
 
+#: A value's JSON is at most this many characters per byte of its `footprint()`, plus 8
+#: (a lone ``false``): a string's character is at least 1 byte of it and at most 6
+#: characters of JSON (``\u0001``), or 4 bytes and 12 characters (``\ud83d\ude00``);
+#: every other value and slot is more bytes than characters. So a value this small is
+#: not encoded only to be measured.
+JSON_PER_BYTE = 6
+
+
 def _cut_value(value: Any) -> tuple[Any, int]:
     """``value`` (a request or an answer), or its head when it is large; and its size
     (see `footprint()`)."""
+    size = footprint(value)
+    if JSON_PER_BYTE * size + 8 <= FIELD_LIMIT:  # its JSON cannot be over the limit
+        return value, size
     try:
         text = json.dumps(value, default=str)
     except (ValueError, RecursionError) as exc:  # never from the wire: decode refuses both

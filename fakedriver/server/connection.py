@@ -77,6 +77,10 @@ class Answer:
 App = Callable[[Request, Callable[[], bool]], Answer]
 
 
+#: Serves one request without waiting, on the event loop: ``None`` when it may wait.
+Quick = Callable[[Request], Answer | None]
+
+
 #: How much of a request's first bytes is kept to find its target.
 _HEAD = 1024
 
@@ -99,10 +103,30 @@ class _Closed(Exception):
     """The client closed the connection, or left it idle too long."""
 
 
+class _Elsewhere(Exception):
+    """The loop cannot go on with this connection without waiting: a thread takes it."""
+
+
+#: What `Connection.readable()` tells the loop: keep watching the connection, hand it to
+#: a thread of its own, or forget it (it is closed).
+KEEP, THREAD, CLOSED = "keep", "thread", "closed"
+
+#: After the rest of an output is written, a thread: ends the connection, begins the next
+#: request, or reads on in this one (the rest was a ``100 Continue``).
+_THEN_CLOSE, _THEN_NEXT, _THEN_MORE = "close", "next", "more"
+
+
 class Connection:
     """Serves the requests of one accepted socket, one after the other, until either
-    side closes it, or the server stops it (`evict()`, `stop()`). `run()`
-    never raises.
+    side closes it, or the server stops it (`evict()`, `stop()`).
+
+    It is served in one of two ways. In a thread of its own, `run()` reads, serves and
+    writes, waiting as long as each step takes (and never raises). On the server's event
+    loop, `readable()` serves, without waiting, what the client has sent so far: each
+    request whole is answered at once by ``quick``, the loop's server of calls that cannot
+    wait; a call that may wait (``quick`` answers ``None``), or an answer the socket cannot
+    take at once, hands the connection to a thread, which goes on with `run()` from
+    there.
 
     Between requests it is *idle* (`idle_since` is when it began to wait); from the
     first byte of a request until its answer is written it is *busy* (``None``). The
@@ -110,9 +134,20 @@ class Connection:
     """
 
     def __init__(
-        self, sock: socket.socket, app: App, limits: Limits, log: Callable[[str], None]
+        self,
+        sock: socket.socket,
+        app: App,
+        limits: Limits,
+        log: Callable[[str], None],
+        quick: Quick | None = None,
+        back: Callable[[Connection], bool] | None = None,
     ) -> None:
         self.sock, self.app, self.limits, self.log = sock, app, limits, log
+        #: Answers a request without waiting, or ``None`` when it may wait (on the loop).
+        self.quick = quick
+        #: Gives the connection back to the loop, from its thread, between two requests;
+        #: whether the loop took it (not when it has stopped).
+        self.back = back
         self.h11 = self._parser(b"")
         self.keep_alive = False  # whether the request being served allows another
         self.verb, self.target = "", ""  # of the request being read (a refusal's dialect)
@@ -129,6 +164,14 @@ class Connection:
         self.answered: float | None = None
         #: Set by the server: serve no further request.
         self.closing = False
+        # the request being read: its head (h11's event, once parsed) and body so far
+        self._fields: dict[str, str] = {}
+        self._raw: tuple[tuple[str, str], ...] = ()
+        self._version = "1.1"
+        self._body = bytearray()
+        self._whole: Request | None = None  # read whole by the loop, to be served by a thread
+        self._out = b""  # what the loop could not write at once, for the thread to write
+        self._then = _THEN_NEXT  # and what the thread does after writing it
 
     def _parser(self, pending: bytes) -> h11.Connection:
         """h11 parses one request each (it would also frame the answers, which are
@@ -138,15 +181,28 @@ class Connection:
             parser.receive_data(pending)
         return parser
 
-    def run(self) -> None:
+    def run(self) -> bool:
+        """Serve in this thread until the connection ends (from its accept, or from where
+        the loop handed it over), or, when it came from the loop, until it is idle again
+        and the loop takes it `back`: whether it did (the connection is still open)."""
         try:
+            if self.closing:
+                raise _Closed
             while self._serve_one():
-                pass
+                if not self._begin() and self.back is not None and self.back(self):
+                    return True
         except (_Closed, OSError):
             pass
-        finally:
-            hang_up(self.sock)
-            self.sock.close()
+        except BaseException:
+            self.end()
+            raise
+        self.end()
+        return False
+
+    def end(self) -> None:
+        """Close the connection under the client."""
+        hang_up(self.sock)
+        self.sock.close()
 
     # -- idle or busy, and stopped by the server ------------------------------------------
     def evict(self) -> bool:
@@ -155,7 +211,7 @@ class Connection:
             if self.closing or self.idle_since is None:
                 return False
             self.closing = True
-        hang_up(self.sock)  # its thread wakes from recv() and ends
+        hang_up(self.sock)  # its thread wakes from recv() (the loop sees it end) and ends
         return True
 
     def stop(self) -> None:
@@ -187,9 +243,9 @@ class Connection:
                 raise _Closed
             self.idle_since = None
 
-    # -- serving ----------------------------------------------------------------------------
-    def _serve_one(self) -> bool:
-        """Serve one request; whether the connection stays open for the next."""
+    # -- serving in a thread ----------------------------------------------------------------
+    def _begin(self) -> bool:
+        """Get ready for the next request; whether it has begun (pipelined after the last)."""
         self.verb, self.target = "", ""
         pending = self.h11.trailing_data[0]  # a pipelined request already started
         if pending:
@@ -199,24 +255,111 @@ class Connection:
         self.h11 = self._parser(pending)
         self.head = bytes(pending[:_HEAD])
         self.deadline = time.monotonic() + self.limits.read_timeout if pending else None
+        self._body = bytearray()
+        return bool(pending)
+
+    def _serve_one(self) -> bool:
+        """Serve one request, waiting as long as it takes; whether the connection stays
+        open for the next."""
+        if self._out:  # the loop's output, not all written
+            out, self._out = self._out, b""
+            self._timeout(self.limits.idle_timeout)
+            self.sock.sendall(out)
+            if self._then != _THEN_MORE:
+                return self._then == _THEN_NEXT
+        request, self._whole = self._whole, None
         try:
-            request = self._read()
+            if request is None:
+                request = self._read(wait=True)
+                assert request is not None
         except Refused as refused:
-            self._refuse(refused)
+            self._refuse(refused, wait=True)
             return False
         try:
             answer = self.app(request, gone(self.sock))
         except Exception as exc:  # a bug in the fake: still a response, in the protocol
-            self._refuse(Refused(500, f"internal error in fakedriver: {exc!r}"))
+            self._refuse(Refused(500, f"internal error in fakedriver: {exc!r}"), wait=True)
             return False
-        return self._send(answer)
+        return self._send(answer, wait=True)
+
+    # -- serving on the loop ----------------------------------------------------------------
+    def readable(self) -> str:
+        """Serve what the client sent, without waiting (the loop saw the socket readable):
+        `KEEP` watching it, hand it to a `THREAD`, or it is over: `CLOSED` (the loop
+        closes it: `end()`)."""
+        assert self.quick is not None
+        try:
+            try:
+                data = self.sock.recv(65536)
+            except BlockingIOError:
+                return KEEP
+            self._feed(data)
+            while True:
+                request = self._read(wait=False)
+                if request is None:
+                    return KEEP
+                try:
+                    answer = self.quick(request)
+                except Exception as exc:  # a bug in the fake: as in a thread
+                    raise Refused(500, f"internal error in fakedriver: {exc!r}") from None
+                if answer is None:  # it may wait: a thread serves it
+                    self._whole = request
+                    return THREAD
+                if not self._send(answer, wait=False):
+                    return CLOSED
+                if not self._begin():  # nothing of the next request yet
+                    return KEEP
+        except _Elsewhere:
+            return THREAD
+        except Refused as refused:
+            self._refuse(refused, wait=False)
+        except (_Closed, OSError):
+            pass
+        return CLOSED
+
+    def expiry(self) -> float:
+        """When the loop must look at the connection again, if nothing comes: the end of
+        its idle time, or the time by which its request must be whole."""
+        if self.deadline is not None:
+            return self.deadline
+        return (self.idle_since or time.monotonic()) + self.limits.idle_timeout
+
+    def expire(self, now: float) -> bool:
+        """On the loop: whether the connection's time is up, and it is to be closed (a
+        request not whole in time is answered 408 first)."""
+        if now < self.expiry():
+            return False
+        if self.deadline is not None:
+            self._refuse(self._too_slow(), wait=False)
+        return True
 
     # -- reading ----------------------------------------------------------------------------
-    def _read(self) -> Request:
-        event = self._next()
-        if isinstance(event, h11.ConnectionClosed):
-            raise _Closed
-        assert isinstance(event, h11.Request)
+    def _read(self, wait: bool) -> Request | None:
+        """The request, once whole; ``None`` (when not to ``wait``) while it is not yet."""
+        while True:
+            try:
+                event = self.h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise Refused(exc.error_status_hint, f"bad request: {exc}") from None
+            if event is h11.NEED_DATA:
+                if not wait:
+                    return None
+                self._receive()
+            elif isinstance(event, h11.Data):
+                self._body += event.data
+                if len(self._body) > self.limits.max_body:  # chunked: no length up front
+                    raise self._too_big()
+            elif isinstance(event, h11.Request):
+                self._head(event, wait)
+            elif isinstance(event, h11.EndOfMessage):
+                body = bytes(self._body)
+                return Request(self.verb, self.target, self._fields, body, self._raw, self._version)
+            else:
+                assert isinstance(event, h11.ConnectionClosed)
+                raise _Closed
+
+    def _head(self, event: h11.Request, wait: bool) -> None:
+        """Take the request line and headers, refusing what is not served."""
         self.verb, self.target = event.method.decode("latin-1"), event.target.decode("latin-1")
         if event.http_version not in (b"1.0", b"1.1"):
             raise Refused(400, f"HTTP/{event.http_version.decode()} is not served; use HTTP/1.1")
@@ -229,34 +372,15 @@ class Connection:
         if size > self.limits.max_header:  # h11 checks only a head that is still incomplete
             raise Refused(431, f"request headers over the limit of {self.limits.max_header} bytes")
         fields = {name.lower(): value for name, value in raw}  # names are ASCII tokens
-        version = event.http_version.decode("latin-1")
         tokens = {t.strip().lower() for t in fields.get("connection", "").split(",")}
         self.keep_alive = event.http_version == b"1.1" and "close" not in tokens
         length = fields.get("content-length")
         if length is not None and int(length) > self.limits.max_body:  # h11 checked: digits
-            raise Refused(413, f"request body over the limit of {self.limits.max_body} bytes")
+            raise self._too_big()
+        self._fields, self._raw = fields, raw
+        self._version = event.http_version.decode("latin-1")
         if self.h11.they_are_waiting_for_100_continue:
-            self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-        body = bytearray()
-        while not isinstance(event := self._next(), h11.EndOfMessage):
-            if isinstance(event, h11.ConnectionClosed):
-                raise _Closed
-            assert isinstance(event, h11.Data)
-            body += event.data
-            if len(body) > self.limits.max_body:  # a chunked body has no length up front
-                raise Refused(413, f"request body over the limit of {self.limits.max_body} bytes")
-        return Request(self.verb, self.target, fields, bytes(body), raw, version)
-
-    def _next(self) -> h11.Event:
-        while True:
-            try:
-                event = self.h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise Refused(exc.error_status_hint, f"bad request: {exc}") from None
-            if event is not h11.NEED_DATA:
-                assert not isinstance(event, type)
-                return event
-            self._receive()
+            self._write(b"HTTP/1.1 100 Continue\r\n\r\n", _THEN_MORE, wait)
 
     def _receive(self) -> None:
         if self.deadline is None:  # waiting for the first byte of a request
@@ -272,6 +396,10 @@ class Connection:
             if self.deadline is None:
                 raise _Closed from None  # idle: close quietly, as any keep-alive server does
             raise self._too_slow() from None
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        """Take what the client sent (``b""``: it closed its side)."""
         if len(self.head) < _HEAD:
             self.head += data[: _HEAD - len(self.head)]
         if data and self.deadline is None:
@@ -287,32 +415,56 @@ class Connection:
             self.sock.settimeout(seconds)
             self.timeout = seconds
 
+    def _too_big(self) -> Refused:
+        return Refused(413, f"request body over the limit of {self.limits.max_body} bytes")
+
     def _too_slow(self) -> Refused:
         return Refused(408, f"request not received within {self.limits.read_timeout} s")
 
     # -- writing ----------------------------------------------------------------------------
-    def _send(self, answer: Answer) -> bool:
+    def _send(self, answer: Answer, wait: bool) -> bool:
         """Write the answer (or drop the connection, as a fault says); whether the
         connection stays open."""
         if answer.drop == "before":
             return False
-        self._timeout(self.limits.idle_timeout)  # a client that never reads its answer
         close = not self.keep_alive or answer.drop is not None or self.closing
         head = response_head(answer.status, answer.body, close=close, own=answer.headers)
         body = answer.body if self.verb != "HEAD" else b""
         if answer.drop == "mid_body":
             body = body[: len(body) // 2]
         self.answered = time.monotonic()
-        self.sock.sendall(head + body)
+        if wait:
+            self._timeout(self.limits.idle_timeout)  # a client that never reads its answer
+        self._write(head + body, _THEN_CLOSE if close else _THEN_NEXT, wait)
         return not close
 
-    def _refuse(self, refused: Refused) -> None:
+    def _write(self, data: bytes, then: str, wait: bool) -> None:
+        """Write ``data``; on the loop (not to ``wait``), what the socket cannot take at
+        once is left for a thread, which then does as ``then`` says."""
+        if wait:
+            self.sock.sendall(data)
+            return
+        try:
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(data):
+            self._out, self._then = data[sent:], then
+            raise _Elsewhere
+
+    def _refuse(self, refused: Refused, wait: bool) -> None:
+        """Answer ``refused`` (the connection is closed after it); on the loop, as much of
+        it as the socket takes at once."""
         self.log(f"fakedriver: refused a request: {refused.status} {refused.message}")
         target = self.target or _target(self.head)
         answer = encode({error_key(target): refused.message})
-        self._timeout(min(self.limits.read_timeout, 5.0))
-
-        self.sock.sendall(response_head(refused.status, answer, close=True) + answer)
+        data = response_head(refused.status, answer, close=True) + answer
+        if wait:
+            self._timeout(min(self.limits.read_timeout, 5.0))
+            self.sock.sendall(data)
+        else:
+            with contextlib.suppress(OSError):
+                self.sock.send(data)
 
 
 def response_head(

@@ -15,7 +15,6 @@ import dataclasses
 import errno
 import json
 import os
-import select
 import socket
 import stat
 import tempfile
@@ -30,9 +29,10 @@ from ..core.reply import Outcome, Reply
 from ..core.wire import MAX_DEPTH, too_deep
 from ..fake import FakeNetDriver
 from ..transports.peer import hang_up
-from .connection import Answer, App, Connection, Limits, Request
+from .connection import Answer, App, Connection, Limits, Quick, Request
 from .control import refusal
 from .log import LineWriter, printable
+from .loop import Loop
 
 PLUGIN_DIR = "/run/docker/plugins"
 SPEC_DIR = "/etc/docker/plugins"
@@ -263,6 +263,8 @@ class PluginServer:
         #: one ends.
         self._open: dict[Connection, None] = {}
         self._open_lock = threading.Condition()
+        self._loop: Loop | None = None  # serve_forever()'s, while it runs
+        self._backoff = 0.0  # seconds accept() is given up for, after it failed
         if self.writer is not None and app is not None and handler is None:
             app.listeners.append(self.log_call)
 
@@ -320,50 +322,59 @@ class PluginServer:
             return len(self._open)
 
     def serve_forever(self) -> None:
-        """Accept connections until `shutdown()`, each served by a thread of its own."""
+        """Accept connections and serve them until `shutdown()`: on this thread every call
+        that cannot wait, and each connection whose call may wait in a thread of its own
+        from then on (see `fakedriver.server.loop`). The dashboard's listener serves each
+        connection in a thread of its own."""
         try:  # a signal anywhere in here still leaves it stopped, so close() never waits
             self._stopped.clear()
             self.listener.setblocking(False)
-            ready = select.poll()
-            ready.register(self.listener, select.POLLIN)
-            ready.register(self._woken, select.POLLIN)  # shutdown() writes to it
-            backoff = 0.0
-            while not self._stop.is_set():
-                ready.poll()
-                if self._stop.is_set():
-                    break
-                try:
-                    sock, _ = self.listener.accept()
-                except BlockingIOError:
-                    continue  # the client gave up in between
-                except OSError as exc:
-                    if self._stop.is_set():
-                        break
-                    if exc.errno not in _SHORT_OF:
-                        continue  # ECONNABORTED and the like: that client is gone
-                    if not backoff:
-                        why = f"cannot accept a connection ({exc.strerror})"
-                        self.say(f"fakedriver: {why}; backing off until connections close")
-                    backoff = min(max(backoff * 2, 0.01), 1.0)
-                    self._stop.wait(backoff)
-                    continue
-                backoff = 0.0
-                self._start(sock)
+            loop = Loop(
+                self.listener, self._woken, self._wake, self._accept, self._thread, self._ended
+            )
+            self._loop = loop
+            loop.run(self._stop)
         finally:
             self._stopped.set()
 
-    def _bound(self) -> App:
+    def _accept(self) -> float:
+        """Accept the connections waiting; how long to stop listening (``0``: not at all):
+        a want of descriptors or memory passes only as connections close."""
+        for _ in range(64):  # and let the loop serve the others meanwhile
+            try:
+                sock, _ = self.listener.accept()
+            except BlockingIOError:
+                return 0.0  # none left (or the client gave up in between)
+            except OSError as exc:
+                if self._stop.is_set() or exc.errno not in _SHORT_OF:
+                    continue  # ECONNABORTED and the like: that client is gone
+                if not self._backoff:
+                    why = f"cannot accept a connection ({exc.strerror})"
+                    self.say(f"fakedriver: {why}; backing off until connections close")
+                self._backoff = min(max(self._backoff * 2, 0.01), 1.0)
+                return self._backoff
+            self._backoff = 0.0
+            self._start(sock)
+        return 0.0
+
+    def _bound(self) -> tuple[App, Quick | None]:
         """What serves the requests of a connection accepted now: the app (and control
-        API) of now, whatever `swap()` does later (the caller holds the lock)."""
+        API) of now, whatever `swap()` does later (the caller holds the lock); in a
+        thread, and on the loop (``None``: only in a thread)."""
         if self.handler is not None:
-            return self.handler
+            return self.handler, None
         app, control = self.app, self.control
-        return lambda request, gone: self._serve(request, gone, app, control)
+        return (
+            lambda request, gone: self._serve(request, gone, app, control),
+            lambda request: self._quick(request, app, control),
+        )
 
     def _start(self, sock: socket.socket) -> None:
         evicted = None
         with self._open_lock:  # bound under the lock: swap() sees it, or it sees the new app
-            connection = Connection(sock, self._bound(), self.limits, self.say)
+            app, quick = self._bound()
+            back = self._loop.give_back if self._loop is not None else None
+            connection = Connection(sock, app, self.limits, self.say, quick, back)
             full = len(self._open) >= self.limits.max_connections
             if full:
                 evicted = self._evict()
@@ -379,6 +390,12 @@ class PluginServer:
         elif full:
             self._turn_away(sock)
             return
+        if quick is None or self._loop is None:
+            self._thread(connection)
+        else:
+            self._loop.add(connection)
+
+    def _thread(self, connection: Connection) -> None:
         threading.Thread(target=self._run, args=(connection,), daemon=True).start()
 
     def _evict(self) -> Connection | None:
@@ -392,12 +409,13 @@ class PluginServer:
         return None
 
     def _run(self, connection: Connection) -> None:
-        try:
-            connection.run()
-        finally:
-            with self._open_lock:
-                self._open.pop(connection, None)
-                self._open_lock.notify_all()
+        if not connection.run():  # else the loop took it back
+            self._ended(connection)
+
+    def _ended(self, connection: Connection) -> None:
+        with self._open_lock:
+            self._open.pop(connection, None)
+            self._open_lock.notify_all()
 
     def _turn_away(self, sock: socket.socket) -> None:
         cap = self.limits.max_connections
@@ -421,8 +439,33 @@ class PluginServer:
         app: FakeNetDriver | None,
         control: Control | None,
     ) -> Answer:
-        """Route one request to ``app`` and ``control``, those of its connection: none of a
-        browser's, the control API under ``/fakedriver/``, else the protocol."""
+        """Route one request to ``app`` and ``control``, those of its connection (see
+        `_route()`), in a thread: a protocol call waits as its fault rules say."""
+        answer = self._route(request, app, control)
+        if answer is not None:
+            return answer
+        assert app is not None
+        reply = app.respond(request.target, request.body, gone=gone)
+        return RENDER[reply.outcome](reply)
+
+    def _quick(
+        self, request: Request, app: FakeNetDriver | None, control: Control | None
+    ) -> Answer | None:
+        """`_serve()` on the loop: ``None`` for a protocol call that a timed fault rule
+        may make wait (`Driver.respond_now()`), which a thread then serves."""
+        answer = self._route(request, app, control)
+        if answer is not None:
+            return answer
+        assert app is not None
+        reply = app.respond_now(request.target, request.body)
+        return None if reply is None else RENDER[reply.outcome](reply)
+
+    def _route(
+        self, request: Request, app: FakeNetDriver | None, control: Control | None
+    ) -> Answer | None:
+        """The answer to a request that is not a protocol call to ``app``: none of a
+        browser's, the control API under ``/fakedriver/``, a verb other than POST, a call
+        while no app is served; ``None`` for a protocol call (``app`` serves it)."""
         browser = from_browser(request.headers)
         if browser is not None:
             return self._refuse_browser(request, browser)
@@ -432,8 +475,7 @@ class PluginServer:
             return Answer(*not_allowed(request.verb))
         if app is None:  # swapped out: between two fakes (see swap())
             return Answer(503, encode({error_key(request.target): _NO_APP}))
-        reply = app.respond(request.target, request.body, gone=gone)
-        return RENDER[reply.outcome](reply)
+        return None
 
     def _refuse_browser(self, request: Request, header: str) -> Answer:
         """403 in the dialect of the path, served nothing: a web page (any page the
@@ -481,7 +523,10 @@ class PluginServer:
 
     # -- stopping ---------------------------------------------------------------------------
     def shutdown(self) -> None:
-        """Stop `serve_forever()` (from another thread) and wait until it has."""
+        """Stop `serve_forever()` (from another thread) and wait until it has. The
+        connections served on its loop are closed (each idle, or in a request not yet
+        whole, which is not served); those in threads of their own go on until
+        `close()`."""
         self._stop.set()
         with contextlib.suppress(OSError):
             self._wake.send(b"\0")
@@ -494,7 +539,13 @@ class PluginServer:
         client left) and wait up to ``grace`` seconds for them; those left are cut off.
         Then write what is left to log. Once it returns, no connection of this server
         starts another call."""
-        self.shutdown()
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self._wake.send(b"\0")
+        with self._open_lock:  # before the loop is waited for: it may be serving a call
+            for connection in self._open:
+                connection.stop()
+        self._stopped.wait()
         for path, ours in self.made.items():  # while they are held: see Identity
             _remove_if_ours(path, ours)
         self.listener.close()
