@@ -196,12 +196,12 @@ class Driver:
         (see `may_block`); the caller then serves it through `respond()` where waiting is
         allowed. The check and the call are one step under the driver's lock, so a rule
         added meanwhile from another thread is seen by one or the other."""
-        request = Request.read(path, body)
-        with self._lock:
+        with self._lock:  # (the body is decoded only when it is served here: once)
             if not self.faults.rules:
-                return self._decide(request, ANSWERED)
+                return self._decide(Request.read(path, body), ANSWERED)
             if self.faults.may_block():
                 return None
+            request = Request.read(path, body)
             fired = self.faults.select(request.method, request.fields)
             if not fired:
                 return self._decide(request, ANSWERED)

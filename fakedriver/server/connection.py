@@ -146,8 +146,8 @@ class Connection:
         #: Answers a request without waiting, or ``None`` when it may wait (on the loop).
         self.quick = quick
         #: Gives the connection back to the loop, from its thread, between two requests;
-        #: whether the loop took it (not when it has stopped).
-        self.back = back
+        #: whether the loop took it (not when it has stopped). Only with ``quick``.
+        self.back = back if quick is not None else None
         self.h11 = self._parser(b"")
         self.keep_alive = False  # whether the request being served allows another
         self.verb, self.target = "", ""  # of the request being read (a refusal's dialect)

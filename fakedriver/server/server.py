@@ -2,10 +2,11 @@
 
 dockerd speaks HTTP/1.1 with keep-alive, sends calls concurrently, an empty ``Host:``
 header and no ``Content-Type``. werkzeug's development server closes every connection,
-so the plugin socket has its own accept loop and a thread per connection
-(`.connection`, HTTP on h11) that calls the fake's `respond()` directly; owning
-the socket is also what lets a fault close it before or in the middle of an answer, or
-notice that the client gave up on a hang.
+so the plugin socket has its own event loop (`.loop`), which serves each call that
+cannot wait itself, and a thread for a connection while its call may wait (`.connection`,
+HTTP on h11), calling the fake's `respond_now()` or `respond()` directly; owning the
+socket is also what lets a fault close it before or in the middle of an answer, or notice
+that the client gave up on a hang.
 """
 
 from __future__ import annotations
@@ -373,7 +374,7 @@ class PluginServer:
         evicted = None
         with self._open_lock:  # bound under the lock: swap() sees it, or it sees the new app
             app, quick = self._bound()
-            back = self._loop.give_back if self._loop is not None else None
+            back = self._loop.give_back if self._loop is not None and quick else None
             connection = Connection(sock, app, self.limits, self.say, quick, back)
             full = len(self._open) >= self.limits.max_connections
             if full:
