@@ -70,3 +70,7 @@ class Responder(Protocol):
         gone: Callable[[], bool] | None = None,
     ) -> Reply:
         """Serve one call with the fault rules applied (see `Driver.respond()`)."""
+
+    def respond_now(self, path: str, body: bytes) -> Reply | None:
+        """`respond()` without waiting: ``None``, with nothing changed, when a timed rule
+        could make the call wait (see `Driver.respond_now()`)."""

@@ -41,10 +41,9 @@ async def _callback(verb: str, url: Any, **kwargs: Any) -> CallbackResult:
         return CallbackResult(status=status, body=body, content_type=CONTENT_TYPE)
     body, timeout = _body(kwargs), _timeout(kwargs.get("timeout"))
     driver = route.fake
-    if driver.may_block:
+    reply = driver.respond_now(method, body)  # None: a rule may hold it, so not on the loop
+    if reply is None:
         reply = await asyncio.to_thread(driver.respond, method, body, timeout=timeout)
-    else:
-        reply = driver.respond(method, body, timeout=timeout)
     rendered = RENDER[reply.outcome](reply, timeout)
     if isinstance(rendered, Exception):
         raise rendered

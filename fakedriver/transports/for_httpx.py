@@ -32,8 +32,16 @@ def serve(driver: Responder, method: str, request: httpx.Request) -> httpx.Respo
     if request.method != "POST":
         status, body = not_allowed(request.method)
         return httpx.Response(status, content=body, headers=_HEADERS)
-    timeout = request.extensions.get("timeout", {}).get("read")
-    reply = driver.respond(method, request.content, timeout=timeout)
+    timeout = _timeout(request)
+    return _render(driver.respond(method, request.content, timeout=timeout), request, timeout)
+
+
+def _timeout(request: httpx.Request) -> float | None:
+    timeout: float | None = request.extensions.get("timeout", {}).get("read")
+    return timeout
+
+
+def _render(reply: Reply, request: httpx.Request, timeout: float | None) -> httpx.Response:
     rendered = RENDER[reply.outcome](reply, request, timeout)
     if isinstance(rendered, Exception):
         raise rendered
@@ -73,10 +81,14 @@ RENDER = {
 
 
 async def serve_async(driver: Responder, method: str, request: httpx.Request) -> httpx.Response:
-    """`serve()` for an event loop: in a worker thread when a rule may hold the call."""
-    if not driver.may_block:
-        return serve(driver, method, request)
-    return await asyncio.to_thread(serve, driver, method, request)
+    """`serve()` for an event loop: in a worker thread when a rule may hold the call
+    (`Responder.respond_now()` says so, in the same step as it serves any other)."""
+    if request.method == "POST":
+        reply = driver.respond_now(method, request.content)
+        if reply is not None:
+            return _render(reply, request, _timeout(request))
+        return await asyncio.to_thread(serve, driver, method, request)
+    return serve(driver, method, request)
 
 
 class _Routed(httpx.BaseTransport):
