@@ -47,6 +47,7 @@ class Loop:
     ) -> None:
         self.listener, self.wake, self.poke = listener, wake, poke
         self.accept, self.threaded, self.ended = accept, threaded, ended
+        wake.setblocking(False)
         self.selector = selectors.DefaultSelector()
         self.selector.register(listener, selectors.EVENT_READ)
         self.selector.register(wake, selectors.EVENT_READ)
@@ -81,7 +82,8 @@ class Loop:
                     elif key.fileobj is self.listener:
                         self._accept()
                     else:
-                        self.wake.recv(4096)
+                        with contextlib.suppress(BlockingIOError):
+                            self.wake.recv(4096)
                         self._take_back()
                 now = time.monotonic()
                 if self._listen_again is not None and now >= self._listen_again:
