@@ -67,7 +67,7 @@ _pool = pytest.StashKey[ServedPool]()
 REPORT_DIR = ".fakedriver-reports"
 #: The fixtures that route clients: between tests that use one, each client library's
 #: patch stays started (reset, not stopped: see ``registry.keep()``).
-_ROUTING = frozenset({"fake_netdriver_factory", "fake_netdriver_cluster"})
+_ROUTING = frozenset({"fake_netdriver", "fake_netdriver_factory", "fake_netdriver_cluster"})
 _PERSONA = tuple(field.name for field in dataclasses.fields(Persona))
 _CHECKS = ("audit", "assert_all_fired")
 #: Where options are given -> the plugin's own options there (the persona's fields too).
@@ -169,25 +169,20 @@ class FakeNetDriverFactory:
     ) -> None:
         self._root = root  # scenario files are found relative to the test's folder
         self._pool = pool  # where served fakes go (None: each on a socket of its own)
-        self._defaults: dict[str, Any] = {
-            "strict": config.getini("fake_netdriver_strict"),
-            "seed": int(config.getini("fake_netdriver_seed")),
-            "audit": config.getini("fake_netdriver_audit"),
-        }
-        self._url = str(config.getini("fake_netdriver_url")).rstrip("/")
+        defaults, self._url, ini_clients = _ini(config)
+        self._defaults: dict[str, Any] = dict(defaults)
         if marker is not None:
             _check_options("@pytest.mark.fake_netdriver", marker.kwargs)
             self._defaults.update(marker.kwargs)
             self._url = str(self._defaults.pop("url", self._url)).rstrip("/")
         self._socket = self._defaults.pop("socket", None)
         self._faults = self._defaults.pop("faults", None)
-        ini_clients = config.getini("fake_netdriver_clients") or None
         self._clients = self._defaults.pop("clients", ini_clients)
         self._tcp = bool(self._defaults.pop("tcp", False))
         #: each fake's route (or served fake), and its teardown checks (audit, all fired)
         self._routes: list[tuple[Route, tuple[bool, bool]]] = []
         self._served: list[tuple[Served, tuple[bool, bool]]] = []
-        self._stack = contextlib.ExitStack()
+        self._stack: contextlib.ExitStack | None = None  # made by the first served fake
 
     @property
     def fakes(self) -> list[FakeNetDriver]:
@@ -237,6 +232,8 @@ class FakeNetDriverFactory:
             merged.pop(key, None)
         merged.setdefault("faults", self._faults if not self._served else None)
         serve = self._pool.serving if self._pool is not None else serving
+        if self._stack is None:
+            self._stack = contextlib.ExitStack()
         served = self._stack.enter_context(serve(self._make(persona, merged), tcp=tcp))
         self._served.append((served, checks))
         return served
@@ -252,7 +249,8 @@ class FakeNetDriverFactory:
         __tracebackhide__ = True
         for route, _ in reversed(self._routes):
             route.stop()
-        self._stack.close()
+        if self._stack is not None:
+            self._stack.close()
         if passed:
             made = [(r.fake, c) for r, c in self._routes] + [(s.fake, c) for s, c in self._served]
             for fake, (audit, all_fired) in made:
@@ -274,6 +272,25 @@ class FakeNetDriverFactory:
             violations = "".join(f"  ~ {v}\n" for v in fake.violations)
             parts.append(f"{head}\n{fake.calls.format()}{violations}")
         return "\n".join(parts)
+
+
+_ini_key = pytest.StashKey[tuple[dict[str, Any], str, Any]]()
+
+
+def _ini(config: pytest.Config) -> tuple[dict[str, Any], str, Any]:
+    """The ini options a factory starts from (persona and checks; the URL; the clients),
+    read once per session: they do not change while it runs."""
+    ini = config.stash.get(_ini_key, None)
+    if ini is None:
+        defaults = {
+            "strict": config.getini("fake_netdriver_strict"),
+            "seed": int(config.getini("fake_netdriver_seed")),
+            "audit": config.getini("fake_netdriver_audit"),
+        }
+        url = str(config.getini("fake_netdriver_url")).rstrip("/")
+        clients = config.getini("fake_netdriver_clients") or None
+        ini = config.stash[_ini_key] = (defaults, url, clients)
+    return ini
 
 
 #: Personas made from the same options, by their options: a persona checks every field
@@ -298,12 +315,26 @@ def _persona(options: dict[str, Any]) -> Persona:
 @pytest.fixture
 def fake_netdriver_factory(request: pytest.FixtureRequest) -> Iterator[FakeNetDriverFactory]:
     """A factory of routed ``FakeNetDriver`` instances for this test."""
-    config = request.config
-    marker = request.node.get_closest_marker("fake_netdriver")
-    factory = FakeNetDriverFactory(config, marker, request.path.parent, _served_pool(config))
-    request.node.stash[_factories] = factory
+    factory, made = _factory(request)
     yield factory
-    factory.close(passed=request.node.stash.get(_passed, False))
+    if made:
+        factory.close(passed=request.node.stash.get(_passed, False))
+
+
+def _factory(request: pytest.FixtureRequest) -> tuple[FakeNetDriverFactory, bool]:
+    """The test's factory, and whether it is made now: the fixture that makes it (the
+    first of ``fake_netdriver_factory`` and ``fake_netdriver`` set up, so the last torn
+    down) closes it. ``fake_netdriver`` makes it itself, not through the factory fixture:
+    one fixture less to set up and tear down, for every test."""
+    node = request.node
+    factory = node.stash.get(_factories, None)
+    if factory is not None:
+        return factory, False
+    config = request.config
+    marker = node.get_closest_marker("fake_netdriver")
+    factory = FakeNetDriverFactory(config, marker, request.path.parent, _served_pool(config))
+    node.stash[_factories] = factory
+    return factory, True
 
 
 def _served_pool(config: pytest.Config) -> ServedPool:
@@ -317,9 +348,15 @@ def _served_pool(config: pytest.Config) -> ServedPool:
 
 
 @pytest.fixture
-def fake_netdriver(fake_netdriver_factory: FakeNetDriverFactory) -> FakeNetDriver:
-    """A ``FakeNetDriver`` routed at ``fake_netdriver.url`` for this test."""
-    return fake_netdriver_factory()
+def fake_netdriver(request: pytest.FixtureRequest) -> Iterator[FakeNetDriver]:
+    """A ``FakeNetDriver`` routed at ``fake_netdriver.url`` for this test (the first fake
+    of its ``fake_netdriver_factory``)."""
+    factory, made = _factory(request)
+    try:
+        yield factory()
+    finally:
+        if made:
+            factory.close(passed=request.node.stash.get(_passed, False))
 
 
 @pytest.fixture
@@ -365,31 +402,38 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """Keep the client libraries' patches started for a test that routes (the first one
     starts them, the next ones find them started); a test that does not gets them
     stopped, as they are outside pytest."""
-    names = getattr(item, "fixturenames", ())
-    registry.keep(any(name in _ROUTING for name in names))
+    registry.keep(not _ROUTING.isdisjoint(getattr(item, "fixturenames", ())))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     registry.keep(False)
 
 
-@pytest.hookimpl(hookwrapper=True)
+@pytest.hookimpl(hookwrapper=True)  # not wrapper=True: the pluggy of pytest 7.2 has none
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, Any, None]:
-    outcome = yield
-    report: pytest.TestReport = outcome.get_result()
-    if report.when == "call":  # the audit runs only after a test that passed
-        item.stash[_passed] = report.passed and not hasattr(report, "wasxfail")
+    report: pytest.TestReport = (yield).get_result()
+    when, stash = report.when, item.stash
+    if when == "call":  # the audit runs only after a test that passed
+        stash[_passed] = report.outcome == "passed" and not hasattr(report, "wasxfail")
+    if report.outcome != "failed":
+        if when == "teardown":  # the test's fakes go with it, not with the session
+            _forget(stash)
+        return
     try:
-        if report.failed:
-            _report(item, report)
+        _report(item, report)
     finally:
-        if report.when == "teardown":  # the test's fakes go with it, not with the session
-            if _factories in item.stash:
-                del item.stash[_factories]
-            if _clusters in item.stash:
-                del item.stash[_clusters]
+        if when == "teardown":
+            _forget(stash)
+
+
+def _forget(stash: pytest.Stash) -> None:
+    """Let the test's fakes go (its factory, its cluster)."""
+    if _factories in stash:
+        del stash[_factories]
+    if _clusters in stash:
+        del stash[_clusters]
 
 
 def _report(item: pytest.Item, report: pytest.TestReport) -> None:

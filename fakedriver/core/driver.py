@@ -86,8 +86,9 @@ class Driver:
         """The clock latency and hangs run on."""
         self.calls = Journal(maxlen=journal_size, max_bytes=journal_bytes)
         """The journal of every call, with assertion helpers."""
-        self.faults = Faults(persona.seed, self.clock, lambda: self.calls)
-        """The fault rules, phase and seed."""
+        #: the fault rules, made when first asked for (see `faults`): a fake whose test
+        #: sets none is not a reference cycle (the rules read the journal back)
+        self._faults: Faults | None = None
         self.state = state if state is not None else State()
         """What the driver knows: networks, endpoints, joins, pools, addresses, ..."""
         self.store = store
@@ -104,6 +105,21 @@ class Driver:
         #: the seeded RNG, made on the first call that needs it (seeding one costs about
         #: as much as the rest of a driver, and a cluster makes one driver per node)
         self._seeded: random.Random | None = None
+
+    @property
+    def faults(self) -> Faults:
+        """The fault rules, phase and seed."""
+        faults = self._faults
+        if faults is None:
+            with self._lock:  # one set of rules, whichever thread asks first
+                if self._faults is None:
+                    self._faults = Faults(self.persona.seed, self.clock, lambda: self.calls)
+                faults = self._faults
+        return faults
+
+    @faults.setter
+    def faults(self, faults: Faults) -> None:
+        self._faults = faults
 
     def _rng(self) -> random.Random:
         """The RNG seeded with the persona's seed (made now if it is not yet)."""
@@ -124,8 +140,9 @@ class Driver:
         with self._lock:
             self.restore(State())
             self.calls = self.calls.empty()  # a bounded journal stays bounded
-            self.faults.clear()
-            self.faults = Faults(self.persona.seed, self.clock, lambda: self.calls)
+            if self._faults is not None:
+                self._faults.clear()
+            self._faults = None  # a new one, reseeded, when next asked for
 
     def restore(self, state: State) -> None:
         """Take ``state`` (e.g. loaded from a file) as the driver's state, and reseed. With
@@ -154,7 +171,8 @@ class Driver:
     def may_block(self) -> bool:
         """Whether serving a call may wait: a timed rule (latency, a hold, a hang) could fire
         (see `Faults.may_block()`); other rules, and none, never make a call wait."""
-        return bool(self.faults.rules) and self.faults.may_block()
+        faults = self._faults
+        return faults is not None and bool(faults.rules) and faults.may_block()
 
     def handle(self, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
         """Serve one call, with no faults: ``path`` such as ``/NetworkDriver.Join``,
@@ -185,7 +203,10 @@ class Driver:
         """
         request = Request.read(path, body)  # the one decode of the body
         with self._lock:
-            fired = self.faults.select(request.method, request.fields) if self.faults.rules else []
+            faults = self._faults
+            fired = []
+            if faults is not None and faults.rules:
+                fired = faults.select(request.method, request.fields)
             if not fired:
                 return self._decide(request, ANSWERED)
         return self._fired(request, fired, timeout, gone)

@@ -24,7 +24,7 @@ from aioresponses.core import RequestMatch
 
 from ..core.http import CONTENT_TYPE, not_allowed
 from ..core.reply import Outcome, Reply
-from .registry import Registry
+from .registry import serves
 
 VERBS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
 #: aiohttp's own default: ``ClientTimeout(total=300)``.
@@ -136,7 +136,7 @@ def _patch() -> Callable[[], None]:
 
 
 #: The routes aiohttp calls are served by.
-ROUTES = Registry(_patch, _mock.reset)
+ROUTES = serves("aiohttp", _patch, _mock.reset)
 
 
 def _answer(reply: Reply, timeout: float | None) -> CallbackResult:

@@ -22,7 +22,7 @@ import httpx
 from ..core.http import CONTENT_TYPE, not_allowed
 from ..core.ports import Responder
 from ..core.reply import Outcome, Reply
-from .registry import Registry, Routed
+from .registry import Routed, serves
 
 _HEADERS = [(b"Content-Type", CONTENT_TYPE.encode())]
 
@@ -144,7 +144,7 @@ def _patch() -> Callable[[], None]:
 
 
 #: The routes httpx calls are served by.
-ROUTES = Registry(_patch)
+ROUTES = serves("httpx", _patch)
 
 
 def _path_method(request: httpx.Request) -> str:

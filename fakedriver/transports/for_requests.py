@@ -20,7 +20,7 @@ import responses
 
 from ..core.http import CONTENT_TYPE, not_allowed
 from ..core.reply import Outcome, Reply
-from .registry import Registry
+from .registry import serves
 
 
 class FakeAdapter(requests.adapters.HTTPAdapter):
@@ -80,7 +80,7 @@ def _patch() -> Callable[[], None]:
 
 
 #: The routes ``requests`` calls are served by.
-ROUTES = Registry(_patch, _reset)
+ROUTES = serves("requests", _patch, _reset)
 _adapter = FakeAdapter()
 
 

@@ -2,7 +2,13 @@
 one patch of that library that serves them, started with the first route and stopped
 with the last (or, while [`keep()`][fakedriver.transports.registry.keep] says so, kept
 started between routes, and only reset: the pytest plugin keeps it between the tests that
-use its fixtures)."""
+use its fixtures).
+
+A client library that is not imported yet costs nothing: neither its transport module nor
+its routing library is loaded, and nothing is patched, until the library is imported. A
+route active then has it patched as soon as its code has run, before the import returns
+(see `imports`): nothing can call it unpatched.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,11 @@ import importlib
 import importlib.util
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from ..core.ports import Responder
+from . import imports
 
 
 class Routed(Protocol):
@@ -41,9 +48,10 @@ class Registry:
 
     def __init__(
         self,
-        patch: Callable[[], Callable[[], None]],
+        patch: Callable[[], Callable[[], None]] | None,
         reset: Callable[[], None] | None = None,
     ) -> None:
+        #: ``None`` until it is known (`ClientRoutes`: when the transport module is loaded)
         self._patch = patch
         self._reset = reset
         self._routes: list[Routed] = []
@@ -64,7 +72,7 @@ class Registry:
             self._routes.append(route)
             for base in route.bases:
                 self._by_base.setdefault(base, []).append(route)
-            if self._stop is None:
+            if self._stop is None and self._patch is not None:
                 self._stop = self._patch()
 
     def detach(self, route: Routed) -> None:
@@ -121,8 +129,8 @@ def keep(kept: bool) -> None:
     reset instead of stopped, so that the next route costs no patching; or stop every
     idle patch now and from now on (``False``, the default). The pytest plugin keeps
     them between the tests that use its fixtures."""
-    _KEPT[0] = kept
-    if kept:
+    was, _KEPT[0] = _KEPT[0], kept
+    if kept or not was:  # not kept before: each patch stopped with its last route
         return
     for routes in _REGISTRIES:
         routes.settle()
@@ -156,29 +164,126 @@ class MissingExtra(ImportError):
     installed without it (its calls to a fake's URL would reach the network)."""
 
 
-#: Libraries found installed, each with the ``find_spec`` that found it: looking one up
-#: again scans ``sys.path`` (tens of microseconds), for every route a test starts.
-_found: dict[str, object] = {}
+class ClientRoutes(Registry):
+    """The routes of one client of `CLIENTS`. Its patch is its transport module's, loaded
+    once the client library is imported: by the first route if it is by then, else by the
+    import itself while a route is active (the transport module binds it, see `serves()`).
+    Routes attached before are served from then on."""
+
+    def __init__(self, client: str) -> None:
+        super().__init__(None)
+        module, needs, _ = CLIENTS[client]
+        self.client = client
+        self._module = f"{__package__}.{module}"
+        self._needs = needs
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the transport module is loaded (the patch is known)."""
+        return self._patch is not None
+
+    def bind(
+        self, patch: Callable[[], Callable[[], None]], reset: Callable[[], None] | None = None
+    ) -> ClientRoutes:
+        """What the transport module says as it loads: how to patch the library."""
+        with self._guard:
+            self._patch, self._reset = patch, reset
+        return self
+
+    def attach(self, route: Routed) -> None:
+        if self._patch is None:
+            self._load()  # outside the guard: loading imports, and an import takes locks
+        super().attach(route)  # started here if the transport is loaded
+        if self._patch is None:
+            with self._guard:  # as detach() does: watched while a route is active
+                if self._patch is None and route in self._routes:
+                    imports.watch(self._needs, self._imported)
+            if self._ready():  # imported before the watch began: its hook is not called
+                self._imported(None)
+
+    def _ready(self, done: str | None = None) -> bool:
+        """Whether the client library is imported and no library it needs is half imported
+        (``done`` excepted: its code has just run)."""
+        library = self._needs[0]
+        if sys.modules.get(library) is None:
+            return False
+        return not any(imports.initializing(name, done) for name in self._needs)
+
+    def _load(self, done: str | None = None) -> bool:
+        """Load the transport module if the client library is imported; whether it is."""
+        if self._patch is not None:
+            return True
+        library = self._needs[0]
+        if done is None and imports.initializing(library):
+            importlib.import_module(library)  # another thread's import: wait for its end
+        if not self._ready(done):
+            return False
+        importlib.import_module(self._module)  # which binds the patch
+        imports.unwatch(self._needs, self._imported)
+        return True
+
+    def _imported(self, name: str | None) -> None:
+        """One of the libraries was just imported (``name``): load the transport, and
+        start the patch if a route is active."""
+        if not self._load(name):
+            return
+        with self._guard:
+            if self._routes and self._stop is None and self._patch is not None:
+                self._stop = self._patch()
+
+    def _idle(self) -> None:
+        if self._patch is None:  # nothing to serve until another route comes
+            imports.unwatch(self._needs, self._imported)
+        super()._idle()
+
+
+#: Whether each library is installed, by what decides it: ``importlib.util.find_spec``
+#: (a test may replace it to hide one), ``sys.path``, and the libraries made unimportable
+#: (``sys.modules[name] = None``). Looking a library up scans ``sys.path`` (tens of
+#: microseconds), and every route asks.
+_installed: dict[tuple[object, ...], frozenset[str]] = {}
+#: Every library of `CLIENTS`.
+_LIBRARIES = tuple(dict.fromkeys(name for _, needs, _ in CLIENTS.values() for name in needs))
+
+
+def _key() -> tuple[object, ...]:
+    """What decides which libraries are installed (see `_installed`)."""
+    modules = sys.modules
+    hidden = tuple(name for name in _LIBRARIES if name in modules and modules[name] is None)
+    return importlib.util.find_spec, tuple(sys.path), hidden
+
+
+def _present_libraries(key: tuple[object, ...] | None = None) -> frozenset[str]:
+    """The libraries of `CLIENTS` installed here (worked out again when what decides it
+    changes, see `_installed`)."""
+    if key is None:
+        key = _key()
+    present = _installed.get(key)
+    if present is None:
+        present = frozenset(name for name in _LIBRARIES if _find(name))
+        if len(_installed) >= 16:
+            _installed.clear()
+        _installed[key] = present
+    return present
+
+
+def _find(name: str) -> bool:
+    if name in sys.modules and sys.modules[name] is None:  # made unimportable
+        return False
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a finder that refuses it, a module without a spec
+        return False
 
 
 def _present(name: str) -> bool:
-    if name in sys.modules and sys.modules[name] is None:  # made unimportable
-        return False
-    find = importlib.util.find_spec
-    if _found.get(name) is find:
-        return True
-    try:
-        present = find(name) is not None
-    except (ImportError, ValueError):  # a finder that refuses it, a module without a spec
-        return False
-    if present:
-        _found[name] = find
-    return present
+    return name in _present_libraries()
 
 
 def installed(client: str) -> bool:
     """Whether ``client`` can be routed here (its libraries are installed)."""
-    return all(_present(name) for name in CLIENTS[client][1])
+    present = _present_libraries()
+    return all(name in present for name in CLIENTS[client][1])
 
 
 def default_clients() -> list[str]:
@@ -186,12 +291,30 @@ def default_clients() -> list[str]:
     installed without its routing library is [`MissingExtra`][fakedriver.MissingExtra], naming the
     extra and how to name the clients instead: routing the others alone would let its calls reach
     the network without a word."""
+    return list(_defaults(_key()))
+
+
+#: `default_clients()` by what decides it (see `_installed`).
+_default: dict[tuple[object, ...], tuple[str, ...]] = {}
+
+
+def _defaults(key: tuple[object, ...]) -> tuple[str, ...]:
+    chosen = _default.get(key)
+    if chosen is None:
+        chosen = _choose(_present_libraries(key))
+        if len(_default) >= 16:
+            _default.clear()
+        _default[key] = chosen
+    return chosen
+
+
+def _choose(present: frozenset[str]) -> tuple[str, ...]:
     chosen, stranded = [], []
     for client, (_, needs, extra) in CLIENTS.items():
-        if installed(client):
+        if all(name in present for name in needs):
             chosen.append(client)
-        elif _present(needs[0]):
-            missing = " and ".join(name for name in needs[1:] if not _present(name))
+        elif needs[0] in present:
+            missing = " and ".join(name for name in needs[1:] if name not in present)
             stranded.append(
                 f"{client} is installed but {missing} is not, so fakedriver cannot route "
                 f"its calls and they would reach the network: pip install '{extra}'"
@@ -203,19 +326,48 @@ def default_clients() -> list[str]:
             f"{'; '.join(stranded)}; or name the clients to route: clients=[{listed}] "
             f"(of routed() or the fake_netdriver marker){where}"
         )
-    return chosen
+    return tuple(chosen)
 
 
-def registry(client: str) -> Registry:
+#: The routes of each client, made before any of its libraries is loaded.
+_ROUTES = {client: ClientRoutes(client) for client in CLIENTS}
+
+
+def registry(client: str) -> ClientRoutes:
     """The routes of ``client``; raises [`MissingExtra`][fakedriver.MissingExtra] naming what to
-    install."""
-    if client not in CLIENTS:
+    install. Nothing of the client is loaded here (see `ClientRoutes`)."""
+    routes = _ROUTES.get(client)
+    if routes is None:
         raise ValueError(f"unknown client {client!r}; known: {', '.join(CLIENTS)}")
-    module, needs, extra = CLIENTS[client]
     if not installed(client):
+        _, needs, extra = CLIENTS[client]
         raise MissingExtra(
             f"routing {client} calls needs {' and '.join(needs)}: pip install '{extra}'"
         )
-    name = f"{__package__}.{module}"
-    routes: Registry = (sys.modules.get(name) or importlib.import_module(name)).ROUTES
     return routes
+
+
+def routes_of(clients: Iterable[str] | None) -> tuple[tuple[str, ...], list[ClientRoutes]]:
+    """The clients a route serves (``None``: `default_clients()`) and their routes, as
+    `registry()` gives them, the installed libraries looked up once."""
+    key = _key()
+    if clients is None:
+        chosen = _defaults(key)
+        return chosen, [_ROUTES[client] for client in chosen]
+    chosen = tuple(clients)
+    present = _present_libraries(key)
+    for client in chosen:
+        if client not in _ROUTES or not present.issuperset(CLIENTS[client][1]):
+            registry(client)  # which raises, saying why
+    return chosen, [_ROUTES[client] for client in chosen]
+
+
+def serves(
+    client: str,
+    patch: Callable[[], Callable[[], None]],
+    reset: Callable[[], None] | None = None,
+) -> ClientRoutes:
+    """The routes of ``client``, now served by ``patch`` (started with the first route,
+    and stopped by what it returns) and reset by ``reset``: what its transport module
+    says as it loads."""
+    return _ROUTES[client].bind(patch, reset)

@@ -16,7 +16,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import quote
 
 from ..core.ports import Responder
-from .registry import base_of, default_clients, registry
+from .registry import base_of, routes_of
 
 #: The base URL a fake is routed at unless told otherwise (``routed()``, the fixture).
 DEFAULT_URL = "http://fake-netdriver"
@@ -62,11 +62,9 @@ class BaseRoute(Generic[F]):
         #: each URL form with its ``/``, in lower case, for `method_of()` (no pattern to
         #: compile: a cluster of 1,000 nodes makes 1,000 routes)
         self._prefixes = tuple((url + "/").lower() for url in urls)
-        if clients is None:
-            clients = default_clients()
         #: The client libraries this route serves.
-        self.clients = tuple(clients)
-        self._registries = [registry(client) for client in self.clients]
+        self.clients: tuple[str, ...]
+        self.clients, self._registries = routes_of(clients)
         self._active = False
 
     def method_of(self, url: str) -> str | None:
