@@ -218,12 +218,13 @@ class Driver:
         allowed. The check and the call are one step under the driver's lock, so a rule
         added meanwhile from another thread is seen by one or the other."""
         with self._lock:  # (the body is decoded only when it is served here: once)
-            if not self.faults.rules:
+            faults = self._faults
+            if faults is None or not faults.rules:
                 return self._decide(Request.read(path, body), ANSWERED)
-            if self.faults.may_block():
+            if faults.may_block():
                 return None
             request = Request.read(path, body)
-            fired = self.faults.select(request.method, request.fields)
+            fired = faults.select(request.method, request.fields)
             if not fired:
                 return self._decide(request, ANSWERED)
             return self._fired(request, fired, None, None)
