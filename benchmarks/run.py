@@ -824,7 +824,7 @@ def clusters(rounds: int) -> None:
     build, ratio = cluster.thousand(rounds)
     row("12b cluster of 1,000 nodes: built, routed, torn down", build, "<=", 1.0, "", " s")
     row("12c call to node-1000 of 1,000 (requests) vs one fake", ratio, "<=", 1.2)
-    row("12d call to a node (handle, 3 nodes) vs one fake", cluster.per_call(), "<=", 1.2)
+    row("12d call to a node (handle, 3 nodes) vs one fake", cluster.per_call(rounds), "<=", 1.2)
 
 
 # -- 6. docker run on a real dockerd ---------------------------------------------------------

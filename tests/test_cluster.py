@@ -3,6 +3,9 @@ fixture and its failure report (the checks between nodes: ``test_cluster_checks.
 
 from __future__ import annotations
 
+import copy
+import pickle
+import sys
 import threading
 
 import httpx
@@ -11,7 +14,7 @@ import requests
 from support import rawhttp
 
 import fakedriver
-from fakedriver import Cluster, Persona
+from fakedriver import Cluster, Persona, Timeline
 
 pytest_plugins = ["pytester"]
 
@@ -79,6 +82,64 @@ def test_calls_from_many_threads_keep_one_order_per_node() -> None:
     for name in cluster:
         mine = [c.call.index for c in cluster.calls if c.node == name]
         assert mine == list(range(50))
+
+
+def test_a_timeline_held_from_before_has_every_call_made_since() -> None:
+    """The timeline makes its NodeCalls when read: through any reference, every read
+    (length, truth, indexing, iteration, ``==``, ``in``) sees every call served before it."""
+    cluster = Cluster(2)
+    timeline = cluster.calls
+    assert not timeline and timeline == [] and len(timeline) == 0
+    cluster["node-2"].handle("/Plugin.Activate", b"")
+    assert timeline and len(timeline) == 1
+    cluster["node-1"].handle("/Plugin.Activate", b"")
+    assert timeline[1].seq == 1 and timeline[-1].node == "node-1"
+    cluster["node-2"].handle("/NetworkDriver.GetCapabilities", b"")
+    assert [c.node for c in reversed(timeline)] == ["node-2", "node-1", "node-2"]
+    cluster["node-1"].handle("/NetworkDriver.GetCapabilities", b"")
+    assert [c.seq for c in timeline] == [0, 1, 2, 3] and timeline is cluster.calls
+    copied = copy.copy(timeline)
+    cluster["node-1"].handle("/Plugin.Activate", b"")
+    assert type(copied) is Timeline and len(copied) == 4 and copied == timeline[:4]
+    assert timeline[4] in timeline and timeline[4] not in copied
+    assert pickle.loads(pickle.dumps(timeline)).methods == timeline.methods
+
+
+def test_reading_the_timeline_while_nodes_serve_loses_and_repeats_no_call() -> None:
+    cluster = Cluster(3)
+    done = threading.Event()
+    seen: list[int] = []
+    wrong: list[list[int]] = []
+
+    def serve(name: str) -> None:
+        for _ in range(300):
+            cluster[name].handle("/Plugin.Activate", b"")
+
+    def read() -> None:  # each read one snapshot: numbered from 0, nothing twice or left out
+        while not done.is_set():
+            calls = cluster.calls[:]
+            seen.append(len(calls))
+            if [c.seq for c in calls[-5:]] != list(range(len(calls)))[-5:]:
+                wrong.append([c.seq for c in calls[-5:]])
+
+    servers = [threading.Thread(target=serve, args=(n,)) for n in cluster]
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns as often as they can: races show
+    try:
+        for thread in readers + servers:
+            thread.start()
+        for thread in servers:
+            thread.join(timeout=30)
+    finally:
+        done.set()
+        for thread in readers:
+            thread.join(timeout=30)
+        sys.setswitchinterval(switch)
+    assert [c.seq for c in cluster.calls] == list(range(900))
+    for name in cluster:
+        assert [c.call.index for c in cluster.calls if c.node == name] == list(range(300))
+    assert wrong == [] and seen and max(seen) <= 900
 
 
 # -- partitions ----------------------------------------------------------------------------------

@@ -229,6 +229,57 @@ def test_an_address_handed_out_on_two_nodes_is_caught() -> None:
     assert any("handed out twice" in leak for leak in cluster.leaks())
 
 
+def local_network(cluster: Cluster, nid: str, v4: str, v6: str) -> None:
+    """``nid`` on every node of a local-scope cluster, with an IPv4 and an IPv6 pool."""
+    for node in cluster:
+        call(
+            cluster,
+            node,
+            "NetworkDriver.CreateNetwork",
+            NetworkID=nid,
+            IPv4Data=[{"AddressSpace": "LocalDefault", "Pool": v4}],
+            IPv6Data=[{"AddressSpace": "LocalDefault", "Pool": v6}],
+        )
+
+
+def endpoint(cluster: Cluster, node: str, nid: str, eid: str, v4: str, v6: str = "") -> None:
+    interface = {"Address": v4, "AddressIPv6": v6, "MacAddress": ""}
+    call(cluster, node, "NetworkDriver.CreateEndpoint", NetworkID=nid, EndpointID=eid,
+         Interface=interface)  # fmt: skip
+
+
+def test_an_ipv6_address_handed_out_on_two_nodes_is_caught_and_shown_as_text() -> None:
+    cluster = Cluster(3, scope="local")
+    local_network(cluster, "n", "10.0.0.0/24", "fd00::/64")
+    endpoint(cluster, "node-1", "n", "e1", "10.0.0.2/24", "fd00::2/64")
+    endpoint(cluster, "node-3", "n", "e3", "10.0.0.3/24", "fd00:0:0::2/64")  # the same IPv6
+    assert messages(cluster) == [
+        "address fd00::2 of network n handed out twice: endpoint e3 on node-3 and endpoint "
+        "e1 on node-1"
+    ]
+
+
+def test_an_address_on_another_network_or_given_back_first_is_no_finding() -> None:
+    """Each network's addresses are its own, and an address the endpoint holding it gave
+    back (DeleteEndpoint) may go to another node; the endpoint still holding it counts."""
+    cluster = Cluster(3, scope="local")
+    local_network(cluster, "a", "10.0.0.0/24", "fd00::/64")
+    local_network(cluster, "b", "10.0.0.0/24", "fd00::/64")
+    endpoint(cluster, "node-1", "a", "e1", "10.0.0.2/24", "fd00::2/64")
+    endpoint(cluster, "node-2", "b", "e2", "10.0.0.2/24", "fd00::2/64")
+    call(cluster, "node-1", "NetworkDriver.DeleteEndpoint", NetworkID="a", EndpointID="e1")
+    endpoint(cluster, "node-3", "a", "e3", "10.0.0.2/24")
+    assert messages(cluster) == []
+    endpoint(cluster, "node-1", "b", "e4", "10.0.0.9/24", "fd00::2/64")
+    endpoint(cluster, "node-2", "a", "e5", "10.0.0.2/24")
+    assert messages(cluster) == [
+        "address fd00::2 of network b handed out twice: endpoint e4 on node-1 and endpoint "
+        "e2 on node-2",
+        "address 10.0.0.2 of network a handed out twice: endpoint e5 on node-2 and endpoint "
+        "e3 on node-3",
+    ]
+
+
 def test_an_endpoint_on_a_node_without_the_network_is_caught() -> None:
     cluster = Cluster(3)
     swarm = Swarm(cluster)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, SupportsIndex
 from urllib.parse import urlsplit, urlunsplit
 
 from ..core.audit import LeakError
@@ -55,7 +55,43 @@ class NodeCall:
 
 
 class Timeline(list[NodeCall]):
-    """Every call served by every node, in the order the nodes served them."""
+    """Every call served by every node, in the order the nodes served them.
+
+    A cluster adds each call with `record()`, which keeps its node and its journal entry and
+    makes no object; the `NodeCall` is made when the timeline is next read or changed. So
+    a node's call pays nothing for the timeline, and every read (``len``, iteration,
+    indexing, ``==``, `of()`, ...) of any reference to the timeline sees every call recorded
+    before it.
+    """
+
+    def __init__(self, calls: Iterable[NodeCall] = ()) -> None:
+        super().__init__(calls)
+        #: node, call, node, call, ...: recorded, not yet made NodeCalls
+        self._recorded: list[Any] = []
+        self._making = threading.Lock()  # one reader makes them at a time
+
+    def record(self, node: str, call: Call) -> None:
+        """Add ``call``, served by ``node``, at the end. One writer at a time (a cluster
+        records under its lock); a reader takes no lock of the writer's: extending a list
+        by a tuple is one step under the GIL, so it never sees half a record."""
+        self._recorded.extend((node, call))
+
+    def _make(self) -> None:
+        """Make the NodeCalls of what was recorded, in order, at the end."""
+        recorded = self._recorded
+        if not recorded:
+            return
+        with self._making:
+            count = len(recorded)  # even: see record()
+            done = recorded[:count]
+            del recorded[:count]  # a record() meanwhile went after them
+            seq = list.__len__(self)
+            made = [NodeCall(seq + i, done[2 * i], done[2 * i + 1]) for i in range(count // 2)]
+            list.extend(self, made)
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
+        """Copied and pickled as a timeline of its calls, with nothing still recorded."""
+        return Timeline, (list(self),)
 
     def of(self, method: str, node: str | None = None, **fields: Any) -> list[NodeCall]:
         """The calls of ``method`` (on ``node``, if given) whose request matches ``fields``
@@ -76,10 +112,35 @@ class Timeline(list[NodeCall]):
 
     def format(self) -> str:
         """One line per call, each with its node: the timeline of a failure report."""
-        if not self:
+        calls = self[:]  # one read: calls recorded meanwhile are not half in it
+        if not calls:
             return "timeline: (none)\n"
-        width = id_width(c.call for c in self)  # the ids of every node, told apart
-        return "timeline:\n" + "".join(f"  {c.line(width)}\n" for c in self)
+        width = id_width(c.call for c in calls)  # the ids of every node, told apart
+        return "timeline:\n" + "".join(f"  {c.line(width)}\n" for c in calls)
+
+
+def _made_first(name: str) -> Any:
+    """The list method ``name``, run once the timeline's recorded calls are made."""
+    plain = getattr(list, name)
+
+    def method(self: Timeline, *args: Any) -> Any:
+        self._make()
+        return plain(self, *args)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = plain.__doc__
+    return method
+
+
+# every list method that reads or changes the items (list's own C code, e.g. list(timeline)
+# or ``[*timeline]``, reads them through __iter__, as of any subclass of list)
+for _name in (
+    "__add__", "__contains__", "__delitem__", "__eq__", "__ge__", "__getitem__", "__gt__",
+    "__iadd__", "__imul__", "__iter__", "__le__", "__len__", "__lt__", "__mul__", "__ne__",
+    "__repr__", "__reversed__", "__rmul__", "__setitem__", "append", "clear", "copy",
+    "count", "extend", "index", "insert", "pop", "remove", "reverse", "sort",
+):  # fmt: skip
+    setattr(Timeline, _name, _made_first(_name))
 
 
 @dataclass(frozen=True)
@@ -304,9 +365,8 @@ class Cluster:
     def _observe(self, name: str, fake: FakeNetDriver, call: Call) -> None:
         """A node's listener: runs under that node's lock, reads only that node's state."""
         with self._lock:
-            self.calls.append(NodeCall(len(self.calls), name, call))
-            changes = fake.changes  # what the call changed
-            for message in self.oracle.observe(name, fake.state, call, changes):
+            self.calls.record(name, call)  # its NodeCall is made when the timeline is read
+            for message in self.oracle.observe(name, fake.state, call, fake.changes):
                 self.violations.append(ClusterViolation(name, call.index, call.method, message))
 
     def leaks(self) -> list[str]:

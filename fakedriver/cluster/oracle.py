@@ -22,6 +22,7 @@ Findings are not refusals: the calls were answered as the single driver would.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,10 +32,14 @@ from ..core.changes import Change
 from ..core.journal import Call
 from ..core.persona import Persona
 from ..core.state import State
-from ..core.wire import IPAddress, IPAMData, IPNetwork
+from ..core.wire import IPAMData, IPNetwork
 
 #: The one call checked by its request: it changes nothing when the node lacks the network.
 CREATE_ENDPOINT = "NetworkDriver.CreateEndpoint"
+#: The changes that move an endpoint's addresses in or out of `Oracle.holders`.
+ENDPOINT_CHANGES = (c.EndpointCreated, c.EndpointRemoved)
+#: An address held by more than one endpoint: ``(address, its holders)`` (see `Oracle.holders`).
+Shared = tuple[bytes, tuple[tuple[str, str], ...]]
 #: The pools and gateways of a network: ``(IPv4 pairs, IPv6 pairs)``, as text.
 Layout = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]
 
@@ -53,8 +58,8 @@ class NodeView:
     """What the oracle knows of one node, as of its last call."""
 
     networks: dict[str, Layout] = field(default_factory=dict)
-    #: endpoint id -> (network id, its addresses)
-    endpoints: dict[str, tuple[str, tuple[IPAddress, ...]]] = field(default_factory=dict)
+    #: endpoint id -> (network id, its addresses as bytes: see `Oracle.holders`)
+    endpoints: dict[str, tuple[str, tuple[bytes, ...]]] = field(default_factory=dict)
     allocations: dict[str, Layout] = field(default_factory=dict)
     #: pool id -> (address space, pool)
     pools: dict[str, tuple[str, IPNetwork]] = field(default_factory=dict)
@@ -76,8 +81,13 @@ class Oracle:
     def __init__(self, persona: Persona, nodes: Iterable[str] = ()) -> None:
         self.persona = persona
         self.views: dict[str, NodeView] = {node: NodeView() for node in nodes}
-        #: (network id, address) -> the (node, endpoint id) pairs holding it
-        self.holders: dict[tuple[str, IPAddress], set[tuple[str, str]]] = {}
+        #: (network id, address) -> the (node, endpoint id) pairs holding it, oldest first
+        #: (usually one: a tuple, where a set would be one more object a call makes and the
+        #: garbage collector keeps walking). An address is its bytes (``packed``: 4 for IPv4,
+        #: 16 for IPv6), hashed and compared in C, where an ``ipaddress`` object does so in
+        #: Python, several times a call. A zone (``fe80::1%eth0``), which the bytes leave
+        #: out, never comes from a call: the wire refuses it.
+        self.holders: dict[tuple[str, bytes], tuple[tuple[str, str], ...]] = {}
         #: addresses whose node left: DiscoverDelete'd, by the node told of it
         self.left: dict[str, str] = {}
 
@@ -94,16 +104,23 @@ class Oracle:
         """Update ``node``'s view from the records ``changes`` name, as its ``state`` has
         them after ``call``; return the findings."""
         found: list[str] = []
-        body: dict[str, Any] = call.request if isinstance(call.request, dict) else {}
-        nid = body.get("NetworkID")
-        if call.method == CREATE_ENDPOINT and isinstance(nid, str):  # it may change nothing
-            found += self._endpoint_network(node, state, nid)
+        if call.method == CREATE_ENDPOINT:  # it may change nothing
+            body: dict[str, Any] = call.request if isinstance(call.request, dict) else {}
+            nid = body.get("NetworkID")
+            if isinstance(nid, str) and nid not in state.networks:
+                found += self._endpoint_network(node, nid)
         for change in changes:
-            found += self._apply(node, state, call, change)
+            if isinstance(change, ENDPOINT_CHANGES):  # the commonest, the shortest way
+                shared = self._sync_endpoint(node, state, change.endpoint_id)
+                if shared is not None and isinstance(change, c.EndpointCreated):
+                    found += self._unique(node, state, call, change.endpoint_id, shared)
+            else:
+                found += self._apply(node, state, call, change)
         return found
 
     def _apply(self, node: str, state: State, call: Call, change: Change) -> list[str]:
-        """Sync the view with the record ``change`` names; the findings it brings."""
+        """Sync the view with the record ``change`` names (not an endpoint's: see
+        `observe()`); the findings it brings."""
         if isinstance(change, c.NetworkChange):
             nid = change.network_id
             self._sync_network(node, state, nid)
@@ -116,12 +133,6 @@ class Oracle:
             self._sync_allocation(node, state, nid)
             if isinstance(change, c.NetworkFreed) and had and nid not in state.allocations:
                 return self._freed(node, nid)
-        elif isinstance(change, (c.EndpointCreated, c.EndpointRemoved)):
-            eid = change.endpoint_id
-            self._sync_endpoint(node, state, eid)
-            endpoint = state.endpoints.get(eid)
-            if isinstance(change, c.EndpointCreated) and endpoint and endpoint.call == call.index:
-                return self._unique(node, eid)
         elif isinstance(change, c.PoolChange):
             self._sync_pool(node, state, change.pool_id)
         elif isinstance(change, c.LeaseChange):
@@ -130,9 +141,8 @@ class Oracle:
             self._discovered(node, state, change)
         return []
 
-    def _endpoint_network(self, node: str, state: State, nid: str) -> list[str]:
-        if nid in state.networks:
-            return []
+    def _endpoint_network(self, node: str, nid: str) -> list[str]:
+        """A CreateEndpoint on ``node`` for ``nid``, which ``node`` does not have."""
         holders = [n for n, v in self.views.items() if n != node and nid in v.networks]
         allocators = [n for n, v in self.views.items() if nid in v.allocations]
         if not holders and not allocators:
@@ -169,15 +179,20 @@ class Oracle:
             f"{'has' if len(holders) == 1 else 'have'} it (DeleteNetwork on every node first)"
         ]
 
-    def _unique(self, node: str, eid: str) -> list[str]:
-        nid, mine = self.view(node).endpoints[eid]
-        found = []
-        for ip in mine:
-            for other, their_id in sorted(self.holders.get((nid, ip), ())):
+    def _unique(
+        self, node: str, state: State, call: Call, eid: str, shared: list[Shared]
+    ) -> list[str]:
+        """An endpoint that ``call`` created holds addresses others hold: those on other nodes."""
+        endpoint = state.endpoints.get(eid)
+        if endpoint is None or endpoint.call != call.index:
+            return []  # not this call's endpoint
+        nid, found = endpoint.network_id, []
+        for address, holders in shared:
+            for other, their_id in sorted(holders):
                 if other != node:
                     found.append(
-                        f"address {ip} of network {nid} handed out twice: endpoint {eid} on "
-                        f"{node} and endpoint {their_id} on {other}"
+                        f"address {ipaddress.ip_address(address)} of network {nid} handed out "
+                        f"twice: endpoint {eid} on {node} and endpoint {their_id} on {other}"
                     )
         return found
 
@@ -234,24 +249,37 @@ class Oracle:
         else:
             view.allocations[nid] = layout(allocation.ipv4_data, allocation.ipv6_data)
 
-    def _sync_endpoint(self, node: str, state: State, eid: str) -> None:
-        view, endpoint = self.view(node), state.endpoints.get(eid)
+    def _sync_endpoint(self, node: str, state: State, eid: str) -> list[Shared] | None:
+        """Index the addresses of endpoint ``eid`` as ``node`` has it now; those it shares
+        with other endpoints (of any node), with their holders (``None`` when it shares none,
+        the usual case)."""
+        view, endpoint = self.views.get(node) or self.view(node), state.endpoints.get(eid)
+        index, holder = self.holders, (node, eid)
         old = view.endpoints.pop(eid, None)
         if old is not None:
-            for ip in old[1]:
-                holders = self.holders[old[0], ip]
-                holders.discard((node, eid))
-                if not holders:
-                    del self.holders[old[0], ip]
-        if endpoint is not None:
-            v4, v6 = endpoint.address, endpoint.address_v6  # each .ip makes an address
-            if v4 is None:
-                ips: tuple[IPAddress, ...] = () if v6 is None else (v6.ip,)
-            else:
-                ips = (v4.ip,) if v6 is None else (v4.ip, v6.ip)
-            view.endpoints[eid] = (endpoint.network_id, ips)
-            for ip in ips:
-                self.holders.setdefault((endpoint.network_id, ip), set()).add((node, eid))
+            nid = old[0]
+            for address in old[1]:
+                holders = index[nid, address]
+                rest = () if holders == (holder,) else tuple(h for h in holders if h != holder)
+                if rest:
+                    index[nid, address] = rest
+                else:
+                    del index[nid, address]
+        if endpoint is None:
+            return None
+        nid, v4, v6 = endpoint.network_id, endpoint.address, endpoint.address_v6
+        if v4 is None:  # .packed is the address alone (.ip would make an address object)
+            mine: tuple[bytes, ...] = () if v6 is None else (v6.packed,)
+        else:
+            mine = (v4.packed,) if v6 is None else (v4.packed, v6.packed)
+        view.endpoints[eid] = (nid, mine)
+        shared = None
+        for address in mine:
+            key = (nid, address)
+            holders = index[key] = (*index.get(key, ()), holder)
+            if len(holders) > 1:
+                shared = [*(shared or ()), (address, holders)]
+        return shared
 
     def _sync_pool(self, node: str, state: State, pid: str) -> None:
         view, pool = self.view(node), state.pools.get(pid)
