@@ -76,12 +76,16 @@ NOT_TIMED: dict[str, Callable[[FakeNetDriver], object]] = {
     "a hold already spent": lambda fake: fake.faults.add(
         method=METHOD, kind="hold", times=1, seen=1, fired=1
     ),
+    "latency on another method": lambda fake: fake.faults.add(
+        method="NetworkDriver.Join", kind="latency", seconds=1
+    ),
 }
 
 #: Timed rules that could fire on the next call.
 TIMED: dict[str, Callable[[FakeNetDriver], object]] = {
     "latency": lambda fake: fake.faults.add(method=METHOD, kind="latency", seconds=0.001),
     "released hold": lambda fake: fake.faults.add(method=METHOD, kind="hold").release(),
+    "latency on every method": lambda fake: fake.faults.add(kind="latency", seconds=0.001),
 }
 
 

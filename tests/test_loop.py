@@ -192,12 +192,14 @@ def test_close_ends_the_loops_connections_and_serves_nothing_after(site: Site) -
 def test_respond_now_leaves_a_call_a_timed_rule_may_hold_untouched() -> None:
     fake = FakeNetDriver()
     rule = fake.faults.add(method="Plugin.Activate", kind="latency", seconds=5.0)
-    assert fake.respond_now("/NetworkDriver.GetCapabilities", b"") is None
+    assert fake.respond_now("/Plugin.Activate", b"") is None
     assert len(fake.calls) == 0 and rule.seen == 0
+    reply = fake.respond_now("/NetworkDriver.GetCapabilities", b"")  # no rule on it
+    assert reply is not None and reply.status == 200 and len(fake.calls) == 1
     fake.faults.clear()
     fake.faults.add(method="Plugin.Activate", kind="error", times=1)
     reply = fake.respond_now("/Plugin.Activate", b"")
-    assert reply is not None and b"injected fault" in reply.body and len(fake.calls) == 1
+    assert reply is not None and b"injected fault" in reply.body and len(fake.calls) == 2
     reply = fake.respond_now("/Plugin.Activate", b"")
     assert reply is not None and b"Err" not in reply.body
 
@@ -215,3 +217,17 @@ def test_a_rule_added_from_another_thread_while_the_loop_serves_is_honoured(site
         assert read_one(other).status == 200  # the loop is not the one held
         rule.release()
         assert read_one(sock).status == 200
+
+
+def test_a_timed_rule_on_one_method_leaves_the_others_on_the_loop(site: Site) -> None:
+    seen = _serving_threads(site.fake)
+    site.fake.faults.add(method="NetworkDriver.Join", kind="latency", seconds=0.05)
+    join = {"NetworkID": "n" * 64, "EndpointID": "e" * 64, "SandboxKey": "/x", "Options": {}}
+    with connect(site.path, WAIT) as sock:
+        sock.sendall(ACTIVATE)
+        assert read_one(sock).status == 200
+        sock.sendall(call("NetworkDriver.Join", join))  # refused (no such endpoint), late
+        assert read_one(sock).status != 0
+        sock.sendall(ACTIVATE)
+        assert read_one(sock).status == 200
+    assert seen[0] is site.loop and seen[1] is not site.loop and seen[2] is site.loop

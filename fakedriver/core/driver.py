@@ -213,15 +213,16 @@ class Driver:
 
     def respond_now(self, path: str, body: bytes) -> Reply | None:
         """`respond()` for a caller that must not wait (an event loop): ``None``, with
-        nothing selected, journaled or changed, when a timed rule could make the call wait
-        (see `may_block`); the caller then serves it through `respond()` where waiting is
-        allowed. The check and the call are one step under the driver's lock, so a rule
-        added meanwhile from another thread is seen by one or the other."""
+        nothing selected, journaled or changed, when a timed rule on the call's method
+        could make it wait (see `Faults.may_block()`); the caller then serves it through
+        `respond()` where waiting is allowed. The check and the call are one step under
+        the driver's lock, so a rule added meanwhile from another thread is seen by one or
+        the other."""
         with self._lock:  # (the body is decoded only when it is served here: once)
             faults = self._faults
             if faults is None or not faults.rules:
                 return self._decide(Request.read(path, body), ANSWERED)
-            if faults.may_block():
+            if faults.may_block(path.lstrip("/")):  # a timed rule on this method
                 return None
             request = Request.read(path, body)
             fired = faults.select(request.method, request.fields)

@@ -335,14 +335,16 @@ class Faults:
             return rule.name
         return f"{rule.name} (p={rule.probability}, seed {self.seed})"
 
-    def may_block(self) -> bool:
-        """Whether a call may wait now: a timed rule (latency, a hold, a hang) could fire,
-        in the current phase, with its schedule not spent. Any other rule only shapes the
+    def may_block(self, method: str | None = None) -> bool:
+        """Whether a call (of ``method``, when given) may wait now: a timed rule (latency, a
+        hold, a hang) on it could fire, in the current phase, with its schedule not spent.
+        A rule's ``match`` is not read (it could be met). Any other rule only shapes the
         answer, which never waits."""
         return any(
             rule.effect.timed
             and not rule.spent
             and (rule.phase is None or rule.phase == self.phase)
+            and (method is None or rule.method in ("*", method))
             for rule in self.rules
         )
 
