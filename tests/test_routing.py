@@ -173,6 +173,33 @@ def test_a_route_under_a_path_leaves_its_siblings_alone(server: str) -> None:
     assert fake.calls.methods == ["Plugin.Activate"]
 
 
+@pytest.mark.socket
+def test_a_routed_requests_call_skips_the_environment_another_call_reads_it(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A routed call never leaves the process: requests' scan of the environment for
+    proxies and a CA bundle is skipped (it was a fifth of the call); any other URL still
+    gets it, and a session's own settings still reach the routed call."""
+    read: list[str] = []
+    usual = requests.utils.get_environ_proxies
+
+    def watched(url: str, no_proxy: object = None) -> dict[str, str]:
+        read.append(url)
+        return usual(url, no_proxy)
+
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", watched)
+    monkeypatch.setenv("HTTP_PROXY", "http://192.0.2.1:9")  # never reached by either call
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    with fakedriver.routed(url=PLUGIN) as fake:
+        assert activate() == IMPLEMENTS
+        assert read == []
+        session = requests.Session()
+        session.verify = False
+        assert session.post(f"{PLUGIN}/Plugin.Activate", timeout=5).json() == IMPLEMENTS
+        assert requests.post(f"{server}/Plugin.Activate").text.startswith("the network")
+    assert read == [f"{server}/Plugin.Activate"] and len(fake.calls) == 2
+
+
 def test_a_user_mock_started_before_the_route_keeps_answering() -> None:
     with responses.RequestsMock() as user:
         user.get("http://api.example/v1", json={"from": "user mock"})

@@ -17,6 +17,7 @@ from typing import Any
 import requests
 import requests.adapters
 import responses
+from requests.sessions import merge_setting
 
 from ..core.http import CONTENT_TYPE, not_allowed
 from ..core.reply import Outcome, Reply
@@ -67,14 +68,32 @@ def _reset() -> None:
 
 def _patch() -> Callable[[], None]:
     usual = requests.Session.get_adapter
+    usual_merge = requests.Session.merge_environment_settings
 
     def get_adapter(self: requests.Session, url: str) -> requests.adapters.BaseAdapter:
         return _adapter if ROUTES.find(url) is not None else usual(self, url)
 
+    def merge_environment_settings(
+        self: requests.Session, url: str, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> dict[str, Any]:
+        """A call to a routed fake never leaves the process: no proxy or CA bundle of the
+        environment applies to it, so its settings are merged as with ``trust_env`` off,
+        without requests' two scans of ``os.environ`` (a fifth of a routed call's cost)."""
+        if ROUTES.find(url) is None:
+            return usual_merge(self, url, proxies, stream, verify, cert)
+        return {
+            "proxies": merge_setting(proxies, self.proxies),
+            "stream": merge_setting(stream, self.stream),
+            "verify": merge_setting(verify, self.verify),
+            "cert": merge_setting(cert, self.cert),
+        }
+
     requests.Session.get_adapter = get_adapter  # type: ignore[method-assign]
+    requests.Session.merge_environment_settings = merge_environment_settings  # type: ignore[method-assign]
 
     def stop() -> None:
         requests.Session.get_adapter = usual  # type: ignore[method-assign]
+        requests.Session.merge_environment_settings = usual_merge  # type: ignore[method-assign]
 
     return stop
 
