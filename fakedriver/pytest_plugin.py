@@ -315,25 +315,24 @@ def _persona(options: dict[str, Any]) -> Persona:
 @pytest.fixture
 def fake_netdriver_factory(request: pytest.FixtureRequest) -> Iterator[FakeNetDriverFactory]:
     """A factory of routed ``FakeNetDriver`` instances for this test."""
-    factory, made = _factory(request)
+    factory, made = _factory(request.node)
     yield factory
     if made:
         factory.close(passed=request.node.stash.get(_passed, False))
 
 
-def _factory(request: pytest.FixtureRequest) -> tuple[FakeNetDriverFactory, bool]:
-    """The test's factory, and whether it is made now: the fixture that makes it (the
-    first of ``fake_netdriver_factory`` and ``fake_netdriver`` set up, so the last torn
-    down) closes it. ``fake_netdriver`` makes it itself, not through the factory fixture:
-    one fixture less to set up and tear down, for every test."""
-    node = request.node
-    factory = node.stash.get(_factories, None)
+def _factory(item: pytest.Item) -> tuple[FakeNetDriverFactory, bool]:
+    """The factory of the test ``item``, and whether it is made now: the fixture that
+    makes it (the first of ``fake_netdriver_factory`` and ``fake_netdriver`` set up, so
+    the last torn down) closes it. ``fake_netdriver`` makes it itself, not through the
+    factory fixture: one fixture less to set up and tear down, for every test."""
+    factory = item.stash.get(_factories, None)
     if factory is not None:
         return factory, False
-    config = request.config
-    marker = node.get_closest_marker("fake_netdriver")
-    factory = FakeNetDriverFactory(config, marker, request.path.parent, _served_pool(config))
-    node.stash[_factories] = factory
+    config = item.config
+    marker = item.get_closest_marker("fake_netdriver")
+    factory = FakeNetDriverFactory(config, marker, item.path.parent, _served_pool(config))
+    item.stash[_factories] = factory
     return factory, True
 
 
@@ -347,16 +346,26 @@ def _served_pool(config: pytest.Config) -> ServedPool:
     return pool
 
 
+def _item(fixture: str) -> pytest.Item:
+    """The test a fixture is set up for: the one being run (see `_running`). The routing
+    fixtures find it there rather than ask for pytest's ``request``: a fixture that asks
+    for ``request`` costs pytest about as much again as one that does not."""
+    if not _running:
+        raise RuntimeError(f"{fixture} is set up only while pytest runs a test")
+    return _running[-1]
+
+
 @pytest.fixture
-def fake_netdriver(request: pytest.FixtureRequest) -> Iterator[FakeNetDriver]:
+def fake_netdriver() -> Iterator[FakeNetDriver]:
     """A ``FakeNetDriver`` routed at ``fake_netdriver.url`` for this test (the first fake
     of its ``fake_netdriver_factory``)."""
-    factory, made = _factory(request)
+    item = _item("fake_netdriver")
+    factory, made = _factory(item)
     try:
         yield factory()
     finally:
         if made:
-            factory.close(passed=request.node.stash.get(_passed, False))
+            factory.close(passed=item.stash.get(_passed, False))
 
 
 @pytest.fixture
@@ -369,11 +378,12 @@ def fake_netdriver_server(fake_netdriver_factory: FakeNetDriverFactory) -> Serve
 
 
 @pytest.fixture
-def fake_netdriver_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+def fake_netdriver_cluster() -> Iterator[Cluster]:
     """A [`fakedriver.Cluster`][fakedriver.Cluster] routed for this test: ``nodes`` fakes (3 by
     default), each at its own URL; at teardown its partitions heal and held calls go on, and with
     ``audit=True`` (or the ``fake_netdriver_audit`` ini option) ``assert_clean()`` runs."""
-    config, marker = request.config, request.node.get_closest_marker("fake_netdriver_cluster")
+    item = _item("fake_netdriver_cluster")
+    config, marker = item.config, item.get_closest_marker("fake_netdriver_cluster")
     options: dict[str, Any] = {
         "strict": config.getini("fake_netdriver_strict"),
         "seed": int(config.getini("fake_netdriver_seed")),
@@ -390,18 +400,24 @@ def fake_netdriver_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         options.pop("persona", None)
         options = {"persona": _persona({"scope": "global", **options})}
     cluster = Cluster(**where, **options)
-    request.node.stash[_clusters] = cluster
+    item.stash[_clusters] = cluster
     with cluster:
         yield cluster
-    if audit and request.node.stash.get(_passed, False):
+    if audit and item.stash.get(_passed, False):
         cluster.assert_clean()
+
+
+#: The tests being run, the innermost last: a test, from its setup to its teardown's
+#: report (a test may run a pytest session of its own, whose tests come and go above it).
+_running: list[pytest.Item] = []
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Keep the client libraries' patches started for a test that routes (the first one
     starts them, the next ones find them started); a test that does not gets them
-    stopped, as they are outside pytest."""
+    stopped, as they are outside pytest. The test is the one being run from now on."""
+    _running.append(item)
     registry.keep(not _ROUTING.isdisjoint(getattr(item, "fixturenames", ())))
 
 
@@ -419,17 +435,24 @@ def pytest_runtest_makereport(
         stash[_passed] = report.outcome == "passed" and not hasattr(report, "wasxfail")
     if report.outcome != "failed":
         if when == "teardown":  # the test's fakes go with it, not with the session
-            _forget(stash)
+            _forget(item)
         return
     try:
         _report(item, report)
     finally:
         if when == "teardown":
-            _forget(stash)
+            _forget(item)
 
 
-def _forget(stash: pytest.Stash) -> None:
-    """Let the test's fakes go (its factory, its cluster)."""
+def _forget(item: pytest.Item) -> None:
+    """The test ends: it is no longer being run; let its fakes go (its factory, its
+    cluster)."""
+    running = _running
+    if running and running[-1] is item:
+        running.pop()
+    elif item in running:  # and the tests of a session it ran that did not end
+        del running[running.index(item) :]
+    stash = item.stash
     if _factories in stash:
         del stash[_factories]
     if _clusters in stash:

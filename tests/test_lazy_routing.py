@@ -249,3 +249,40 @@ def test_fake_netdriver_makes_the_factory_it_shares_with_the_factory_fixture(
     pytester.makepyfile(test_inner=INNER_FIXTURES)
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=4)
+
+
+NESTED_INNER = """
+def test_inner(fake_netdriver):
+    assert fake_netdriver.url == "http://fake-netdriver"
+"""
+
+NESTED_OUTER = '''
+import pytest
+import requests
+
+pytest_plugins = ["pytester"]
+
+INNER = {inner!r}
+
+def test_outer(request, pytester):
+    pytester.makepyfile(test_inner=INNER)
+    pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    fake = request.getfixturevalue("fake_netdriver")  # after the inner session's test
+    cluster = request.getfixturevalue("fake_netdriver_cluster")
+    from fakedriver.pytest_plugin import _clusters, _factories, _running
+    assert _running == [request.node]  # the inner session's test is no longer run
+    assert request.node.stash[_factories].fakes == [fake]
+    assert request.node.stash[_clusters] is cluster
+    requests.post(fake.url + "/Plugin.Activate", timeout=5).raise_for_status()
+    fake.calls.assert_called("Plugin.Activate")
+'''
+
+
+def test_a_fixture_set_up_after_a_session_the_test_ran_is_the_tests_own(
+    pytester: pytest.Pytester,
+) -> None:
+    """The routing fixtures find their test without pytest's ``request``: one a test sets up
+    after it ran a pytest session in-process (whose own tests came and went) is its own."""
+    pytester.makepyfile(test_outer=NESTED_OUTER.format(inner=NESTED_INNER))
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
