@@ -17,7 +17,7 @@ from support.rawhttp import Served, connect, read_one, system_python
 from support.rawhttp import request as raw_request
 
 from fakedriver.cli.args import ARGV_TOKEN, MAX_TOKEN, TOKEN_ENV, control_token, parser
-from fakedriver.server.server import ServeError
+from fakedriver.server.files import ServeError
 
 TOKEN = "s3cret-0f1e2d3c4b5a"
 

@@ -25,7 +25,8 @@ from fakedriver import FakeNetDriver, serving
 from fakedriver.cli.args import parser
 from fakedriver.server.control import control
 from fakedriver.server.dashboard import Dashboard, Remote, listen, local
-from fakedriver.server.server import PluginServer, ServeError
+from fakedriver.server.files import ServeError
+from fakedriver.server.server import PluginServer
 
 pytestmark = pytest.mark.socket  # the socket tier: the dashboard's listener, its servers
 

@@ -23,7 +23,8 @@ from fakedriver import FakeNetDriver
 from fakedriver.cli.args import MOST, parser
 from fakedriver.core.state import State
 from fakedriver.persist.store import Store, peek_state
-from fakedriver.server.server import PluginServer, ServeError
+from fakedriver.server.files import ServeError
+from fakedriver.server.server import PluginServer
 
 
 # -- numeric flags ------------------------------------------------------------------------

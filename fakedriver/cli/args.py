@@ -17,7 +17,8 @@ from ..core.journal import FIELD_LIMIT, SERVE_BYTES
 from ..plugin.bundle import DATA, BundleError
 from ..server.connection import Limits
 from ..server.dashboard import loopback
-from ..server.server import PLUGIN_DIR, SPEC_DIR, ServeError
+from ..server.files import ServeError
+from ..server.server import PLUGIN_DIR, SPEC_DIR
 from .check import check_parser
 from .dashboard import dashboard_parser
 from .files import open_regular

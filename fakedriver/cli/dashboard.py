@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from ..plugin.bundle import socket_path
 from ..server.dashboard import Remote, listen, url
-from ..server.server import ServeError
+from ..server.files import ServeError
 
 
 class Stop(Protocol):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import stat
 
-from ..server.server import ServeError
+from ..server.files import ServeError
 
 #: What a file that is not a regular one is, for the refusal.
 _KINDS = (

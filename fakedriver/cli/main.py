@@ -25,8 +25,9 @@ from ..plugin.bundle import BundleError
 from ..server.connection import Limits
 from ..server.control import control
 from ..server.dashboard import listen, local, loopback, url
+from ..server.files import ServeError
 from ..server.log import printable
-from ..server.server import PLUGIN_DIR, SPEC_DIR, PluginServer, ServeError
+from ..server.server import PLUGIN_DIR, SPEC_DIR, PluginServer
 from ..server.veth import Checkpointed, VethLinks, reconcile
 from .args import (
     ARGV_TOKEN,

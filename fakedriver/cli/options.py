@@ -14,7 +14,7 @@ import tomllib
 from typing import Any
 
 from ..core.persona import Persona
-from ..server.server import ServeError
+from ..server.files import ServeError
 from .files import read_regular
 
 #: Fields whose value is structured: given as JSON on the command line.

@@ -23,7 +23,7 @@ from typing import IO, Any
 from .. import __version__
 from ..fake import FakeNetDriver
 from ..server.connection import Answer, Connection, Limits, Request
-from ..server.server import claim_socket
+from ..server.files import claim_socket
 from .client import Client, Target
 
 #: The session format's version (the ``session`` marker's ``format``).

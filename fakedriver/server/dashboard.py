@@ -40,8 +40,9 @@ from urllib.parse import parse_qs, urlsplit
 from ..core.http import encode
 from .connection import Answer, Limits, Request
 from .control import control
+from .files import ServeError
 from .page import policy, render
-from .server import PluginServer, ServeError
+from .server import PluginServer
 
 if TYPE_CHECKING:
     from ..fake import FakeNetDriver
