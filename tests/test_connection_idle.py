@@ -57,3 +57,15 @@ def test_an_answered_connection_is_idle_since_its_answer_however_late_its_thread
         theirs.close()
         thread.join(WAIT)
         assert not thread.is_alive()
+
+
+def test_a_connection_whose_next_request_has_begun_to_arrive_is_not_evicted() -> None:
+    """Bytes of a request still unread in the socket make a connection busy, not idle:
+    the server's loop may not have read them yet when a newcomer needs room."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        waiting = connection(ours)
+        theirs.sendall(b"POST /Plugin.Activate HTTP/1.1\r\n")
+        assert not waiting.evict() and not waiting.closing
+        ours.recv(64)  # read: the connection is what its state says (idle, here)
+        assert waiting.evict() and waiting.closing

@@ -206,9 +206,10 @@ class Connection:
 
     # -- idle or busy, and stopped by the server ------------------------------------------
     def evict(self) -> bool:
-        """Close the connection if it is idle; whether it was (and is now closed)."""
+        """Close the connection if it is idle; whether it was (and is now closed). One
+        whose client has sent the start of a request that is not read yet is not idle."""
         with self._lock:
-            if self.closing or self.idle_since is None:
+            if self.closing or self.idle_since is None or self._unread():
                 return False
             self.closing = True
         hang_up(self.sock)  # its thread wakes from recv() (the loop sees it end) and ends
@@ -226,6 +227,13 @@ class Connection:
         else:
             with contextlib.suppress(OSError):
                 self.sock.shutdown(socket.SHUT_RD)
+
+    def _unread(self) -> bool:
+        """Whether the client has sent bytes not read yet (not the end of its side)."""
+        try:
+            return self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+        except OSError:  # nothing to read (BlockingIOError), or the socket is gone
+            return False
 
     def _idle(self) -> None:
         with self._lock:
