@@ -55,12 +55,6 @@ class Store(Protocol):
 class Responder(Protocol):
     """What a transport serves a call on: a fake (its driver)."""
 
-    @property
-    def may_block(self) -> bool:
-        """Whether serving a call may wait (a timed rule could fire: latency, a hold, a
-        hang): when not, a transport on an event loop serves the call inline rather than
-        in a worker thread."""
-
     def respond(
         self,
         path: str,

@@ -99,6 +99,11 @@ class Refused(Exception):
         self.status, self.message = status, message
 
 
+def _internal(exc: Exception) -> Refused:
+    """A bug in the fake, answered as a refusal in the protocol's dialect all the same."""
+    return Refused(500, f"internal error in fakedriver: {exc!r}")
+
+
 class _Closed(Exception):
     """The client closed the connection, or left it idle too long."""
 
@@ -199,6 +204,12 @@ class Connection:
         self.end()
         return False
 
+    def blocking(self, blocking: bool) -> None:
+        """Make the socket wait in its calls (in a thread, which sets its own timeouts), or
+        never (on the loop)."""
+        self.sock.setblocking(blocking)
+        self.timeout = None if blocking else 0.0
+
     def end(self) -> None:
         """Close the connection under the client."""
         hang_up(self.sock)
@@ -286,7 +297,7 @@ class Connection:
         try:
             answer = self.app(request, gone(self.sock))
         except Exception as exc:  # a bug in the fake: still a response, in the protocol
-            self._refuse(Refused(500, f"internal error in fakedriver: {exc!r}"), wait=True)
+            self._refuse(_internal(exc), wait=True)
             return False
         return self._send(answer, wait=True)
 
@@ -309,7 +320,7 @@ class Connection:
                 try:
                     answer = self.quick(request)
                 except Exception as exc:  # a bug in the fake: as in a thread
-                    raise Refused(500, f"internal error in fakedriver: {exc!r}") from None
+                    raise _internal(exc) from None
                 if answer is None:  # it may wait: a thread serves it
                     self._whole = request
                     return THREAD

@@ -63,8 +63,7 @@ class Loop:
 
     def add(self, connection: Connection) -> None:
         """Serve ``connection`` here (on the loop's thread)."""
-        connection.sock.setblocking(False)
-        connection.timeout = 0.0
+        connection.blocking(False)
         self.selector.register(connection.sock, selectors.EVENT_READ, connection)
         self.connections.add(connection)
         self._due = min(self._due, connection.expiry())
@@ -129,8 +128,7 @@ class Loop:
             return
         self._forget(connection, closed=outcome == CLOSED)
         if outcome != CLOSED:
-            connection.sock.setblocking(True)  # its thread sets its own timeouts
-            connection.timeout = None
+            connection.blocking(True)
             self.threaded(connection)
 
     def _forget(self, connection: Connection, closed: bool) -> None:

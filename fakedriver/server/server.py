@@ -404,10 +404,14 @@ class PluginServer:
         connections served on its loop are closed (each idle, or in a request not yet
         whole, which is not served); those in threads of their own go on until
         `close()`."""
+        self._signal_stop()
+        self._stopped.wait()
+
+    def _signal_stop(self) -> None:
+        """Tell `serve_forever()` to stop (its loop wakes to see it), without waiting."""
         self._stop.set()
         with contextlib.suppress(OSError):
             self._wake.send(b"\0")
-        self._stopped.wait()
 
     def close(self, grace: float = GRACE) -> None:
         """Stop listening and remove the socket and spec file (if they are still the ones
@@ -416,9 +420,7 @@ class PluginServer:
         client left) and wait up to ``grace`` seconds for them; those left are cut off.
         Then write what is left to log. Once it returns, no connection of this server
         starts another call."""
-        self._stop.set()
-        with contextlib.suppress(OSError):
-            self._wake.send(b"\0")
+        self._signal_stop()
         with self._open_lock:  # before the loop is waited for: it may be serving a call
             for connection in self._open:
                 connection.stop()
