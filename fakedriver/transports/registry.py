@@ -17,10 +17,12 @@ import importlib.util
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from ..core.ports import Responder
 from . import imports
+
+T = TypeVar("T")
 
 
 class Routed(Protocol):
@@ -253,18 +255,25 @@ def _key() -> tuple[object, ...]:
     return importlib.util.find_spec, tuple(sys.path), hidden
 
 
+def _memo(cache: dict[tuple[object, ...], T], key: tuple[object, ...], make: Callable[[], T]) -> T:
+    """``cache[key]``, made by ``make`` when missing; the cache holds at most 16 keys."""
+    value = cache.get(key)
+    if value is None:
+        value = make()
+        if len(cache) >= 16:
+            cache.clear()
+        cache[key] = value
+    return value
+
+
 def _present_libraries(key: tuple[object, ...] | None = None) -> frozenset[str]:
     """The libraries of `CLIENTS` installed here (worked out again when what decides it
     changes, see `_installed`)."""
-    if key is None:
-        key = _key()
-    present = _installed.get(key)
-    if present is None:
-        present = frozenset(name for name in _LIBRARIES if _find(name))
-        if len(_installed) >= 16:
-            _installed.clear()
-        _installed[key] = present
-    return present
+    return _memo(
+        _installed,
+        _key() if key is None else key,
+        lambda: frozenset(name for name in _LIBRARIES if _find(name)),
+    )
 
 
 def _find(name: str) -> bool:
@@ -276,14 +285,14 @@ def _find(name: str) -> bool:
         return False
 
 
-def _present(name: str) -> bool:
-    return name in _present_libraries()
-
-
 def installed(client: str) -> bool:
     """Whether ``client`` can be routed here (its libraries are installed)."""
-    present = _present_libraries()
-    return all(name in present for name in CLIENTS[client][1])
+    return _covers(_present_libraries(), client)
+
+
+def _covers(present: frozenset[str], client: str) -> bool:
+    """Whether ``present`` holds every library ``client`` needs."""
+    return present.issuperset(CLIENTS[client][1])
 
 
 def default_clients() -> list[str]:
@@ -299,19 +308,13 @@ _default: dict[tuple[object, ...], tuple[str, ...]] = {}
 
 
 def _defaults(key: tuple[object, ...]) -> tuple[str, ...]:
-    chosen = _default.get(key)
-    if chosen is None:
-        chosen = _choose(_present_libraries(key))
-        if len(_default) >= 16:
-            _default.clear()
-        _default[key] = chosen
-    return chosen
+    return _memo(_default, key, lambda: _choose(_present_libraries(key)))
 
 
 def _choose(present: frozenset[str]) -> tuple[str, ...]:
     chosen, stranded = [], []
     for client, (_, needs, extra) in CLIENTS.items():
-        if all(name in present for name in needs):
+        if _covers(present, client):
             chosen.append(client)
         elif needs[0] in present:
             missing = " and ".join(name for name in needs[1:] if name not in present)
@@ -357,7 +360,7 @@ def routes_of(clients: Iterable[str] | None) -> tuple[tuple[str, ...], list[Clie
     chosen = tuple(clients)
     present = _present_libraries(key)
     for client in chosen:
-        if client not in _ROUTES or not present.issuperset(CLIENTS[client][1]):
+        if client not in _ROUTES or not _covers(present, client):
             registry(client)  # which raises, saying why
     return chosen, [_ROUTES[client] for client in chosen]
 
