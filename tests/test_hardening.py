@@ -14,7 +14,6 @@ import json
 import os
 import resource
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from support.rawhttp import (
     request,
     until_eof,
 )
+from support.serve_env import running
 
 from fakedriver import FakeNetDriver
 from fakedriver.server.connection import Limits
@@ -77,14 +77,11 @@ def site(short_dir: Path) -> Iterator[Site]:
     server = PluginServer(
         fake, socket_path=path, control=lambda *a: control(fake, *a), limits=LIMITS, log=log
     )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Site(fake, path, log, server)
-    finally:
-        fake.release_rules()
-        server.close()
-        thread.join(5)
+    with running(server):
+        try:
+            yield Site(fake, path, log, server)
+        finally:
+            fake.release_rules()
 
 
 def refused(raw: bytes, status: int, key: str = "Err") -> str:

@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 import pytest
 from support.rawhttp import call, connect, eventually, read_one, request, until_eof
+from support.serve_env import running
 
 from fakedriver import FakeNetDriver
 from fakedriver.server.connection import Limits
@@ -46,15 +47,11 @@ def _site(folder: Path, limits: Limits) -> Iterator[Site]:
     fake = FakeNetDriver()
     path = str(folder / "l.sock")
     server = PluginServer(fake, socket_path=path, limits=limits, control=partial(control, fake))
-    loop = threading.Thread(target=server.serve_forever, daemon=True)
-    loop.start()
-    try:
-        yield Site(fake, server, path, loop)
-    finally:
-        fake.release_rules()
-        server.close()
-        loop.join(WAIT)
-        assert not loop.is_alive()
+    with running(server, WAIT) as loop:
+        try:
+            yield Site(fake, server, path, loop)
+        finally:
+            fake.release_rules()
 
 
 def _serving_threads(fake: FakeNetDriver) -> list[threading.Thread]:

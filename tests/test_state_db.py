@@ -58,6 +58,15 @@ def attached(fake: FakeNetDriver, path: Path) -> tuple[FakeNetDriver, Store]:
     return driving(fake, store), store
 
 
+def reloaded(path: Path) -> State:
+    """The state the database at ``path`` holds, loaded as a new start loads it."""
+    again = Store.open(str(path))
+    try:
+        return again.load()
+    finally:
+        again.close()
+
+
 def driving(fake: FakeNetDriver, store: Store) -> FakeNetDriver:
     """A driver made as ``fake`` (persona, links, clock), on its state, committing each
     call to ``store``, which holds that state already."""
@@ -438,11 +447,7 @@ def test_a_rich_state_round_trips_through_the_database(short_dir: Path) -> None:
     build_rich_state(fake)
     fake, store = attached(fake, short_dir / "state.db")
     store.close()
-    again = Store.open(str(short_dir / "state.db"))
-    try:
-        loaded = again.load()
-    finally:
-        again.close()
+    loaded = reloaded(short_dir / "state.db")
     assert loaded.snapshot() == {**fake.state.snapshot(), "run": 1}
     assert peek_state(str(short_dir / "state.db")).run == 1  # the new run is saved at once
     network = loaded.networks[NET]
@@ -459,11 +464,7 @@ def test_a_node_in_any_spelling_is_saved_as_it_loads(short_dir: Path, sent: str)
     data = {"Address": sent, "BindAddress": sent, "Self": False}
     Wire(fake).ok("NetworkDriver.DiscoverNew", {"DiscoveryType": 1, "DiscoveryData": data})
     store.close()
-    again = Store.open(str(short_dir / "state.db"))
-    try:
-        loaded = again.load()
-    finally:
-        again.close()
+    loaded = reloaded(short_dir / "state.db")
     assert loaded.snapshot() == {**fake.state.snapshot(), "run": 1}
 
 

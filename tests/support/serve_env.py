@@ -17,12 +17,15 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import pytest
+
+from fakedriver.server.server import PluginServer
 
 Address = str | tuple[str, int]  # a unix socket path, or a TCP (host, port)
 
@@ -215,3 +218,17 @@ class Launcher:
     def kill_all(self) -> None:
         for served in self.started:
             served.kill()
+
+
+@contextlib.contextmanager
+def running(server: PluginServer, wait: float = 5.0) -> Iterator[threading.Thread]:
+    """``server`` serving in a thread of its own (given) until the block ends; then it is
+    closed and its thread has ended within ``wait`` seconds (a hang fails the test)."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        server.close()
+        thread.join(wait)
+        assert not thread.is_alive(), "the server's thread did not end"
