@@ -313,12 +313,14 @@ def _serve(args: argparse.Namespace, stop: StopSignals) -> int:
                 servers.append(page)
             _say(args, f"fakedriver: dashboard on {url(page, dashboard)}")
         stop.started()
-        for each in servers:
-            threading.Thread(target=each.serve_forever, daemon=True).start()
         banner = f"fakedriver: serving on {server.address}{where}"
         if args.log_format == "json":  # keep the stream JSON lines throughout
             banner = json.dumps({"event": "serving", "message": banner})
+        # said before any call can be served (the sockets listen already): the loop serves
+        # a call at once, and its log line must not come before this one, or inside it
         print(banner, file=sys.stderr, flush=True)
+        for each in servers:
+            threading.Thread(target=each.serve_forever, daemon=True).start()
         stop.wait()
     finally:
         with stop.deferred():  # the way out is not cut either
